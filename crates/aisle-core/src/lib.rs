@@ -1,0 +1,15 @@
+//! Domain types shared by every aisle crate.
+//!
+//! External ids (what a shop calls its users and products) are strings; inside aisle every
+//! user and item gets a dense integer id ([`UserId`], [`ItemId`]) so that models index plain
+//! arrays. The store owns the mapping and keeps it stable across restarts.
+//!
+//! This crate depends on nothing internal and knows nothing about storage or transport.
+
+mod event;
+mod ids;
+mod item;
+
+pub use event::{Event, EventKind, EventPayload, ParseKindError, RawEvent};
+pub use ids::{ItemId, SessionId, UserId};
+pub use item::{Item, User};

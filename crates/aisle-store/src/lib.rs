@@ -1,0 +1,123 @@
+//! The event and catalogue store.
+//!
+//! Callers see two capability traits: [`ReadStore`] (look up and scan) and [`Store`]
+//! (everything a reader can do, plus opening a [`StoreWriter`]). A writer stages users, items
+//! and events and makes them visible and durable together on [`StoreWriter::commit`], or not
+//! at all when it is dropped: that is what lets an import be rejected without leaving half of
+//! itself behind, and what makes "acknowledged" mean "on disk".
+//!
+//! Implementations: [`MemStore`] for tests and throw-away runs, and [`RedbStore`], the
+//! embedded default. [`open`] picks one from a URI so that an external database can be added
+//! later without touching callers.
+//!
+//! Events are keyed by `(timestamp, fingerprint)`: a scan returns them in time order and the
+//! same event written twice (a re-imported file, a retried request) is stored once. An event
+//! that appears several times *within one write* (two identical rows of a source file) is
+//! kept that many times, because some sources really do repeat a line (CDNOW has two
+//! purchases of the same value on the same day); cleaning can merge them later.
+
+mod error;
+mod mem;
+mod redb_store;
+mod staging;
+
+use std::path::Path;
+
+use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+
+pub use error::{Error, Result};
+pub use mem::MemStore;
+pub use redb_store::RedbStore;
+
+/// Sizes of what a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Users known (from the user table or from events).
+    pub users: usize,
+    /// Items known (from the catalogue or from events).
+    pub items: usize,
+    /// Events stored.
+    pub events: usize,
+}
+
+/// What a committed write changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Users created (explicitly or by their first event).
+    pub users_created: usize,
+    /// Items created (explicitly or by their first event).
+    pub items_created: usize,
+    /// Existing items or users whose record was replaced.
+    pub records_updated: usize,
+    /// Events newly stored.
+    pub events_added: usize,
+    /// Events that were already stored and so were skipped.
+    pub events_duplicate: usize,
+}
+
+/// Read access. Read paths take `&dyn ReadStore`.
+pub trait ReadStore: Send + Sync {
+    /// How many users, items and events are stored.
+    fn counts(&self) -> Result<StoreCounts>;
+    /// The internal id of an external user id.
+    fn user_id(&self, external: &str) -> Result<Option<UserId>>;
+    /// The internal id of an external item id.
+    fn item_id(&self, external: &str) -> Result<Option<ItemId>>;
+    /// A user's record.
+    fn user(&self, id: UserId) -> Result<Option<User>>;
+    /// An item's record.
+    fn item(&self, id: ItemId) -> Result<Option<Item>>;
+    /// Every item, in id order.
+    fn scan_items(&self, visit: &mut dyn FnMut(ItemId, Item)) -> Result<()>;
+    /// Every user, in id order.
+    fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()>;
+    /// Every event, in time order (ties in a fixed but unspecified order).
+    fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()>;
+    /// Names of the registered custom event kinds, by code.
+    fn custom_kinds(&self) -> Result<Vec<String>>;
+
+    /// The display name of an event kind, custom kinds included.
+    fn kind_name(&self, kind: EventKind) -> Result<String> {
+        match kind {
+            EventKind::Custom(code) => Ok(self
+                .custom_kinds()?
+                .get(code as usize)
+                .cloned()
+                .unwrap_or_else(|| kind.to_string())),
+            builtin => Ok(builtin.to_string()),
+        }
+    }
+}
+
+/// Read and write access.
+pub trait Store: ReadStore {
+    /// Starts a write. Only one writer exists at a time; a second call waits for the first.
+    fn writer(&self) -> Result<Box<dyn StoreWriter + '_>>;
+}
+
+/// A staged write: nothing is visible to readers until [`StoreWriter::commit`], and dropping
+/// the writer discards everything staged.
+pub trait StoreWriter {
+    /// Registers a custom event kind by name (idempotent) and returns its kind.
+    fn register_kind(&mut self, name: &str) -> Result<EventKind>;
+    /// Resolves a kind name: a built-in name or a registered custom one.
+    fn resolve_kind(&self, name: &str) -> Result<EventKind>;
+    /// Creates or replaces an item, keyed by its external id.
+    fn upsert_item(&mut self, item: Item) -> Result<ItemId>;
+    /// Creates or replaces a user, keyed by its external id.
+    fn upsert_user(&mut self, user: User) -> Result<UserId>;
+    /// Adds an event; its user and item are created if unknown.
+    fn add_event(&mut self, event: &RawEvent) -> Result<()>;
+    /// Makes everything staged durable and visible, atomically.
+    fn commit(self: Box<Self>) -> Result<WriteReport>;
+}
+
+/// Opens a store by URI: `mem:` for a fresh in-memory store, otherwise a data directory
+/// (created if missing) holding the embedded store.
+pub fn open(uri: &str) -> Result<Box<dyn Store>> {
+    if uri == "mem:" {
+        return Ok(Box::new(MemStore::new()));
+    }
+    let path = uri.strip_prefix("file:").unwrap_or(uri);
+    Ok(Box::new(RedbStore::open(Path::new(path))?))
+}

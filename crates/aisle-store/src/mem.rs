@@ -1,0 +1,157 @@
+//! The in-memory store: for tests and throw-away runs. Same semantics as the embedded store,
+//! nothing survives the process.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+
+use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, read_catalog};
+use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
+
+#[derive(Default)]
+struct Tables {
+    users: BTreeMap<u32, User>,
+    items: BTreeMap<u32, Item>,
+    events: BTreeMap<u128, Vec<u8>>,
+}
+
+/// A store that lives in memory only.
+pub struct MemStore {
+    catalog: SharedCatalog,
+    tables: RwLock<Tables>,
+    writer_lock: Mutex<()>,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            catalog: Arc::new(RwLock::new(Catalog::default())),
+            tables: RwLock::new(Tables::default()),
+            writer_lock: Mutex::new(()),
+        }
+    }
+
+    fn tables(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ReadStore for MemStore {
+    fn counts(&self) -> Result<StoreCounts> {
+        let catalog = read_catalog(&self.catalog);
+        Ok(StoreCounts {
+            users: catalog.users.len(),
+            items: catalog.items.len(),
+            events: self.tables().events.len(),
+        })
+    }
+
+    fn user_id(&self, external: &str) -> Result<Option<UserId>> {
+        Ok(read_catalog(&self.catalog).users.get(external).copied().map(UserId))
+    }
+
+    fn item_id(&self, external: &str) -> Result<Option<ItemId>> {
+        Ok(read_catalog(&self.catalog).items.get(external).copied().map(ItemId))
+    }
+
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.tables().users.get(&id.0).cloned())
+    }
+
+    fn item(&self, id: ItemId) -> Result<Option<Item>> {
+        Ok(self.tables().items.get(&id.0).cloned())
+    }
+
+    fn scan_items(&self, visit: &mut dyn FnMut(ItemId, Item)) -> Result<()> {
+        for (id, item) in &self.tables().items {
+            visit(ItemId(*id), item.clone());
+        }
+        Ok(())
+    }
+
+    fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()> {
+        for (id, user) in &self.tables().users {
+            visit(UserId(*id), user.clone());
+        }
+        Ok(())
+    }
+
+    fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()> {
+        for bytes in self.tables().events.values() {
+            visit(decode_event(bytes)?);
+        }
+        Ok(())
+    }
+
+    fn custom_kinds(&self) -> Result<Vec<String>> {
+        Ok(read_catalog(&self.catalog).kinds.clone())
+    }
+}
+
+impl Store for MemStore {
+    fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
+        let guard = self.writer_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Box::new(MemWriter {
+            store: self,
+            _guard: guard,
+            staging: Staging::new(Arc::clone(&self.catalog)),
+        }))
+    }
+}
+
+struct MemWriter<'a> {
+    store: &'a MemStore,
+    _guard: MutexGuard<'a, ()>,
+    staging: Staging,
+}
+
+impl StoreWriter for MemWriter<'_> {
+    fn register_kind(&mut self, name: &str) -> Result<EventKind> {
+        self.staging.register_kind(name)
+    }
+
+    fn resolve_kind(&self, name: &str) -> Result<EventKind> {
+        self.staging.resolve_kind(name)
+    }
+
+    fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
+        self.staging.upsert_item(item)
+    }
+
+    fn upsert_user(&mut self, user: User) -> Result<UserId> {
+        self.staging.upsert_user(user)
+    }
+
+    fn add_event(&mut self, event: &RawEvent) -> Result<()> {
+        self.staging.add_event(event)
+    }
+
+    fn commit(self: Box<Self>) -> Result<WriteReport> {
+        let MemWriter {
+            store,
+            _guard,
+            mut staging,
+        } = *self;
+        {
+            let mut tables = store.tables.write().unwrap_or_else(PoisonError::into_inner);
+            for (key, bytes) in staging.events.drain(..) {
+                if tables.events.insert(key, bytes).is_some() {
+                    staging.report.events_duplicate += 1;
+                } else {
+                    staging.report.events_added += 1;
+                }
+            }
+            tables.users.extend(staging.users.drain(..));
+            tables.items.extend(staging.items.drain(..));
+        }
+        Ok(staging.publish())
+    }
+}

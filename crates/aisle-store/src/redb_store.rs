@@ -1,0 +1,275 @@
+//! The embedded store, on redb.
+//!
+//! Why redb: it is pure Rust (nothing to install, nothing to compile in C), ACID with
+//! copy-on-write B-trees, and a commit with its default `Durability::Immediate` is on disk when
+//! `commit` returns, with two alternating commit slots and checksums, so a crash at any moment
+//! leaves the last committed state and never a half-written record; reopening after a crash
+//! repairs automatically. sled is unmaintained and RocksDB needs a long C++ build; SQLite would
+//! add a C dependency and SQL we do not need for key-ordered scans.
+//!
+//! One file, `aisle.redb`, in the data directory. The external-id maps are loaded into memory
+//! at open so ingest interns without a lookup in the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::staging::{Catalog, SharedCatalog, Staging, decode, decode_event, encode, read_catalog};
+use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
+
+const FORMAT_VERSION: u32 = 1;
+const FILE_NAME: &str = "aisle.redb";
+/// Staged events are written into the open transaction in sorted runs of this size, so an
+/// import of any size streams instead of holding every event twice.
+const FLUSH_EVENTS: usize = 1 << 18;
+
+const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
+const USER_IDS: TableDefinition<&str, u32> = TableDefinition::new("user_ids");
+const USERS: TableDefinition<u32, &[u8]> = TableDefinition::new("users");
+const ITEM_IDS: TableDefinition<&str, u32> = TableDefinition::new("item_ids");
+const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
+const KINDS: TableDefinition<u16, &str> = TableDefinition::new("kinds");
+const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+
+/// The embedded store in a data directory.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    catalog: SharedCatalog,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`. After a crash this recovers the last commit.
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs_err::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.clone() },
+            other => Error::Backend(other.into()),
+        })?;
+        let store = Self {
+            db,
+            path,
+            catalog: Arc::new(RwLock::new(Catalog::default())),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("format")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format", FORMAT_VERSION)?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(found) => {
+                    return Err(Error::FormatVersion {
+                        path: self.path.clone(),
+                        found,
+                        expected: FORMAT_VERSION,
+                    });
+                }
+            }
+            // Create every table so that readers never meet a missing one.
+            tx.open_table(USER_IDS)?;
+            tx.open_table(USERS)?;
+            tx.open_table(ITEM_IDS)?;
+            tx.open_table(ITEMS)?;
+            tx.open_table(KINDS)?;
+            tx.open_table(EVENTS)?;
+        }
+        tx.commit()?;
+
+        let rx = self.db.begin_read()?;
+        let mut catalog = Catalog::default();
+        for entry in rx.open_table(USER_IDS)?.iter()? {
+            let (k, v) = entry?;
+            catalog.users.insert(k.value().to_string(), v.value());
+        }
+        for entry in rx.open_table(ITEM_IDS)?.iter()? {
+            let (k, v) = entry?;
+            catalog.items.insert(k.value().to_string(), v.value());
+        }
+        for entry in rx.open_table(KINDS)?.iter()? {
+            let (_, v) = entry?;
+            catalog.kinds.push(v.value().to_string());
+        }
+        *self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+        Ok(())
+    }
+}
+
+impl ReadStore for RedbStore {
+    fn counts(&self) -> Result<StoreCounts> {
+        let events = self.db.begin_read()?.open_table(EVENTS)?.len()? as usize;
+        let catalog = read_catalog(&self.catalog);
+        Ok(StoreCounts {
+            users: catalog.users.len(),
+            items: catalog.items.len(),
+            events,
+        })
+    }
+
+    fn user_id(&self, external: &str) -> Result<Option<UserId>> {
+        Ok(read_catalog(&self.catalog).users.get(external).copied().map(UserId))
+    }
+
+    fn item_id(&self, external: &str) -> Result<Option<ItemId>> {
+        Ok(read_catalog(&self.catalog).items.get(external).copied().map(ItemId))
+    }
+
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        let rx = self.db.begin_read()?;
+        let table = rx.open_table(USERS)?;
+        let value = table.get(id.0)?;
+        value.map(|v| decode("users", v.value())).transpose()
+    }
+
+    fn item(&self, id: ItemId) -> Result<Option<Item>> {
+        let rx = self.db.begin_read()?;
+        let table = rx.open_table(ITEMS)?;
+        let value = table.get(id.0)?;
+        value.map(|v| decode("items", v.value())).transpose()
+    }
+
+    fn scan_items(&self, visit: &mut dyn FnMut(ItemId, Item)) -> Result<()> {
+        let rx = self.db.begin_read()?;
+        for entry in rx.open_table(ITEMS)?.iter()? {
+            let (k, v) = entry?;
+            visit(ItemId(k.value()), decode("items", v.value())?);
+        }
+        Ok(())
+    }
+
+    fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()> {
+        let rx = self.db.begin_read()?;
+        for entry in rx.open_table(USERS)?.iter()? {
+            let (k, v) = entry?;
+            visit(UserId(k.value()), decode("users", v.value())?);
+        }
+        Ok(())
+    }
+
+    fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()> {
+        let rx = self.db.begin_read()?;
+        for entry in rx.open_table(EVENTS)?.iter()? {
+            let (_, v) = entry?;
+            visit(decode_event(v.value())?);
+        }
+        Ok(())
+    }
+
+    fn custom_kinds(&self) -> Result<Vec<String>> {
+        Ok(read_catalog(&self.catalog).kinds.clone())
+    }
+}
+
+impl Store for RedbStore {
+    fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
+        // begin_write blocks while another writer is open, so the staging below sees the
+        // catalog as the previous writer left it.
+        let tx = self.db.begin_write()?;
+        Ok(Box::new(RedbWriter {
+            tx,
+            staging: Staging::new(Arc::clone(&self.catalog)),
+        }))
+    }
+}
+
+struct RedbWriter {
+    tx: redb::WriteTransaction,
+    staging: Staging,
+}
+
+impl RedbWriter {
+    fn flush_events(&mut self) -> Result<()> {
+        if self.staging.events.is_empty() {
+            return Ok(());
+        }
+        let mut events = std::mem::take(&mut self.staging.events);
+        // Sorted keys turn B-tree inserts into appends for time-ordered data.
+        events.sort_unstable_by_key(|(key, _)| *key);
+        let mut table = self.tx.open_table(EVENTS)?;
+        for (key, bytes) in &events {
+            if table.insert(*key, bytes.as_slice())?.is_some() {
+                self.staging.report.events_duplicate += 1;
+            } else {
+                self.staging.report.events_added += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_records(&mut self) -> Result<()> {
+        let mut users = self.tx.open_table(USERS)?;
+        for (id, user) in self.staging.users.drain(..) {
+            users.insert(id, encode(&user).as_slice())?;
+        }
+        let mut items = self.tx.open_table(ITEMS)?;
+        for (id, item) in self.staging.items.drain(..) {
+            items.insert(id, encode(&item).as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+impl StoreWriter for RedbWriter {
+    fn register_kind(&mut self, name: &str) -> Result<EventKind> {
+        self.staging.register_kind(name)
+    }
+
+    fn resolve_kind(&self, name: &str) -> Result<EventKind> {
+        self.staging.resolve_kind(name)
+    }
+
+    fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
+        self.staging.upsert_item(item)
+    }
+
+    fn upsert_user(&mut self, user: User) -> Result<UserId> {
+        self.staging.upsert_user(user)
+    }
+
+    fn add_event(&mut self, event: &RawEvent) -> Result<()> {
+        self.staging.add_event(event)?;
+        if self.staging.events.len() >= FLUSH_EVENTS {
+            self.flush_events()?;
+            self.flush_records()?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<WriteReport> {
+        self.flush_events()?;
+        self.flush_records()?;
+        {
+            let (users, items) = self.staging.new_ids();
+            let mut user_ids = self.tx.open_table(USER_IDS)?;
+            for (name, id) in users {
+                user_ids.insert(name.as_str(), *id)?;
+            }
+            let mut item_ids = self.tx.open_table(ITEM_IDS)?;
+            for (name, id) in items {
+                item_ids.insert(name.as_str(), *id)?;
+            }
+            let mut kinds = self.tx.open_table(KINDS)?;
+            for (code, name) in self.staging.new_kinds() {
+                kinds.insert(code, name)?;
+            }
+        }
+        let RedbWriter { tx, staging } = *self;
+        tx.commit()?;
+        Ok(staging.publish())
+    }
+}

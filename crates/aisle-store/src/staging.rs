@@ -1,0 +1,269 @@
+//! What both store implementations share: interning external ids, resolving kinds, encoding
+//! events and computing their keys, all staged until commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use aisle_core::{Event, EventKind, EventPayload, Item, ItemId, RawEvent, SessionId, User, UserId};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::{Error, Result, WriteReport};
+
+/// The id maps every reader and writer consults; loaded once when a store opens.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    pub users: HashMap<String, u32>,
+    pub items: HashMap<String, u32>,
+    /// Custom kind names; the index is the kind's code.
+    pub kinds: Vec<String>,
+}
+
+pub(crate) type SharedCatalog = Arc<RwLock<Catalog>>;
+
+pub(crate) fn read_catalog(catalog: &SharedCatalog) -> std::sync::RwLockReadGuard<'_, Catalog> {
+    catalog.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An event as encoded on disk (postcard): dense ids and the payload.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredEvent {
+    user: u32,
+    item: Option<u32>,
+    kind: EventKind,
+    timestamp_ms: i64,
+    session: Option<u64>,
+    payload: EventPayload,
+}
+
+pub(crate) fn decode_event(bytes: &[u8]) -> Result<Event> {
+    let stored: StoredEvent = postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        table: "events",
+        reason: e.to_string(),
+    })?;
+    Ok(Event {
+        user: UserId(stored.user),
+        item: stored.item.map(ItemId),
+        kind: stored.kind,
+        timestamp_ms: stored.timestamp_ms,
+        session: stored.session.map(SessionId),
+        payload: stored.payload,
+    })
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encodes plain structs into a Vec without failing")
+}
+
+/// Hashes an external session id into a [`SessionId`].
+pub fn session_id(external: &str) -> SessionId {
+    SessionId(xxh3_64(external.as_bytes()))
+}
+
+/// The key of an event: timestamp in the high 64 bits (sign-flipped so that negative times sort
+/// first), content fingerprint in the low 64 bits.
+fn event_key(timestamp_ms: i64, fingerprint: u64) -> u128 {
+    let time = (timestamp_ms as u64) ^ (1 << 63);
+    (u128::from(time) << 64) | u128::from(fingerprint)
+}
+
+/// Everything one writer has staged.
+pub(crate) struct Staging {
+    base: SharedCatalog,
+    next_user: u32,
+    next_item: u32,
+    new_users: HashMap<String, u32>,
+    new_items: HashMap<String, u32>,
+    new_kinds: Vec<String>,
+    occurrences: HashMap<u64, u32>,
+    /// User records to write, in order (a later record for the same id wins).
+    pub users: Vec<(u32, User)>,
+    /// Item records to write, in order (a later record for the same id wins).
+    pub items: Vec<(u32, Item)>,
+    /// Encoded events with their keys.
+    pub events: Vec<(u128, Vec<u8>)>,
+    pub report: WriteReport,
+}
+
+impl Staging {
+    pub fn new(base: SharedCatalog) -> Self {
+        let (next_user, next_item) = {
+            let catalog = read_catalog(&base);
+            (catalog.users.len() as u32, catalog.items.len() as u32)
+        };
+        Self {
+            base,
+            next_user,
+            next_item,
+            new_users: HashMap::new(),
+            new_items: HashMap::new(),
+            new_kinds: Vec::new(),
+            occurrences: HashMap::new(),
+            users: Vec::new(),
+            items: Vec::new(),
+            events: Vec::new(),
+            report: WriteReport::default(),
+        }
+    }
+
+    pub fn resolve_kind(&self, name: &str) -> Result<EventKind> {
+        if let Some(kind) = EventKind::parse_builtin(name) {
+            return Ok(kind);
+        }
+        let catalog = read_catalog(&self.base);
+        catalog
+            .kinds
+            .iter()
+            .chain(self.new_kinds.iter())
+            .position(|k| k == name)
+            .map(|code| EventKind::Custom(code as u16))
+            .ok_or_else(|| Error::UnknownKind(aisle_core::ParseKindError(name.to_string())))
+    }
+
+    pub fn register_kind(&mut self, name: &str) -> Result<EventKind> {
+        if let Ok(kind) = self.resolve_kind(name) {
+            return Ok(kind);
+        }
+        let trimmed = name.trim();
+        if trimmed.is_empty() || trimmed != name {
+            return Err(Error::InvalidEvent {
+                reason: format!("custom kind name {name:?} must be non-empty without surrounding spaces"),
+            });
+        }
+        let code = read_catalog(&self.base).kinds.len() + self.new_kinds.len();
+        let code = u16::try_from(code).map_err(|_| Error::InvalidEvent {
+            reason: "too many custom event kinds (at most 65,536)".into(),
+        })?;
+        self.new_kinds.push(name.to_string());
+        Ok(EventKind::Custom(code))
+    }
+
+    /// The id of an external user id, creating it (without a record yet) when new.
+    fn intern_user(&mut self, external: &str) -> (u32, bool) {
+        if let Some(&id) = read_catalog(&self.base).users.get(external) {
+            return (id, false);
+        }
+        if let Some(&id) = self.new_users.get(external) {
+            return (id, false);
+        }
+        let id = self.next_user;
+        self.next_user += 1;
+        self.new_users.insert(external.to_string(), id);
+        self.report.users_created += 1;
+        (id, true)
+    }
+
+    fn intern_item(&mut self, external: &str) -> (u32, bool) {
+        if let Some(&id) = read_catalog(&self.base).items.get(external) {
+            return (id, false);
+        }
+        if let Some(&id) = self.new_items.get(external) {
+            return (id, false);
+        }
+        let id = self.next_item;
+        self.next_item += 1;
+        self.new_items.insert(external.to_string(), id);
+        self.report.items_created += 1;
+        (id, true)
+    }
+
+    pub fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
+        check_external_id("item", &item.external_id)?;
+        let (id, created) = self.intern_item(&item.external_id);
+        if !created {
+            self.report.records_updated += 1;
+        }
+        self.items.push((id, item));
+        Ok(ItemId(id))
+    }
+
+    pub fn upsert_user(&mut self, user: User) -> Result<UserId> {
+        check_external_id("user", &user.external_id)?;
+        let (id, created) = self.intern_user(&user.external_id);
+        if !created {
+            self.report.records_updated += 1;
+        }
+        self.users.push((id, user));
+        Ok(UserId(id))
+    }
+
+    pub fn add_event(&mut self, raw: &RawEvent) -> Result<()> {
+        check_external_id("user", &raw.user)?;
+        let kind = self.resolve_kind(&raw.kind)?;
+        if let Some(item) = &raw.item {
+            check_external_id("item", item)?;
+        }
+        let (user, user_created) = self.intern_user(&raw.user);
+        if user_created {
+            self.users.push((user, User::new(raw.user.clone())));
+        }
+        let item = match &raw.item {
+            Some(external) => {
+                let (id, created) = self.intern_item(external);
+                if created {
+                    self.items.push((id, Item::new(external.clone())));
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let stored = StoredEvent {
+            user,
+            item,
+            kind,
+            timestamp_ms: raw.timestamp_ms,
+            session: raw.session.as_deref().map(|s| session_id(s).0),
+            payload: raw.payload.clone(),
+        };
+        let bytes = encode(&stored);
+        let base = xxh3_64(&bytes);
+        let occurrence = self.occurrences.entry(base).or_insert(0);
+        let fingerprint = if *occurrence == 0 {
+            base
+        } else {
+            xxh3_64_with_seed(&bytes, u64::from(*occurrence))
+        };
+        *occurrence += 1;
+        self.events.push((event_key(raw.timestamp_ms, fingerprint), bytes));
+        Ok(())
+    }
+
+    /// Custom kinds registered by this writer, with their codes.
+    pub fn new_kinds(&self) -> impl Iterator<Item = (u16, &str)> {
+        let first = read_catalog(&self.base).kinds.len();
+        self.new_kinds
+            .iter()
+            .enumerate()
+            .map(move |(i, name)| ((first + i) as u16, name.as_str()))
+    }
+
+    /// Id entries created by this writer.
+    pub fn new_ids(&self) -> (&HashMap<String, u32>, &HashMap<String, u32>) {
+        (&self.new_users, &self.new_items)
+    }
+
+    /// Merges the staged ids into the shared catalog; call after the data is durable.
+    pub fn publish(self) -> WriteReport {
+        let mut catalog = self.base.write().unwrap_or_else(PoisonError::into_inner);
+        catalog.users.extend(self.new_users);
+        catalog.items.extend(self.new_items);
+        catalog.kinds.extend(self.new_kinds);
+        self.report
+    }
+}
+
+fn check_external_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidEvent {
+            reason: format!("empty {what} id"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! One suite, run against every store implementation.
+
+use aisle_core::{EventKind, Item, RawEvent, User};
+use aisle_store::{MemStore, ReadStore, RedbStore, Store};
+
+fn view(user: &str, item: &str, ts: i64) -> RawEvent {
+    RawEvent::new(user, Some(item.to_string()), "view", ts)
+}
+
+fn all_events(store: &dyn ReadStore) -> Vec<aisle_core::Event> {
+    let mut out = Vec::new();
+    store.scan_events(&mut |e| out.push(e)).expect("scan");
+    out
+}
+
+fn events_come_back_in_time_order(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("alice", "apple", 3_000)).expect("add");
+    w.add_event(&view("bob", "pear", 1_000)).expect("add");
+    w.add_event(&view("alice", "pear", 2_000)).expect("add");
+    let report = w.commit().expect("commit");
+    assert_eq!(report.events_added, 3);
+    assert_eq!(report.users_created, 2);
+    assert_eq!(report.items_created, 2);
+    let events = all_events(store);
+    let times: Vec<i64> = events.iter().map(|e| e.timestamp_ms).collect();
+    assert_eq!(times, vec![1_000, 2_000, 3_000]);
+    let alice = store.user_id("alice").expect("lookup").expect("alice exists");
+    assert_eq!(events[2].user, alice);
+    assert_eq!(events[2].item, store.item_id("apple").expect("lookup"));
+    let counts = store.counts().expect("counts");
+    assert_eq!((counts.users, counts.items, counts.events), (2, 2, 3));
+}
+
+fn rewriting_an_event_does_not_duplicate_it(store: &dyn Store) {
+    for _ in 0..2 {
+        let mut w = store.writer().expect("writer");
+        w.add_event(&view("carol", "fig", 10)).expect("add");
+        w.commit().expect("commit");
+    }
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("carol", "fig", 10)).expect("add");
+    let report = w.commit().expect("commit");
+    assert_eq!((report.events_added, report.events_duplicate), (0, 1));
+    assert_eq!(store.counts().expect("counts").events, 1);
+}
+
+fn identical_rows_within_one_write_are_kept(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("dan", "fig", 10)).expect("add");
+    w.add_event(&view("dan", "fig", 10)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(store.counts().expect("counts").events, 2);
+    // Writing the same two rows again adds nothing.
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("dan", "fig", 10)).expect("add");
+    w.add_event(&view("dan", "fig", 10)).expect("add");
+    let report = w.commit().expect("commit");
+    assert_eq!(report.events_duplicate, 2);
+    assert_eq!(store.counts().expect("counts").events, 2);
+}
+
+fn a_dropped_writer_leaves_nothing(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("erin", "kiwi", 5)).expect("add");
+    w.upsert_item(Item::new("melon")).expect("item");
+    drop(w);
+    assert_eq!(store.counts().expect("counts").events, 0);
+    assert_eq!(store.user_id("erin").expect("lookup"), None);
+    assert_eq!(store.item_id("melon").expect("lookup"), None);
+    // Ids handed out by the dropped writer are handed out again.
+    let mut w = store.writer().expect("writer");
+    let id = w.upsert_item(Item::new("lime")).expect("item");
+    w.commit().expect("commit");
+    assert_eq!(id.0, 0);
+}
+
+fn kinds_must_be_known(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    let err = w
+        .add_event(&RawEvent::new("u", Some("i".into()), "wishlist", 1))
+        .expect_err("unregistered custom kind");
+    assert!(err.is_user_error());
+    assert!(err.to_string().contains("wishlist"), "{err}");
+    let kind = w.register_kind("wishlist").expect("register");
+    assert_eq!(kind, EventKind::Custom(0));
+    w.add_event(&RawEvent::new("u", Some("i".into()), "wishlist", 1))
+        .expect("registered kind");
+    w.commit().expect("commit");
+    let events = all_events(store);
+    assert_eq!(events[0].kind, EventKind::Custom(0));
+    assert_eq!(store.kind_name(events[0].kind).expect("name"), "wishlist");
+}
+
+fn upserts_replace_records(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    let mut item = Item::new("sku-1");
+    item.title = "Old".into();
+    let id = w.upsert_item(item.clone()).expect("item");
+    w.upsert_user(User::new("zoe")).expect("user");
+    w.commit().expect("commit");
+    let mut w = store.writer().expect("writer");
+    item.title = "New".into();
+    item.price = Some(2.5);
+    assert_eq!(w.upsert_item(item).expect("item"), id);
+    let report = w.commit().expect("commit");
+    assert_eq!(report.records_updated, 1);
+    let stored = store.item(id).expect("get").expect("present");
+    assert_eq!((stored.title.as_str(), stored.price), ("New", Some(2.5)));
+    assert_eq!(store.counts().expect("counts").items, 1);
+}
+
+const SUITE: &[(&str, fn(&dyn Store))] = &[
+    ("time order", events_come_back_in_time_order),
+    ("no duplicates", rewriting_an_event_does_not_duplicate_it),
+    ("identical rows kept", identical_rows_within_one_write_are_kept),
+    ("dropped writer", a_dropped_writer_leaves_nothing),
+    ("kinds", kinds_must_be_known),
+    ("upserts", upserts_replace_records),
+];
+
+#[test]
+fn mem_store_conforms() {
+    for (name, case) in SUITE {
+        eprintln!("mem: {name}");
+        case(&MemStore::new());
+    }
+}
+
+#[test]
+fn redb_store_conforms() {
+    for (name, case) in SUITE {
+        eprintln!("redb: {name}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        case(&RedbStore::open(dir.path()).expect("open"));
+    }
+}
+
+#[test]
+fn redb_ids_and_kinds_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = RedbStore::open(dir.path()).expect("open");
+        let mut w = store.writer().expect("writer");
+        w.register_kind("wishlist").expect("register");
+        w.add_event(&view("amy", "a", 1)).expect("add");
+        w.add_event(&view("ben", "b", 2)).expect("add");
+        w.commit().expect("commit");
+    }
+    let store = RedbStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.user_id("ben").expect("lookup").map(|u| u.0), Some(1));
+    assert_eq!(store.item_id("a").expect("lookup").map(|i| i.0), Some(0));
+    assert_eq!(store.custom_kinds().expect("kinds"), vec!["wishlist".to_string()]);
+    // New ids continue after the old ones.
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("cy", "c", 3)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(store.user_id("cy").expect("lookup").map(|u| u.0), Some(2));
+    assert_eq!(store.counts().expect("counts").events, 3);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = RedbStore::open(dir.path()).expect("open");
+    match RedbStore::open(dir.path()) {
+        Err(err) => assert!(err.to_string().contains("in use"), "{err}"),
+        Ok(_) => panic!("a second open of the same directory must fail"),
+    }
+}
