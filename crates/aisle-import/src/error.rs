@@ -39,7 +39,7 @@ pub enum Error {
         file: PathBuf,
     },
     /// A column the mapping names is not in the file.
-    #[error("{}: line 1: required column `{column}` is missing (the file has: {available})", file.display())]
+    #[error("{}:1: required column `{column}` is missing (the file has: {available})", file.display())]
     MissingColumn {
         /// The file.
         file: PathBuf,

@@ -1,0 +1,2 @@
+pub fn run(_: Args) -> anyhow::Result<()> { Ok(()) }
+#[derive(clap::Args, Debug)] pub struct Args {}

@@ -1,0 +1,47 @@
+//! Subcommands.
+
+mod bench;
+mod import;
+mod quickstart;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// aisle: search, recommendations and behaviour analytics for an online shop, in one program.
+#[derive(Parser, Debug)]
+#[command(name = "aisle", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import the bundled sample into a fresh data directory and describe it.
+    Quickstart(quickstart::Args),
+    /// Import files (CSV, JSON Lines, Parquet, or a dataset adapter) into a data directory.
+    Import(import::Args),
+    /// Describe the data in a data directory: users, items, events, sparsity, long tail, sessions.
+    Stats(stats::Args),
+    /// Run a benchmark and write its report under bench/results/.
+    Bench(bench::Args),
+}
+
+/// Where the embedded store lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// Data directory of the embedded store (created if missing).
+    #[arg(long, env = "AISLE_DATA_DIR", default_value = "aisle-data")]
+    pub data_dir: PathBuf,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Quickstart(args) => quickstart::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
