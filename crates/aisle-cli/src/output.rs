@@ -9,7 +9,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -18,8 +18,10 @@ pub fn thousands(n: u64) -> String {
 }
 
 fn date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
 }
 
 pub fn print_report(report: &ImportReport) {
@@ -74,7 +76,12 @@ pub fn print_stats(s: &DatasetStats) {
     if let Some(span) = &s.time_span {
         row(
             "time span",
-            format!("{} .. {} ({:.1} days)", date(span.first_ms), date(span.last_ms), span.days),
+            format!(
+                "{} .. {} ({:.1} days)",
+                date(span.first_ms),
+                date(span.last_ms),
+                span.days
+            ),
         );
     }
     println!("interactions");
@@ -83,14 +90,26 @@ pub fn print_stats(s: &DatasetStats) {
     row("user-item pairs", thousands(s.interactions as u64));
     row("sparsity", format!("{:.4}%", s.sparsity * 100.0));
     println!("long tail");
-    row("top 1% items' share", format!("{:.1}%", s.long_tail.top_1pct_share * 100.0));
-    row("top 20% items' share", format!("{:.1}%", s.long_tail.top_20pct_share * 100.0));
-    row("items with <= 5 events", format!("{:.1}%", s.long_tail.items_with_at_most_5 * 100.0));
+    row(
+        "top 1% items' share",
+        format!("{:.1}%", s.long_tail.top_1pct_share * 100.0),
+    );
+    row(
+        "top 20% items' share",
+        format!("{:.1}%", s.long_tail.top_20pct_share * 100.0),
+    );
+    row(
+        "items with <= 5 events",
+        format!("{:.1}%", s.long_tail.items_with_at_most_5 * 100.0),
+    );
     row("popularity Gini", format!("{:.3}", s.long_tail.gini));
     println!("sessions and users");
     row("sessions", thousands(s.sessions as u64));
     let dist = |d: &aisle_features::DistributionStats| {
-        format!("mean {:.1}, median {:.0}, p90 {:.0}, max {:.0}", d.mean, d.median, d.p90, d.max)
+        format!(
+            "mean {:.1}, median {:.0}, p90 {:.0}, max {:.0}",
+            d.mean, d.median, d.p90, d.max
+        )
     };
     row("events per session", dist(&s.events_per_session));
     row("events per user", dist(&s.events_per_user));

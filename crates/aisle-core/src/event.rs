@@ -65,9 +65,7 @@ impl EventKind {
             "view" | "pageview" | "page_view" | "detail" => EventKind::View,
             "click" => EventKind::Click,
             "add_to_cart" | "addtocart" | "cart" | "add-to-cart" => EventKind::AddToCart,
-            "remove_from_cart" | "removefromcart" | "remove-from-cart" => {
-                EventKind::RemoveFromCart
-            }
+            "remove_from_cart" | "removefromcart" | "remove-from-cart" => EventKind::RemoveFromCart,
             "purchase" | "buy" | "transaction" | "order" => EventKind::Purchase,
             "rating" | "rate" => EventKind::Rating,
             _ => return None,
@@ -89,7 +87,9 @@ impl fmt::Display for EventKind {
 
 /// A kind name that is not built in and was not registered as a custom kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event kind {0:?} (built-in kinds: search, view, click, add_to_cart, remove_from_cart, purchase, rating; declare custom kinds before importing them)")]
+#[error(
+    "unknown event kind {0:?} (built-in kinds: search, view, click, add_to_cart, remove_from_cart, purchase, rating; declare custom kinds before importing them)"
+)]
 pub struct ParseKindError(pub String);
 
 impl FromStr for EventKind {

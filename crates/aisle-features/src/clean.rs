@@ -40,7 +40,8 @@ impl CleaningConfig {
     pub fn validate(&self) -> Result<()> {
         if self.bot_max_events_per_minute == Some(0) {
             return Err(Error::Config(
-                "bot_max_events_per_minute must be at least 1 (leave it unset to keep every user)".into(),
+                "bot_max_events_per_minute must be at least 1 (leave it unset to keep every user)"
+                    .into(),
             ));
         }
         Ok(())
@@ -69,7 +70,14 @@ impl EventLog {
             let before = self.events.len();
             let mut seen = HashSet::with_capacity(before);
             self.events.retain(|e| {
-                seen.insert((e.user, e.item, e.kind, e.timestamp_ms, e.session, e.value.to_bits()))
+                seen.insert((
+                    e.user,
+                    e.item,
+                    e.kind,
+                    e.timestamp_ms,
+                    e.session,
+                    e.value.to_bits(),
+                ))
             });
             report.duplicates = before - self.events.len();
         }

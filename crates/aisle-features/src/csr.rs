@@ -83,7 +83,9 @@ impl InteractionMatrix {
             if e.item == NO_ITEM {
                 continue;
             }
-            let w = *kind_weight.entry(e.kind).or_insert_with(|| weights.weight(e.kind));
+            let w = *kind_weight
+                .entry(e.kind)
+                .or_insert_with(|| weights.weight(e.kind));
             let w = if e.kind == EventKind::Rating && weights.rating_uses_value {
                 w * e.value
             } else {
@@ -172,7 +174,9 @@ impl InteractionMatrix {
 
     /// Fraction of empty cells over the `users × items` that have any interaction.
     pub fn sparsity(&self) -> f64 {
-        let users = (0..self.n_users).filter(|&u| self.indptr[u + 1] > self.indptr[u]).count();
+        let users = (0..self.n_users)
+            .filter(|&u| self.indptr[u + 1] > self.indptr[u])
+            .count();
         let items = self.item_degrees().iter().filter(|&&d| d > 0).count();
         if users == 0 || items == 0 {
             return 1.0;
@@ -222,7 +226,11 @@ mod tests {
 
     #[test]
     fn rows_are_sorted_by_item() {
-        let m = InteractionMatrix::from_triplets(1, 5, vec![(0, 4, 1.0), (0, 1, 1.0), (0, 3, 1.0), (0, 1, 2.0)]);
+        let m = InteractionMatrix::from_triplets(
+            1,
+            5,
+            vec![(0, 4, 1.0), (0, 1, 1.0), (0, 3, 1.0), (0, 1, 2.0)],
+        );
         assert_eq!(m.row(0), (&[1u32, 3, 4][..], &[3.0f32, 1.0, 1.0][..]));
     }
 }

@@ -50,13 +50,15 @@ impl Sessions {
                 continue;
             }
             match last {
-                Some((user, time)) if user == e.user && e.timestamp_ms - time <= config.inactivity_gap_ms => {}
+                Some((user, time))
+                    if user == e.user && e.timestamp_ms - time <= config.inactivity_gap_ms => {}
                 _ => cut_group += 1,
             }
             last = Some((e.user, e.timestamp_ms));
             keyed.push((e.user, cut_group, false, e.timestamp_ms, i));
         }
-        keyed.sort_unstable_by_key(|&(user, group, has_id, time, i)| (user, has_id, group, time, i));
+        keyed
+            .sort_unstable_by_key(|&(user, group, has_id, time, i)| (user, has_id, group, time, i));
         let mut sessions = Sessions {
             offsets: vec![0],
             events: Vec::with_capacity(keyed.len()),
@@ -122,12 +124,21 @@ mod tests {
     fn inactivity_cuts_sessions_per_user() {
         // User 0: 0, 10, 39 (gap 29: same), 70 (gap 31: new). User 1: 5, 12.
         let log = EventLog::from_events(
-            vec![ev(0, 0, 0), ev(0, 10, 0), ev(1, 5, 0), ev(0, 39, 0), ev(1, 12, 0), ev(0, 70, 0)],
+            vec![
+                ev(0, 0, 0),
+                ev(0, 10, 0),
+                ev(1, 5, 0),
+                ev(0, 39, 0),
+                ev(1, 12, 0),
+                ev(0, 70, 0),
+            ],
             2,
             1,
         );
         let s = Sessions::build(&log, &SessionConfig::default());
-        let lengths: Vec<(u32, usize)> = (0..s.len()).map(|i| (s.user(i), s.events(i).len())).collect();
+        let lengths: Vec<(u32, usize)> = (0..s.len())
+            .map(|i| (s.user(i), s.events(i).len()))
+            .collect();
         assert_eq!(lengths, vec![(0, 3), (0, 1), (1, 2)]);
     }
 

@@ -118,7 +118,12 @@ impl DatasetStats {
         }
         let mut events_by_kind = by_kind
             .into_iter()
-            .map(|(kind, count)| Ok(KindCount { kind: store.kind_name(kind)?, count }))
+            .map(|(kind, count)| {
+                Ok(KindCount {
+                    kind: store.kind_name(kind)?,
+                    count,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         events_by_kind.sort_by(|a, b| b.count.cmp(&a.count).then(a.kind.cmp(&b.kind)));
         let time_span = match (log.events().first(), log.events().last()) {
@@ -138,8 +143,14 @@ impl DatasetStats {
             }
         }
         let sessions = Sessions::build(log, &SessionConfig::default());
-        let session_sizes = (0..sessions.len()).map(|s| sessions.events(s).len() as f64).collect();
-        let user_sizes = per_user.iter().filter(|&&n| n > 0).map(|&n| n as f64).collect();
+        let session_sizes = (0..sessions.len())
+            .map(|s| sessions.events(s).len() as f64)
+            .collect();
+        let user_sizes = per_user
+            .iter()
+            .filter(|&&n| n > 0)
+            .map(|&n| n as f64)
+            .collect();
         Ok(DatasetStats {
             users: counts.users,
             items: counts.items,
@@ -203,7 +214,10 @@ mod tests {
         assert!(long_tail(vec![5.0; 10]).gini.abs() < 1e-12);
         // One of 4 items has everything: Gini = (n-1)/n = 0.75.
         let t = long_tail(vec![0.0, 0.0, 8.0, 0.0, 1e-300 * 0.0]);
-        assert!((t.gini - 0.0).abs() < 1e-12, "a single interacted item is even among itself");
+        assert!(
+            (t.gini - 0.0).abs() < 1e-12,
+            "a single interacted item is even among itself"
+        );
         let t = long_tail(vec![1.0, 1.0, 1.0, 9.0]);
         // ascending 1,1,1,9: sum (2i-5)x = -3-1+1+27 = 24; / (4*12) = 0.5
         assert!((t.gini - 0.5).abs() < 1e-12, "{}", t.gini);

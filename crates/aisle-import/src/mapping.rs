@@ -74,10 +74,16 @@ impl Default for Mapping {
 }
 
 const EVENT_FIELDS: &[(&str, &[&str])] = &[
-    ("user", &["user", "user_id", "userid", "customer_id", "visitor_id"]),
+    (
+        "user",
+        &["user", "user_id", "userid", "customer_id", "visitor_id"],
+    ),
     ("item", &["item", "item_id", "itemid", "product_id", "sku"]),
     ("kind", &["kind", "event", "event_type", "type", "action"]),
-    ("timestamp", &["timestamp", "ts", "time", "event_time", "date"]),
+    (
+        "timestamp",
+        &["timestamp", "ts", "time", "event_time", "date"],
+    ),
     ("session", &["session", "session_id", "sessionid"]),
     ("query", &["query", "search_query"]),
     ("quantity", &["quantity", "qty"]),
@@ -159,12 +165,19 @@ impl Mapping {
             if !resolved.slots.contains_key(field) {
                 return Err(Error::MissingColumn {
                     file: source.path().to_path_buf(),
-                    column: self.columns.get(*field).cloned().unwrap_or_else(|| (*field).to_string()),
+                    column: self
+                        .columns
+                        .get(*field)
+                        .cloned()
+                        .unwrap_or_else(|| (*field).to_string()),
                     available: columns.join(", "),
                 });
             }
         }
-        if self.entity == Entity::Events && self.kind.is_none() && !resolved.slots.contains_key("kind") {
+        if self.entity == Entity::Events
+            && self.kind.is_none()
+            && !resolved.slots.contains_key("kind")
+        {
             return Err(Error::MissingColumn {
                 file: source.path().to_path_buf(),
                 column: "kind (or give a fixed kind with --kind)".into(),
@@ -181,7 +194,9 @@ impl Mapping {
                     .collect(),
             };
             for column in attributes {
-                resolved.attributes.push((column.clone(), resolved.wanted.len()));
+                resolved
+                    .attributes
+                    .push((column.clone(), resolved.wanted.len()));
                 resolved.wanted.push(column);
             }
         }
@@ -269,7 +284,11 @@ impl RowContext<'_> {
                 .filter(|v| v.is_finite())
                 .map(Some)
                 .ok_or_else(|| {
-                    sink.row_error(row.line, Some(&self.column(field)), format!("expected a number, found {text:?}"))
+                    sink.row_error(
+                        row.line,
+                        Some(&self.column(field)),
+                        format!("expected a number, found {text:?}"),
+                    )
                 }),
         }
     }
@@ -326,7 +345,10 @@ impl RowContext<'_> {
         Ok(Item {
             external_id: id.to_string(),
             title: self.text(row, "title").unwrap_or_default().to_string(),
-            description: self.text(row, "description").unwrap_or_default().to_string(),
+            description: self
+                .text(row, "description")
+                .unwrap_or_default()
+                .to_string(),
             category,
             brand: self.text(row, "brand").map(str::to_string),
             price: self.number(row, "price", sink)?,

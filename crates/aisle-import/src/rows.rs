@@ -194,7 +194,9 @@ impl RowSource for CsvRows {
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
                 let reason = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!(
                         "expected {expected_len} fields, found {len} (truncated or malformed row)"
                     ),
                     csv::ErrorKind::Io(io) => {
@@ -257,9 +259,10 @@ impl JsonRows {
 
     fn read_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         self.buf.clear();
-        let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-        })?;
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
         if n == 0 {
             return Ok(None);
         }
@@ -355,7 +358,12 @@ impl ParquetRows {
         };
         let reader = SerializedFileReader::new(file).map_err(parquet_error)?;
         let schema = reader.metadata().file_metadata().schema_descr();
-        let columns = schema.root_schema().get_fields().iter().map(|f| f.name().to_string()).collect();
+        let columns = schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         if reader.metadata().file_metadata().num_rows() == 0 {
             return Err(Error::Empty {
                 file: path.to_path_buf(),
@@ -423,7 +431,11 @@ impl RowSource for ParquetRows {
                 let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
                 Ok(Row {
                     line: self.row,
-                    values: self.selected.iter().map(|&i| field_text(fields[i])).collect(),
+                    values: self
+                        .selected
+                        .iter()
+                        .map(|&i| field_text(fields[i]))
+                        .collect(),
                 })
             }
             Err(e) => Err(RowError {
@@ -439,8 +451,8 @@ impl RowSource for ParquetRows {
 /// Reads a whole small text file (a lookup table of an adapter).
 pub(crate) fn read_all(path: &Path) -> Result<String> {
     let mut text = String::new();
-    open_text(path)?.read_to_string(&mut text).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-    })?;
+    open_text(path)?
+        .read_to_string(&mut text)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     Ok(text)
 }

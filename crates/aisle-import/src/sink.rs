@@ -52,10 +52,10 @@ impl<'s, 'o> Sink<'s, 'o> {
 
     pub fn row_read(&mut self) {
         self.report.rows_read += 1;
-        if self.report.rows_read % PROGRESS_EVERY == 0 {
-            if let Some(progress) = self.options.progress {
-                progress(self.report.rows_read);
-            }
+        if self.report.rows_read.is_multiple_of(PROGRESS_EVERY)
+            && let Some(progress) = self.options.progress
+        {
+            progress(self.report.rows_read);
         }
     }
 
@@ -130,7 +130,10 @@ impl<'s, 'o> Sink<'s, 'o> {
     }
 
     pub fn register_kind(&mut self, name: &str) -> Result<()> {
-        self.writer.register_kind(name).map(drop).map_err(Error::from)
+        self.writer
+            .register_kind(name)
+            .map(drop)
+            .map_err(Error::from)
     }
 
     pub fn finish(self) -> Result<ImportReport> {

@@ -52,7 +52,9 @@ impl TimeFormat {
 
     fn describe(&self) -> String {
         match self {
-            TimeFormat::Auto => "expected Unix seconds or milliseconds, RFC 3339, or YYYY-MM-DD[ HH:MM:SS]".into(),
+            TimeFormat::Auto => {
+                "expected Unix seconds or milliseconds, RFC 3339, or YYYY-MM-DD[ HH:MM:SS]".into()
+            }
             TimeFormat::UnixSeconds => "expected Unix seconds".into(),
             TimeFormat::UnixMillis => "expected Unix milliseconds".into(),
             TimeFormat::Rfc3339 => "expected RFC 3339".into(),
@@ -98,7 +100,10 @@ mod tests {
     #[test]
     fn formats_parse_to_the_same_instant() {
         let expected = 1_396_860_669_277;
-        assert_eq!(TimeFormat::Auto.parse_millis("1396860669.277"), Ok(expected));
+        assert_eq!(
+            TimeFormat::Auto.parse_millis("1396860669.277"),
+            Ok(expected)
+        );
         assert_eq!(TimeFormat::Auto.parse_millis("1396860669277"), Ok(expected));
         assert_eq!(
             TimeFormat::Auto.parse_millis("2014-04-07T08:51:09.277Z"),
@@ -108,12 +113,20 @@ mod tests {
             TimeFormat::Pattern("%Y%m%d".into()).parse_millis("19970101"),
             Ok(852_076_800_000)
         );
-        assert_eq!(TimeFormat::Auto.parse_millis("1997-01-01"), Ok(852_076_800_000));
+        assert_eq!(
+            TimeFormat::Auto.parse_millis("1997-01-01"),
+            Ok(852_076_800_000)
+        );
     }
 
     #[test]
     fn bad_values_say_what_was_expected() {
-        let err = TimeFormat::UnixSeconds.parse_millis("yesterday").unwrap_err();
-        assert!(err.contains("\"yesterday\"") && err.contains("Unix seconds"), "{err}");
+        let err = TimeFormat::UnixSeconds
+            .parse_millis("yesterday")
+            .unwrap_err();
+        assert!(
+            err.contains("\"yesterday\"") && err.contains("Unix seconds"),
+            "{err}"
+        );
     }
 }

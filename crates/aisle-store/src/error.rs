@@ -15,7 +15,9 @@ pub enum Error {
         reason: String,
     },
     /// Another process has the data directory open.
-    #[error("the data directory {path} is in use by another aisle process; stop it or use another --data-dir")]
+    #[error(
+        "the data directory {path} is in use by another aisle process; stop it or use another --data-dir"
+    )]
     Locked {
         /// The store file.
         path: PathBuf,

@@ -55,11 +55,19 @@ impl ReadStore for MemStore {
     }
 
     fn user_id(&self, external: &str) -> Result<Option<UserId>> {
-        Ok(read_catalog(&self.catalog).users.get(external).copied().map(UserId))
+        Ok(read_catalog(&self.catalog)
+            .users
+            .get(external)
+            .copied()
+            .map(UserId))
     }
 
     fn item_id(&self, external: &str) -> Result<Option<ItemId>> {
-        Ok(read_catalog(&self.catalog).items.get(external).copied().map(ItemId))
+        Ok(read_catalog(&self.catalog)
+            .items
+            .get(external)
+            .copied()
+            .map(ItemId))
     }
 
     fn user(&self, id: UserId) -> Result<Option<User>> {
@@ -98,7 +106,10 @@ impl ReadStore for MemStore {
 
 impl Store for MemStore {
     fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
-        let guard = self.writer_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self
+            .writer_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         Ok(Box::new(MemWriter {
             store: self,
             _guard: guard,
@@ -142,13 +153,17 @@ impl StoreWriter for MemWriter<'_> {
         } = *self;
         {
             let mut tables = store.tables.write().unwrap_or_else(PoisonError::into_inner);
-            for (key, bytes) in staging.events.drain(..) {
-                if tables.events.insert(key, bytes).is_some() {
-                    staging.report.events_duplicate += 1;
+            let (mut added, mut duplicate) = (0, 0);
+            for (key, bytes) in staging.events.drain_sorted() {
+                if tables.events.insert(key, bytes.to_vec()).is_some() {
+                    duplicate += 1;
                 } else {
-                    staging.report.events_added += 1;
+                    added += 1;
                 }
             }
+            staging.events.clear();
+            staging.report.events_added += added;
+            staging.report.events_duplicate += duplicate;
             tables.users.extend(staging.users.drain(..));
             tables.items.extend(staging.items.drain(..));
         }

@@ -105,7 +105,10 @@ impl RedbStore {
             let (_, v) = entry?;
             catalog.kinds.push(v.value().to_string());
         }
-        *self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
         Ok(())
     }
 }
@@ -122,11 +125,19 @@ impl ReadStore for RedbStore {
     }
 
     fn user_id(&self, external: &str) -> Result<Option<UserId>> {
-        Ok(read_catalog(&self.catalog).users.get(external).copied().map(UserId))
+        Ok(read_catalog(&self.catalog)
+            .users
+            .get(external)
+            .copied()
+            .map(UserId))
     }
 
     fn item_id(&self, external: &str) -> Result<Option<ItemId>> {
-        Ok(read_catalog(&self.catalog).items.get(external).copied().map(ItemId))
+        Ok(read_catalog(&self.catalog)
+            .items
+            .get(external)
+            .copied()
+            .map(ItemId))
     }
 
     fn user(&self, id: UserId) -> Result<Option<User>> {
@@ -197,17 +208,22 @@ impl RedbWriter {
         if self.staging.events.is_empty() {
             return Ok(());
         }
-        let mut events = std::mem::take(&mut self.staging.events);
-        // Sorted keys turn B-tree inserts into appends for time-ordered data.
-        events.sort_unstable_by_key(|(key, _)| *key);
-        let mut table = self.tx.open_table(EVENTS)?;
-        for (key, bytes) in &events {
-            if table.insert(*key, bytes.as_slice())?.is_some() {
-                self.staging.report.events_duplicate += 1;
-            } else {
-                self.staging.report.events_added += 1;
+        let (mut added, mut duplicate) = (0, 0);
+        {
+            // Sorted keys turn B-tree inserts into appends for time-ordered data.
+            let events = self.staging.events.drain_sorted();
+            let mut table = self.tx.open_table(EVENTS)?;
+            for (key, bytes) in events {
+                if table.insert(key, bytes)?.is_some() {
+                    duplicate += 1;
+                } else {
+                    added += 1;
+                }
             }
         }
+        self.staging.events.clear();
+        self.staging.report.events_added += added;
+        self.staging.report.events_duplicate += duplicate;
         Ok(())
     }
 

@@ -1,10 +1,10 @@
 //! What both store implementations share: interning external ids, resolving kinds, encoding
 //! events and computing their keys, all staged until commit.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aisle_core::{Event, EventKind, EventPayload, Item, ItemId, RawEvent, SessionId, User, UserId};
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -74,6 +74,41 @@ fn event_key(timestamp_ms: i64, fingerprint: u64) -> u128 {
     (u128::from(time) << 64) | u128::from(fingerprint)
 }
 
+/// Staged events: keys with spans into one shared byte buffer, so staging an event does not
+/// allocate.
+#[derive(Default)]
+pub(crate) struct StagedEvents {
+    entries: Vec<(u128, u32, u32)>,
+    bytes: Vec<u8>,
+}
+
+impl StagedEvents {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes every staged event, sorted by key (time order).
+    pub fn drain_sorted(&mut self) -> Vec<(u128, &[u8])> {
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_unstable_by_key(|e| e.0);
+        let bytes = &self.bytes;
+        entries
+            .into_iter()
+            .map(|(key, start, len)| (key, &bytes[start as usize..(start + len) as usize]))
+            .collect()
+    }
+
+    /// Forgets the bytes of drained events.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
+    }
+}
+
 /// Everything one writer has staged.
 pub(crate) struct Staging {
     base: SharedCatalog,
@@ -88,7 +123,7 @@ pub(crate) struct Staging {
     /// Item records to write, in order (a later record for the same id wins).
     pub items: Vec<(u32, Item)>,
     /// Encoded events with their keys.
-    pub events: Vec<(u128, Vec<u8>)>,
+    pub events: StagedEvents,
     pub report: WriteReport,
 }
 
@@ -102,13 +137,13 @@ impl Staging {
             base,
             next_user,
             next_item,
-            new_users: HashMap::new(),
-            new_items: HashMap::new(),
+            new_users: HashMap::default(),
+            new_items: HashMap::default(),
             new_kinds: Vec::new(),
-            occurrences: HashMap::new(),
+            occurrences: HashMap::default(),
             users: Vec::new(),
             items: Vec::new(),
-            events: Vec::new(),
+            events: StagedEvents::default(),
             report: WriteReport::default(),
         }
     }
@@ -134,7 +169,9 @@ impl Staging {
         let trimmed = name.trim();
         if trimmed.is_empty() || trimmed != name {
             return Err(Error::InvalidEvent {
-                reason: format!("custom kind name {name:?} must be non-empty without surrounding spaces"),
+                reason: format!(
+                    "custom kind name {name:?} must be non-empty without surrounding spaces"
+                ),
             });
         }
         let code = read_catalog(&self.base).kinds.len() + self.new_kinds.len();
@@ -147,7 +184,8 @@ impl Staging {
 
     /// The id of an external user id, creating it (without a record yet) when new.
     fn intern_user(&mut self, external: &str) -> (u32, bool) {
-        if let Some(&id) = read_catalog(&self.base).users.get(external) {
+        let known = read_catalog(&self.base).users.get(external).copied();
+        if let Some(id) = known {
             return (id, false);
         }
         if let Some(&id) = self.new_users.get(external) {
@@ -161,7 +199,8 @@ impl Staging {
     }
 
     fn intern_item(&mut self, external: &str) -> (u32, bool) {
-        if let Some(&id) = read_catalog(&self.base).items.get(external) {
+        let known = read_catalog(&self.base).items.get(external).copied();
+        if let Some(id) = known {
             return (id, false);
         }
         if let Some(&id) = self.new_items.get(external) {
@@ -222,16 +261,22 @@ impl Staging {
             session: raw.session.as_deref().map(|s| session_id(s).0),
             payload: raw.payload.clone(),
         };
-        let bytes = encode(&stored);
-        let base = xxh3_64(&bytes);
+        let start = self.events.bytes.len();
+        self.events.bytes = postcard::to_extend(&stored, std::mem::take(&mut self.events.bytes))
+            .expect("postcard encodes plain structs into a Vec without failing");
+        let bytes = &self.events.bytes[start..];
+        let base = xxh3_64(bytes);
         let occurrence = self.occurrences.entry(base).or_insert(0);
         let fingerprint = if *occurrence == 0 {
             base
         } else {
-            xxh3_64_with_seed(&bytes, u64::from(*occurrence))
+            xxh3_64_with_seed(bytes, u64::from(*occurrence))
         };
         *occurrence += 1;
-        self.events.push((event_key(raw.timestamp_ms, fingerprint), bytes));
+        let key = event_key(raw.timestamp_ms, fingerprint);
+        self.events
+            .entries
+            .push((key, start as u32, bytes.len() as u32));
         Ok(())
     }
 

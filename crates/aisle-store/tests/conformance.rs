@@ -25,7 +25,10 @@ fn events_come_back_in_time_order(store: &dyn Store) {
     let events = all_events(store);
     let times: Vec<i64> = events.iter().map(|e| e.timestamp_ms).collect();
     assert_eq!(times, vec![1_000, 2_000, 3_000]);
-    let alice = store.user_id("alice").expect("lookup").expect("alice exists");
+    let alice = store
+        .user_id("alice")
+        .expect("lookup")
+        .expect("alice exists");
     assert_eq!(events[2].user, alice);
     assert_eq!(events[2].item, store.item_id("apple").expect("lookup"));
     let counts = store.counts().expect("counts");
@@ -110,10 +113,16 @@ fn upserts_replace_records(store: &dyn Store) {
     assert_eq!(store.counts().expect("counts").items, 1);
 }
 
-const SUITE: &[(&str, fn(&dyn Store))] = &[
+/// A conformance case: takes a fresh, empty store.
+type Case = fn(&dyn Store);
+
+const SUITE: &[(&str, Case)] = &[
     ("time order", events_come_back_in_time_order),
     ("no duplicates", rewriting_an_event_does_not_duplicate_it),
-    ("identical rows kept", identical_rows_within_one_write_are_kept),
+    (
+        "identical rows kept",
+        identical_rows_within_one_write_are_kept,
+    ),
     ("dropped writer", a_dropped_writer_leaves_nothing),
     ("kinds", kinds_must_be_known),
     ("upserts", upserts_replace_records),
@@ -150,7 +159,10 @@ fn redb_ids_and_kinds_survive_reopen() {
     let store = RedbStore::open(dir.path()).expect("reopen");
     assert_eq!(store.user_id("ben").expect("lookup").map(|u| u.0), Some(1));
     assert_eq!(store.item_id("a").expect("lookup").map(|i| i.0), Some(0));
-    assert_eq!(store.custom_kinds().expect("kinds"), vec!["wishlist".to_string()]);
+    assert_eq!(
+        store.custom_kinds().expect("kinds"),
+        vec!["wishlist".to_string()]
+    );
     // New ids continue after the old ones.
     let mut w = store.writer().expect("writer");
     w.add_event(&view("cy", "c", 3)).expect("add");

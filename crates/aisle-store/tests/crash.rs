@@ -17,7 +17,12 @@ use rand::{Rng, SeedableRng};
 const CHILD_ENV: &str = "AISLE_CRASH_CHILD_DIR";
 
 fn event(n: i64) -> RawEvent {
-    let mut e = RawEvent::new(format!("u{}", n % 37), Some(format!("i{}", n % 101)), "view", n);
+    let mut e = RawEvent::new(
+        format!("u{}", n % 37),
+        Some(format!("i{}", n % 101)),
+        "view",
+        n,
+    );
     e.session = Some(format!("s{}", n / 25));
     e
 }
@@ -67,7 +72,13 @@ fn acknowledged_events_survive_sigkill() {
     let rounds = 25;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("AISLE_CRASH_START", (acked + 1).to_string())
             .stdout(Stdio::piped())
@@ -78,13 +89,18 @@ fn acknowledged_events_survive_sigkill() {
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line.strip_prefix("ack ").and_then(|n| n.parse::<i64>().ok()) {
+                if let Some(n) = line
+                    .strip_prefix("ack ")
+                    .and_then(|n| n.parse::<i64>().ok())
+                {
                     let _ = tx.send(n);
                 }
             }
         });
         // Wait for the first acknowledgement so that every round really writes.
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("child acknowledges");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child acknowledges");
         acked = acked.max(first);
         std::thread::sleep(Duration::from_millis(rng.random_range(1..60)));
         child.kill().expect("SIGKILL");
@@ -106,7 +122,14 @@ fn acknowledged_events_survive_sigkill() {
             seen.values().all(|&c| c == 1),
             "round {round}: no event may be stored twice"
         );
-        eprintln!("round {round}: {} acknowledged, {} stored", acked + 1, seen.len());
+        eprintln!(
+            "round {round}: {} acknowledged, {} stored",
+            acked + 1,
+            seen.len()
+        );
     }
-    assert!(acked > rounds, "the child made progress ({acked} acknowledged)");
+    assert!(
+        acked > rounds,
+        "the child made progress ({acked} acknowledged)"
+    );
 }

@@ -9,11 +9,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::DataDir;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "FORMAT is csv, jsonl or parquet (with a column mapping), or a dataset adapter: \
+#[command(
+    after_help = "FORMAT is csv, jsonl or parquet (with a column mapping), or a dataset adapter: \
 instacart, yoochoose, s3rec, movielens, cdnow, groceries.\n\n\
 Examples:\n  aisle import --format instacart data/instacart-sample\n  \
 aisle import --format csv --map user=customer --map item=sku --kind view clicks.csv\n  \
-aisle import --format csv --entity items --map id=sku --map title=name catalogue.csv")]
+aisle import --format csv --entity items --map id=sku --map title=name catalogue.csv"
+)]
 pub struct Args {
     #[command(flatten)]
     pub data: DataDir,
@@ -74,7 +76,8 @@ impl Args {
         let mut mapping = match &self.mapping {
             Some(path) => {
                 let text = fs_err::read_to_string(path)?;
-                Mapping::from_toml(&text).with_context(|| format!("while reading {}", path.display()))?
+                Mapping::from_toml(&text)
+                    .with_context(|| format!("while reading {}", path.display()))?
             }
             None => Mapping::default(),
         };
@@ -95,7 +98,9 @@ impl Args {
         if let Some(time_format) = &self.time_format {
             mapping.time_format = time_format.clone();
         }
-        mapping.custom_kinds.extend(self.custom_kinds.iter().cloned());
+        mapping
+            .custom_kinds
+            .extend(self.custom_kinds.iter().cloned());
         mapping.validate()?;
         Ok(Source::Table { format, mapping })
     }
@@ -103,11 +108,18 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = args.source()?;
-    let store = aisle_store::open(&args.data.data_dir.to_string_lossy())
-        .with_context(|| format!("while opening the data directory {}", args.data.data_dir.display()))?;
+    let store = aisle_store::open(&args.data.data_dir.to_string_lossy()).with_context(|| {
+        format!(
+            "while opening the data directory {}",
+            args.data.data_dir.display()
+        )
+    })?;
     let report = import_with_progress(store.as_ref(), &source, &args.paths, args.strict)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&crate::output::report_json(&report))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::output::report_json(&report))?
+        );
     } else {
         crate::output::print_report(&report);
     }

@@ -25,12 +25,19 @@ fn sample_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
         return Ok(dir);
     }
-    for candidate in [Path::new(BUNDLED_SAMPLE), Path::new("data/instacart-sample")] {
+    for candidate in [
+        Path::new(BUNDLED_SAMPLE),
+        Path::new("data/instacart-sample"),
+    ] {
         if candidate.join("products.csv").is_file() {
-            return Ok(candidate.to_path_buf());
+            return Ok(candidate
+                .canonicalize()
+                .unwrap_or_else(|_| candidate.to_path_buf()));
         }
     }
-    bail!("the bundled sample was not found (looked in {BUNDLED_SAMPLE} and ./data/instacart-sample); pass --sample DIR")
+    bail!(
+        "the bundled sample was not found (looked in {BUNDLED_SAMPLE} and ./data/instacart-sample); pass --sample DIR"
+    )
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -39,7 +46,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if store_file.exists() {
         fs_err::remove_file(&store_file).context("while clearing the old quickstart store")?;
     }
-    println!("aisle quickstart: importing {} into {}", sample.display(), args.data_dir.display());
+    println!(
+        "aisle quickstart: importing {} into {}",
+        sample.display(),
+        args.data_dir.display()
+    );
     let started = std::time::Instant::now();
     let store = aisle_store::open(&args.data_dir.to_string_lossy())?;
     let report = super::import::import_with_progress(

@@ -45,7 +45,11 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
             let mut event = RawEvent::new(customer, None, "purchase", timestamp_ms);
             event.payload = EventPayload {
                 quantity: Some(cds),
-                price: Some(if cds > 0.0 { dollars / f64::from(cds) } else { dollars }),
+                price: Some(if cds > 0.0 {
+                    dollars / f64::from(cds)
+                } else {
+                    dollars
+                }),
                 ..EventPayload::default()
             };
             Ok(event)

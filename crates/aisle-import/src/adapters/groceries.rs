@@ -23,7 +23,12 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
                 item.title = name.to_string();
                 sink.item(line, item)?;
             }
-            let mut event = RawEvent::new(basket.clone(), Some(name.to_string()), "purchase", line as i64 * 1000);
+            let mut event = RawEvent::new(
+                basket.clone(),
+                Some(name.to_string()),
+                "purchase",
+                line as i64 * 1000,
+            );
             event.session = Some(basket.clone());
             sink.event(line, &event)?;
         }

@@ -65,7 +65,10 @@ fn import_catalogue(orders_file: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
     let Some(products) = sibling(orders_file, &["products.csv", "products.csv.gz"]) else {
         return Ok(());
     };
-    let aisles = sibling(orders_file, &["aisles.csv"]).map(|p| lookup_table(&p)).transpose()?.unwrap_or_default();
+    let aisles = sibling(orders_file, &["aisles.csv"])
+        .map(|p| lookup_table(&p))
+        .transpose()?
+        .unwrap_or_default();
     let departments = sibling(orders_file, &["departments.csv"])
         .map(|p| lookup_table(&p))
         .transpose()?
@@ -88,7 +91,11 @@ fn import_catalogue(orders_file: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         let (Some(id), Some(name), Some(aisle), Some(department)) =
             (record.get(0), record.get(1), record.get(2), record.get(3))
         else {
-            let error = sink.row_error(line, None, "expected product_id,product_name,aisle_id,department_id");
+            let error = sink.row_error(
+                line,
+                None,
+                "expected product_id,product_name,aisle_id,department_id",
+            );
             sink.bad_row(error)?;
             continue;
         };
@@ -100,7 +107,8 @@ fn import_catalogue(orders_file: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
             .cloned()
             .collect();
         item.attributes.insert("aisle_id".into(), aisle.to_string());
-        item.attributes.insert("department_id".into(), department.to_string());
+        item.attributes
+            .insert("department_id".into(), department.to_string());
         sink.item(line, item)?;
     }
     sink.start_file(&previous);
@@ -126,11 +134,14 @@ struct OrderInfo {
 }
 
 fn column(header: &csv::StringRecord, name: &str, file: &Path) -> Result<usize> {
-    header.iter().position(|h| h.trim() == name).ok_or_else(|| Error::MissingColumn {
-        file: file.to_path_buf(),
-        column: name.to_string(),
-        available: header.iter().collect::<Vec<_>>().join(", "),
-    })
+    header
+        .iter()
+        .position(|h| h.trim() == name)
+        .ok_or_else(|| Error::MissingColumn {
+            file: file.to_path_buf(),
+            column: name.to_string(),
+            available: header.iter().collect::<Vec<_>>().join(", "),
+        })
 }
 
 fn import_orders(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
@@ -141,7 +152,9 @@ fn import_orders(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         .map_err(|e| mapping_error(format!("{}: {e}", path.display())))?
         .clone();
     if header.is_empty() {
-        return Err(Error::Empty { file: path.to_path_buf() });
+        return Err(Error::Empty {
+            file: path.to_path_buf(),
+        });
     }
     let names = [
         "order_id",
@@ -185,10 +198,18 @@ fn import_orders(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
             let product: u64 = parse_field(sink, line, names[6], get(6))?;
             let position: f64 = parse_field(sink, line, names[7], get(7))?;
             if !(0..7).contains(&dow) {
-                return Err(sink.row_error(line, Some(names[3]), format!("weekday {dow} is not in 0..=6")));
+                return Err(sink.row_error(
+                    line,
+                    Some(names[3]),
+                    format!("weekday {dow} is not in 0..=6"),
+                ));
             }
             if !(0..24).contains(&hour) {
-                return Err(sink.row_error(line, Some(names[4]), format!("hour {hour} is not in 0..=23")));
+                return Err(sink.row_error(
+                    line,
+                    Some(names[4]),
+                    format!("hour {hour} is not in 0..=23"),
+                ));
             }
             Ok((
                 OrderLine {
@@ -216,7 +237,8 @@ fn import_orders(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
     }
     let order_times = order_times(&orders, sink)?;
     for order_line in &lines {
-        let Some(&start) = order_times.get(&(order_line.user.clone(), order_line.order_number)) else {
+        let Some(&start) = order_times.get(&(order_line.user.clone(), order_line.order_number))
+        else {
             continue; // the order's timing was reported as a bad row already
         };
         let session = Some(format!("order-{}", order_line.order));
@@ -293,7 +315,9 @@ trait KindText {
 impl KindText for csv::Error {
     fn kind_text(&self) -> String {
         match self.kind() {
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
                 format!("expected {expected_len} fields, found {len} (truncated or malformed row)")
             }
             csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
@@ -301,4 +325,3 @@ impl KindText for csv::Error {
         }
     }
 }
-

@@ -83,7 +83,11 @@ pub(crate) fn for_each_line(
             Ok(_) => {}
             Err(e) => {
                 sink.row_read();
-                let error = sink.row_error(line + 1, None, format!("read failed, the file may be truncated: {e}"));
+                let error = sink.row_error(
+                    line + 1,
+                    None,
+                    format!("read failed, the file may be truncated: {e}"),
+                );
                 return sink.bad_row(error);
             }
         }

@@ -57,10 +57,30 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         let event = (|| {
             let user = columns.get("user_id").map(String::as_str);
             let user: String = parse_field(sink, line, "user_id", user)?;
-            let item: String = parse_field(sink, line, "item_id", columns.get("item_id").map(String::as_str))?;
-            let rating: f32 = parse_field(sink, line, "rating", columns.get("rating").map(String::as_str))?;
-            let seconds: f64 = parse_field(sink, line, "timestamp", columns.get("timestamp").map(String::as_str))?;
-            let mut event = RawEvent::new(user, Some(item), "rating", (seconds * 1000.0).round() as i64);
+            let item: String = parse_field(
+                sink,
+                line,
+                "item_id",
+                columns.get("item_id").map(String::as_str),
+            )?;
+            let rating: f32 = parse_field(
+                sink,
+                line,
+                "rating",
+                columns.get("rating").map(String::as_str),
+            )?;
+            let seconds: f64 = parse_field(
+                sink,
+                line,
+                "timestamp",
+                columns.get("timestamp").map(String::as_str),
+            )?;
+            let mut event = RawEvent::new(
+                user,
+                Some(item),
+                "rating",
+                (seconds * 1000.0).round() as i64,
+            );
             event.payload = EventPayload {
                 value: Some(rating),
                 ..EventPayload::default()
@@ -80,10 +100,12 @@ fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     found.sort();
-    found
-        .into_iter()
-        .next()
-        .ok_or_else(|| mapping_error(format!("{}: no .{extension} file in this directory", dir.display())))
+    found.into_iter().next().ok_or_else(|| {
+        mapping_error(format!(
+            "{}: no .{extension} file in this directory",
+            dir.display()
+        ))
+    })
 }
 
 fn require(
@@ -122,7 +144,11 @@ fn import_table(
             let error = sink.row_error(
                 line,
                 None,
-                format!("expected {} tab-separated fields, found {}", header.len(), values.len()),
+                format!(
+                    "expected {} tab-separated fields, found {}",
+                    header.len(),
+                    values.len()
+                ),
             );
             return sink.bad_row(error);
         }

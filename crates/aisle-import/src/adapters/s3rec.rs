@@ -42,7 +42,12 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
             }
         }
         for (position, item) in items.iter().enumerate() {
-            let event = RawEvent::new(user, Some((*item).to_string()), "purchase", position as i64 * DAY_MS);
+            let event = RawEvent::new(
+                user,
+                Some((*item).to_string()),
+                "purchase",
+                position as i64 * DAY_MS,
+            );
             sink.event(line, &event)?;
         }
         Ok(())
@@ -58,8 +63,13 @@ fn import_attributes(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         return Ok(());
     }
     let text = read_all(&json)?;
-    let map: std::collections::BTreeMap<String, Vec<u32>> = serde_json::from_str(&text)
-        .map_err(|e| mapping_error(format!("{}: not an item-to-attributes map: {e}", json.display())))?;
+    let map: std::collections::BTreeMap<String, Vec<u32>> =
+        serde_json::from_str(&text).map_err(|e| {
+            mapping_error(format!(
+                "{}: not an item-to-attributes map: {e}",
+                json.display()
+            ))
+        })?;
     // Numeric order, so that item ids are interned as 1, 2, 3, ... when the catalogue comes first.
     let mut entries: Vec<(u64, String, Vec<u32>)> = map
         .into_iter()

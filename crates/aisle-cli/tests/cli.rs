@@ -1,0 +1,187 @@
+//! The `aisle` binary end to end, on the bundled sample.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn aisle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .args(args)
+        .env_remove("AISLE_DATA_DIR")
+        .output()
+        .expect("run aisle")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn dir_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[test]
+fn quickstart_imports_the_sample_and_prints_its_stats() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("qs"));
+    let out = aisle(&["quickstart", "--data-dir", &data, "--no-serve"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("49,688 products; 593 users; 150,000 order lines"),
+        "{text}"
+    );
+    // Running it again starts afresh rather than adding to the old store.
+    let again = aisle(&["quickstart", "--data-dir", &data, "--no-serve"]);
+    assert!(
+        stdout(&again).contains("300,000 events added, 0 already stored"),
+        "{}",
+        stdout(&again)
+    );
+
+    let json = aisle(&["stats", "--data-dir", &data, "--json"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let stats: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("stats --json is JSON");
+    assert_eq!(stats["users"], 593);
+    assert_eq!(stats["items"], 49_688);
+    assert_eq!(stats["events"], 300_000);
+    assert_eq!(stats["sessions"], 15_183);
+    for key in [
+        "events_by_kind",
+        "time_span",
+        "sparsity",
+        "long_tail",
+        "events_per_user",
+        "events_per_session",
+    ] {
+        assert!(!stats[key].is_null(), "stats --json has {key}");
+    }
+    let purchases = stats["events_by_kind"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["kind"] == "purchase")
+        .expect("purchase row");
+    assert_eq!(purchases["count"], 150_000);
+}
+
+#[test]
+fn import_reports_bad_rows_by_file_and_line_and_keeps_the_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("store"));
+    let good = tmp.path().join("good.csv");
+    std::fs::write(&good, "user,item,event,ts\nu1,i1,view,1000\n").expect("write");
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &data,
+        "--format",
+        "csv",
+        &dir_arg(&good),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 events added"), "{}", stdout(&out));
+
+    // The same file again adds nothing.
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &data,
+        "--format",
+        "csv",
+        "--json",
+        &dir_arg(&good),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (
+            report["events_added"].as_u64(),
+            report["events_duplicate"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "user,item,event,ts\nu2,i2,view,2000\nu3,i3,view,noon\n",
+    )
+    .expect("write");
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &data,
+        "--format",
+        "csv",
+        "--strict",
+        &dir_arg(&bad),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:3: field `ts`", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+
+    let stats = aisle(&["stats", "--data-dir", &data, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("json");
+    assert_eq!(
+        stats["events"], 1,
+        "the rejected import left nothing behind"
+    );
+}
+
+#[test]
+fn helpful_errors_for_common_mistakes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = aisle(&["stats", "--data-dir", &dir_arg(&tmp.path().join("nothing"))]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("holds no aisle store yet"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &dir_arg(tmp.path()),
+        "--format",
+        "xlsx",
+        "x.xlsx",
+    ]);
+    assert!(
+        stderr(&out).contains("unknown format \"xlsx\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &dir_arg(tmp.path()),
+        "--format",
+        "csv",
+        "--map",
+        "usr=a",
+        "x.csv",
+    ]);
+    assert!(
+        stderr(&out).contains("unknown field `usr`"),
+        "{}",
+        stderr(&out)
+    );
+
+    for command in ["import", "stats", "quickstart", "bench"] {
+        let out = aisle(&[command, "--help"]);
+        assert!(
+            out.status.success() && stdout(&out).contains("Usage"),
+            "{command} --help"
+        );
+    }
+}
