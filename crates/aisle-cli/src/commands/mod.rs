@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod bench;
+mod eval;
 mod import;
 mod quickstart;
 mod stats;
@@ -25,6 +26,8 @@ enum Command {
     Import(import::Args),
     /// Describe the data in a data directory: users, items, events, sparsity, long tail, sessions.
     Stats(stats::Args),
+    /// Evaluate recommenders offline (leave-one-out, temporal or session protocol) and print a leaderboard.
+    Eval(eval::Args),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
 }
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

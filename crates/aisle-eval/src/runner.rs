@@ -1,0 +1,204 @@
+//! Fitting and scoring models on a split; the leaderboard.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aisle_features::{EventLog, KindWeights};
+use aisle_models::{Model, ModelConfig, Query, Recommender, TrainData, TrainDataBuilder, top_k};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::metrics::{ListStats, standard};
+use crate::{Protocol, Result, TestCase, candidates};
+
+/// How to run an evaluation.
+pub struct EvalSettings<'a> {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Cut-offs, e.g. `[5, 10, 20]`.
+    pub ks: Vec<usize>,
+    /// Tune each model on the validation split before the test run.
+    pub tune: bool,
+    /// Most configurations tried per model when tuning.
+    pub tune_budget: usize,
+    /// Validation cases used when tuning (a seeded sample when there are more).
+    pub max_validation_cases: usize,
+    /// Event-kind weights of the interaction matrix and of what counts as an interaction.
+    pub weights: KindWeights,
+    /// Builds training data (item metadata, sessions).
+    pub builder: TrainDataBuilder,
+    /// Called with progress messages.
+    pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
+}
+
+/// Metrics of one model on one set of cases.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModelResult {
+    /// `hr@10`, `ndcg@10`, ... → value.
+    pub metrics: BTreeMap<String, f64>,
+    /// Test cases scored.
+    pub cases: usize,
+    /// Wall time to score every case.
+    pub score_seconds: f64,
+}
+
+/// One line of a leaderboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeaderboardRow {
+    /// Model name.
+    pub model: String,
+    /// Settings used for the test run.
+    pub config: String,
+    /// Test metrics (accuracy at each K, coverage, novelty, popularity bias, diversity).
+    pub metrics: BTreeMap<String, f64>,
+    /// Wall time of the final fit.
+    pub fit_seconds: f64,
+    /// Wall time to score all test cases.
+    pub score_seconds: f64,
+    /// Test cases.
+    pub cases: usize,
+    /// Tuning trials: settings and validation NDCG at the first K.
+    pub tuning: Vec<(String, f64)>,
+}
+
+/// Scores `cases` with `model` (full ranking) and computes every metric.
+pub fn evaluate(model: &dyn Recommender, data: &TrainData, cases: &[TestCase], ks: &[usize]) -> ModelResult {
+    let started = Instant::now();
+    let ranked = rank_all(model, cases, ks.iter().copied().max().unwrap_or(10));
+    let mut result = score_ranked(&ranked, data, cases, ks);
+    result.score_seconds = started.elapsed().as_secs_f64();
+    result
+}
+
+/// Top-`k` lists for every case, in parallel.
+pub fn rank_all(model: &dyn Recommender, cases: &[TestCase], k: usize) -> Vec<Vec<u32>> {
+    let n = model.n_items();
+    cases
+        .par_iter()
+        .map_init(
+            || vec![0f32; n],
+            |scores, case| {
+                model.score(
+                    &Query {
+                        user: case.user,
+                        history: &case.history,
+                    },
+                    scores,
+                );
+                for &i in &case.exclude {
+                    if let Some(s) = scores.get_mut(i as usize) {
+                        *s = f32::NEG_INFINITY;
+                    }
+                }
+                top_k(scores, k, |_| true).into_iter().map(|s| s.item).collect()
+            },
+        )
+        .collect()
+}
+
+/// Metrics of given top-K lists (from aisle or from a peer), one per case.
+pub fn score_ranked(ranked: &[Vec<u32>], data: &TrainData, cases: &[TestCase], ks: &[usize]) -> ModelResult {
+    let active = (0..data.n_users() as u32).filter(|&u| !data.matrix.row(u).0.is_empty()).count().max(1);
+    let popularity: Vec<f64> = (0..data.n_items() as u32)
+        .map(|i| data.item_users.row(i).0.len() as f64 / active as f64)
+        .collect();
+    let mut metrics = standard(ks);
+    let mut lists = ListStats::default();
+    let k_list = ks.get(1).or(ks.first()).copied().unwrap_or(10);
+    for (list, case) in ranked.iter().zip(cases) {
+        for m in &mut metrics {
+            m.update(list, &case.relevant);
+        }
+        lists.update(&list[..list.len().min(k_list)], &popularity, &data.item_category);
+    }
+    let mut out: BTreeMap<String, f64> = metrics.iter().map(|m| (m.name(), m.value())).collect();
+    let trained_items = popularity.iter().filter(|&&p| p > 0.0).count();
+    out.insert(format!("coverage@{k_list}"), lists.coverage(trained_items));
+    out.insert(format!("novelty@{k_list}"), lists.novelty());
+    out.insert(format!("popularity_bias@{k_list}"), lists.popularity_bias());
+    if let Some(d) = lists.diversity() {
+        out.insert(format!("diversity@{k_list}"), d);
+    }
+    ModelResult {
+        metrics: out,
+        cases: cases.len(),
+        score_seconds: 0.0,
+    }
+}
+
+fn say(settings: &EvalSettings<'_>, message: &str) {
+    if let Some(progress) = settings.progress {
+        progress(message);
+    }
+}
+
+/// A seeded, evenly spread sample of at most `max` cases.
+fn sample(cases: &[TestCase], max: usize) -> Vec<TestCase> {
+    if cases.len() <= max {
+        return cases.to_vec();
+    }
+    let step = cases.len() as f64 / max as f64;
+    (0..max).map(|i| cases[(i as f64 * step) as usize].clone()).collect()
+}
+
+/// Fits, optionally tunes, and tests each named model; rows come back in the order given.
+pub fn run_leaderboard(log: &EventLog, models: &[String], settings: &EvalSettings<'_>) -> Result<Vec<LeaderboardRow>> {
+    let test = settings.protocol.split(log, &settings.weights)?;
+    let train_data = settings.builder.build(&test.train);
+    let validation = if settings.tune {
+        let v = settings.protocol.split(&test.train, &settings.weights)?;
+        let data = settings.builder.build(&v.train);
+        Some((data, sample(&v.cases, settings.max_validation_cases)))
+    } else {
+        None
+    };
+    let first_k = settings.ks.first().copied().unwrap_or(10);
+    let target = format!("ndcg@{}", settings.ks.get(1).copied().unwrap_or(first_k));
+    let mut rows = Vec::new();
+    for name in models {
+        let mut config = ModelConfig::default_for(name)?;
+        let mut tuning = Vec::new();
+        if let Some((data, cases)) = &validation {
+            let mut best = f64::NEG_INFINITY;
+            for candidate in candidates(name, settings.tune_budget) {
+                let mut model = Model::build(&candidate);
+                if let Err(e) = model.fit(data) {
+                    say(settings, &format!("{name}: skipped a setting that cannot fit: {e}"));
+                    continue;
+                }
+                let value = evaluate(&model, data, cases, &settings.ks).metrics.get(&target).copied().unwrap_or(0.0);
+                say(settings, &format!("{name}: validation {target} {value:.4} with {}", candidate.to_json()));
+                tuning.push((candidate.to_json(), value));
+                if value > best {
+                    best = value;
+                    config = candidate;
+                }
+            }
+        }
+        say(settings, &format!("{name}: fitting on {} training events", test.train.len()));
+        let mut model = Model::build(&config);
+        let started = Instant::now();
+        model.fit(&train_data)?;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let result = evaluate(&model, &train_data, &test.cases, &settings.ks);
+        say(
+            settings,
+            &format!(
+                "{name}: {target} {:.4} on {} cases (fit {fit_seconds:.1}s, scoring {:.1}s)",
+                result.metrics.get(&target).copied().unwrap_or(0.0),
+                result.cases,
+                result.score_seconds
+            ),
+        );
+        rows.push(LeaderboardRow {
+            model: name.clone(),
+            config: config.to_json(),
+            metrics: result.metrics,
+            fit_seconds,
+            score_seconds: result.score_seconds,
+            cases: result.cases,
+            tuning,
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,137 @@
+//! Training input shared by every model.
+
+use std::collections::HashMap;
+
+use aisle_core::Item;
+use aisle_features::{EventLog, Interaction, InteractionMatrix, KindWeights, SessionConfig, Sessions, Sequences};
+
+/// Everything a model may learn from, derived once from an event log.
+pub struct TrainData {
+    /// Users × items, weighted by event kind.
+    pub matrix: InteractionMatrix,
+    /// Items × users (the transpose of `matrix`).
+    pub item_users: InteractionMatrix,
+    /// Each user's item events, oldest first.
+    pub sequences: Sequences,
+    /// Item sequences of sessions, oldest event first.
+    pub sessions: Vec<Vec<u32>>,
+    /// Time of each session's last event.
+    pub session_end_ms: Vec<i64>,
+    /// Item events (the log without events that have no item), time-ordered.
+    pub item_events: Vec<Interaction>,
+    /// Top-level category of each item (`u32::MAX` for none).
+    pub item_category: Vec<u32>,
+    /// Text of each item (title, description, category path, brand, attributes).
+    pub item_text: Vec<String>,
+    /// Time of the last training event.
+    pub end_ms: i64,
+}
+
+impl TrainData {
+    /// Number of users (the id range).
+    pub fn n_users(&self) -> usize {
+        self.matrix.n_users()
+    }
+
+    /// Number of items (the id range).
+    pub fn n_items(&self) -> usize {
+        self.matrix.n_items()
+    }
+}
+
+/// Builds [`TrainData`]: kind weights, session cuts and item metadata.
+#[derive(Clone, Debug, Default)]
+pub struct TrainDataBuilder {
+    weights: KindWeights,
+    sessions: SessionConfig,
+    items: Vec<Option<Item>>,
+}
+
+impl TrainDataBuilder {
+    /// Defaults: [`KindWeights::default`], 30-minute sessions, no item metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Per-kind weights of the interaction matrix.
+    pub fn weights(mut self, weights: KindWeights) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// How sessions are cut where the data has no session ids.
+    pub fn sessions(mut self, sessions: SessionConfig) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Item records by item id (for text and category models).
+    pub fn items(mut self, items: Vec<Option<Item>>) -> Self {
+        self.items = items;
+        self
+    }
+
+    /// Builds the training structures from `log`.
+    pub fn build(&self, log: &EventLog) -> TrainData {
+        let matrix = InteractionMatrix::build(log, &self.weights);
+        let mut cells = Vec::with_capacity(matrix.nnz());
+        for u in 0..matrix.n_users() as u32 {
+            let (items, values) = matrix.row(u);
+            for (&i, &v) in items.iter().zip(values) {
+                cells.push((i, u, v));
+            }
+        }
+        let item_users = InteractionMatrix::from_triplets(matrix.n_items(), matrix.n_users(), cells);
+        let sequences = Sequences::build(log, |kind| self.weights.weight(kind) != 0.0);
+        let cut = Sessions::build(log, &self.sessions);
+        let events = log.events();
+        let mut sessions = Vec::with_capacity(cut.len());
+        let mut session_end_ms = Vec::with_capacity(cut.len());
+        for s in 0..cut.len() {
+            let idx = cut.events(s);
+            let items: Vec<u32> = idx
+                .iter()
+                .map(|&i| events[i as usize])
+                .filter(|e| e.item().is_some() && self.weights.weight(e.kind) != 0.0)
+                .map(|e| e.item)
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            session_end_ms.push(idx.iter().map(|&i| events[i as usize].timestamp_ms).max().unwrap_or(0));
+            sessions.push(items);
+        }
+        let n_items = log.n_items();
+        let mut categories: HashMap<String, u32> = HashMap::new();
+        let mut item_category = vec![u32::MAX; n_items];
+        let mut item_text = vec![String::new(); n_items];
+        for (id, item) in self.items.iter().enumerate().take(n_items) {
+            let Some(item) = item else { continue };
+            if let Some(top) = item.category.first() {
+                let next = categories.len() as u32;
+                item_category[id] = *categories.entry(top.clone()).or_insert(next);
+            }
+            let mut text = format!("{} {} {}", item.title, item.description, item.category.join(" "));
+            if let Some(brand) = &item.brand {
+                text.push(' ');
+                text.push_str(brand);
+            }
+            for value in item.attributes.values() {
+                text.push(' ');
+                text.push_str(value);
+            }
+            item_text[id] = text;
+        }
+        TrainData {
+            matrix,
+            item_users,
+            sequences,
+            sessions,
+            session_end_ms,
+            item_events: events.iter().filter(|e| e.item().is_some()).copied().collect(),
+            item_category,
+            item_text,
+            end_ms: events.last().map_or(0, |e| e.timestamp_ms),
+        }
+    }
+}

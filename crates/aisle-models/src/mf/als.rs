@@ -1,0 +1,220 @@
+//! Alternating least squares for implicit feedback (Hu, Koren & Volinsky, 2008), solved with
+//! a few conjugate-gradient steps per row (Takács, Pilászy & Tikk, 2011), as in `implicit`.
+//!
+//! Loss: `Σ_ui c_ui (p_ui − x_u·y_i)² + λ(|X|² + |Y|²)` with `p_ui = 1` and
+//! `c_ui = 1 + α r_ui` for observed cells, `p = 0` and `c = 1` for the rest. The dense part
+//! `YᵀY` is shared by all rows, so each row costs `O(k² + n_u k)` per CG step.
+
+use rand::SeedableRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{dot, init_factors, score_all};
+use crate::sparse::history_weights;
+use crate::{Error, FitReport, Query, Recommender, Result, TrainData};
+
+/// ALS settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlsConfig {
+    /// Latent factors (default 64).
+    pub factors: usize,
+    /// Alternations (default 15).
+    pub iterations: usize,
+    /// L2 regularisation λ (default 0.01).
+    pub regularization: f32,
+    /// Confidence scaling α in `c = 1 + α r` (default 10).
+    pub alpha: f32,
+    /// CG steps per row and iteration (default 3).
+    pub cg_steps: usize,
+    /// Treat every interaction as 1 before scaling (default true).
+    pub binary: bool,
+    /// Random seed of the initial factors.
+    pub seed: u64,
+}
+
+impl Default for AlsConfig {
+    fn default() -> Self {
+        Self {
+            factors: 64,
+            iterations: 15,
+            regularization: 0.01,
+            alpha: 10.0,
+            cg_steps: 3,
+            binary: true,
+            seed: 42,
+        }
+    }
+}
+
+/// The fitted ALS model.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Als {
+    config: AlsConfig,
+    user_factors: Vec<f32>,
+    item_factors: Vec<f32>,
+    n_items: usize,
+}
+
+impl Als {
+    /// An unfitted model.
+    pub fn new(config: AlsConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Row-major user factors.
+    pub fn user_factors(&self) -> &[f32] {
+        &self.user_factors
+    }
+
+    /// Row-major item factors.
+    pub fn item_factors(&self) -> &[f32] {
+        &self.item_factors
+    }
+}
+
+/// `YᵀY + λI` for row-major `y` with `k` columns.
+fn gramian(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
+    let partial = y
+        .par_chunks(k * 1024)
+        .map(|block| {
+            let mut g = vec![0f32; k * k];
+            for row in block.chunks_exact(k) {
+                for a in 0..k {
+                    let ra = row[a];
+                    if ra == 0.0 {
+                        continue;
+                    }
+                    let g_row = &mut g[a * k..(a + 1) * k];
+                    for (gv, &rb) in g_row.iter_mut().zip(row) {
+                        *gv += ra * rb;
+                    }
+                }
+            }
+            g
+        })
+        .reduce(|| vec![0f32; k * k], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+            a
+        });
+    let mut g = partial;
+    for d in 0..k {
+        g[d * k + d] += reg;
+    }
+    g
+}
+
+/// A few CG steps on `(YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i`, from `x`.
+fn cg_solve(x: &mut [f32], gram: &[f32], y: &[f32], k: usize, cells: &[(u32, f32)], steps: usize) {
+    let mut r = vec![0f32; k];
+    // r = b − A x
+    for a in 0..k {
+        r[a] = -dot(&gram[a * k..(a + 1) * k], x);
+    }
+    for &(i, c) in cells {
+        let yi = &y[i as usize * k..(i as usize + 1) * k];
+        let coef = c - (c - 1.0) * dot(yi, x);
+        r.iter_mut().zip(yi).for_each(|(rv, &yv)| *rv += coef * yv);
+    }
+    let mut p = r.clone();
+    let mut rs_old = dot(&r, &r);
+    if rs_old < 1e-20 {
+        return;
+    }
+    let mut ap = vec![0f32; k];
+    for _ in 0..steps {
+        for a in 0..k {
+            ap[a] = dot(&gram[a * k..(a + 1) * k], &p);
+        }
+        for &(i, c) in cells {
+            let yi = &y[i as usize * k..(i as usize + 1) * k];
+            let coef = (c - 1.0) * dot(yi, &p);
+            ap.iter_mut().zip(yi).for_each(|(av, &yv)| *av += coef * yv);
+        }
+        let step = rs_old / dot(&p, &ap);
+        x.iter_mut().zip(&p).for_each(|(xv, &pv)| *xv += step * pv);
+        r.iter_mut().zip(&ap).for_each(|(rv, &av)| *rv -= step * av);
+        let rs_new = dot(&r, &r);
+        if rs_new < 1e-20 {
+            break;
+        }
+        let beta = rs_new / rs_old;
+        p.iter_mut().zip(&r).for_each(|(pv, &rv)| *pv = rv + beta * *pv);
+        rs_old = rs_new;
+    }
+}
+
+impl Als {
+    fn confidence(&self, r: f32) -> f32 {
+        let r = if self.config.binary { 1.0 } else { r };
+        1.0 + self.config.alpha * r
+    }
+
+    /// Solves every row of `x` against fixed `y`, rows given by `matrix`.
+    fn half_step(&self, x: &mut [f32], y: &[f32], matrix: &aisle_features::InteractionMatrix) {
+        let k = self.config.factors;
+        let gram = gramian(y, k, self.config.regularization);
+        x.par_chunks_mut(k).enumerate().for_each_init(Vec::new, |cells, (row, xr)| {
+            let (idx, val) = matrix.row(row as u32);
+            cells.clear();
+            cells.extend(idx.iter().zip(val).map(|(&i, &v)| (i, self.confidence(v))));
+            cg_solve(xr, &gram, y, k, cells, self.config.cg_steps);
+        });
+    }
+
+    /// Folds a history in: solves a user vector against the fixed item factors.
+    fn fold_in(&self, history: &[u32]) -> Vec<f32> {
+        let k = self.config.factors;
+        let gram = gramian(&self.item_factors, k, self.config.regularization);
+        let cells: Vec<(u32, f32)> = history_weights(history)
+            .into_iter()
+            .filter(|&(i, _)| (i as usize) < self.n_items)
+            .map(|(i, w)| (i, self.confidence(w)))
+            .collect();
+        let mut x = vec![0f32; k];
+        cg_solve(&mut x, &gram, &self.item_factors, k, &cells, self.config.cg_steps.max(3) * 3);
+        x
+    }
+}
+
+impl Recommender for Als {
+    fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
+        let k = self.config.factors;
+        if k == 0 || self.config.iterations == 0 {
+            return Err(Error::InvalidConfig {
+                model: "als",
+                reason: "factors and iterations must be at least 1".into(),
+            });
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
+        let scale = 0.01;
+        let mut users = init_factors(data.n_users(), k, scale, &mut rng);
+        let mut items = init_factors(data.n_items(), k, scale, &mut rng);
+        self.n_items = data.n_items();
+        for _ in 0..self.config.iterations {
+            self.half_step(&mut users, &items, &data.matrix);
+            self.half_step(&mut items, &users, &data.item_users);
+        }
+        self.user_factors = users;
+        self.item_factors = items;
+        Ok(FitReport::default())
+    }
+
+    fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
+        let k = self.config.factors;
+        let user = match query.user {
+            Some(u) if (u as usize + 1) * k <= self.user_factors.len() => {
+                self.user_factors[u as usize * k..(u as usize + 1) * k].to_vec()
+            }
+            _ => self.fold_in(query.history),
+        };
+        score_all(&user, &self.item_factors, k, scores);
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+}

@@ -1,0 +1,231 @@
+//! Every model by name: configs, construction, and the versioned model file.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Als, AlsConfig, Bpr, BprConfig, Ease, EaseConfig, Error, FitReport, Hybrid, HybridConfig, ItemKnn,
+    ItemKnnConfig, Popularity, PopularityConfig, PureSvd, PureSvdConfig, Query, Recommender, Result, Rp3Beta,
+    Rp3BetaConfig, Scored, SequentialRules, SequentialRulesConfig, SessionKnn, SessionKnnConfig, TfIdf,
+    TfIdfConfig, TrainData, UserKnn, UserKnnConfig,
+};
+
+/// Names of every model, as used by `aisle eval --models` and the config.
+pub const MODEL_NAMES: [&str; 12] = [
+    "pop", "itemknn", "userknn", "rp3beta", "ease", "als", "bpr", "puresvd", "tfidf", "sknn", "sr", "hybrid",
+];
+
+/// A model's name and hyper-parameters (JSON or TOML: `{ "model": "als", "factors": 128 }`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum ModelConfig {
+    Pop(PopularityConfig),
+    ItemKnn(ItemKnnConfig),
+    UserKnn(UserKnnConfig),
+    Rp3Beta(Rp3BetaConfig),
+    Ease(EaseConfig),
+    Als(AlsConfig),
+    Bpr(BprConfig),
+    PureSvd(PureSvdConfig),
+    TfIdf(TfIdfConfig),
+    Sknn(SessionKnnConfig),
+    Sr(SequentialRulesConfig),
+    Hybrid(HybridConfig),
+}
+
+impl ModelConfig {
+    /// The default settings of the model called `name`.
+    pub fn default_for(name: &str) -> Result<ModelConfig> {
+        Ok(match name {
+            "pop" => ModelConfig::Pop(PopularityConfig::default()),
+            "itemknn" => ModelConfig::ItemKnn(ItemKnnConfig::default()),
+            "userknn" => ModelConfig::UserKnn(UserKnnConfig::default()),
+            "rp3beta" => ModelConfig::Rp3Beta(Rp3BetaConfig::default()),
+            "ease" => ModelConfig::Ease(EaseConfig::default()),
+            "als" => ModelConfig::Als(AlsConfig::default()),
+            "bpr" => ModelConfig::Bpr(BprConfig::default()),
+            "puresvd" => ModelConfig::PureSvd(PureSvdConfig::default()),
+            "tfidf" => ModelConfig::TfIdf(TfIdfConfig::default()),
+            "sknn" => ModelConfig::Sknn(SessionKnnConfig::default()),
+            "sr" => ModelConfig::Sr(SequentialRulesConfig::default()),
+            "hybrid" => ModelConfig::Hybrid(HybridConfig::default()),
+            other => {
+                return Err(Error::UnknownModel {
+                    name: other.to_string(),
+                    known: MODEL_NAMES.join(", "),
+                });
+            }
+        })
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelConfig::Pop(_) => "pop",
+            ModelConfig::ItemKnn(_) => "itemknn",
+            ModelConfig::UserKnn(_) => "userknn",
+            ModelConfig::Rp3Beta(_) => "rp3beta",
+            ModelConfig::Ease(_) => "ease",
+            ModelConfig::Als(_) => "als",
+            ModelConfig::Bpr(_) => "bpr",
+            ModelConfig::PureSvd(_) => "puresvd",
+            ModelConfig::TfIdf(_) => "tfidf",
+            ModelConfig::Sknn(_) => "sknn",
+            ModelConfig::Sr(_) => "sr",
+            ModelConfig::Hybrid(_) => "hybrid",
+        }
+    }
+
+    /// The settings as compact JSON, for reports.
+    pub fn to_json(&self) -> String {
+        serde_json_like(self)
+    }
+}
+
+fn serde_json_like(config: &ModelConfig) -> String {
+    // A debug rendering is enough for a report and keeps serde_json out of this crate.
+    format!("{config:?}")
+}
+
+/// A model of any kind: what is fitted, scored and saved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Model {
+    Pop(Popularity),
+    ItemKnn(ItemKnn),
+    UserKnn(UserKnn),
+    Rp3Beta(Rp3Beta),
+    Ease(Ease),
+    Als(Als),
+    Bpr(Bpr),
+    PureSvd(PureSvd),
+    TfIdf(TfIdf),
+    Sknn(SessionKnn),
+    Sr(SequentialRules),
+    Hybrid(Box<Hybrid>),
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model::Pop(Popularity::default())
+    }
+}
+
+/// Identifies a model file; the version changes whenever the encoding does.
+const MAGIC: &[u8; 8] = b"AISLEMDL";
+const FILE_VERSION: u32 = 1;
+
+impl Model {
+    /// An unfitted model from its config.
+    pub fn build(config: &ModelConfig) -> Model {
+        match config.clone() {
+            ModelConfig::Pop(c) => Model::Pop(Popularity::new(c)),
+            ModelConfig::ItemKnn(c) => Model::ItemKnn(ItemKnn::new(c)),
+            ModelConfig::UserKnn(c) => Model::UserKnn(UserKnn::new(c)),
+            ModelConfig::Rp3Beta(c) => Model::Rp3Beta(Rp3Beta::new(c)),
+            ModelConfig::Ease(c) => Model::Ease(Ease::new(c)),
+            ModelConfig::Als(c) => Model::Als(Als::new(c)),
+            ModelConfig::Bpr(c) => Model::Bpr(Bpr::new(c)),
+            ModelConfig::PureSvd(c) => Model::PureSvd(PureSvd::new(c)),
+            ModelConfig::TfIdf(c) => Model::TfIdf(TfIdf::new(c)),
+            ModelConfig::Sknn(c) => Model::Sknn(SessionKnn::new(c)),
+            ModelConfig::Sr(c) => Model::Sr(SequentialRules::new(c)),
+            ModelConfig::Hybrid(c) => Model::Hybrid(Box::new(Hybrid::new(c))),
+        }
+    }
+
+    fn inner(&self) -> &dyn Recommender {
+        match self {
+            Model::Pop(m) => m,
+            Model::ItemKnn(m) => m,
+            Model::UserKnn(m) => m,
+            Model::Rp3Beta(m) => m,
+            Model::Ease(m) => m,
+            Model::Als(m) => m,
+            Model::Bpr(m) => m,
+            Model::PureSvd(m) => m,
+            Model::TfIdf(m) => m,
+            Model::Sknn(m) => m,
+            Model::Sr(m) => m,
+            Model::Hybrid(m) => m.as_ref(),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Recommender {
+        match self {
+            Model::Pop(m) => m,
+            Model::ItemKnn(m) => m,
+            Model::UserKnn(m) => m,
+            Model::Rp3Beta(m) => m,
+            Model::Ease(m) => m,
+            Model::Als(m) => m,
+            Model::Bpr(m) => m,
+            Model::PureSvd(m) => m,
+            Model::TfIdf(m) => m,
+            Model::Sknn(m) => m,
+            Model::Sr(m) => m,
+            Model::Hybrid(m) => m.as_mut(),
+        }
+    }
+
+    /// Writes the fitted model to `path` atomically (temporary file, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let payload = postcard::to_stdvec(self).map_err(|e| Error::ModelFile {
+            path: path.to_path_buf(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            let mut file = fs_err::File::create(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&FILE_VERSION.to_le_bytes())?;
+            file.write_all(&payload)?;
+            file.sync_all()?;
+        }
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Reads a model written by [`Model::save`].
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes = fs_err::read(path)?;
+        let bad = |reason: String| Error::ModelFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(bad("not an aisle model file".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("four bytes"));
+        if version != FILE_VERSION {
+            return Err(bad(format!(
+                "model file version {version}, this aisle reads version {FILE_VERSION}: retrain the model"
+            )));
+        }
+        postcard::from_bytes(&bytes[12..]).map_err(|e| bad(format!("damaged model file: {e}")))
+    }
+}
+
+impl Recommender for Model {
+    fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
+        self.inner_mut().fit(data)
+    }
+
+    fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
+        self.inner().score(query, scores);
+    }
+
+    fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
+        self.inner().similar_items(item, k)
+    }
+
+    fn n_items(&self) -> usize {
+        self.inner().n_items()
+    }
+}
