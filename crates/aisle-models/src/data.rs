@@ -13,7 +13,10 @@ pub struct TrainData {
     pub item_users: InteractionMatrix,
     /// Each user's item events, oldest first.
     pub sequences: Sequences,
-    /// Item sequences of sessions, oldest event first.
+    /// Item sequences of sessions, oldest event first. Where the data has no real sessions
+    /// (on average fewer than 1.5 item events each, as in review data whose events are days
+    /// apart), each user's whole sequence stands in for a session, so that session models
+    /// still see co-occurrence.
     pub sessions: Vec<Vec<u32>>,
     /// Time of each session's last event.
     pub session_end_ms: Vec<i64>,
@@ -100,6 +103,17 @@ impl TrainDataBuilder {
             }
             session_end_ms.push(idx.iter().map(|&i| events[i as usize].timestamp_ms).max().unwrap_or(0));
             sessions.push(items);
+        }
+        let mean_length = sessions.iter().map(Vec::len).sum::<usize>() as f64 / sessions.len().max(1) as f64;
+        if mean_length < 1.5 {
+            sessions.clear();
+            session_end_ms.clear();
+            for u in 0..sequences.n_users() as u32 {
+                if !sequences.items(u).is_empty() {
+                    sessions.push(sequences.items(u).to_vec());
+                    session_end_ms.push(sequences.timestamps(u).last().copied().unwrap_or(0));
+                }
+            }
         }
         let n_items = log.n_items();
         let mut categories: HashMap<String, u32> = HashMap::new();

@@ -1,0 +1,261 @@
+//! Hand-checked tiny cases per model, and one conformance suite run against every model.
+
+use aisle_core::{EventKind, Item};
+use aisle_features::{EventLog, Interaction, KindWeights};
+use aisle_models::{
+    Ease, EaseConfig, ItemKnn, ItemKnnConfig, MODEL_NAMES, Model, ModelConfig, Query, RecOptions, Recommender, Rp3Beta,
+    Rp3BetaConfig, SequentialRules, SequentialRulesConfig, Similarity, TrainData, TrainDataBuilder, UserKnn,
+    UserKnnConfig, recommend,
+};
+
+const DAY: i64 = 86_400_000;
+
+fn ev(user: u32, item: u32, t: i64, kind: EventKind, value: f32) -> Interaction {
+    Interaction {
+        user,
+        item,
+        kind,
+        timestamp_ms: t,
+        session: 0,
+        value,
+    }
+}
+
+/// Binary views from `(user, [items])`, one day apart in the order given.
+fn views(n_items: usize, rows: &[(u32, &[u32])]) -> TrainData {
+    let mut events = Vec::new();
+    let mut t = 0;
+    for (u, items) in rows {
+        for &i in *items {
+            events.push(ev(*u, i, t, EventKind::View, 0.0));
+            t += DAY;
+        }
+    }
+    let n_users = rows.iter().map(|r| r.0).max().map_or(0, |u| u as usize + 1);
+    TrainDataBuilder::new().build(&EventLog::from_events(events, n_users, n_items))
+}
+
+fn scores(model: &dyn Recommender, user: Option<u32>, history: &[u32]) -> Vec<f32> {
+    let mut s = vec![0.0; model.n_items()];
+    model.score(&Query { user, history }, &mut s);
+    s
+}
+
+const CLOSE: f32 = 1e-5;
+
+#[test]
+fn itemknn_cosine_by_hand() {
+    // u0: {0,1}; u1: {0,1,2}; u2: {1,2}.
+    let data = views(3, &[(0, &[0, 1]), (1, &[0, 1, 2]), (2, &[1, 2])]);
+    let mut m = ItemKnn::new(ItemKnnConfig {
+        k: 10,
+        shrink: 0.0,
+        binary: true,
+    });
+    m.fit(&data).expect("fit");
+    // |r0| = √2, |r1| = √3, |r2| = √2; r0·r1 = 2, r0·r2 = 1, r1·r2 = 2.
+    assert!((m.similarity(0, 1) - 2.0 / 6f32.sqrt()).abs() < CLOSE);
+    assert!((m.similarity(0, 2) - 0.5).abs() < CLOSE);
+    assert!((m.similarity(2, 1) - 2.0 / 6f32.sqrt()).abs() < CLOSE);
+    assert_eq!(m.similarity(1, 1), 0.0);
+    // Shrinkage damps: 2 / (√6 + 10).
+    let mut shrunk = ItemKnn::new(ItemKnnConfig {
+        k: 10,
+        shrink: 10.0,
+        binary: true,
+    });
+    shrunk.fit(&data).expect("fit");
+    assert!((shrunk.similarity(0, 1) - 2.0 / (6f32.sqrt() + 10.0)).abs() < CLOSE);
+    // score(j) = Σ_{i in history} sim(i, j).
+    let s = scores(&m, None, &[0, 2]);
+    assert!((s[1] - 2.0 * 2.0 / 6f32.sqrt()).abs() < CLOSE);
+}
+
+#[test]
+fn userknn_pearson_prediction_by_hand() {
+    // Ratings: u0: i0=5, i1=3, i2=4; u1: i0=4, i1=2, i3=5; u2: i0=1, i1=5, i3=2.
+    let r = |u, i, v| ev(u, i, 0, EventKind::Rating, v);
+    let log = EventLog::from_events(
+        vec![r(0, 0, 5.0), r(0, 1, 3.0), r(0, 2, 4.0), r(1, 0, 4.0), r(1, 1, 2.0), r(1, 3, 5.0), r(2, 0, 1.0), r(2, 1, 5.0), r(2, 3, 2.0)],
+        3,
+        4,
+    );
+    let data = TrainDataBuilder::new().weights(KindWeights::default()).build(&log);
+    let mut m = UserKnn::new(UserKnnConfig {
+        k: 2,
+        similarity: Similarity::Pearson,
+        shrink: 0.0,
+    });
+    m.fit(&data).expect("fit");
+    // Means: u0 4, u1 11/3, u2 8/3. Over co-rated i0, i1:
+    // sim(u0,u1) = 2 / √(2 · 26/9) = 0.83205; sim(u0,u2) = −4/… < 0, so u2 does not vote.
+    let sim01 = 2.0 / (2.0f32 * 26.0 / 9.0).sqrt();
+    let s = scores(&m, Some(0), &[]);
+    assert!((s[3] - sim01 * 5.0).abs() < 1e-4, "r̂(u0, i3) = {}", s[3]);
+    let sims = m.similarities(&[0, 1, 2], &[5.0, 3.0, 4.0], Some(0));
+    assert!((sims[1] - sim01).abs() < 1e-4);
+    assert!(sims[2] < 0.0);
+    // Cosine: u0·u1 = 5·4 + 3·2 = 26; |u0| = √50, |u1| = √45.
+    let mut cosine = UserKnn::new(UserKnnConfig {
+        k: 2,
+        similarity: Similarity::Cosine,
+        shrink: 0.0,
+    });
+    cosine.fit(&data).expect("fit");
+    let sims = cosine.similarities(&[0, 1, 2], &[5.0, 3.0, 4.0], Some(0));
+    assert!((sims[1] - 26.0 / (50f32.sqrt() * 45f32.sqrt())).abs() < 1e-5);
+}
+
+#[test]
+fn ease_closed_form_by_hand() {
+    // u0: {0,1}; u1: {0}; u2: {1}. XᵀX = [[2,1],[1,2]]; with λ = 1, P = (1/8)[[3,−1],[−1,3]],
+    // B_01 = −P_01 / P_11 = 1/3.
+    let data = views(2, &[(0, &[0, 1]), (1, &[0]), (2, &[1])]);
+    let mut m = Ease::new(EaseConfig {
+        lambda: 1.0,
+        ..EaseConfig::default()
+    });
+    m.fit(&data).expect("fit");
+    assert!((m.weight(0, 1) - 1.0 / 3.0).abs() < CLOSE);
+    assert_eq!(m.weight(0, 0), 0.0);
+}
+
+#[test]
+fn rp3beta_random_walk_by_hand() {
+    // u0: {0,1}; u1: {0,1,2}; u2: {1,2}. α = 1, β = 0:
+    // W_01 = ½ (½ + ⅓) = 5/12, W_02 = ½ · ⅓ = 1/6; row-normalised: 5/7 and 2/7.
+    let data = views(3, &[(0, &[0, 1]), (1, &[0, 1, 2]), (2, &[1, 2])]);
+    let mut m = Rp3Beta::new(Rp3BetaConfig {
+        alpha: 1.0,
+        beta: 0.0,
+        k: 10,
+    });
+    m.fit(&data).expect("fit");
+    let s = scores(&m, None, &[0]);
+    assert!((s[1] - 5.0 / 7.0).abs() < CLOSE && (s[2] - 2.0 / 7.0).abs() < CLOSE, "{s:?}");
+}
+
+#[test]
+fn sequential_rules_by_hand() {
+    // One user sequence a(0) b(1) c(2): rules a→b 1, a→c ½, b→c 1.
+    let data = views(3, &[(0, &[0, 1, 2])]);
+    let mut m = SequentialRules::new(SequentialRulesConfig::default());
+    m.fit(&data).expect("fit");
+    assert_eq!(scores(&m, None, &[2, 0]), vec![0.0, 1.0, 0.5]);
+    assert_eq!(scores(&m, None, &[1]), vec![0.0, 0.0, 1.0]);
+}
+
+/// 40 users in two taste blocks: users 0..20 use items 0..10, users 20..40 items 10..20,
+/// each user a deterministic 7 of their block's 10. Items carry their block in their text.
+fn planted_blocks() -> TrainData {
+    let mut events = Vec::new();
+    let mut t = 0;
+    for u in 0..40u32 {
+        let base = if u < 20 { 0 } else { 10 };
+        for step in 0..7u32 {
+            let item = base + (u * 3 + step * 7) % 10;
+            events.push(ev(u, item, t, EventKind::Purchase, 0.0));
+            t += DAY;
+        }
+    }
+    let items = (0..20)
+        .map(|i| {
+            let mut item = Item::new(i.to_string());
+            item.title = if i < 10 { "garden hose".into() } else { "kitchen knife".into() };
+            item.category = vec![if i < 10 { "garden".into() } else { "kitchen".into() }];
+            Some(item)
+        })
+        .collect();
+    TrainDataBuilder::new().items(items).build(&EventLog::from_events(events, 40, 20))
+}
+
+/// Default settings, but low-rank for factor models: with more factors than the data has
+/// structure they memorise the observed cells and rank the unobserved ones by noise.
+fn small_config(name: &str) -> ModelConfig {
+    match ModelConfig::default_for(name).expect("known") {
+        ModelConfig::Als(c) => ModelConfig::Als(aisle_models::AlsConfig { factors: 4, ..c }),
+        ModelConfig::Bpr(c) => ModelConfig::Bpr(aisle_models::BprConfig { factors: 4, ..c }),
+        ModelConfig::PureSvd(c) => ModelConfig::PureSvd(aisle_models::PureSvdConfig { factors: 2, ..c }),
+        other => other,
+    }
+}
+
+#[test]
+fn every_model_recovers_planted_blocks() {
+    let data = planted_blocks();
+    for name in MODEL_NAMES {
+        let mut model = Model::build(&small_config(name));
+        model.fit(&data).expect("fit");
+        for user in [0u32, 5, 25, 39] {
+            let seen = data.matrix.row(user).0.to_vec();
+            let history = data.sequences.items(user).to_vec();
+            let block = if user < 20 { 0..10 } else { 10..20 };
+            let query = Query {
+                user: Some(user),
+                history: &history,
+            };
+            let options = RecOptions {
+                exclude: &seen,
+                filter: None,
+            };
+            let top = recommend(&model, &query, 3, &options);
+            if name == "pop" {
+                continue; // popularity ignores the user by design
+            }
+            assert!(!top.is_empty(), "{name} recommends something to user {user}");
+            for s in &top {
+                assert!(block.contains(&s.item), "{name}: user {user} got item {} from the other block", s.item);
+                assert!(!seen.contains(&s.item), "{name}: excluded items stay out");
+            }
+        }
+    }
+}
+
+#[test]
+fn save_and_load_give_identical_scores() {
+    let data = planted_blocks();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in MODEL_NAMES {
+        let mut model = Model::build(&ModelConfig::default_for(name).expect("known"));
+        model.fit(&data).expect("fit");
+        let path = dir.path().join(format!("{name}.model"));
+        model.save(&path).expect("save");
+        let loaded = Model::load(&path).expect("load");
+        for (user, history) in [(Some(3), vec![1u32, 2]), (None, vec![12, 15])] {
+            assert_eq!(scores(&model, user, &history), scores(&loaded, user, &history), "{name}");
+        }
+    }
+    std::fs::write(dir.path().join("junk.model"), b"not a model").expect("write");
+    let err = Model::load(&dir.path().join("junk.model")).expect_err("junk");
+    assert!(err.to_string().contains("not an aisle model file"), "{err}");
+}
+
+#[test]
+fn fixed_seed_gives_the_same_model() {
+    let data = planted_blocks();
+    for name in ["als", "bpr", "puresvd"] {
+        let fit = || {
+            let mut m = Model::build(&ModelConfig::default_for(name).expect("known"));
+            m.fit(&data).expect("fit");
+            scores(&m, Some(7), &[])
+        };
+        assert_eq!(fit(), fit(), "{name} is deterministic for a fixed seed");
+    }
+}
+
+#[test]
+fn filters_and_anonymous_sessions() {
+    let data = planted_blocks();
+    let mut model = Model::build(&ModelConfig::default_for("itemknn").expect("known"));
+    model.fit(&data).expect("fit");
+    // An anonymous session of kitchen items gets kitchen items.
+    let top = recommend(&model, &Query { user: None, history: &[11, 12] }, 3, &RecOptions::default());
+    assert!(top.iter().all(|s| (10..20).contains(&s.item)));
+    // A filter keeps only what it accepts.
+    let even = |i: u32| i % 2 == 0;
+    let top = recommend(&model, &Query { user: None, history: &[11, 12] }, 3, &RecOptions { exclude: &[], filter: Some(&even) });
+    assert!(top.iter().all(|s| s.item % 2 == 0));
+    // Unknown model names are an error that lists the known ones.
+    let err = ModelConfig::default_for("sasrec").expect_err("unknown");
+    assert!(err.to_string().contains("itemknn"), "{err}");
+}
