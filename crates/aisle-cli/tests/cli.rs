@@ -185,3 +185,75 @@ fn helpful_errors_for_common_mistakes() {
         );
     }
 }
+
+#[test]
+fn eval_prints_a_leaderboard_and_writes_json_and_html() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("qs"));
+    let out = aisle(&["quickstart", "--data-dir", &data, "--no-serve"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json_path = tmp.path().join("lb.json");
+    let html_path = tmp.path().join("lb.html");
+    let out = aisle(&[
+        "eval",
+        "--data-dir",
+        &data,
+        "--protocol",
+        "temporal",
+        "--models",
+        "pop,itemknn,sr",
+        "--json",
+        &dir_arg(&json_path),
+        "--report",
+        &dir_arg(&html_path),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("itemknn"), "{}", stdout(&out));
+    let board: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("json")).expect("valid JSON");
+    let models = board["models"].as_array().expect("models");
+    assert_eq!(models.len(), 3);
+    for m in models {
+        for key in [
+            "ndcg@10",
+            "recall@10",
+            "recall@20",
+            "mrr@20",
+            "hr@5",
+            "coverage@10",
+        ] {
+            let v = m["metrics"][key].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&v), "{} {key} = {v}", m["model"]);
+        }
+        assert!(m["fit_seconds"].as_f64().is_some());
+    }
+    // On grocery data, neighbours of what a user bought beat global popularity.
+    let ndcg = |name: &str| {
+        models.iter().find(|m| m["model"] == name).expect("row")["metrics"]["ndcg@10"]
+            .as_f64()
+            .expect("number")
+    };
+    assert!(
+        ndcg("itemknn") > ndcg("pop"),
+        "itemknn {} vs pop {}",
+        ndcg("itemknn"),
+        ndcg("pop")
+    );
+    let html = std::fs::read_to_string(&html_path).expect("html");
+    assert!(html.contains("<svg") && html.contains("ndcg@10"));
+
+    let out = aisle(&[
+        "eval",
+        "--data-dir",
+        &data,
+        "--protocol",
+        "loo",
+        "--models",
+        "sasrec",
+    ]);
+    assert!(
+        stderr(&out).contains("unknown model \"sasrec\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -19,6 +19,8 @@ mod tuning;
 
 pub use error::{Error, Result};
 pub use report::{html_report, leaderboard_table};
-pub use runner::{EvalSettings, LeaderboardRow, ModelResult, evaluate, rank_all, run_leaderboard, score_ranked};
+pub use runner::{
+    EvalSettings, LeaderboardRow, ModelResult, evaluate, rank_all, run_leaderboard, score_ranked,
+};
 pub use split::{Protocol, Split, TestCase};
 pub use tuning::candidates;

@@ -65,7 +65,10 @@ macro_rules! ranking_metric {
 }
 
 fn hits(ranked: &[u32], relevant: &[u32]) -> impl Iterator<Item = (usize, bool)> {
-    ranked.iter().enumerate().map(move |(p, i)| (p, relevant.contains(i)))
+    ranked
+        .iter()
+        .enumerate()
+        .map(move |(p, i)| (p, relevant.contains(i)))
 }
 
 ranking_metric!(
@@ -146,7 +149,10 @@ impl ListStats {
             self.popularity_sum += p;
             self.items += 1;
         }
-        let known: Vec<u32> = list.iter().map(|&i| category.get(i as usize).copied().unwrap_or(u32::MAX)).collect();
+        let known: Vec<u32> = list
+            .iter()
+            .map(|&i| category.get(i as usize).copied().unwrap_or(u32::MAX))
+            .collect();
         if known.len() >= 2 && known.iter().all(|&c| c != u32::MAX) {
             let mut different = 0usize;
             let mut pairs = 0usize;

@@ -30,26 +30,41 @@ pub fn leaderboard_table(rows: &[LeaderboardRow], columns: &[String]) -> String 
                 None => out.push_str(&format!(" {:>12}", "-")),
             }
         }
-        out.push_str(&format!(" {:>9.2} {:>9.2}\n", row.fit_seconds, row.score_seconds));
+        out.push_str(&format!(
+            " {:>9.2} {:>9.2}\n",
+            row.fit_seconds, row.score_seconds
+        ));
     }
     out
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 const COLOURS: [&str; 12] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-    "#1f77b4", "#2ca02c",
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c",
 ];
 
 fn bar_chart(rows: &[LeaderboardRow], metric: &str) -> String {
     let (w, bar_h, left) = (640.0, 22.0, 90.0);
     let h = rows.len() as f64 * (bar_h + 6.0) + 30.0;
-    let max = rows.iter().filter_map(|r| r.metrics.get(metric)).copied().fold(1e-9, f64::max);
-    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
-    let _ = write!(svg, r#"<text x="{left}" y="14" font-weight="bold">{}</text>"#, escape(metric));
+    let max = rows
+        .iter()
+        .filter_map(|r| r.metrics.get(metric))
+        .copied()
+        .fold(1e-9, f64::max);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{left}" y="14" font-weight="bold">{}</text>"#,
+        escape(metric)
+    );
     for (n, row) in rows.iter().enumerate() {
         let v = row.metrics.get(metric).copied().unwrap_or(0.0);
         let y = 24.0 + n as f64 * (bar_h + 6.0);
@@ -73,26 +88,58 @@ fn k_curve(rows: &[LeaderboardRow], metric: &str, ks: &[usize]) -> String {
     let (w, h, left, bottom) = (640.0, 300.0, 50.0, 30.0);
     let max = rows
         .iter()
-        .flat_map(|r| ks.iter().filter_map(|k| r.metrics.get(&format!("{metric}@{k}"))))
+        .flat_map(|r| {
+            ks.iter()
+                .filter_map(|k| r.metrics.get(&format!("{metric}@{k}")))
+        })
         .copied()
         .fold(1e-9, f64::max);
     let x = |i: usize| left + (w - left - 120.0) * i as f64 / (ks.len().max(2) - 1) as f64;
     let y = |v: f64| (h - bottom) - (h - bottom - 20.0) * v / max;
-    let mut svg = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
-    let _ = write!(svg, r#"<text x="{left}" y="14" font-weight="bold">{} versus K</text>"#, escape(metric));
-    let _ = write!(svg, r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#888"/>"##, h - bottom, w - 120.0, h - bottom);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        svg,
+        r#"<text x="{left}" y="14" font-weight="bold">{} versus K</text>"#,
+        escape(metric)
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#888"/>"##,
+        h - bottom,
+        w - 120.0,
+        h - bottom
+    );
     for (i, k) in ks.iter().enumerate() {
-        let _ = write!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">K={k}</text>"#, x(i), h - 10.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">K={k}</text>"#,
+            x(i),
+            h - 10.0
+        );
     }
-    let _ = write!(svg, r#"<text x="4" y="{:.1}">{max:.3}</text>"#, y(max) + 4.0);
+    let _ = write!(
+        svg,
+        r#"<text x="4" y="{:.1}">{max:.3}</text>"#,
+        y(max) + 4.0
+    );
     for (n, row) in rows.iter().enumerate() {
         let colour = COLOURS[n % COLOURS.len()];
         let points: Vec<String> = ks
             .iter()
             .enumerate()
-            .filter_map(|(i, k)| row.metrics.get(&format!("{metric}@{k}")).map(|v| format!("{:.1},{:.1}", x(i), y(*v))))
+            .filter_map(|(i, k)| {
+                row.metrics
+                    .get(&format!("{metric}@{k}"))
+                    .map(|v| format!("{:.1},{:.1}", x(i), y(*v)))
+            })
             .collect();
-        let _ = write!(svg, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#, points.join(" "));
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
@@ -113,7 +160,11 @@ pub fn html_report(title: &str, rows: &[LeaderboardRow], ks: &[usize]) -> String
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body><h1>{0}</h1>",
         escape(title)
     );
-    for metric in [format!("ndcg@{k}"), format!("recall@{k}"), format!("coverage@{k}")] {
+    for metric in [
+        format!("ndcg@{k}"),
+        format!("recall@{k}"),
+        format!("coverage@{k}"),
+    ] {
         html.push_str(&bar_chart(rows, &metric));
         html.push_str("<br>");
     }
@@ -121,7 +172,10 @@ pub fn html_report(title: &str, rows: &[LeaderboardRow], ks: &[usize]) -> String
         html.push_str(&k_curve(rows, metric, ks));
         html.push_str("<br>");
     }
-    let mut columns: Vec<String> = rows.iter().flat_map(|r| r.metrics.keys().cloned()).collect();
+    let mut columns: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.metrics.keys().cloned())
+        .collect();
     columns.sort();
     columns.dedup();
     html.push_str("<h2>All metrics (test split)</h2><table><tr><th>model</th>");

@@ -62,7 +62,12 @@ pub struct LeaderboardRow {
 }
 
 /// Scores `cases` with `model` (full ranking) and computes every metric.
-pub fn evaluate(model: &dyn Recommender, data: &TrainData, cases: &[TestCase], ks: &[usize]) -> ModelResult {
+pub fn evaluate(
+    model: &dyn Recommender,
+    data: &TrainData,
+    cases: &[TestCase],
+    ks: &[usize],
+) -> ModelResult {
     let started = Instant::now();
     let ranked = rank_all(model, cases, ks.iter().copied().max().unwrap_or(10));
     let mut result = score_ranked(&ranked, data, cases, ks);
@@ -90,15 +95,26 @@ pub fn rank_all(model: &dyn Recommender, cases: &[TestCase], k: usize) -> Vec<Ve
                         *s = f32::NEG_INFINITY;
                     }
                 }
-                top_k(scores, k, |_| true).into_iter().map(|s| s.item).collect()
+                top_k(scores, k, |_| true)
+                    .into_iter()
+                    .map(|s| s.item)
+                    .collect()
             },
         )
         .collect()
 }
 
 /// Metrics of given top-K lists (from aisle or from a peer), one per case.
-pub fn score_ranked(ranked: &[Vec<u32>], data: &TrainData, cases: &[TestCase], ks: &[usize]) -> ModelResult {
-    let active = (0..data.n_users() as u32).filter(|&u| !data.matrix.row(u).0.is_empty()).count().max(1);
+pub fn score_ranked(
+    ranked: &[Vec<u32>],
+    data: &TrainData,
+    cases: &[TestCase],
+    ks: &[usize],
+) -> ModelResult {
+    let active = (0..data.n_users() as u32)
+        .filter(|&u| !data.matrix.row(u).0.is_empty())
+        .count()
+        .max(1);
     let popularity: Vec<f64> = (0..data.n_items() as u32)
         .map(|i| data.item_users.row(i).0.len() as f64 / active as f64)
         .collect();
@@ -109,7 +125,11 @@ pub fn score_ranked(ranked: &[Vec<u32>], data: &TrainData, cases: &[TestCase], k
         for m in &mut metrics {
             m.update(list, &case.relevant);
         }
-        lists.update(&list[..list.len().min(k_list)], &popularity, &data.item_category);
+        lists.update(
+            &list[..list.len().min(k_list)],
+            &popularity,
+            &data.item_category,
+        );
     }
     let mut out: BTreeMap<String, f64> = metrics.iter().map(|m| (m.name(), m.value())).collect();
     let trained_items = popularity.iter().filter(|&&p| p > 0.0).count();
@@ -138,11 +158,17 @@ fn sample(cases: &[TestCase], max: usize) -> Vec<TestCase> {
         return cases.to_vec();
     }
     let step = cases.len() as f64 / max as f64;
-    (0..max).map(|i| cases[(i as f64 * step) as usize].clone()).collect()
+    (0..max)
+        .map(|i| cases[(i as f64 * step) as usize].clone())
+        .collect()
 }
 
 /// Fits, optionally tunes, and tests each named model; rows come back in the order given.
-pub fn run_leaderboard(log: &EventLog, models: &[String], settings: &EvalSettings<'_>) -> Result<Vec<LeaderboardRow>> {
+pub fn run_leaderboard(
+    log: &EventLog,
+    models: &[String],
+    settings: &EvalSettings<'_>,
+) -> Result<Vec<LeaderboardRow>> {
     let test = settings.protocol.split(log, &settings.weights)?;
     let train_data = settings.builder.build(&test.train);
     let validation = if settings.tune {
@@ -163,11 +189,24 @@ pub fn run_leaderboard(log: &EventLog, models: &[String], settings: &EvalSetting
             for candidate in candidates(name, settings.tune_budget) {
                 let mut model = Model::build(&candidate);
                 if let Err(e) = model.fit(data) {
-                    say(settings, &format!("{name}: skipped a setting that cannot fit: {e}"));
+                    say(
+                        settings,
+                        &format!("{name}: skipped a setting that cannot fit: {e}"),
+                    );
                     continue;
                 }
-                let value = evaluate(&model, data, cases, &settings.ks).metrics.get(&target).copied().unwrap_or(0.0);
-                say(settings, &format!("{name}: validation {target} {value:.4} with {}", candidate.to_json()));
+                let value = evaluate(&model, data, cases, &settings.ks)
+                    .metrics
+                    .get(&target)
+                    .copied()
+                    .unwrap_or(0.0);
+                say(
+                    settings,
+                    &format!(
+                        "{name}: validation {target} {value:.4} with {}",
+                        candidate.to_json()
+                    ),
+                );
                 tuning.push((candidate.to_json(), value));
                 if value > best {
                     best = value;
@@ -175,7 +214,10 @@ pub fn run_leaderboard(log: &EventLog, models: &[String], settings: &EvalSetting
                 }
             }
         }
-        say(settings, &format!("{name}: fitting on {} training events", test.train.len()));
+        say(
+            settings,
+            &format!("{name}: fitting on {} training events", test.train.len()),
+        );
         let mut model = Model::build(&config);
         let started = Instant::now();
         model.fit(&train_data)?;

@@ -69,7 +69,10 @@ impl Protocol {
             Protocol::Session { test_days } => session(log, weights, test_days),
         };
         if split.cases.is_empty() {
-            return Err(Error::Split(format!("{self:?} leaves no test case in {} events", log.len())));
+            return Err(Error::Split(format!(
+                "{self:?} leaves no test case in {} events",
+                log.len()
+            )));
         }
         Ok(split)
     }
@@ -136,16 +139,25 @@ fn leave_one_out(log: &EventLog, weights: &KindWeights) -> Split {
     }
 }
 
-fn temporal(log: &EventLog, weights: &KindWeights, test_fraction: f64, exclude_seen: bool) -> Result<Split> {
+fn temporal(
+    log: &EventLog,
+    weights: &KindWeights,
+    test_fraction: f64,
+    exclude_seen: bool,
+) -> Result<Split> {
     if !(0.0..1.0).contains(&test_fraction) || test_fraction == 0.0 {
-        return Err(Error::Split(format!("test fraction {test_fraction} must be in (0, 1)")));
+        return Err(Error::Split(format!(
+            "test fraction {test_fraction} must be in (0, 1)"
+        )));
     }
     let events = log.events();
     let cut_index = ((events.len() as f64) * (1.0 - test_fraction)) as usize;
     let Some(cut) = events.get(cut_index).map(|e| e.timestamp_ms) else {
         return Err(Error::Split("no events".into()));
     };
-    let has_purchases = events.iter().any(|e| e.kind == EventKind::Purchase && e.item().is_some());
+    let has_purchases = events
+        .iter()
+        .any(|e| e.kind == EventKind::Purchase && e.item().is_some());
     let is_target = |e: &Interaction| {
         if has_purchases {
             e.kind == EventKind::Purchase && e.item().is_some()
@@ -153,7 +165,11 @@ fn temporal(log: &EventLog, weights: &KindWeights, test_fraction: f64, exclude_s
             is_interaction(e, weights)
         }
     };
-    let train: Vec<Interaction> = events.iter().filter(|e| e.timestamp_ms < cut).copied().collect();
+    let train: Vec<Interaction> = events
+        .iter()
+        .filter(|e| e.timestamp_ms < cut)
+        .copied()
+        .collect();
     let train_log = EventLog::from_events(train, log.n_users(), log.n_items());
     let mut history: Vec<Vec<u32>> = vec![Vec::new(); log.n_users()];
     for e in train_log.events() {
@@ -162,7 +178,10 @@ fn temporal(log: &EventLog, weights: &KindWeights, test_fraction: f64, exclude_s
         }
     }
     let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); log.n_users()];
-    for e in events.iter().filter(|e| e.timestamp_ms >= cut && is_target(e)) {
+    for e in events
+        .iter()
+        .filter(|e| e.timestamp_ms >= cut && is_target(e))
+    {
         relevant[e.user as usize].push(e.item);
     }
     let mut cases = Vec::new();
@@ -204,7 +223,11 @@ fn session(log: &EventLog, weights: &KindWeights, test_days: f64) -> Split {
     let mut test_sessions = Vec::new();
     for s in 0..sessions.len() {
         let idx = sessions.events(s);
-        let last = idx.iter().map(|&i| events[i as usize].timestamp_ms).max().unwrap_or(i64::MIN);
+        let last = idx
+            .iter()
+            .map(|&i| events[i as usize].timestamp_ms)
+            .max()
+            .unwrap_or(i64::MIN);
         if last >= cut {
             for &i in idx {
                 in_test[i as usize] = true;
@@ -218,7 +241,11 @@ fn session(log: &EventLog, weights: &KindWeights, test_days: f64) -> Split {
         .filter(|(_, t)| !**t)
         .map(|(e, _)| *e)
         .collect();
-    let known: HashSet<u32> = train.iter().filter(|e| is_interaction(e, weights)).map(|e| e.item).collect();
+    let known: HashSet<u32> = train
+        .iter()
+        .filter(|e| is_interaction(e, weights))
+        .map(|e| e.item)
+        .collect();
     let mut cases = Vec::new();
     for s in test_sessions {
         let items: Vec<u32> = sessions
@@ -262,18 +289,32 @@ mod tests {
     fn leave_one_out_holds_out_each_users_last_item() {
         let v = EventKind::View;
         let log = EventLog::from_events(
-            vec![ev(0, 1, 1, v), ev(0, 2, 2, v), ev(0, 3, 3, v), ev(1, 4, 1, v), ev(1, 5, 2, v)],
+            vec![
+                ev(0, 1, 1, v),
+                ev(0, 2, 2, v),
+                ev(0, 3, 3, v),
+                ev(1, 4, 1, v),
+                ev(1, 5, 2, v),
+            ],
             2,
             6,
         );
-        let split = Protocol::LeaveOneOut.split(&log, &KindWeights::uniform()).expect("split");
+        let split = Protocol::LeaveOneOut
+            .split(&log, &KindWeights::uniform())
+            .expect("split");
         assert_eq!(split.cases.len(), 1, "user 1 has only two events");
         let case = &split.cases[0];
-        assert_eq!((case.user, case.relevant.as_slice(), case.history.as_slice()), (Some(0), &[3][..], &[1, 2][..]));
+        assert_eq!(
+            (case.user, case.relevant.as_slice(), case.history.as_slice()),
+            (Some(0), &[3][..], &[1, 2][..])
+        );
         assert_eq!(split.train.len(), 4);
         // The validation split of the training part holds out item 2.
         let val = Protocol::LeaveOneOut.split(&split.train, &KindWeights::uniform());
-        assert!(val.is_err(), "after the test hold-out user 0 has 2 events: no validation case");
+        assert!(
+            val.is_err(),
+            "after the test hold-out user 0 has 2 events: no validation case"
+        );
     }
 
     #[test]
@@ -296,7 +337,9 @@ mod tests {
             test_fraction: 3.0 / 7.0,
             exclude_seen: false,
         };
-        let split = protocol.split(&log, &KindWeights::default()).expect("split");
+        let split = protocol
+            .split(&log, &KindWeights::default())
+            .expect("split");
         // Cut at the 5th event (t = 9): user 0 rebought item 1; user 2 has no history.
         assert_eq!(split.cases.len(), 1);
         assert_eq!(split.cases[0].relevant, vec![1]);
@@ -312,14 +355,29 @@ mod tests {
             ..ev(0, item, ts, c)
         };
         let log = EventLog::from_events(
-            vec![mk(1, 0, 1), mk(2, 1000, 1), mk(3, 2000, 1), mk(1, 2 * day, 2), mk(9, 2 * day + 1, 2), mk(3, 2 * day + 2, 2)],
+            vec![
+                mk(1, 0, 1),
+                mk(2, 1000, 1),
+                mk(3, 2000, 1),
+                mk(1, 2 * day, 2),
+                mk(9, 2 * day + 1, 2),
+                mk(3, 2 * day + 2, 2),
+            ],
             1,
             10,
         );
-        let split = Protocol::Session { test_days: 1.0 }.split(&log, &KindWeights::uniform()).expect("split");
+        let split = Protocol::Session { test_days: 1.0 }
+            .split(&log, &KindWeights::uniform())
+            .expect("split");
         // Item 9 is unknown to training and dropped: the test session becomes 1 → 3.
         assert_eq!(split.cases.len(), 1);
-        assert_eq!((split.cases[0].history.as_slice(), split.cases[0].relevant.as_slice()), (&[1][..], &[3][..]));
+        assert_eq!(
+            (
+                split.cases[0].history.as_slice(),
+                split.cases[0].relevant.as_slice()
+            ),
+            (&[1][..], &[3][..])
+        );
         assert_eq!(split.train.len(), 3);
     }
 }

@@ -3,8 +3,8 @@
 //! settings are always the first candidate.
 
 use aisle_models::{
-    AlsConfig, BprConfig, EaseConfig, ItemKnnConfig, ModelConfig, PopularityConfig, PureSvdConfig, Rp3BetaConfig,
-    SequentialRulesConfig, SessionKnnConfig, Similarity, UserKnnConfig,
+    AlsConfig, BprConfig, EaseConfig, ItemKnnConfig, ModelConfig, PopularityConfig, PureSvdConfig,
+    Rp3BetaConfig, SequentialRulesConfig, SessionKnnConfig, Similarity, UserKnnConfig,
 };
 
 /// Up to `budget` settings to try for the model called `name` (unknown names give none).
@@ -25,11 +25,19 @@ pub fn candidates(name: &str, budget: usize) -> Vec<ModelConfig> {
         }
         "itemknn" => {
             for (k, shrink) in [(50, 0.0), (200, 10.0), (100, 50.0), (500, 10.0), (20, 10.0)] {
-                out.push(ModelConfig::ItemKnn(ItemKnnConfig { k, shrink, binary: true }));
+                out.push(ModelConfig::ItemKnn(ItemKnnConfig {
+                    k,
+                    shrink,
+                    binary: true,
+                }));
             }
         }
         "userknn" => {
-            for (k, similarity) in [(100, Similarity::Cosine), (20, Similarity::Cosine), (50, Similarity::Pearson)] {
+            for (k, similarity) in [
+                (100, Similarity::Cosine),
+                (20, Similarity::Cosine),
+                (50, Similarity::Pearson),
+            ] {
                 out.push(ModelConfig::UserKnn(UserKnnConfig {
                     k,
                     similarity,
@@ -38,7 +46,12 @@ pub fn candidates(name: &str, budget: usize) -> Vec<ModelConfig> {
             }
         }
         "rp3beta" => {
-            for (alpha, beta, k) in [(0.8, 0.3, 100), (1.0, 0.7, 200), (0.6, 0.4, 500), (1.2, 0.5, 50)] {
+            for (alpha, beta, k) in [
+                (0.8, 0.3, 100),
+                (1.0, 0.7, 200),
+                (0.6, 0.4, 500),
+                (1.2, 0.5, 50),
+            ] {
                 out.push(ModelConfig::Rp3Beta(Rp3BetaConfig { alpha, beta, k }));
             }
         }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use aisle_core::Item;
-use aisle_features::{EventLog, Interaction, InteractionMatrix, KindWeights, SessionConfig, Sessions, Sequences};
+use aisle_features::{
+    EventLog, Interaction, InteractionMatrix, KindWeights, Sequences, SessionConfig, Sessions,
+};
 
 /// Everything a model may learn from, derived once from an event log.
 pub struct TrainData {
@@ -84,7 +86,8 @@ impl TrainDataBuilder {
                 cells.push((i, u, v));
             }
         }
-        let item_users = InteractionMatrix::from_triplets(matrix.n_items(), matrix.n_users(), cells);
+        let item_users =
+            InteractionMatrix::from_triplets(matrix.n_items(), matrix.n_users(), cells);
         let sequences = Sequences::build(log, |kind| self.weights.weight(kind) != 0.0);
         let cut = Sessions::build(log, &self.sessions);
         let events = log.events();
@@ -101,10 +104,16 @@ impl TrainDataBuilder {
             if items.is_empty() {
                 continue;
             }
-            session_end_ms.push(idx.iter().map(|&i| events[i as usize].timestamp_ms).max().unwrap_or(0));
+            session_end_ms.push(
+                idx.iter()
+                    .map(|&i| events[i as usize].timestamp_ms)
+                    .max()
+                    .unwrap_or(0),
+            );
             sessions.push(items);
         }
-        let mean_length = sessions.iter().map(Vec::len).sum::<usize>() as f64 / sessions.len().max(1) as f64;
+        let mean_length =
+            sessions.iter().map(Vec::len).sum::<usize>() as f64 / sessions.len().max(1) as f64;
         if mean_length < 1.5 {
             sessions.clear();
             session_end_ms.clear();
@@ -125,7 +134,12 @@ impl TrainDataBuilder {
                 let next = categories.len() as u32;
                 item_category[id] = *categories.entry(top.clone()).or_insert(next);
             }
-            let mut text = format!("{} {} {}", item.title, item.description, item.category.join(" "));
+            let mut text = format!(
+                "{} {} {}",
+                item.title,
+                item.description,
+                item.category.join(" ")
+            );
             if let Some(brand) = &item.brand {
                 text.push(' ');
                 text.push_str(brand);
@@ -142,7 +156,11 @@ impl TrainDataBuilder {
             sequences,
             sessions,
             session_end_ms,
-            item_events: events.iter().filter(|e| e.item().is_some()).copied().collect(),
+            item_events: events
+                .iter()
+                .filter(|e| e.item().is_some())
+                .copied()
+                .collect(),
             item_category,
             item_text,
             end_ms: events.last().map_or(0, |e| e.timestamp_ms),

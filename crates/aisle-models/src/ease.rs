@@ -75,9 +75,9 @@ impl Recommender for Ease {
         let n_items = data.n_items();
         let mut dense = vec![u32::MAX; n_items];
         let mut items = Vec::new();
-        for i in 0..n_items {
+        for (i, slot) in dense.iter_mut().enumerate() {
             if !data.item_users.row(i as u32).0.is_empty() {
-                dense[i] = items.len() as u32;
+                *slot = items.len() as u32;
                 items.push(i as u32);
             }
         }
@@ -130,7 +130,9 @@ impl Recommender for Ease {
         scores.iter_mut().for_each(|s| *s = 0.0);
         let n = self.items.len();
         for (i, w) in history_weights(query.history) {
-            let Some(&d) = self.dense.get(i as usize) else { continue };
+            let Some(&d) = self.dense.get(i as usize) else {
+                continue;
+            };
             if d == u32::MAX {
                 continue;
             }

@@ -87,9 +87,11 @@ impl Recommender for Hybrid {
             let (lo, hi) = part
                 .iter()
                 .filter(|s| s.is_finite())
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                    (lo.min(s), hi.max(s))
+                });
             let range = hi - lo;
-            if !(range > 0.0) {
+            if range.is_nan() || range <= 0.0 {
                 continue;
             }
             for (s, p) in scores.iter_mut().zip(&part) {

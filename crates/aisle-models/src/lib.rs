@@ -93,7 +93,12 @@ pub struct RecOptions<'a> {
 }
 
 /// Top-`k` items for `query`, with exclusions and filters applied.
-pub fn recommend(model: &dyn Recommender, query: &Query<'_>, k: usize, options: &RecOptions<'_>) -> Vec<Scored> {
+pub fn recommend(
+    model: &dyn Recommender,
+    query: &Query<'_>,
+    k: usize,
+    options: &RecOptions<'_>,
+) -> Vec<Scored> {
     let mut scores = vec![0.0f32; model.n_items()];
     model.score(query, &mut scores);
     for &item in options.exclude {

@@ -6,15 +6,16 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Als, AlsConfig, Bpr, BprConfig, Ease, EaseConfig, Error, FitReport, Hybrid, HybridConfig, ItemKnn,
-    ItemKnnConfig, Popularity, PopularityConfig, PureSvd, PureSvdConfig, Query, Recommender, Result, Rp3Beta,
-    Rp3BetaConfig, Scored, SequentialRules, SequentialRulesConfig, SessionKnn, SessionKnnConfig, TfIdf,
-    TfIdfConfig, TrainData, UserKnn, UserKnnConfig,
+    Als, AlsConfig, Bpr, BprConfig, Ease, EaseConfig, Error, FitReport, Hybrid, HybridConfig,
+    ItemKnn, ItemKnnConfig, Popularity, PopularityConfig, PureSvd, PureSvdConfig, Query,
+    Recommender, Result, Rp3Beta, Rp3BetaConfig, Scored, SequentialRules, SequentialRulesConfig,
+    SessionKnn, SessionKnnConfig, TfIdf, TfIdfConfig, TrainData, UserKnn, UserKnnConfig,
 };
 
 /// Names of every model, as used by `aisle eval --models` and the config.
 pub const MODEL_NAMES: [&str; 12] = [
-    "pop", "itemknn", "userknn", "rp3beta", "ease", "als", "bpr", "puresvd", "tfidf", "sknn", "sr", "hybrid",
+    "pop", "itemknn", "userknn", "rp3beta", "ease", "als", "bpr", "puresvd", "tfidf", "sknn", "sr",
+    "hybrid",
 ];
 
 /// A model's name and hyper-parameters (JSON or TOML: `{ "model": "als", "factors": 128 }`).

@@ -60,7 +60,9 @@ impl Recommender for Rp3Beta {
         let user_w: Vec<f32> = (0..data.n_users() as u32)
             .map(|u| (data.matrix.row(u).0.len().max(1) as f32).powf(-alpha))
             .collect();
-        let degree: Vec<f32> = (0..n_items as u32).map(|i| data.item_users.row(i).0.len() as f32).collect();
+        let degree: Vec<f32> = (0..n_items as u32)
+            .map(|i| data.item_users.row(i).0.len() as f32)
+            .collect();
         let beta = self.config.beta;
         let mut sim = SparseRows::build_top_k(n_items, n_items, self.config.k, |i, scratch| {
             let users = data.item_users.row(i as u32).0;

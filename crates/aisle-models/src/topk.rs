@@ -56,7 +56,10 @@ pub fn top_k(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored
             heap.pop();
         }
     }
-    let mut out: Vec<Scored> = heap.into_iter().map(|Entry(score, item)| Scored { item, score }).collect();
+    let mut out: Vec<Scored> = heap
+        .into_iter()
+        .map(|Entry(score, item)| Scored { item, score })
+        .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
     out
 }
@@ -70,7 +73,10 @@ mod tests {
         let scores = [0.1, 0.9, f32::NEG_INFINITY, 0.5, 0.9, 0.3];
         let top: Vec<u32> = top_k(&scores, 3, |_| true).iter().map(|s| s.item).collect();
         assert_eq!(top, vec![1, 4, 3]);
-        let odd: Vec<u32> = top_k(&scores, 2, |i| i % 2 == 1).iter().map(|s| s.item).collect();
+        let odd: Vec<u32> = top_k(&scores, 2, |i| i % 2 == 1)
+            .iter()
+            .map(|s| s.item)
+            .collect();
         assert_eq!(odd, vec![1, 3]);
         assert_eq!(top_k(&scores, 10, |_| true).len(), 5);
     }

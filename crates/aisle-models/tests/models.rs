@@ -3,9 +3,9 @@
 use aisle_core::{EventKind, Item};
 use aisle_features::{EventLog, Interaction, KindWeights};
 use aisle_models::{
-    Ease, EaseConfig, ItemKnn, ItemKnnConfig, MODEL_NAMES, Model, ModelConfig, Query, RecOptions, Recommender, Rp3Beta,
-    Rp3BetaConfig, SequentialRules, SequentialRulesConfig, Similarity, TrainData, TrainDataBuilder, UserKnn,
-    UserKnnConfig, recommend,
+    Ease, EaseConfig, ItemKnn, ItemKnnConfig, MODEL_NAMES, Model, ModelConfig, Query, RecOptions,
+    Recommender, Rp3Beta, Rp3BetaConfig, SequentialRules, SequentialRulesConfig, Similarity,
+    TrainData, TrainDataBuilder, UserKnn, UserKnnConfig, recommend,
 };
 
 const DAY: i64 = 86_400_000;
@@ -76,11 +76,23 @@ fn userknn_pearson_prediction_by_hand() {
     // Ratings: u0: i0=5, i1=3, i2=4; u1: i0=4, i1=2, i3=5; u2: i0=1, i1=5, i3=2.
     let r = |u, i, v| ev(u, i, 0, EventKind::Rating, v);
     let log = EventLog::from_events(
-        vec![r(0, 0, 5.0), r(0, 1, 3.0), r(0, 2, 4.0), r(1, 0, 4.0), r(1, 1, 2.0), r(1, 3, 5.0), r(2, 0, 1.0), r(2, 1, 5.0), r(2, 3, 2.0)],
+        vec![
+            r(0, 0, 5.0),
+            r(0, 1, 3.0),
+            r(0, 2, 4.0),
+            r(1, 0, 4.0),
+            r(1, 1, 2.0),
+            r(1, 3, 5.0),
+            r(2, 0, 1.0),
+            r(2, 1, 5.0),
+            r(2, 3, 2.0),
+        ],
         3,
         4,
     );
-    let data = TrainDataBuilder::new().weights(KindWeights::default()).build(&log);
+    let data = TrainDataBuilder::new()
+        .weights(KindWeights::default())
+        .build(&log);
     let mut m = UserKnn::new(UserKnnConfig {
         k: 2,
         similarity: Similarity::Pearson,
@@ -132,7 +144,10 @@ fn rp3beta_random_walk_by_hand() {
     });
     m.fit(&data).expect("fit");
     let s = scores(&m, None, &[0]);
-    assert!((s[1] - 5.0 / 7.0).abs() < CLOSE && (s[2] - 2.0 / 7.0).abs() < CLOSE, "{s:?}");
+    assert!(
+        (s[1] - 5.0 / 7.0).abs() < CLOSE && (s[2] - 2.0 / 7.0).abs() < CLOSE,
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -161,12 +176,22 @@ fn planted_blocks() -> TrainData {
     let items = (0..20)
         .map(|i| {
             let mut item = Item::new(i.to_string());
-            item.title = if i < 10 { "garden hose".into() } else { "kitchen knife".into() };
-            item.category = vec![if i < 10 { "garden".into() } else { "kitchen".into() }];
+            item.title = if i < 10 {
+                "garden hose".into()
+            } else {
+                "kitchen knife".into()
+            };
+            item.category = vec![if i < 10 {
+                "garden".into()
+            } else {
+                "kitchen".into()
+            }];
             Some(item)
         })
         .collect();
-    TrainDataBuilder::new().items(items).build(&EventLog::from_events(events, 40, 20))
+    TrainDataBuilder::new()
+        .items(items)
+        .build(&EventLog::from_events(events, 40, 20))
 }
 
 /// Default settings, but low-rank for factor models: with more factors than the data has
@@ -175,7 +200,9 @@ fn small_config(name: &str) -> ModelConfig {
     match ModelConfig::default_for(name).expect("known") {
         ModelConfig::Als(c) => ModelConfig::Als(aisle_models::AlsConfig { factors: 4, ..c }),
         ModelConfig::Bpr(c) => ModelConfig::Bpr(aisle_models::BprConfig { factors: 4, ..c }),
-        ModelConfig::PureSvd(c) => ModelConfig::PureSvd(aisle_models::PureSvdConfig { factors: 2, ..c }),
+        ModelConfig::PureSvd(c) => {
+            ModelConfig::PureSvd(aisle_models::PureSvdConfig { factors: 2, ..c })
+        }
         other => other,
     }
 }
@@ -202,9 +229,16 @@ fn every_model_recovers_planted_blocks() {
             if name == "pop" {
                 continue; // popularity ignores the user by design
             }
-            assert!(!top.is_empty(), "{name} recommends something to user {user}");
+            assert!(
+                !top.is_empty(),
+                "{name} recommends something to user {user}"
+            );
             for s in &top {
-                assert!(block.contains(&s.item), "{name}: user {user} got item {} from the other block", s.item);
+                assert!(
+                    block.contains(&s.item),
+                    "{name}: user {user} got item {} from the other block",
+                    s.item
+                );
                 assert!(!seen.contains(&s.item), "{name}: excluded items stay out");
             }
         }
@@ -222,7 +256,11 @@ fn save_and_load_give_identical_scores() {
         model.save(&path).expect("save");
         let loaded = Model::load(&path).expect("load");
         for (user, history) in [(Some(3), vec![1u32, 2]), (None, vec![12, 15])] {
-            assert_eq!(scores(&model, user, &history), scores(&loaded, user, &history), "{name}");
+            assert_eq!(
+                scores(&model, user, &history),
+                scores(&loaded, user, &history),
+                "{name}"
+            );
         }
     }
     std::fs::write(dir.path().join("junk.model"), b"not a model").expect("write");
@@ -249,11 +287,30 @@ fn filters_and_anonymous_sessions() {
     let mut model = Model::build(&ModelConfig::default_for("itemknn").expect("known"));
     model.fit(&data).expect("fit");
     // An anonymous session of kitchen items gets kitchen items.
-    let top = recommend(&model, &Query { user: None, history: &[11, 12] }, 3, &RecOptions::default());
+    let top = recommend(
+        &model,
+        &Query {
+            user: None,
+            history: &[11, 12],
+        },
+        3,
+        &RecOptions::default(),
+    );
     assert!(top.iter().all(|s| (10..20).contains(&s.item)));
     // A filter keeps only what it accepts.
-    let even = |i: u32| i % 2 == 0;
-    let top = recommend(&model, &Query { user: None, history: &[11, 12] }, 3, &RecOptions { exclude: &[], filter: Some(&even) });
+    let even = |i: u32| i.is_multiple_of(2);
+    let top = recommend(
+        &model,
+        &Query {
+            user: None,
+            history: &[11, 12],
+        },
+        3,
+        &RecOptions {
+            exclude: &[],
+            filter: Some(&even),
+        },
+    );
     assert!(top.iter().all(|s| s.item % 2 == 0));
     // Unknown model names are an error that lists the known ones.
     let err = ModelConfig::default_for("sasrec").expect_err("unknown");

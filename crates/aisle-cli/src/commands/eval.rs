@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use aisle_eval::{EvalSettings, LeaderboardRow, Protocol, html_report, leaderboard_table, score_ranked};
+use aisle_eval::{
+    EvalSettings, LeaderboardRow, Protocol, html_report, leaderboard_table, score_ranked,
+};
 use aisle_features::{CleaningConfig, EventLog, KindWeights};
 use aisle_models::{MODEL_NAMES, TrainDataBuilder};
 use anyhow::{Context, bail};
@@ -13,8 +15,10 @@ use serde_json::json;
 use super::DataDir;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Models: pop, itemknn, userknn, rp3beta, ease, als, bpr, puresvd, tfidf, sknn, sr, hybrid.\n\n\
-Example:\n  aisle eval --data-dir shop --protocol loo --models pop,itemknn,ease,als --tune --json out.json --report out.html")]
+#[command(
+    after_help = "Models: pop, itemknn, userknn, rp3beta, ease, als, bpr, puresvd, tfidf, sknn, sr, hybrid.\n\n\
+Example:\n  aisle eval --data-dir shop --protocol loo --models pop,itemknn,ease,als --tune --json out.json --report out.html"
+)]
 pub struct Args {
     #[command(flatten)]
     pub data: DataDir,
@@ -67,7 +71,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     for m in &args.models {
         if !MODEL_NAMES.contains(&m.as_str()) {
-            bail!("unknown model {m:?}; models are: {}", MODEL_NAMES.join(", "));
+            bail!(
+                "unknown model {m:?}; models are: {}",
+                MODEL_NAMES.join(", ")
+            );
         }
     }
     if args.ks.is_empty() || args.ks.contains(&0) {
@@ -84,7 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     if !args.data.data_dir.join("aisle.redb").is_file() {
-        bail!("{} holds no aisle store yet: import data first", args.data.data_dir.display());
+        bail!(
+            "{} holds no aisle store yet: import data first",
+            args.data.data_dir.display()
+        );
     }
     let store = aisle_store::open(&args.data.data_dir.to_string_lossy())?;
     let mut log = EventLog::load(store.as_ref()).context("while reading events")?;
@@ -96,7 +106,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         KindWeights::default()
     };
-    let builder = TrainDataBuilder::new().weights(weights.clone()).items(items);
+    let builder = TrainDataBuilder::new()
+        .weights(weights.clone())
+        .items(items);
     let progress = |message: &str| eprintln!("{message}");
     let settings = EvalSettings {
         protocol,
@@ -125,10 +137,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or(json!({}));
             rows.push(LeaderboardRow {
                 model: name.to_string(),
-                config: meta.get("config").map(|c| c.to_string()).unwrap_or_default(),
+                config: meta
+                    .get("config")
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
                 metrics: result.metrics,
-                fit_seconds: meta.get("fit_seconds").and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
-                score_seconds: meta.get("score_seconds").and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
+                fit_seconds: meta
+                    .get("fit_seconds")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(f64::NAN),
+                score_seconds: meta
+                    .get("score_seconds")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(f64::NAN),
                 cases: result.cases,
                 tuning: Vec::new(),
             });
@@ -141,7 +162,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     columns.push(format!("mrr@{}", args.ks.last().copied().unwrap_or(20)));
     println!("{}", leaderboard_table(&rows, &columns));
-    let title = format!("aisle eval: {} on {}", protocol.name(), args.data.data_dir.display());
+    let title = format!(
+        "aisle eval: {} on {}",
+        protocol.name(),
+        args.data.data_dir.display()
+    );
     if let Some(path) = &args.json {
         let value = json!({
             "data_dir": args.data.data_dir,
@@ -179,10 +204,17 @@ fn read_lists(path: &PathBuf, cases: usize) -> anyhow::Result<Vec<Vec<u32>>> {
             .parse()
             .with_context(|| format!("{}:{}: expected a case number", path.display(), n + 1))?;
         if case >= cases {
-            bail!("{}:{}: case {case} does not exist ({cases} cases)", path.display(), n + 1);
+            bail!(
+                "{}:{}: case {case} does not exist ({cases} cases)",
+                path.display(),
+                n + 1
+            );
         }
         lists[case] = fields
-            .map(|f| f.parse::<u32>().with_context(|| format!("{}:{}: bad item id {f:?}", path.display(), n + 1)))
+            .map(|f| {
+                f.parse::<u32>()
+                    .with_context(|| format!("{}:{}: bad item id {f:?}", path.display(), n + 1))
+            })
             .collect::<anyhow::Result<_>>()?;
     }
     Ok(lists)
@@ -196,7 +228,8 @@ fn export_split(dir: &PathBuf, log: &EventLog, settings: &EvalSettings<'_>) -> a
     let validation = settings.protocol.split(&test.train, &settings.weights)?;
     for (name, split) in [("validation", &validation), ("test", &test)] {
         let data = settings.builder.build(&split.train);
-        let mut train = std::io::BufWriter::new(fs_err::File::create(dir.join(format!("{name}_train.tsv")))?);
+        let mut train =
+            std::io::BufWriter::new(fs_err::File::create(dir.join(format!("{name}_train.tsv")))?);
         writeln!(train, "user\titem\tvalue")?;
         for u in 0..data.n_users() as u32 {
             let (items, values) = data.matrix.row(u);
@@ -205,14 +238,23 @@ fn export_split(dir: &PathBuf, log: &EventLog, settings: &EvalSettings<'_>) -> a
             }
         }
         let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let mut cases = std::io::BufWriter::new(fs_err::File::create(dir.join(format!("{name}_cases.tsv")))?);
+        let mut cases =
+            std::io::BufWriter::new(fs_err::File::create(dir.join(format!("{name}_cases.tsv")))?);
         writeln!(cases, "case\tuser\thistory\trelevant\texclude")?;
         for (n, c) in split.cases.iter().enumerate() {
             let user = c.user.map_or(String::new(), |u| u.to_string());
-            writeln!(cases, "{n}\t{user}\t{}\t{}\t{}", join(&c.history), join(&c.relevant), join(&c.exclude))?;
+            writeln!(
+                cases,
+                "{n}\t{user}\t{}\t{}\t{}",
+                join(&c.history),
+                join(&c.relevant),
+                join(&c.exclude)
+            )?;
         }
     }
-    let shape: BTreeMap<&str, usize> = [("users", log.n_users()), ("items", log.n_items())].into_iter().collect();
+    let shape: BTreeMap<&str, usize> = [("users", log.n_users()), ("items", log.n_items())]
+        .into_iter()
+        .collect();
     fs_err::write(dir.join("shape.json"), serde_json::to_string(&shape)?)?;
     eprintln!("wrote the split to {}", dir.display());
     Ok(())

@@ -66,7 +66,15 @@ impl Recommender for ItemKnn {
         let value = |v: f32| if binary { 1.0 } else { v };
         let n_items = data.n_items();
         let norms: Vec<f32> = (0..n_items as u32)
-            .map(|i| data.item_users.row(i).1.iter().map(|&v| value(v) * value(v)).sum::<f32>().sqrt())
+            .map(|i| {
+                data.item_users
+                    .row(i)
+                    .1
+                    .iter()
+                    .map(|&v| value(v) * value(v))
+                    .sum::<f32>()
+                    .sqrt()
+            })
             .collect();
         let shrink = self.config.shrink;
         self.sim = SparseRows::build_top_k(n_items, n_items, self.config.k, |i, scratch| {

@@ -70,7 +70,9 @@ impl UserKnn {
             Similarity::Cosine => {
                 let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
                 for (&i, &a) in items.iter().zip(values) {
-                    let Some(range) = self.item_range(i) else { continue };
+                    let Some(range) = self.item_range(i) else {
+                        continue;
+                    };
                     for p in range {
                         sims[self.item_users[p] as usize] += a * self.item_values[p];
                     }
@@ -87,7 +89,9 @@ impl UserKnn {
                 let mut own = vec![0f32; n_users];
                 let mut other = vec![0f32; n_users];
                 for (&i, &a) in items.iter().zip(values) {
-                    let Some(range) = self.item_range(i) else { continue };
+                    let Some(range) = self.item_range(i) else {
+                        continue;
+                    };
                     let da = a - mean;
                     for p in range {
                         let v = self.item_users[p] as usize;
@@ -105,10 +109,8 @@ impl UserKnn {
                 }
             }
         }
-        if let Some(u) = exclude {
-            if let Some(s) = sims.get_mut(u as usize) {
-                *s = 0.0;
-            }
+        if let Some(s) = exclude.and_then(|u| sims.get_mut(u as usize)) {
+            *s = 0.0;
         }
         sims
     }
@@ -138,7 +140,11 @@ impl Recommender for UserKnn {
         self.user_means = (0..m.n_users() as u32)
             .map(|u| {
                 let v = m.row(u).1;
-                if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
+                if v.is_empty() {
+                    0.0
+                } else {
+                    v.iter().sum::<f32>() / v.len() as f32
+                }
             })
             .collect();
         self.user_norms = (0..m.n_users() as u32)

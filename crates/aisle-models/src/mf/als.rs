@@ -96,10 +96,13 @@ fn gramian(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
             }
             g
         })
-        .reduce(|| vec![0f32; k * k], |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        });
+        .reduce(
+            || vec![0f32; k * k],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     let mut g = partial;
     for d in 0..k {
         g[d * k + d] += reg;
@@ -142,7 +145,9 @@ fn cg_solve(x: &mut [f32], gram: &[f32], y: &[f32], k: usize, cells: &[(u32, f32
             break;
         }
         let beta = rs_new / rs_old;
-        p.iter_mut().zip(&r).for_each(|(pv, &rv)| *pv = rv + beta * *pv);
+        p.iter_mut()
+            .zip(&r)
+            .for_each(|(pv, &rv)| *pv = rv + beta * *pv);
         rs_old = rs_new;
     }
 }
@@ -157,12 +162,14 @@ impl Als {
     fn half_step(&self, x: &mut [f32], y: &[f32], matrix: &aisle_features::InteractionMatrix) {
         let k = self.config.factors;
         let gram = gramian(y, k, self.config.regularization);
-        x.par_chunks_mut(k).enumerate().for_each_init(Vec::new, |cells, (row, xr)| {
-            let (idx, val) = matrix.row(row as u32);
-            cells.clear();
-            cells.extend(idx.iter().zip(val).map(|(&i, &v)| (i, self.confidence(v))));
-            cg_solve(xr, &gram, y, k, cells, self.config.cg_steps);
-        });
+        x.par_chunks_mut(k)
+            .enumerate()
+            .for_each_init(Vec::new, |cells, (row, xr)| {
+                let (idx, val) = matrix.row(row as u32);
+                cells.clear();
+                cells.extend(idx.iter().zip(val).map(|(&i, &v)| (i, self.confidence(v))));
+                cg_solve(xr, &gram, y, k, cells, self.config.cg_steps);
+            });
     }
 
     /// Folds a history in: solves a user vector against the fixed item factors.
@@ -175,7 +182,14 @@ impl Als {
             .map(|(i, w)| (i, self.confidence(w)))
             .collect();
         let mut x = vec![0f32; k];
-        cg_solve(&mut x, &gram, &self.item_factors, k, &cells, self.config.cg_steps.max(3) * 3);
+        cg_solve(
+            &mut x,
+            &gram,
+            &self.item_factors,
+            k,
+            &cells,
+            self.config.cg_steps.max(3) * 3,
+        );
         x
     }
 }

@@ -114,12 +114,12 @@ impl Recommender for Bpr {
                 let z = 1.0 / (1.0 + x.exp());
                 loss += f64::from((1.0 + (-x).exp()).ln());
                 wu.copy_from_slice(xu);
-                for f in 0..k {
+                for (f, &w) in wu.iter().enumerate() {
                     let (ui, ii, ji) = (u * k + f, i * k + f, j * k + f);
                     let (yi, yj) = (items[ii], items[ji]);
-                    users[ui] += lr * (z * (yi - yj) - reg * wu[f]);
-                    items[ii] += lr * (z * wu[f] - reg * yi);
-                    items[ji] += lr * (-z * wu[f] - reg * yj);
+                    users[ui] += lr * (z * (yi - yj) - reg * w);
+                    items[ii] += lr * (z * w - reg * yi);
+                    items[ji] += lr * (-z * w - reg * yj);
                 }
                 bias[i] += lr * (z - reg * bias[i]);
                 bias[j] += lr * (-z - reg * bias[j]);
@@ -141,16 +141,26 @@ impl Recommender for Bpr {
             }
             _ => {
                 let mut v = vec![0f32; k];
-                let known: Vec<u32> = query.history.iter().copied().filter(|&i| (i as usize) < self.n_items).collect();
+                let known: Vec<u32> = query
+                    .history
+                    .iter()
+                    .copied()
+                    .filter(|&i| (i as usize) < self.n_items)
+                    .collect();
                 for &i in &known {
                     let row = &self.item_factors[i as usize * k..(i as usize + 1) * k];
-                    v.iter_mut().zip(row).for_each(|(a, b)| *a += b / known.len() as f32);
+                    v.iter_mut()
+                        .zip(row)
+                        .for_each(|(a, b)| *a += b / known.len() as f32);
                 }
                 v
             }
         };
         score_all(&user, &self.item_factors, k, scores);
-        scores.iter_mut().zip(&self.item_bias).for_each(|(s, b)| *s += b);
+        scores
+            .iter_mut()
+            .zip(&self.item_bias)
+            .for_each(|(s, b)| *s += b);
     }
 
     fn n_items(&self) -> usize {

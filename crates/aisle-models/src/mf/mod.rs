@@ -23,5 +23,7 @@ pub(crate) fn score_all(user: &[f32], items: &[f32], k: usize, scores: &mut [f32
 
 /// Small normal-ish random factors from a seeded generator.
 pub(crate) fn init_factors(n: usize, k: usize, scale: f32, rng: &mut impl rand::Rng) -> Vec<f32> {
-    (0..n * k).map(|_| (rng.random::<f32>() - 0.5) * 2.0 * scale).collect()
+    (0..n * k)
+        .map(|_| (rng.random::<f32>() - 0.5) * 2.0 * scale)
+        .collect()
 }

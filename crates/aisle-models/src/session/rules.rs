@@ -58,7 +58,9 @@ impl Recommender for SequentialRules {
         for session in &data.sessions {
             for p in 0..session.len() {
                 for q in p + 1..session.len().min(p + self.config.steps + 1) {
-                    *by_item[session[p] as usize].entry(session[q]).or_insert(0.0) += 1.0 / (q - p) as f32;
+                    *by_item[session[p] as usize]
+                        .entry(session[q])
+                        .or_insert(0.0) += 1.0 / (q - p) as f32;
                 }
             }
         }

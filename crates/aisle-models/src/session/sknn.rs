@@ -109,7 +109,10 @@ impl Recommender for SessionKnn {
         let mut neighbours: Vec<(f32, u32)> = candidates
             .into_iter()
             .map(|s| {
-                let sim: f32 = self.sessions[s as usize].iter().filter_map(|i| weight.get(i)).sum();
+                let sim: f32 = self.sessions[s as usize]
+                    .iter()
+                    .filter_map(|i| weight.get(i))
+                    .sum();
                 (sim, s)
             })
             .filter(|&(sim, _)| sim > 0.0)
