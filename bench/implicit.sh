@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aisle's ALS and BPR against the `implicit` package on the same leave-one-out split files,
-# scored by aisle's metric code, in one run.
+# scored by aisle's metric code, in one run, over three seeds.
 #
 #   bash bench/implicit.sh [beauty|movielens|sports]    (default: beauty)
 #
@@ -23,39 +23,49 @@ cargo build --release --quiet
 aisle=target/release/aisle
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export RAYON_NUM_THREADS=2
+export RAYON_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
 $aisle import --data-dir "$work/data" --format $format "$input" >/dev/null
-# 1. aisle at the default settings, timed alone (the speed comparison) and the split files.
-$aisle eval --data-dir "$work/data" --protocol loo --models als,bpr --export-split "$work/split" \
-  --json "$work/aisle-default.json" > /dev/null
-# 2. implicit on exactly those files.
-bench/.venv/bin/python bench/implicit_peer.py "$work/split" "$work/peer"
-# 3. aisle tuned with the same budget, and implicit's lists scored by aisle's metrics.
+$aisle eval --data-dir "$work/data" --protocol loo --models pop --export-split "$work/split" > /dev/null 2>&1
 out=bench/results/implicit-$dataset.md
 {
   echo "# aisle versus implicit: ALS and BPR on $dataset (leave-one-out, full ranking)"
   echo
   echo "Command: \`bash bench/implicit.sh $dataset\`. Both sides: 64 factors, ALS 15 iterations with"
-  echo "3 CG steps, BPR 50 epochs, 2 threads, seed 42; the same tuning grid (5 ALS and 4 BPR settings,"
-  echo "defaults first) on the same validation split; implicit's top-20 lists are scored by aisle's"
-  echo "metric code on the same test cases. implicit's ALS reads the confidence matrix \`1 + alpha\`"
-  echo "on observed cells, which is aisle's confidence."
+  echo "3 CG steps, BPR 50 epochs, 2 threads; for each seed, both are tuned over the same grid (5 ALS and"
+  echo "4 BPR settings, defaults first) on the same validation split, refitted on the same training"
+  echo "file and their top-20 lists scored by aisle's metric code on the same test cases. implicit's ALS"
+  echo "reads the confidence matrix \`1 + alpha\` on observed cells, which is aisle's confidence."
+  for seed in 1 2 3; do
+    bench/.venv/bin/python bench/implicit_peer.py "$work/split" "$work/peer-$seed" $seed 2> "$work/peer-$seed.log"
+    echo
+    echo "Seed $seed:"
+    echo
+    echo '```'
+    $aisle eval --data-dir "$work/data" --protocol loo --models als,bpr --tune --budget 5 --seed $seed \
+      --peer "implicit-als=$work/peer-$seed/implicit_als.txt" --peer "implicit-bpr=$work/peer-$seed/implicit_bpr.txt" \
+      --json "$work/seed-$seed.json" 2> "$work/aisle-$seed.log"
+    echo '```'
+  done
   echo
-  echo '```'
-  $aisle eval --data-dir "$work/data" --protocol loo --models als,bpr --tune --budget 5 \
-    --peer "implicit-als=$work/peer/implicit_als.txt" --peer "implicit-bpr=$work/peer/implicit_bpr.txt" \
-    --json "${out%.md}.json"
-  echo '```'
+  echo "Over the three seeds (mean NDCG@10 and HR@10; median wall time of the final fit at the chosen setting):"
   echo
-  python3 - "$work/aisle-default.json" "$work/peer" <<'PY'
-import json, sys
-aisle = {m["model"]: m["fit_seconds"] for m in json.load(open(sys.argv[1]))["models"]}
-for kind in ["als", "bpr"]:
-    peer = json.load(open(f"{sys.argv[2]}/implicit_{kind}.txt.json"))
-    ratio = peer["default_fit_seconds"] / aisle[kind]
-    print(f"- {kind.upper()} training time at the default settings: aisle {aisle[kind]:.2f} s, "
-          f"implicit {peer['default_fit_seconds']:.2f} s; implicit / aisle = {ratio:.2f} "
-          f"(above 1 means aisle is faster).")
+  python3 - "$work" <<'PY'
+import json, statistics, sys
+work = sys.argv[1]
+runs = [json.load(open(f"{work}/seed-{s}.json"))["models"] for s in (1, 2, 3)]
+names = [m["model"] for m in runs[0]]
+print("| model | NDCG@10 | HR@10 | fit s (median) |\n|---|---:|---:|---:|")
+fit = {}
+for name in names:
+    rows = [next(m for m in run if m["model"] == name) for run in runs]
+    nd = statistics.mean(r["metrics"]["ndcg@10"] for r in rows)
+    hr = statistics.mean(r["metrics"]["hr@10"] for r in rows)
+    fit[name] = statistics.median(r["fit_seconds"] for r in rows)
+    print(f"| {name} | {nd:.4f} | {hr:.4f} | {fit[name]:.2f} |")
+print()
+for kind in ("als", "bpr"):
+    ratio = fit[f"implicit-{kind}"] / fit[kind]
+    print(f"- {kind.upper()}: implicit / aisle training time = {ratio:.2f} (above 1 means aisle is faster).")
 PY
 } > "$out.tmp"
 mv "$out.tmp" "$out"

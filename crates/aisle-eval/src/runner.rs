@@ -29,6 +29,8 @@ pub struct EvalSettings<'a> {
     pub builder: TrainDataBuilder,
     /// Called with progress messages.
     pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// Random seed of the models that have one (`None`: each model's default).
+    pub seed: Option<u64>,
 }
 
 /// Metrics of one model on one set of cases.
@@ -182,11 +184,18 @@ pub fn run_leaderboard(
     let target = format!("ndcg@{}", settings.ks.get(1).copied().unwrap_or(first_k));
     let mut rows = Vec::new();
     for name in models {
-        let mut config = ModelConfig::default_for(name)?;
+        let seeded = |c: ModelConfig| match settings.seed {
+            Some(seed) => c.with_seed(seed),
+            None => c,
+        };
+        let mut config = seeded(ModelConfig::default_for(name)?);
         let mut tuning = Vec::new();
         if let Some((data, cases)) = &validation {
             let mut best = f64::NEG_INFINITY;
-            for candidate in candidates(name, settings.tune_budget) {
+            for candidate in candidates(name, settings.tune_budget)
+                .into_iter()
+                .map(seeded)
+            {
                 let mut model = Model::build(&candidate);
                 if let Err(e) = model.fit(data) {
                     say(

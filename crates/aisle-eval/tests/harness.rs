@@ -65,6 +65,7 @@ fn tuned_itemknn_beats_popularity_on_movielens() {
         weights: KindWeights::default(),
         builder: TrainDataBuilder::new(),
         progress: None,
+        seed: None,
     };
     let rows = run_leaderboard(&log, &["pop".to_string(), "itemknn".to_string()], &settings)
         .expect("leaderboard");

@@ -80,6 +80,16 @@ impl ModelConfig {
         }
     }
 
+    /// The same settings with another random seed (models without randomness are unchanged).
+    pub fn with_seed(self, seed: u64) -> ModelConfig {
+        match self {
+            ModelConfig::Als(c) => ModelConfig::Als(AlsConfig { seed, ..c }),
+            ModelConfig::Bpr(c) => ModelConfig::Bpr(BprConfig { seed, ..c }),
+            ModelConfig::PureSvd(c) => ModelConfig::PureSvd(PureSvdConfig { seed, ..c }),
+            other => other,
+        }
+    }
+
     /// The settings as compact JSON, for reports.
     pub fn to_json(&self) -> String {
         serde_json_like(self)

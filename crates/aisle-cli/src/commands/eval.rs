@@ -52,6 +52,9 @@ pub struct Args {
     /// Weigh every event kind 1 (instead of view 1, cart 3, purchase 5, rating = its value).
     #[arg(long)]
     pub uniform_weights: bool,
+    /// Random seed for the models that have one (ALS, BPR, PureSVD); default: each model's own.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Write the leaderboard as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -119,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         weights: weights.clone(),
         builder: builder.clone(),
         progress: Some(&progress),
+        seed: args.seed,
     };
     if let Some(dir) = &args.export_split {
         export_split(dir, &log, &settings)?;
