@@ -55,6 +55,18 @@ impl Bpr {
     }
 }
 
+/// One BPR update of a user row and the positive and negative item rows, given
+/// `z = σ(−x_uij)`. Compiled for AVX2/FMA and AVX-512 too, picked at run time.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn sgd_step(xu: &mut [f32], xi: &mut [f32], xj: &mut [f32], z: f32, lr: f32, reg: f32) {
+    for ((u, i), j) in xu.iter_mut().zip(xi.iter_mut()).zip(xj.iter_mut()) {
+        let (w, yi, yj) = (*u, *i, *j);
+        *u += lr * (z * (yi - yj) - reg * w);
+        *i += lr * (z * w - reg * yi);
+        *j += lr * (-z * w - reg * yj);
+    }
+}
+
 impl Recommender for Bpr {
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         let k = self.config.factors;
@@ -66,8 +78,10 @@ impl Recommender for Bpr {
         }
         let n_items = data.n_items();
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
-        let mut users = init_factors(data.n_users(), k, 0.1, &mut rng);
-        let mut items = init_factors(n_items, k, 0.1, &mut rng);
+        // Uniform in ±1/(2k), as `implicit` starts from.
+        let scale = 0.5 / k as f32;
+        let mut users = init_factors(data.n_users(), k, scale, &mut rng);
+        let mut items = init_factors(n_items, k, scale, &mut rng);
         let mut bias = vec![0f32; n_items];
         let m = &data.matrix;
         let nnz = m.nnz();
@@ -85,7 +99,6 @@ impl Recommender for Bpr {
         }
         let (lr, reg) = (self.config.learning_rate, self.config.regularization);
         let mut losses = Vec::with_capacity(self.config.epochs);
-        let mut wu = vec![0f32; k];
         for _ in 0..self.config.epochs {
             let mut loss = 0f64;
             for _ in 0..nnz {
@@ -105,22 +118,14 @@ impl Recommender for Bpr {
                 if j == i {
                     continue;
                 }
-                let (xu, xi, xj) = (
-                    &users[u * k..(u + 1) * k],
-                    &items[i * k..(i + 1) * k],
-                    &items[j * k..(j + 1) * k],
-                );
+                let xu = &mut users[u * k..(u + 1) * k];
+                let [xi, xj] = items
+                    .get_disjoint_mut([i * k..(i + 1) * k, j * k..(j + 1) * k])
+                    .expect("i != j, both rows in range");
                 let x = bias[i] - bias[j] + dot(xu, xi) - dot(xu, xj);
                 let z = 1.0 / (1.0 + x.exp());
                 loss += f64::from((1.0 + (-x).exp()).ln());
-                wu.copy_from_slice(xu);
-                for (f, &w) in wu.iter().enumerate() {
-                    let (ui, ii, ji) = (u * k + f, i * k + f, j * k + f);
-                    let (yi, yj) = (items[ii], items[ji]);
-                    users[ui] += lr * (z * (yi - yj) - reg * w);
-                    items[ii] += lr * (z * w - reg * yi);
-                    items[ji] += lr * (-z * w - reg * yj);
-                }
+                sgd_step(xu, xi, xj, z, lr, reg);
                 bias[i] += lr * (z - reg * bias[i]);
                 bias[j] += lr * (-z - reg * bias[j]);
             }
