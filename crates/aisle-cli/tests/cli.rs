@@ -257,3 +257,77 @@ fn eval_prints_a_leaderboard_and_writes_json_and_html() {
         stderr(&out)
     );
 }
+
+#[test]
+fn train_saves_a_model_that_recommend_uses() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("qs"));
+    assert!(
+        aisle(&["quickstart", "--data-dir", &data, "--no-serve"])
+            .status
+            .success()
+    );
+    let out = aisle(&[
+        "recommend",
+        "--data-dir",
+        &data,
+        "--model",
+        "rp3beta",
+        "--user",
+        "1",
+    ]);
+    assert!(
+        stderr(&out).contains("run aisle train --model rp3beta first"),
+        "{}",
+        stderr(&out)
+    );
+    let out = aisle(&["train", "--data-dir", &data, "--model", "rp3beta"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("qs/models/rp3beta.model").is_file());
+
+    let out = aisle(&[
+        "recommend",
+        "--data-dir",
+        &data,
+        "--model",
+        "rp3beta",
+        "--items",
+        "196,14084",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["item"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(
+        !ids.contains(&"196") && !ids.contains(&"14084"),
+        "the session's own items are not recommended back"
+    );
+
+    let out = aisle(&[
+        "recommend",
+        "--data-dir",
+        &data,
+        "--model",
+        "rp3beta",
+        "--user",
+        "1",
+        "--category",
+        "dairy eggs",
+        "--json",
+    ]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for row in list.as_array().expect("array") {
+        assert_eq!(
+            row["category"][0], "dairy eggs",
+            "the category filter holds: {row}"
+        );
+    }
+}

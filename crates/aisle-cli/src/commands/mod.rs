@@ -5,6 +5,7 @@ mod eval;
 mod import;
 mod quickstart;
 mod stats;
+mod train;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,10 @@ enum Command {
     Stats(stats::Args),
     /// Evaluate recommenders offline (leave-one-out, temporal or session protocol) and print a leaderboard.
     Eval(eval::Args),
+    /// Train a model on everything in the data directory and save it there (models/NAME.model).
+    Train(train::TrainArgs),
+    /// Top-N items for a user, an anonymous session or similar to an item, from a trained model.
+    Recommend(train::RecommendArgs),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
 }
@@ -47,5 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::train(args),
+        Command::Recommend(args) => train::recommend_command(args),
     }
 }

@@ -1,0 +1,237 @@
+//! `aisle train` and `aisle recommend`: fit a model on everything in the store, save it in the
+//! data directory, and ask it for top-N lists.
+
+use std::path::{Path, PathBuf};
+
+use aisle_core::EventKind;
+use aisle_features::{CleaningConfig, EventLog, KindWeights};
+use aisle_models::{
+    MODEL_NAMES, Model, ModelConfig, Query, RecOptions, Recommender, Scored, TrainDataBuilder,
+    recommend,
+};
+use aisle_store::ReadStore;
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use super::DataDir;
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Model name (pop, itemknn, userknn, rp3beta, ease, als, bpr, puresvd, tfidf, sknn, sr, hybrid).
+    #[arg(long)]
+    pub model: String,
+    /// Model settings as JSON, e.g. '{"model":"als","factors":128}' (default: the model's defaults).
+    #[arg(long)]
+    pub config: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RecommendArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// A model trained with `aisle train`.
+    #[arg(long)]
+    pub model: String,
+    /// Recommend for this user (external id).
+    #[arg(long, conflicts_with_all = ["items", "similar"])]
+    pub user: Option<String>,
+    /// Recommend for an anonymous session: its items (external ids), oldest first.
+    #[arg(long, value_delimiter = ',', conflicts_with = "similar")]
+    pub items: Vec<String>,
+    /// Items similar to this one (external id).
+    #[arg(long)]
+    pub similar: Option<String>,
+    /// How many.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Leave out what the user already bought.
+    #[arg(long)]
+    pub exclude_bought: bool,
+    /// Only items whose category path contains this name.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn model_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("models").join(format!("{name}.model"))
+}
+
+fn open_store(data: &DataDir) -> anyhow::Result<Box<dyn aisle_store::Store>> {
+    if !data.data_dir.join("aisle.redb").is_file() {
+        bail!(
+            "{} holds no aisle store yet: import data first",
+            data.data_dir.display()
+        );
+    }
+    Ok(aisle_store::open(&data.data_dir.to_string_lossy())?)
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    if !MODEL_NAMES.contains(&args.model.as_str()) {
+        bail!(
+            "unknown model {:?}; models are: {}",
+            args.model,
+            MODEL_NAMES.join(", ")
+        );
+    }
+    let config: ModelConfig = match &args.config {
+        Some(text) => serde_json::from_str(text).context("while reading --config")?,
+        None => ModelConfig::default_for(&args.model)?,
+    };
+    if config.name() != args.model {
+        bail!(
+            "--config is for {:?} but --model is {:?}",
+            config.name(),
+            args.model
+        );
+    }
+    let store = open_store(&args.data)?;
+    let mut log = EventLog::load(store.as_ref())?;
+    log.clean(&CleaningConfig::default())?;
+    let mut items = vec![None; store.counts()?.items];
+    store.scan_items(&mut |id, item| items[id.index()] = Some(item))?;
+    let data = TrainDataBuilder::new().items(items).build(&log);
+    let started = std::time::Instant::now();
+    let mut model = Model::build(&config);
+    model.fit(&data)?;
+    let path = model_path(&args.data.data_dir, &args.model);
+    model.save(&path)?;
+    println!(
+        "trained {} on {} events in {:.1}s; saved to {}",
+        args.model,
+        crate::output::thousands(log.len() as u64),
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// The items a user bought, as dense ids.
+fn bought(store: &dyn ReadStore, user: u32) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    store.scan_events(&mut |e| {
+        if e.user.0 == user
+            && e.kind == EventKind::Purchase
+            && let Some(item) = e.item
+        {
+            out.push(item.0);
+        }
+    })?;
+    Ok(out)
+}
+
+pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
+    let path = model_path(&args.data.data_dir, &args.model);
+    if !path.is_file() {
+        bail!(
+            "no trained {} model in {}: run aisle train --model {} first",
+            args.model,
+            args.data.data_dir.display(),
+            args.model
+        );
+    }
+    let model = Model::load(&path)?;
+    let store = open_store(&args.data)?;
+    let item_id = |external: &str| -> anyhow::Result<u32> {
+        store
+            .item_id(external)?
+            .map(|i| i.0)
+            .with_context(|| format!("unknown item {external:?}"))
+    };
+    let mut exclude = Vec::new();
+    let results: Vec<Scored> = if let Some(item) = &args.similar {
+        model.similar_items(item_id(item)?, args.k)
+    } else {
+        let (user, history) = match &args.user {
+            Some(external) => {
+                let user = store
+                    .user_id(external)?
+                    .with_context(|| format!("unknown user {external:?}"))?;
+                let mut log = EventLog::load(store.as_ref())?;
+                log.clean(&CleaningConfig::default())?;
+                let weights = KindWeights::default();
+                let history: Vec<u32> = log
+                    .events()
+                    .iter()
+                    .filter(|e| {
+                        e.user == user.0 && e.item().is_some() && weights.weight(e.kind) != 0.0
+                    })
+                    .map(|e| e.item)
+                    .collect();
+                if args.exclude_bought {
+                    exclude = bought(store.as_ref(), user.0)?;
+                }
+                (Some(user.0), history)
+            }
+            None => {
+                if args.items.is_empty() {
+                    bail!("say whom to recommend for: --user ID, --items A,B,C or --similar ITEM");
+                }
+                let history = args
+                    .items
+                    .iter()
+                    .map(|i| item_id(i))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                exclude.extend(&history);
+                (None, history)
+            }
+        };
+        let mut categories = vec![false; model.n_items()];
+        if let Some(category) = &args.category {
+            store.scan_items(&mut |id, item| {
+                if let Some(slot) = categories.get_mut(id.index()) {
+                    *slot = item
+                        .category
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(category));
+                }
+            })?;
+        }
+        let in_category = |i: u32| categories.get(i as usize).copied().unwrap_or(false);
+        let options = RecOptions {
+            exclude: &exclude,
+            filter: args
+                .category
+                .as_ref()
+                .map(|_| &in_category as &(dyn Fn(u32) -> bool + Sync)),
+        };
+        recommend(
+            &model,
+            &Query {
+                user,
+                history: &history,
+            },
+            args.k,
+            &options,
+        )
+    };
+    let mut rows = Vec::new();
+    for s in results {
+        let item = store.item(aisle_core::ItemId(s.item))?.unwrap_or_default();
+        rows.push((item, s.score));
+    }
+    if args.json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(item, score)| json!({"item": item.external_id, "title": item.title, "category": item.category, "score": score}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for (rank, (item, score)) in rows.iter().enumerate() {
+            println!(
+                "{:>3}. {:<10} {:<50} {:.4}  {}",
+                rank + 1,
+                item.external_id,
+                item.title,
+                score,
+                item.category.join(" > ")
+            );
+        }
+    }
+    Ok(())
+}
