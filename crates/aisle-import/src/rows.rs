@@ -74,6 +74,19 @@ fn missing_column(path: &Path, column: &str, columns: &[String]) -> Error {
     }
 }
 
+/// Positions of `wanted` among `columns`; a missing one is an error naming the file.
+fn column_positions(path: &Path, columns: &[String], wanted: &[String]) -> Result<Vec<usize>> {
+    wanted
+        .iter()
+        .map(|w| {
+            columns
+                .iter()
+                .position(|c| c == w)
+                .ok_or_else(|| missing_column(path, w, columns))
+        })
+        .collect()
+}
+
 fn non_empty(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -146,15 +159,7 @@ impl RowSource for CsvRows {
     }
 
     fn select(&mut self, wanted: &[String]) -> Result<()> {
-        self.selected = wanted
-            .iter()
-            .map(|w| {
-                self.columns
-                    .iter()
-                    .position(|c| c == w)
-                    .ok_or_else(|| missing_column(&self.path, w, &self.columns))
-            })
-            .collect::<Result<_>>()?;
+        self.selected = column_positions(&self.path, &self.columns, wanted)?;
         Ok(())
     }
 
@@ -411,15 +416,7 @@ impl RowSource for ParquetRows {
     }
 
     fn select(&mut self, wanted: &[String]) -> Result<()> {
-        self.selected = wanted
-            .iter()
-            .map(|w| {
-                self.columns
-                    .iter()
-                    .position(|c| c == w)
-                    .ok_or_else(|| missing_column(&self.path, w, &self.columns))
-            })
-            .collect::<Result<_>>()?;
+        self.selected = column_positions(&self.path, &self.columns, wanted)?;
         Ok(())
     }
 
