@@ -52,6 +52,9 @@ pub struct Args {
     /// Weigh every event kind 1 (instead of view 1, cart 3, purchase 5, rating = its value).
     #[arg(long)]
     pub uniform_weights: bool,
+    /// Weight of one event kind, KIND=WEIGHT (repeatable), e.g. --weight view=0.5 --weight purchase=10.
+    #[arg(long = "weight", value_name = "KIND=WEIGHT")]
+    pub weights: Vec<String>,
     /// Random seed for the models that have one (ALS, BPR, PureSVD); default: each model's own.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -104,11 +107,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     log.clean(&CleaningConfig::default())?;
     let mut items = vec![None; store.counts()?.items];
     store.scan_items(&mut |id, item| items[id.index()] = Some(item))?;
-    let weights = if args.uniform_weights {
+    let mut weights = if args.uniform_weights {
         KindWeights::uniform()
     } else {
         KindWeights::default()
     };
+    for pair in &args.weights {
+        let (kind, weight) = pair
+            .split_once('=')
+            .with_context(|| format!("--weight {pair:?}: expected KIND=WEIGHT, e.g. view=0.5"))?;
+        let weight: f32 = weight
+            .trim()
+            .parse()
+            .with_context(|| format!("--weight {pair:?}: {weight:?} is not a number"))?;
+        weights.weights.insert(kind.trim().to_string(), weight);
+    }
     let builder = TrainDataBuilder::new()
         .weights(weights.clone())
         .items(items);
