@@ -29,7 +29,7 @@ mod topk;
 pub use data::{TrainData, TrainDataBuilder};
 pub use ease::{Ease, EaseConfig};
 pub use error::{Error, Result};
-pub use hybrid::{Hybrid, HybridConfig};
+pub use hybrid::{Hybrid, HybridComponent, HybridConfig};
 pub use knn::{ItemKnn, ItemKnnConfig, Similarity, UserKnn, UserKnnConfig};
 pub use mf::{Als, AlsConfig, Bpr, BprConfig, PureSvd, PureSvdConfig};
 pub use model::{MODEL_NAMES, Model, ModelConfig};

@@ -316,3 +316,188 @@ fn filters_and_anonymous_sessions() {
     let err = ModelConfig::default_for("sasrec").expect_err("unknown");
     assert!(err.to_string().contains("itemknn"), "{err}");
 }
+
+#[test]
+fn popularity_counts_and_windows_by_hand() {
+    // Item 0: three views long ago; item 2: two views on the last day; item 1: one view.
+    let v = EventKind::View;
+    let log = EventLog::from_events(
+        vec![
+            ev(0, 0, 0, v, 0.0),
+            ev(1, 0, 0, v, 0.0),
+            ev(2, 0, DAY, v, 0.0),
+            ev(0, 1, 2 * DAY, v, 0.0),
+            ev(1, 2, 10 * DAY, v, 0.0),
+            ev(2, 2, 10 * DAY, v, 0.0),
+        ],
+        3,
+        3,
+    );
+    let data = TrainDataBuilder::new().build(&log);
+    let mut all = Model::build(&ModelConfig::default_for("pop").expect("known"));
+    all.fit(&data).expect("fit");
+    assert_eq!(scores(&all, None, &[]), vec![1.0, 1.0 / 3.0, 2.0 / 3.0]);
+    let mut recent = Model::build(&ModelConfig::Pop(aisle_models::PopularityConfig {
+        window_days: Some(1.0),
+        per_category: false,
+    }));
+    recent.fit(&data).expect("fit");
+    assert_eq!(scores(&recent, None, &[]), vec![0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn tfidf_profile_scores_by_hand() {
+    let items = ["red apple", "green apple", "red car"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut item = Item::new(i.to_string());
+            item.title = (*t).to_string();
+            Some(item)
+        })
+        .collect();
+    let log = EventLog::from_events(vec![ev(0, 0, 0, EventKind::View, 0.0)], 1, 3);
+    let data = TrainDataBuilder::new().items(items).build(&log);
+    let mut m = Model::build(&ModelConfig::TfIdf(aisle_models::TfIdfConfig {
+        max_document_frequency: 1.0,
+    }));
+    m.fit(&data).expect("fit");
+    // idf(red) = idf(apple) = ln(4/3) + 1 = a; idf(green) = idf(car) = ln 2 + 1 = b.
+    // v0 = (1, 1)/√2 over (red, apple); v1 = (b, a)/√(a² + b²) over (green, apple).
+    let (a, b) = ((4f32 / 3.0).ln() + 1.0, 2f32.ln() + 1.0);
+    let expected = a / (2f32.sqrt() * (a * a + b * b).sqrt());
+    let s = scores(&m, None, &[0]);
+    assert!((s[0] - 1.0).abs() < CLOSE);
+    assert!(
+        (s[1] - expected).abs() < CLOSE && (s[2] - expected).abs() < CLOSE,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn session_knn_votes_by_hand() {
+    // Sessions {0,1}, {0,2}, {3,4} (source session ids); the current session is [0].
+    let mk = |item, t, session| Interaction {
+        session,
+        ..ev(0, item, t, EventKind::Click, 0.0)
+    };
+    let log = EventLog::from_events(
+        vec![
+            mk(0, 0, 1),
+            mk(1, 1, 1),
+            mk(0, 2, 2),
+            mk(2, 3, 2),
+            mk(3, 4, 3),
+            mk(4, 5, 3),
+        ],
+        1,
+        5,
+    );
+    let data = TrainDataBuilder::new().build(&log);
+    let mut m = Model::build(&ModelConfig::default_for("sknn").expect("known"));
+    m.fit(&data).expect("fit");
+    // Both sessions with item 0 have similarity 1 (the last item weighs 1) and vote.
+    assert_eq!(scores(&m, None, &[0]), vec![2.0, 1.0, 1.0, 0.0, 0.0]);
+    // With [3, 0]: item 3 weighs 1/2 and item 0 weighs 1.
+    assert_eq!(scores(&m, None, &[3, 0]), vec![2.0, 1.0, 1.0, 0.5, 0.5]);
+}
+
+#[test]
+fn hybrid_scales_and_weights_components() {
+    let data = views(3, &[(0, &[0, 1]), (1, &[0]), (2, &[0, 2])]);
+    let mut m = Model::build(&ModelConfig::Hybrid(aisle_models::HybridConfig {
+        components: vec![aisle_models::HybridComponent {
+            model: "pop".into(),
+            weight: 2.0,
+        }],
+    }));
+    m.fit(&data).expect("fit");
+    // Popularity 3, 1, 1 scaled to [0, 1] is 1, 0, 0; times 2.
+    assert_eq!(scores(&m, None, &[]), vec![2.0, 0.0, 0.0]);
+}
+
+#[test]
+fn puresvd_projects_onto_the_top_singular_vector() {
+    // Every user has items 0 and 1: the top right singular vector is (1, 1, 0)/√2, so the
+    // history [0] scores v0 · v = (½, ½, 0).
+    let data = views(3, &[(0, &[0, 1]), (1, &[0, 1]), (2, &[0, 1])]);
+    let mut m = Model::build(&ModelConfig::PureSvd(aisle_models::PureSvdConfig {
+        factors: 1,
+        ..Default::default()
+    }));
+    m.fit(&data).expect("fit");
+    let s = scores(&m, None, &[0]);
+    assert!(
+        (s[0] - 0.5).abs() < 1e-4 && (s[1] - 0.5).abs() < 1e-4 && s[2].abs() < 1e-4,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn als_fold_in_solves_the_normal_equations() {
+    // With 2 factors the fold-in's CG steps solve the 2×2 system exactly:
+    // (YᵀY + λI + Σ_h (c − 1) y yᵀ) x = Σ_h c y, with c = 1 + α.
+    let data = planted_blocks();
+    let config = aisle_models::AlsConfig {
+        factors: 2,
+        ..Default::default()
+    };
+    let (reg, c) = (config.regularization, 1.0 + config.alpha);
+    let mut m = aisle_models::Als::new(config);
+    m.fit(&data).expect("fit");
+    let y = m.item_factors();
+    let history = [3u32, 12];
+    let mut a = [[0f64; 2]; 2];
+    let mut b = [0f64; 2];
+    for i in 0..20 {
+        let yi = [f64::from(y[i * 2]), f64::from(y[i * 2 + 1])];
+        let extra = if history.contains(&(i as u32)) {
+            f64::from(c) - 1.0
+        } else {
+            0.0
+        };
+        for r in 0..2 {
+            for s in 0..2 {
+                a[r][s] += (1.0 + extra) * yi[r] * yi[s];
+            }
+            if extra > 0.0 {
+                b[r] += f64::from(c) * yi[r];
+            }
+        }
+    }
+    a[0][0] += f64::from(reg);
+    a[1][1] += f64::from(reg);
+    let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
+    let x = [
+        (b[0] * a[1][1] - b[1] * a[0][1]) / det,
+        (a[0][0] * b[1] - a[1][0] * b[0]) / det,
+    ];
+    let s = scores(&m, None, &history);
+    for i in 0..20 {
+        let expected = x[0] * f64::from(y[i * 2]) + x[1] * f64::from(y[i * 2 + 1]);
+        assert!(
+            (f64::from(s[i]) - expected).abs() < 1e-3 * (1.0 + expected.abs()),
+            "item {i}: {} vs {expected}",
+            s[i]
+        );
+    }
+}
+
+#[test]
+fn bpr_loss_falls() {
+    let data = planted_blocks();
+    let mut m = aisle_models::Bpr::new(aisle_models::BprConfig {
+        factors: 8,
+        epochs: 30,
+        ..Default::default()
+    });
+    let report = m.fit(&data).expect("fit");
+    let curve = report.loss_curve;
+    assert_eq!(curve.len(), 30);
+    assert!(
+        curve[29] < 0.7 * curve[0],
+        "loss {} → {}",
+        curve[0],
+        curve[29]
+    );
+}
