@@ -46,7 +46,7 @@ fn escape(s: &str) -> String {
 
 const COLOURS: [&str; 12] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c",
+    "#9c755f", "#bab0ac", "#000000", "#17becf",
 ];
 
 fn bar_chart(rows: &[LeaderboardRow], metric: &str) -> String {

@@ -92,7 +92,9 @@ fn main() {
         String::from("# Latency of one top-10 recommendation (Instacart sample, 49,688 items)\n\n");
     md.push_str("Command: `cargo bench -p aisle-models --bench recommend`. Each call scores the whole catalogue for a\n");
     md.push_str("known user from their full history and selects the top 10; single-threaded; every call of the\n");
-    md.push_str("Criterion run is recorded, warm-up calls included, and its percentiles reported.\n\n");
+    md.push_str(
+        "Criterion run is recorded, warm-up calls included, and its percentiles reported.\n\n",
+    );
     md.push_str("| model | fit (s) | p50 (µs) | p99 (µs) | calls |\n|---|---:|---:|---:|---:|\n");
     for (name, fit, p50, p99, n) in rows {
         md.push_str(&format!(

@@ -179,11 +179,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     columns.push(format!("mrr@{}", args.ks.last().copied().unwrap_or(20)));
     println!("{}", leaderboard_table(&rows, &columns));
-    let title = format!(
-        "aisle eval: {} on {}",
-        protocol.name(),
-        args.data.data_dir.display()
+    let dataset = args.data.data_dir.file_name().map_or_else(
+        || args.data.data_dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
     );
+    let title = format!("aisle eval: {} protocol on {dataset}", protocol.name());
     if let Some(path) = &args.json {
         let value = json!({
             "data_dir": args.data.data_dir,
