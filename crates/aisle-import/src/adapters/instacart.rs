@@ -77,17 +77,9 @@ fn import_catalogue(orders_file: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
     let previous = sink.file().to_path_buf();
     sink.start_file(&products);
     for record in reader.records() {
-        sink.row_read();
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                let error = sink.row_error(line, None, e.kind_text());
-                sink.bad_row(error)?;
-                continue;
-            }
+        let Some((line, record)) = read_record(sink, record)? else {
+            continue;
         };
-        let line = record.position().map_or(0, |p| p.line());
         let (Some(id), Some(name), Some(aisle), Some(department)) =
             (record.get(0), record.get(1), record.get(2), record.get(3))
         else {
@@ -173,17 +165,9 @@ fn import_orders(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
     let mut lines = Vec::new();
     let mut orders: HashMap<(String, u32), OrderInfo> = HashMap::new();
     for record in reader.records() {
-        sink.row_read();
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                let error = sink.row_error(line, None, e.kind_text());
-                sink.bad_row(error)?;
-                continue;
-            }
+        let Some((line, record)) = read_record(sink, record)? else {
+            continue;
         };
-        let line = record.position().map_or(0, |p| p.line());
         let parsed = (|| -> Result<(OrderLine, OrderInfo), RowError> {
             let get = |i: usize| record.get(idx[i]);
             let order: u64 = parse_field(sink, line, names[0], get(0))?;
@@ -306,6 +290,22 @@ fn order_times(
         }
     }
     Ok(times)
+}
+
+/// Counts a CSV record as read and returns it with its line, or records it as a bad row.
+fn read_record(
+    sink: &mut Sink<'_, '_>,
+    record: csv::Result<csv::StringRecord>,
+) -> Result<Option<(u64, csv::StringRecord)>> {
+    sink.row_read();
+    match record {
+        Ok(record) => Ok(Some((record.position().map_or(0, |p| p.line()), record))),
+        Err(e) => {
+            let line = e.position().map_or(0, |p| p.line());
+            let error = sink.row_error(line, None, e.kind_text());
+            sink.bad_row(error).map(|()| None)
+        }
+    }
 }
 
 trait KindText {
