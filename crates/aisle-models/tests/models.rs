@@ -436,7 +436,7 @@ fn puresvd_projects_onto_the_top_singular_vector() {
 #[test]
 fn als_fold_in_solves_the_normal_equations() {
     // With 2 factors the fold-in's CG steps solve the 2×2 system exactly:
-    // (YᵀY + λI + Σ_h (c − 1) y yᵀ) x = Σ_h c y, with c = 1 + α.
+    // (YᵀY + λ(1 + |h|) I + Σ_h (c − 1) y yᵀ) x = Σ_h c y, with c = 1 + α.
     let data = planted_blocks();
     let config = aisle_models::AlsConfig {
         factors: 2,
@@ -465,8 +465,10 @@ fn als_fold_in_solves_the_normal_equations() {
             }
         }
     }
-    a[0][0] += f64::from(reg);
-    a[1][1] += f64::from(reg);
+    // Frequency-scaled regularisation: λ (1 + |history|).
+    let lambda = f64::from(reg) * (1.0 + history.len() as f64);
+    a[0][0] += lambda;
+    a[1][1] += lambda;
     let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
     let x = [
         (b[0] * a[1][1] - b[1] * a[0][1]) / det,

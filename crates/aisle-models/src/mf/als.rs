@@ -27,6 +27,9 @@ pub struct AlsConfig {
     pub alpha: f32,
     /// CG steps per row and iteration (default 3).
     pub cg_steps: usize,
+    /// Scale each row's regularisation by its number of observations, `λ (1 + n_u)`, as
+    /// Rendle et al. (2022, "Revisiting the performance of iALS") recommend (default true).
+    pub frequency_scaled_regularization: bool,
     /// Treat every interaction as 1 before scaling (default true).
     pub binary: bool,
     /// Random seed of the initial factors.
@@ -41,6 +44,7 @@ impl Default for AlsConfig {
             regularization: 0.01,
             alpha: 10.0,
             cg_steps: 3,
+            frequency_scaled_regularization: true,
             binary: true,
             seed: 42,
         }
@@ -114,6 +118,8 @@ fn gramian(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
 /// Per-thread buffers of the CG solver, so a row solve allocates nothing.
 #[derive(Default)]
 struct Scratch {
+    /// Regularisation of this row beyond the λ already in the shared Gramian.
+    extra_reg: f32,
     cells: Vec<(u32, f32)>,
     r: Vec<f32>,
     p: Vec<f32>,
@@ -127,14 +133,21 @@ struct Scratch {
 /// spends its time, and the portable baseline (SSE2) is about half as fast.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn cg_solve(x: &mut [f32], gram: &[f32], y: &[f32], k: usize, scratch: &mut Scratch, steps: usize) {
-    let Scratch { cells, r, p, ap } = scratch;
+    let Scratch {
+        extra_reg,
+        cells,
+        r,
+        p,
+        ap,
+    } = scratch;
+    let extra_reg = *extra_reg;
     r.clear();
     r.resize(k, 0.0);
     ap.clear();
     ap.resize(k, 0.0);
     // r = b − A x
     for a in 0..k {
-        r[a] = -dot(&gram[a * k..(a + 1) * k], x);
+        r[a] = -dot(&gram[a * k..(a + 1) * k], x) - extra_reg * x[a];
     }
     for &(i, c) in cells.iter() {
         let yi = &y[i as usize * k..(i as usize + 1) * k];
@@ -149,7 +162,7 @@ fn cg_solve(x: &mut [f32], gram: &[f32], y: &[f32], k: usize, scratch: &mut Scra
     }
     for _ in 0..steps {
         for a in 0..k {
-            ap[a] = dot(&gram[a * k..(a + 1) * k], p);
+            ap[a] = dot(&gram[a * k..(a + 1) * k], p) + extra_reg * p[a];
         }
         for &(i, c) in cells.iter() {
             let yi = &y[i as usize * k..(i as usize + 1) * k];
@@ -181,6 +194,15 @@ impl Als {
         1.0 + self.config.alpha * r
     }
 
+    /// Regularisation of a row with `observed` cells on top of the shared λ.
+    fn extra_regularization(&self, observed: usize) -> f32 {
+        if self.config.frequency_scaled_regularization {
+            self.config.regularization * observed as f32
+        } else {
+            0.0
+        }
+    }
+
     /// Solves every row of `x` against fixed `y`, rows given by `matrix`.
     fn half_step(&self, x: &mut [f32], y: &[f32], matrix: &aisle_features::InteractionMatrix) {
         let k = self.config.factors;
@@ -194,6 +216,7 @@ impl Als {
                     xr.iter_mut().for_each(|v| *v = 0.0);
                     return;
                 }
+                scratch.extra_reg = self.extra_regularization(idx.len());
                 scratch.cells.clear();
                 scratch
                     .cells
@@ -206,12 +229,14 @@ impl Als {
     fn fold_in(&self, history: &[u32]) -> Vec<f32> {
         let k = self.config.factors;
         let gram = gramian(&self.item_factors, k, self.config.regularization);
+        let cells: Vec<(u32, f32)> = history_weights(history)
+            .into_iter()
+            .filter(|&(i, _)| (i as usize) < self.n_items)
+            .map(|(i, w)| (i, self.confidence(w)))
+            .collect();
         let mut scratch = Scratch {
-            cells: history_weights(history)
-                .into_iter()
-                .filter(|&(i, _)| (i as usize) < self.n_items)
-                .map(|(i, w)| (i, self.confidence(w)))
-                .collect(),
+            extra_reg: self.extra_regularization(cells.len()),
+            cells,
             ..Scratch::default()
         };
         let mut x = vec![0f32; k];
