@@ -35,6 +35,8 @@ out=bench/results/implicit-$dataset.md
   echo "4 BPR settings, defaults first) on the same validation split, refitted on the same training"
   echo "file and their top-20 lists scored by aisle's metric code on the same test cases. implicit's ALS"
   echo "reads the confidence matrix \`1 + alpha\` on observed cells, which is aisle's confidence."
+  echo "The one algorithmic difference: aisle's ALS scales each row's regularisation by its number of"
+  echo "observations, λ(1 + n), as Rendle et al. (2022) recommend; implicit has no such option."
   for seed in 1 2 3; do
     bench/.venv/bin/python bench/implicit_peer.py "$work/split" "$work/peer-$seed" $seed 2> "$work/peer-$seed.log"
     echo
