@@ -213,10 +213,10 @@ pub fn run_leaderboard(
                     settings,
                     &format!(
                         "{name}: validation {target} {value:.4} with {}",
-                        candidate.to_json()
+                        candidate.describe()
                     ),
                 );
-                tuning.push((candidate.to_json(), value));
+                tuning.push((candidate.describe(), value));
                 if value > best {
                     best = value;
                     config = candidate;
@@ -243,7 +243,7 @@ pub fn run_leaderboard(
         );
         rows.push(LeaderboardRow {
             model: name.clone(),
-            config: config.to_json(),
+            config: config.describe(),
             metrics: result.metrics,
             fit_seconds,
             score_seconds: result.score_seconds,

@@ -90,15 +90,11 @@ impl ModelConfig {
         }
     }
 
-    /// The settings as compact JSON, for reports.
-    pub fn to_json(&self) -> String {
-        serde_json_like(self)
+    /// The settings in one line, for logs and reports (a debug rendering: enough for a
+    /// person to read, and it keeps serde_json out of this crate).
+    pub fn describe(&self) -> String {
+        format!("{self:?}")
     }
-}
-
-fn serde_json_like(config: &ModelConfig) -> String {
-    // A debug rendering is enough for a report and keeps serde_json out of this crate.
-    format!("{config:?}")
 }
 
 /// A model of any kind: what is fitted, scored and saved.

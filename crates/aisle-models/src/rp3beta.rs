@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sparse::{SparseRows, history_weights};
+use crate::sparse::SparseRows;
 use crate::{Error, FitReport, Query, Recommender, Result, TrainData};
 
 /// RP3beta settings.
@@ -96,10 +96,7 @@ impl Recommender for Rp3Beta {
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
-        scores.iter_mut().for_each(|s| *s = 0.0);
-        for (i, w) in history_weights(query.history) {
-            self.sim.add_row(i as usize, w, scores);
-        }
+        self.sim.score_history(query.history, scores);
     }
 
     fn n_items(&self) -> usize {

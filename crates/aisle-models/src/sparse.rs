@@ -64,6 +64,14 @@ impl SparseRows {
         self.indptr.len().saturating_sub(1)
     }
 
+    /// Scores of an item-to-item model: `Σ_{i in history} count(i) × row(i)`, into `scores`.
+    pub fn score_history(&self, history: &[u32], scores: &mut [f32]) {
+        scores.iter_mut().for_each(|s| *s = 0.0);
+        for (i, w) in history_weights(history) {
+            self.add_row(i as usize, w, scores);
+        }
+    }
+
     /// Adds `weight × row(i)` into `out`.
     pub fn add_row(&self, i: usize, weight: f32, out: &mut [f32]) {
         if i >= self.n_rows() {

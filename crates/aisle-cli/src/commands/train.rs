@@ -9,7 +9,6 @@ use aisle_models::{
     MODEL_NAMES, Model, ModelConfig, Query, RecOptions, Recommender, Scored, TrainDataBuilder,
     recommend,
 };
-use aisle_store::ReadStore;
 use anyhow::{Context, bail};
 use serde_json::json;
 
@@ -111,20 +110,6 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The items a user bought, as dense ids.
-fn bought(store: &dyn ReadStore, user: u32) -> anyhow::Result<Vec<u32>> {
-    let mut out = Vec::new();
-    store.scan_events(&mut |e| {
-        if e.user.0 == user
-            && e.kind == EventKind::Purchase
-            && let Some(item) = e.item
-        {
-            out.push(item.0);
-        }
-    })?;
-    Ok(out)
-}
-
 pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
     let path = model_path(&args.data.data_dir, &args.model);
     if !path.is_file() {
@@ -164,7 +149,14 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                     .map(|e| e.item)
                     .collect();
                 if args.exclude_bought {
-                    exclude = bought(store.as_ref(), user.0)?;
+                    exclude = log
+                        .events()
+                        .iter()
+                        .filter(|e| {
+                            e.user == user.0 && e.kind == EventKind::Purchase && e.item().is_some()
+                        })
+                        .map(|e| e.item)
+                        .collect();
                 }
                 (Some(user.0), history)
             }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sparse::{SparseRows, history_weights};
+use crate::sparse::SparseRows;
 use crate::{Error, FitReport, Query, Recommender, Result, Scored, TrainData};
 
 /// Item-kNN settings.
@@ -97,10 +97,7 @@ impl Recommender for ItemKnn {
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
-        scores.iter_mut().for_each(|s| *s = 0.0);
-        for (i, w) in history_weights(query.history) {
-            self.sim.add_row(i as usize, w, scores);
-        }
+        self.sim.score_history(query.history, scores);
     }
 
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
