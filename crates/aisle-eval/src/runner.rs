@@ -31,6 +31,8 @@ pub struct EvalSettings<'a> {
     pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
     /// Random seed of the models that have one (`None`: each model's default).
     pub seed: Option<u64>,
+    /// Settings that replace a model's defaults (matched by model name).
+    pub configs: Vec<ModelConfig>,
 }
 
 /// Metrics of one model on one set of cases.
@@ -77,32 +79,45 @@ pub fn evaluate(
     result
 }
 
-/// Top-`k` lists for every case, in parallel.
+/// Top-`k` lists for every case: batches of cases scored in parallel, each batch in one
+/// call so that models which batch (the transformer) can.
 pub fn rank_all(model: &dyn Recommender, cases: &[TestCase], k: usize) -> Vec<Vec<u32>> {
+    const BATCH: usize = 64;
     let n = model.n_items();
     cases
-        .par_iter()
+        .par_chunks(BATCH)
         .map_init(
-            || vec![0f32; n],
-            |scores, case| {
-                model.score(
-                    &Query {
+            || vec![0f32; BATCH * n],
+            |scores, batch| {
+                let queries: Vec<Query<'_>> = batch
+                    .iter()
+                    .map(|case| Query {
                         user: case.user,
                         history: &case.history,
-                    },
-                    scores,
-                );
-                for &i in &case.exclude {
-                    if let Some(s) = scores.get_mut(i as usize) {
-                        *s = f32::NEG_INFINITY;
-                    }
-                }
-                top_k(scores, k, |_| true)
-                    .into_iter()
-                    .map(|s| s.item)
-                    .collect()
+                        kinds: &case.kinds,
+                        times_ms: &case.times_ms,
+                    })
+                    .collect();
+                let scores = &mut scores[..batch.len() * n];
+                model.score_batch(&queries, scores);
+                batch
+                    .iter()
+                    .zip(scores.chunks_mut(n.max(1)))
+                    .map(|(case, row)| {
+                        for &i in &case.exclude {
+                            if let Some(s) = row.get_mut(i as usize) {
+                                *s = f32::NEG_INFINITY;
+                            }
+                        }
+                        top_k(row, k, |_| true)
+                            .into_iter()
+                            .map(|s| s.item)
+                            .collect::<Vec<u32>>()
+                    })
+                    .collect::<Vec<_>>()
             },
         )
+        .flatten()
         .collect()
 }
 
@@ -188,14 +203,19 @@ pub fn run_leaderboard(
             Some(seed) => c.with_seed(seed),
             None => c,
         };
-        let mut config = seeded(ModelConfig::default_for(name)?);
+        let base = match settings.configs.iter().find(|c| c.name() == name) {
+            Some(c) => c.clone(),
+            None => ModelConfig::default_for(name)?,
+        };
+        let mut config = seeded(base.clone());
         let mut tuning = Vec::new();
         if let Some((data, cases)) = &validation {
             let mut best = f64::NEG_INFINITY;
-            for candidate in candidates(name, settings.tune_budget)
-                .into_iter()
-                .map(seeded)
-            {
+            let mut grid = candidates(name, settings.tune_budget);
+            if let Some(first) = grid.first_mut() {
+                *first = base.clone();
+            }
+            for candidate in grid.into_iter().map(seeded) {
                 let mut model = Model::build(&candidate);
                 if let Err(e) = model.fit(data) {
                     say(

@@ -42,6 +42,10 @@ pub struct TestCase {
     pub user: Option<u32>,
     /// What the model may see, oldest first.
     pub history: Vec<u32>,
+    /// The kind of each history event.
+    pub kinds: Vec<EventKind>,
+    /// The time of each history event (ms).
+    pub times_ms: Vec<i64>,
     /// The held-out items.
     pub relevant: Vec<u32>,
     /// Items not to rank.
@@ -111,16 +115,19 @@ fn leave_one_out(log: &EventLog, weights: &KindWeights) -> Split {
             for p in held..end {
                 dropped[order[p] as usize] = true;
             }
-            let history: Vec<u32> = positions[..positions.len() - 1]
+            let seen: Vec<&Interaction> = positions[..positions.len() - 1]
                 .iter()
-                .map(|&p| events[order[p] as usize].item)
+                .map(|&p| &events[order[p] as usize])
                 .collect();
+            let history: Vec<u32> = seen.iter().map(|e| e.item).collect();
             let mut exclude = history.clone();
             exclude.sort_unstable();
             exclude.dedup();
             cases.push(TestCase {
                 user: Some(user),
                 history,
+                kinds: seen.iter().map(|e| e.kind).collect(),
+                times_ms: seen.iter().map(|e| e.timestamp_ms).collect(),
                 relevant: vec![events[order[held] as usize].item],
                 exclude,
             });
@@ -172,9 +179,12 @@ fn temporal(
         .collect();
     let train_log = EventLog::from_events(train, log.n_users(), log.n_items());
     let mut history: Vec<Vec<u32>> = vec![Vec::new(); log.n_users()];
+    let mut context: Vec<(Vec<EventKind>, Vec<i64>)> = vec![Default::default(); log.n_users()];
     for e in train_log.events() {
         if is_interaction(e, weights) {
             history[e.user as usize].push(e.item);
+            context[e.user as usize].0.push(e.kind);
+            context[e.user as usize].1.push(e.timestamp_ms);
         }
     }
     let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); log.n_users()];
@@ -185,7 +195,9 @@ fn temporal(
         relevant[e.user as usize].push(e.item);
     }
     let mut cases = Vec::new();
-    for (user, (history, mut relevant)) in history.into_iter().zip(relevant).enumerate() {
+    for (user, ((history, mut relevant), (kinds, times_ms))) in
+        history.into_iter().zip(relevant).zip(context).enumerate()
+    {
         if history.is_empty() || relevant.is_empty() {
             continue;
         }
@@ -204,6 +216,8 @@ fn temporal(
         cases.push(TestCase {
             user: Some(user as u32),
             history,
+            kinds,
+            times_ms,
             relevant,
             exclude,
         });
@@ -248,17 +262,19 @@ fn session(log: &EventLog, weights: &KindWeights, test_days: f64) -> Split {
         .collect();
     let mut cases = Vec::new();
     for s in test_sessions {
-        let items: Vec<u32> = sessions
+        let seen: Vec<Interaction> = sessions
             .events(s)
             .iter()
             .map(|&i| events[i as usize])
             .filter(|e| is_interaction(e, weights) && known.contains(&e.item))
-            .map(|e| e.item)
             .collect();
+        let items: Vec<u32> = seen.iter().map(|e| e.item).collect();
         for p in 1..items.len() {
             cases.push(TestCase {
                 user: None,
                 history: items[..p].to_vec(),
+                kinds: seen[..p].iter().map(|e| e.kind).collect(),
+                times_ms: seen[..p].iter().map(|e| e.timestamp_ms).collect(),
                 relevant: vec![items[p]],
                 exclude: Vec::new(),
             });

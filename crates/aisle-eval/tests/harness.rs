@@ -57,6 +57,7 @@ fn leave_one_out_holds_out_exactly_one_event_per_user() {
 fn tuned_itemknn_beats_popularity_on_movielens() {
     let Some(log) = movielens() else { return };
     let settings = EvalSettings {
+        configs: Vec::new(),
         protocol: Protocol::LeaveOneOut,
         ks: vec![5, 10, 20],
         tune: true,

@@ -65,6 +65,7 @@ fn main() {
                         &Query {
                             user: Some(user),
                             history,
+                            ..Query::default()
                         },
                         10,
                         &RecOptions::default(),

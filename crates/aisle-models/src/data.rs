@@ -28,6 +28,11 @@ pub struct TrainData {
     pub item_category: Vec<u32>,
     /// Text of each item (title, description, category path, brand, attributes).
     pub item_text: Vec<String>,
+    /// Categorical features of each item, as ids below `n_item_features`: every level of
+    /// the category path, the brand, and each whitespace-separated attribute value.
+    pub item_features: Vec<Vec<u32>>,
+    /// Number of distinct item features.
+    pub n_item_features: usize,
     /// Time of the last training event.
     pub end_ms: i64,
 }
@@ -128,6 +133,8 @@ impl TrainDataBuilder {
         let mut categories: HashMap<String, u32> = HashMap::new();
         let mut item_category = vec![u32::MAX; n_items];
         let mut item_text = vec![String::new(); n_items];
+        let mut features: HashMap<String, u32> = HashMap::new();
+        let mut item_features = vec![Vec::new(); n_items];
         for (id, item) in self.items.iter().enumerate().take(n_items) {
             let Some(item) = item else { continue };
             if let Some(top) = item.category.first() {
@@ -149,6 +156,13 @@ impl TrainDataBuilder {
                 text.push_str(value);
             }
             item_text[id] = text;
+            item_features[id] = item_feature_names(item)
+                .into_iter()
+                .map(|name| {
+                    let next = features.len() as u32;
+                    *features.entry(name).or_insert(next)
+                })
+                .collect();
         }
         TrainData {
             matrix,
@@ -163,7 +177,28 @@ impl TrainDataBuilder {
                 .collect(),
             item_category,
             item_text,
+            item_features,
+            n_item_features: features.len(),
             end_ms: events.last().map_or(0, |e| e.timestamp_ms),
         }
     }
+}
+
+/// The categorical features of an item, named so that equal names mean the same feature.
+fn item_feature_names(item: &Item) -> Vec<String> {
+    let mut names = Vec::new();
+    for level in 1..=item.category.len() {
+        names.push(format!("category:{}", item.category[..level].join(">")));
+    }
+    if let Some(brand) = &item.brand {
+        names.push(format!("brand:{brand}"));
+    }
+    for (key, value) in &item.attributes {
+        for token in value.split_whitespace() {
+            names.push(format!("{key}:{token}"));
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
 }

@@ -37,6 +37,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A tensor computation failed (a bug or an exhausted device, never a user mistake).
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
     /// File-system error (names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -21,6 +21,7 @@ mod mf;
 mod model;
 mod popularity;
 mod rp3beta;
+mod sequential;
 mod session;
 mod sparse;
 mod tfidf;
@@ -35,6 +36,7 @@ pub use mf::{Als, AlsConfig, Bpr, BprConfig, PureSvd, PureSvdConfig};
 pub use model::{MODEL_NAMES, Model, ModelConfig};
 pub use popularity::{Popularity, PopularityConfig};
 pub use rp3beta::{Rp3Beta, Rp3BetaConfig};
+pub use sequential::{Transformer, TransformerConfig};
 pub use session::{SequentialRules, SequentialRulesConfig, SessionKnn, SessionKnnConfig};
 pub use tfidf::{TfIdf, TfIdfConfig};
 pub use topk::{Scored, top_k};
@@ -46,6 +48,10 @@ pub struct Query<'a> {
     pub user: Option<u32>,
     /// Items the user or session interacted with, oldest first.
     pub history: &'a [u32],
+    /// The kind of each history event, where known (empty, or as long as `history`).
+    pub kinds: &'a [aisle_core::EventKind],
+    /// The time of each history event in ms, where known (empty, or as long as `history`).
+    pub times_ms: &'a [i64],
 }
 
 /// What fitting produced, for logs and reports.
@@ -53,6 +59,10 @@ pub struct Query<'a> {
 pub struct FitReport {
     /// Training loss per epoch or iteration, where the model has one.
     pub loss_curve: Vec<f64>,
+    /// Validation metric per epoch (NDCG@10 for the transformer), where the model has one.
+    pub validation_curve: Vec<f64>,
+    /// Training sequences per second, where the model trains on sequences.
+    pub sequences_per_second: Option<f64>,
 }
 
 /// A recommender.
@@ -64,14 +74,24 @@ pub trait Recommender: Send + Sync {
     /// items); higher is better, and only the order matters.
     fn score(&self, query: &Query<'_>, scores: &mut [f32]);
 
+    /// Scores several queries at once into `scores` (`queries.len()` rows of
+    /// [`Recommender::n_items`]). Models that gain from batching (the transformer)
+    /// override this; the default scores one query at a time.
+    fn score_batch(&self, queries: &[Query<'_>], scores: &mut [f32]) {
+        let n = self.n_items();
+        for (query, row) in queries.iter().zip(scores.chunks_mut(n.max(1))) {
+            self.score(query, row);
+        }
+    }
+
     /// Items most similar to `item`, best first. Models without an item-to-item notion fall
     /// back to scoring the one-item history `[item]`.
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
         let mut scores = vec![0.0; self.n_items()];
         self.score(
             &Query {
-                user: None,
                 history: &[item],
+                ..Query::default()
             },
             &mut scores,
         );

@@ -9,13 +9,25 @@ use crate::{
     Als, AlsConfig, Bpr, BprConfig, Ease, EaseConfig, Error, FitReport, Hybrid, HybridConfig,
     ItemKnn, ItemKnnConfig, Popularity, PopularityConfig, PureSvd, PureSvdConfig, Query,
     Recommender, Result, Rp3Beta, Rp3BetaConfig, Scored, SequentialRules, SequentialRulesConfig,
-    SessionKnn, SessionKnnConfig, TfIdf, TfIdfConfig, TrainData, UserKnn, UserKnnConfig,
+    SessionKnn, SessionKnnConfig, TfIdf, TfIdfConfig, TrainData, Transformer, TransformerConfig,
+    UserKnn, UserKnnConfig,
 };
 
 /// Names of every model, as used by `aisle eval --models` and the config.
-pub const MODEL_NAMES: [&str; 12] = [
-    "pop", "itemknn", "userknn", "rp3beta", "ease", "als", "bpr", "puresvd", "tfidf", "sknn", "sr",
+pub const MODEL_NAMES: [&str; 13] = [
+    "pop",
+    "itemknn",
+    "userknn",
+    "rp3beta",
+    "ease",
+    "als",
+    "bpr",
+    "puresvd",
+    "tfidf",
+    "sknn",
+    "sr",
     "hybrid",
+    "transformer",
 ];
 
 /// A model's name and hyper-parameters (JSON or TOML: `{ "model": "als", "factors": 128 }`).
@@ -35,6 +47,7 @@ pub enum ModelConfig {
     Sknn(SessionKnnConfig),
     Sr(SequentialRulesConfig),
     Hybrid(HybridConfig),
+    Transformer(TransformerConfig),
 }
 
 impl ModelConfig {
@@ -53,6 +66,7 @@ impl ModelConfig {
             "sknn" => ModelConfig::Sknn(SessionKnnConfig::default()),
             "sr" => ModelConfig::Sr(SequentialRulesConfig::default()),
             "hybrid" => ModelConfig::Hybrid(HybridConfig::default()),
+            "transformer" => ModelConfig::Transformer(TransformerConfig::default()),
             other => {
                 return Err(Error::UnknownModel {
                     name: other.to_string(),
@@ -77,6 +91,7 @@ impl ModelConfig {
             ModelConfig::Sknn(_) => "sknn",
             ModelConfig::Sr(_) => "sr",
             ModelConfig::Hybrid(_) => "hybrid",
+            ModelConfig::Transformer(_) => "transformer",
         }
     }
 
@@ -86,6 +101,9 @@ impl ModelConfig {
             ModelConfig::Als(c) => ModelConfig::Als(AlsConfig { seed, ..c }),
             ModelConfig::Bpr(c) => ModelConfig::Bpr(BprConfig { seed, ..c }),
             ModelConfig::PureSvd(c) => ModelConfig::PureSvd(PureSvdConfig { seed, ..c }),
+            ModelConfig::Transformer(c) => {
+                ModelConfig::Transformer(TransformerConfig { seed, ..c })
+            }
             other => other,
         }
     }
@@ -113,6 +131,7 @@ pub enum Model {
     Sknn(SessionKnn),
     Sr(SequentialRules),
     Hybrid(Box<Hybrid>),
+    Transformer(Box<Transformer>),
 }
 
 impl Default for Model {
@@ -141,6 +160,7 @@ impl Model {
             ModelConfig::Sknn(c) => Model::Sknn(SessionKnn::new(c)),
             ModelConfig::Sr(c) => Model::Sr(SequentialRules::new(c)),
             ModelConfig::Hybrid(c) => Model::Hybrid(Box::new(Hybrid::new(c))),
+            ModelConfig::Transformer(c) => Model::Transformer(Box::new(Transformer::new(c))),
         }
     }
 
@@ -158,6 +178,7 @@ impl Model {
             Model::Sknn(m) => m,
             Model::Sr(m) => m,
             Model::Hybrid(m) => m.as_ref(),
+            Model::Transformer(m) => m.as_ref(),
         }
     }
 
@@ -175,6 +196,7 @@ impl Model {
             Model::Sknn(m) => m,
             Model::Sr(m) => m,
             Model::Hybrid(m) => m.as_mut(),
+            Model::Transformer(m) => m.as_mut(),
         }
     }
 
@@ -226,6 +248,10 @@ impl Recommender for Model {
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
         self.inner().score(query, scores);
+    }
+
+    fn score_batch(&self, queries: &[Query<'_>], scores: &mut [f32]) {
+        self.inner().score_batch(queries, scores);
     }
 
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {

@@ -58,6 +58,10 @@ pub struct Args {
     /// Random seed for the models that have one (ALS, BPR, PureSVD); default: each model's own.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// A model's settings as JSON, replacing its defaults (repeatable), e.g.
+    /// --config '{"model":"transformer","dropout":0.5}'.
+    #[arg(long = "config", value_name = "JSON")]
+    pub configs: Vec<String>,
     /// Write the leaderboard as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -125,8 +129,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let builder = TrainDataBuilder::new()
         .weights(weights.clone())
         .items(items);
+    let configs = args
+        .configs
+        .iter()
+        .map(|text| {
+            serde_json::from_str::<aisle_models::ModelConfig>(text)
+                .with_context(|| format!("--config {text}: not a model config"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let progress = |message: &str| eprintln!("{message}");
     let settings = EvalSettings {
+        configs,
         protocol,
         ks: args.ks.clone(),
         tune: args.tune,

@@ -132,7 +132,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
     let results: Vec<Scored> = if let Some(item) = &args.similar {
         model.similar_items(item_id(item)?, args.k)
     } else {
-        let (user, history) = match &args.user {
+        let (user, history, kinds, times_ms) = match &args.user {
             Some(external) => {
                 let user = store
                     .user_id(external)?
@@ -140,14 +140,16 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                 let mut log = EventLog::load(store.as_ref())?;
                 log.clean(&CleaningConfig::default())?;
                 let weights = KindWeights::default();
-                let history: Vec<u32> = log
+                let seen: Vec<_> = log
                     .events()
                     .iter()
                     .filter(|e| {
                         e.user == user.0 && e.item().is_some() && weights.weight(e.kind) != 0.0
                     })
-                    .map(|e| e.item)
                     .collect();
+                let history: Vec<u32> = seen.iter().map(|e| e.item).collect();
+                let kinds: Vec<EventKind> = seen.iter().map(|e| e.kind).collect();
+                let times_ms: Vec<i64> = seen.iter().map(|e| e.timestamp_ms).collect();
                 if args.exclude_bought {
                     exclude = log
                         .events()
@@ -158,7 +160,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                         .map(|e| e.item)
                         .collect();
                 }
-                (Some(user.0), history)
+                (Some(user.0), history, kinds, times_ms)
             }
             None => {
                 if args.items.is_empty() {
@@ -170,7 +172,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                     .map(|i| item_id(i))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 exclude.extend(&history);
-                (None, history)
+                (None, history, Vec::new(), Vec::new())
             }
         };
         let mut categories = vec![false; model.n_items()];
@@ -197,6 +199,8 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
             &Query {
                 user,
                 history: &history,
+                kinds: &kinds,
+                times_ms: &times_ms,
             },
             args.k,
             &options,

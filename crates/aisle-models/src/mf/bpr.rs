@@ -135,7 +135,10 @@ impl Recommender for Bpr {
         self.item_factors = items;
         self.item_bias = bias;
         self.n_items = n_items;
-        Ok(FitReport { loss_curve: losses })
+        Ok(FitReport {
+            loss_curve: losses,
+            ..FitReport::default()
+        })
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
