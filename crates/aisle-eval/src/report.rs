@@ -204,3 +204,87 @@ pub fn html_report(title: &str, rows: &[LeaderboardRow], ks: &[usize]) -> String
     html.push_str("</table></body></html>\n");
     html
 }
+
+/// A training curve as a standalone SVG: loss per epoch (left, blue) and the validation
+/// metric per epoch (right, orange), each on its own scale, the best epoch marked.
+pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric: &str) -> String {
+    let (w, h, left, right, top, bottom) = (720.0, 320.0, 60.0, 70.0, 30.0, 40.0);
+    let epochs = loss.len().max(validation.len()).max(2);
+    let x = |i: usize| left + (w - left - right) * i as f64 / (epochs - 1) as f64;
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) }
+    };
+    let y = |v: f64, (lo, hi): (f64, f64)| (h - bottom) - (h - bottom - top) * (v - lo) / (hi - lo);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/>"#
+    );
+    let _ = write!(svg, r#"<text x="{left}" y="18" font-weight="bold">{}</text>"#, escape(title));
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#888"/><text x="{2}" y="{3}" text-anchor="middle">epoch (1 to {epochs})</text>"##,
+        h - bottom,
+        w - right,
+        (left + w - right) / 2.0,
+        h - 8.0
+    );
+    for (values, colour, label, anchor_x, anchor) in [
+        (loss, "#1f77b4", "training loss", 4.0, "start"),
+        (validation, "#ff7f0e", metric, w - 4.0, "end"),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let r = range(values);
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v, r)))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{:.4}</text><text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{:.4}</text><text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{}</text>"#,
+            top + 4.0,
+            r.1,
+            h - bottom,
+            r.0,
+            (h - bottom + top) / 2.0,
+            escape(label)
+        );
+    }
+    if let Some((best, _)) = validation
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+    {
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1}" stroke="#999" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" text-anchor="middle" fill="#555">best epoch {3}</text>"##,
+            x(best),
+            h - bottom,
+            top - 2.0,
+            best + 1
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::*;
+
+    #[test]
+    fn training_curve_marks_the_best_epoch_and_draws_both_series() {
+        let svg = training_curve_svg("t", &[3.0, 2.0, 1.5], &[0.01, 0.05, 0.04], "NDCG@10");
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("best epoch 2"), "{svg}");
+        assert!(svg.contains("0.0500") && svg.contains("3.0000"));
+    }
+}

@@ -25,6 +25,8 @@ pub struct Args {
 enum Which {
     /// Bulk import and training-structure build on the shared datasets; writes bench/results/import.md.
     Import(ImportArgs),
+    /// Train and score the transformer on a shared dataset; writes bench/results/transformer-DATASET.md.
+    Transformer(super::bench_transformer::TransformerArgs),
     /// One measurement in this process, printed as JSON (used by `bench import`).
     #[command(hide = true)]
     ImportOne(OneArgs),
@@ -66,6 +68,7 @@ struct Measurement {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Import(a) => import_report(a),
+        Which::Transformer(a) => super::bench_transformer::run(a),
         Which::ImportOne(a) => {
             let m = measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod bench;
+mod bench_transformer;
 mod eval;
 mod import;
 mod quickstart;

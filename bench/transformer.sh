@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The transformer on the shared datasets, each with the settings used for the committed
+# reports: writes bench/results/transformer-<dataset>.{md,svg}.
+#
+#   bash bench/transformer.sh [DATASET...]     # datasets: yoochoose beauty sports
+#
+# The time budgets keep the whole run near 50 minutes on a 2-core machine; training stops
+# early on validation NDCG@10 before that where it converges.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+aisle=target/release/aisle
+sel=("$@")
+has() { [ ${#sel[@]} -eq 0 ] && return 0; for s in "${sel[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+has yoochoose && $aisle bench transformer --dataset yoochoose \
+  --config '{"learning_rate":0.002,"patience":5,"time_budget_seconds":300}'
+has beauty && $aisle bench transformer --dataset beauty \
+  --config '{"learning_rate":0.002,"dropout":0.4,"time_budget_seconds":1320}'
+has sports && $aisle bench transformer --dataset sports \
+  --config '{"learning_rate":0.002,"dropout":0.4,"time_budget_seconds":1320}'
+echo done >&2
