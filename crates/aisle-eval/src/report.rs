@@ -214,13 +214,21 @@ pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric:
     let range = |v: &[f64]| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) }
+        if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (lo.min(0.0), lo.max(0.0) + 1.0)
+        }
     };
     let y = |v: f64, (lo, hi): (f64, f64)| (h - bottom) - (h - bottom - top) * (v - lo) / (hi - lo);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/>"#
     );
-    let _ = write!(svg, r#"<text x="{left}" y="18" font-weight="bold">{}</text>"#, escape(title));
+    let _ = write!(
+        svg,
+        r#"<text x="{left}" y="18" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
     let _ = write!(
         svg,
         r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#888"/><text x="{2}" y="{3}" text-anchor="middle">epoch (1 to {epochs})</text>"##,

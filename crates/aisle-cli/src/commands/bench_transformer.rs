@@ -65,14 +65,18 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
             vec![
                 args.shared
                     .join("yoochoose-100k/yoochoose-clicks-100k_train_full.txt"),
-                args.shared.join("yoochoose-100k/yoochoose-clicks-100k_test.txt"),
+                args.shared
+                    .join("yoochoose-100k/yoochoose-clicks-100k_test.txt"),
             ],
             Protocol::Session { test_days: 1.0 },
         ),
     };
     for f in &files {
         if !f.is_file() {
-            bail!("{} is missing: point --shared at the shared datasets", f.display());
+            bail!(
+                "{} is missing: point --shared at the shared datasets",
+                f.display()
+            );
         }
     }
     let store = aisle_store::MemStore::new();
@@ -125,7 +129,10 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     let name = format!("transformer-{}", args.dataset);
     fs_err::create_dir_all(&args.out)?;
     let svg = training_curve_svg(
-        &format!("transformer on {}: training loss and validation NDCG@10", args.dataset),
+        &format!(
+            "transformer on {}: training loss and validation NDCG@10",
+            args.dataset
+        ),
         &fit.loss_curve,
         &fit.validation_curve,
         "validation NDCG@10",
@@ -134,7 +141,12 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
 
     let metric = |r: &aisle_eval::ModelResult, m: &str| r.metrics.get(m).copied().unwrap_or(0.0);
     let mut md = String::new();
-    let _ = writeln!(md, "# Transformer on {} ({})\n", args.dataset, protocol.name());
+    let _ = writeln!(
+        md,
+        "# Transformer on {} ({})\n",
+        args.dataset,
+        protocol.name()
+    );
     let _ = writeln!(
         md,
         "Command: `cargo run --release -- bench transformer --dataset {} --config '{}'`\n",
@@ -151,7 +163,10 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(md, "Settings: `{}`\n", serde_json::to_string(&config)?);
     md.push_str("| model | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 | MRR@20 |\n|---|---|---|---|---|---|---|---|\n");
-    for (label, r) in [("aisle transformer (float)", &float), ("aisle transformer (int8 item table)", &int8)] {
+    for (label, r) in [
+        ("aisle transformer (float)", &float),
+        ("aisle transformer (int8 item table)", &int8),
+    ] {
         let _ = writeln!(
             md,
             "| {label} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
@@ -165,7 +180,10 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
         );
     }
     for (model, source, hr10) in published(&args.dataset) {
-        let _ = writeln!(md, "| {model} (published: {source}) | | {hr10:.4} | | | | | |");
+        let _ = writeln!(
+            md,
+            "| {model} (published: {source}) | | {hr10:.4} | | | | | |"
+        );
     }
     md.push('\n');
     if let Some(classic) = classic_rows(&args.dataset) {
@@ -185,7 +203,10 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
         fit.sequences_per_second.unwrap_or(0.0),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let _ = writeln!(md, "- Peak resident memory of the process: {peak_rss:.0} MiB.");
+    let _ = writeln!(
+        md,
+        "- Peak resident memory of the process: {peak_rss:.0} MiB."
+    );
     let _ = writeln!(md, "- Weights: {}.", model.n_parameters());
     let _ = writeln!(md, "\n![training curve]({name}.svg)\n");
     let _ = writeln!(md, "## int8 item table\n");
@@ -247,7 +268,12 @@ fn latency(model: &Transformer, cases: &[aisle_eval::TestCase]) -> (f64, f64) {
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0.0);
+    let at = |q: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     (at(0.5), at(0.99))
 }
 

@@ -97,7 +97,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let data = TrainDataBuilder::new().items(items).build(&log);
     let started = std::time::Instant::now();
     let mut model = Model::build(&config);
-    model.fit(&data)?;
+    let report = model.fit(&data)?;
     let path = model_path(&args.data.data_dir, &args.model);
     model.save(&path)?;
     println!(
@@ -107,6 +107,18 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         path.display()
     );
+    if !report.loss_curve.is_empty() {
+        // Models trained by epochs leave their training curve beside the model file.
+        let chart = path.with_extension("curve.svg");
+        let svg = aisle_eval::training_curve_svg(
+            &format!("{}: training loss and validation metric", args.model),
+            &report.loss_curve,
+            &report.validation_curve,
+            "validation NDCG@10",
+        );
+        fs_err::write(&chart, svg)?;
+        println!("training curve: {}", chart.display());
+    }
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, FitReport, Query, Recommender, Result, TrainData};
 use input::{Batch, Encoded, purchase_follows};
-use net::{Dropout, FeatureTable, Net, Shape};
+use net::{Dropout, FeatureTable, NamedValues, Net, Shape};
 use quant::QuantizedTable;
 
 /// Settings of the transformer.
@@ -125,7 +125,7 @@ impl TransformerConfig {
                 reason,
             })
         };
-        if self.dim == 0 || self.heads == 0 || self.dim % self.heads != 0 {
+        if self.dim == 0 || self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
             return bad(format!(
                 "heads ({}) must divide dim ({})",
                 self.heads, self.dim
@@ -146,6 +146,13 @@ struct Example {
     input: Encoded,
     targets: Vec<u32>,
     purchase: Vec<Option<bool>>,
+}
+
+/// A held-out last item, with the sequence before it.
+struct ValidationCase {
+    input: Encoded,
+    target: u32,
+    history: Vec<u32>,
 }
 
 /// The fitted transformer.
@@ -373,7 +380,7 @@ impl Transformer {
 
     /// Encodes the training sequences; the last item of each sequence of three or more
     /// items is held out for validation.
-    fn examples(&self, data: &TrainData) -> (Vec<Example>, Vec<(Encoded, u32, Vec<u32>)>) {
+    fn examples(&self, data: &TrainData) -> (Vec<Example>, Vec<ValidationCase>) {
         let seqs = &data.sequences;
         let max_len = self.config.max_len;
         let mut train = Vec::new();
@@ -387,11 +394,11 @@ impl Transformer {
             }
             let end = if items.len() >= 3 {
                 let n = items.len() - 1;
-                validation.push((
-                    Encoded::new(&items[..n], &kinds[..n], &times[..n], max_len),
-                    items[n],
-                    items[..n].to_vec(),
-                ));
+                validation.push(ValidationCase {
+                    input: Encoded::new(&items[..n], &kinds[..n], &times[..n], max_len),
+                    target: items[n],
+                    history: items[..n].to_vec(),
+                });
                 n
             } else {
                 items.len()
@@ -416,20 +423,21 @@ impl Transformer {
     }
 
     /// NDCG@10 of the validation sequences (history items excluded from the ranking).
-    fn validate(&self, net: &Net, cases: &[&(Encoded, u32, Vec<u32>)]) -> Result<f64> {
+    fn validate(&self, net: &Net, cases: &[&ValidationCase]) -> Result<f64> {
         let n = net.shape.n_items;
         let mut total = 0.0;
         let mut scores = Vec::new();
         for chunk in cases.chunks(256) {
-            let seqs: Vec<&Encoded> = chunk.iter().map(|c| &c.0).collect();
+            let seqs: Vec<&Encoded> = chunk.iter().map(|c| &c.input).collect();
             let h = self.last_hidden(net, &seqs)?;
             scores.resize(chunk.len() * n, 0.0);
             self.score_hidden(&h, &mut scores);
-            for (row, (_, target, history)) in scores.chunks(n).zip(chunk.iter().copied()) {
-                let t = row[*target as usize];
+            for (row, case) in scores.chunks(n).zip(chunk.iter().copied()) {
+                let (target, history) = (case.target, &case.history);
+                let t = row[target as usize];
                 let mut above = 0usize;
                 for (i, &s) in row.iter().enumerate() {
-                    if s > t && i as u32 != *target && !history.contains(&(i as u32)) {
+                    if s > t && i as u32 != target && !history.contains(&(i as u32)) {
                         above += 1;
                         if above >= 10 {
                             break;
@@ -475,8 +483,7 @@ impl Transformer {
         val_idx.shuffle(&mut rng);
         val_idx.truncate(c.validation_sequences);
         val_idx.sort_unstable();
-        let val_cases: Vec<&(Encoded, u32, Vec<u32>)> =
-            val_idx.iter().map(|&i| &validation[i]).collect();
+        let val_cases: Vec<&ValidationCase> = val_idx.iter().map(|&i| &validation[i]).collect();
 
         // Batches of similar length waste little on padding; their order is shuffled.
         let mut order: Vec<usize> = (0..examples.len()).collect();
@@ -497,7 +504,7 @@ impl Transformer {
             rate: c.dropout,
         });
         let mut report = FitReport::default();
-        let mut best: Option<(f64, usize, Vec<(String, Vec<usize>, Vec<f32>)>)> = None;
+        let mut best: Option<(f64, usize, NamedValues)> = None;
         let mut step = 0usize;
         let started = Instant::now();
         let mut trained_sequences = 0usize;

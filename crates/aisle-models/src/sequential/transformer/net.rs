@@ -9,6 +9,9 @@ use rand::{Rng, SeedableRng};
 
 use super::input::{Batch, N_GAPS, N_KINDS};
 
+/// Named parameter values: name, dimensions, row-major data.
+pub(super) type NamedValues = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// Shape of the network.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Shape {
@@ -351,7 +354,7 @@ impl Net {
     }
 
     /// Named parameter values, for saving and for in-memory checkpoints.
-    pub fn values(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn values(&self) -> Result<NamedValues> {
         self.params()
             .into_iter()
             .map(|(name, var)| {
