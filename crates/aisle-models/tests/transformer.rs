@@ -228,6 +228,26 @@ fn int8_scoring_keeps_the_ranking() {
 }
 
 #[test]
+fn best_weights_are_checkpointed() {
+    let (data, _) = cyclic(30, 20, 8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt").join("best.safetensors");
+    let mut model = Transformer::new(TransformerConfig {
+        checkpoint: Some(path.clone()),
+        ..tiny(3)
+    });
+    model.fit(&data).expect("fit");
+    let bytes = std::fs::read(&path).expect("the checkpoint was written");
+    // safetensors: an 8-byte header length, then a JSON header naming the tensors.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).expect("utf-8 header");
+    assert!(
+        header.contains("\"items\"") && header.contains("block0.query.weight"),
+        "{header}"
+    );
+}
+
+#[test]
 fn bad_settings_are_refused() {
     let (data, _) = cyclic(10, 20, 5);
     let mut model = Transformer::new(TransformerConfig {
