@@ -192,10 +192,13 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     let _ = writeln!(md, "\n## Training\n");
     let _ = writeln!(
         md,
-        "- Wall time {fit_seconds:.0} s for {epochs} epochs (early stopping, patience {}); best validation epoch {best_epoch}, \
-         reached after about {:.0} s.",
+        "- Wall time {fit_seconds:.0} s: {epochs} epochs with validation (early stopping, patience {}), best validation epoch {best_epoch}{}.",
         config.patience,
-        fit_seconds * best_epoch as f64 / epochs.max(1) as f64
+        if config.refit {
+            format!(", then a refit from scratch on every training event for {best_epoch} epochs")
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         md,

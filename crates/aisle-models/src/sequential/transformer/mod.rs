@@ -77,7 +77,11 @@ pub struct TransformerConfig {
     pub validation_sequences: usize,
     /// Stop training after this many seconds (0 = no limit); the best epoch is kept.
     pub time_budget_seconds: f64,
-    /// Write the best weights here as safetensors whenever validation improves.
+    /// After early stopping, train again from scratch on every training event (the
+    /// validation items included) for the number of epochs validation chose.
+    pub refit: bool,
+    /// Write the best weights here as safetensors whenever validation improves (before any
+    /// refit: the refitted model is in the model file).
     pub checkpoint: Option<PathBuf>,
     /// Score with the int8-quantised item table.
     pub int8: bool,
@@ -109,6 +113,7 @@ impl Default for TransformerConfig {
             purchase_weight: 0.2,
             validation_sequences: 5000,
             time_budget_seconds: 0.0,
+            refit: true,
             checkpoint: None,
             int8: false,
             verbose: true,
@@ -139,6 +144,14 @@ impl TransformerConfig {
         }
         Ok(())
     }
+}
+
+/// One training phase: early-stopped on validation, or a fixed number of epochs.
+struct Phase<'a> {
+    label: &'static str,
+    epochs: usize,
+    validation: &'a [&'a ValidationCase],
+    budget_seconds: f64,
 }
 
 /// One training sequence, encoded, with its next-item targets and purchase labels.
@@ -380,7 +393,7 @@ impl Transformer {
 
     /// Encodes the training sequences; the last item of each sequence of three or more
     /// items is held out for validation.
-    fn examples(&self, data: &TrainData) -> (Vec<Example>, Vec<ValidationCase>) {
+    fn examples(&self, data: &TrainData, hold_out: bool) -> (Vec<Example>, Vec<ValidationCase>) {
         let seqs = &data.sequences;
         let max_len = self.config.max_len;
         let mut train = Vec::new();
@@ -392,7 +405,7 @@ impl Transformer {
             if items.len() < 2 {
                 continue;
             }
-            let end = if items.len() >= 3 {
+            let end = if hold_out && items.len() >= 3 {
                 let n = items.len() - 1;
                 validation.push(ValidationCase {
                     input: Encoded::new(&items[..n], &kinds[..n], &times[..n], max_len),
@@ -459,9 +472,8 @@ impl Transformer {
         let features = (c.item_features && data.n_item_features > 0)
             .then(|| FeatureTable::new(&data.item_features, c.features_per_item));
         let shape = self.shape(n_items, data.n_item_features);
-        let net = Net::new(shape, c.seed, &dev)?;
         self.features = features;
-        let (examples, validation) = self.examples(data);
+        let (examples, validation) = self.examples(data, true);
         if examples.is_empty() {
             return Err(Error::Fit {
                 model: "transformer",
@@ -485,11 +497,59 @@ impl Transformer {
         val_idx.sort_unstable();
         let val_cases: Vec<&ValidationCase> = val_idx.iter().map(|&i| &validation[i]).collect();
 
+        let started = Instant::now();
+        let mut report = FitReport::default();
+        let net = Net::new(shape, c.seed, &dev)?;
+        let phase = Phase {
+            label: "epoch",
+            epochs: c.epochs,
+            validation: &val_cases,
+            budget_seconds: c.time_budget_seconds,
+        };
+        let (best_epoch, values, mut trained) =
+            self.run(&net, &examples, &phase, &mut report, &mut rng)?;
+        let net = if c.refit && !val_cases.is_empty() {
+            // Like the harness does for every model after tuning: train again on all the
+            // training events, the held-out items included, for the epochs validation chose.
+            let (all, _) = self.examples(data, false);
+            let refit = Net::new(shape, c.seed, &dev)?;
+            let phase = Phase {
+                label: "refit epoch",
+                epochs: best_epoch + 1,
+                validation: &[],
+                budget_seconds: 0.0,
+            };
+            let mut refit_report = FitReport::default();
+            let (_, values, more) = self.run(&refit, &all, &phase, &mut refit_report, &mut rng)?;
+            trained += more;
+            refit.restore(&values)?;
+            refit
+        } else {
+            net.restore(&values)?;
+            net
+        };
+        report.sequences_per_second =
+            Some(trained as f64 / started.elapsed().as_secs_f64().max(1e-9));
+        self.install(net)?;
+        Ok(report)
+    }
+
+    /// Trains `net` for up to `phase.epochs` epochs. With validation cases it stops early
+    /// and returns the best epoch's weights; without, it returns the last epoch's.
+    /// Returns (the kept weights' epoch, the weights, sequences trained).
+    fn run(
+        &mut self,
+        net: &Net,
+        examples: &[Example],
+        phase: &Phase<'_>,
+        report: &mut FitReport,
+        rng: &mut StdRng,
+    ) -> Result<(usize, NamedValues, usize)> {
+        let c = self.config.clone();
         // Batches of similar length waste little on padding; their order is shuffled.
         let mut order: Vec<usize> = (0..examples.len()).collect();
         order.sort_by_key(|&i| (examples[i].input.len(), i));
         let batches: Vec<Vec<usize>> = order.chunks(c.batch_size).map(<[usize]>::to_vec).collect();
-
         let vars: Vec<Var> = net.params().into_iter().map(|(_, v)| v.clone()).collect();
         let mut optimizer = AdamW::new(
             vars.clone(),
@@ -503,15 +563,15 @@ impl Transformer {
             rng: StdRng::seed_from_u64(c.seed ^ 0xD409),
             rate: c.dropout,
         });
-        let mut report = FitReport::default();
-        let mut best: Option<(f64, usize, NamedValues)> = None;
+        // (best value, the epoch it was first reached, the kept weights, the epoch they are from)
+        let mut best: Option<(f64, usize, NamedValues, usize)> = None;
         let mut step = 0usize;
         let started = Instant::now();
         let mut trained_sequences = 0usize;
         let mut batch_order: Vec<usize> = (0..batches.len()).collect();
-        for epoch in 0..c.epochs {
+        for epoch in 0..phase.epochs {
             let epoch_start = Instant::now();
-            batch_order.shuffle(&mut rng);
+            batch_order.shuffle(rng);
             let mut loss_sum = 0.0;
             for &b in &batch_order {
                 let members: Vec<&Example> = batches[b].iter().map(|&i| &examples[i]).collect();
@@ -541,17 +601,15 @@ impl Transformer {
                         }
                     }
                 }
-                let loss = self.step(
-                    &net,
+                let (mut grads, loss_value) = self.step(
+                    net,
                     &batch,
                     &positions,
                     &targets,
                     (&buy_positions, &buy_labels),
                     &mut dropout,
-                    &mut rng,
+                    rng,
                 )?;
-                let (grads, loss_value) = loss;
-                let mut grads = grads;
                 if c.clip_norm > 0.0 {
                     clip_gradients(&vars, &mut grads, c.clip_norm)?;
                 }
@@ -565,13 +623,24 @@ impl Transformer {
             let epoch_loss = loss_sum / examples.len() as f64;
             report.loss_curve.push(epoch_loss);
             let train_seconds = epoch_start.elapsed().as_secs_f64();
-            let ndcg = if val_cases.is_empty() {
-                -epoch_loss
-            } else {
-                self.table = net.item_table()?;
-                self.quantized = None;
-                self.validate(&net, &val_cases)?
-            };
+            let throughput = examples.len() as f64 / train_seconds.max(1e-9);
+            if phase.validation.is_empty() {
+                if c.verbose {
+                    eprintln!(
+                        "transformer {} {:>3}/{}: loss {epoch_loss:.4}, {throughput:.0} sequences/s",
+                        phase.label,
+                        epoch + 1,
+                        phase.epochs
+                    );
+                }
+                if epoch + 1 == phase.epochs {
+                    best = Some((-epoch_loss, epoch, net.values()?, epoch));
+                }
+                continue;
+            }
+            self.table = net.item_table()?;
+            self.quantized = None;
+            let ndcg = self.validate(net, phase.validation)?;
             report.validation_curve.push(ndcg);
             // A tie keeps the later (longer-trained) weights but does not reset patience.
             let best_so_far = best.as_ref().map_or(f64::NEG_INFINITY, |b| b.0);
@@ -581,36 +650,31 @@ impl Transformer {
                     write_checkpoint(path, &values)?;
                 }
                 let best_epoch = match &best {
-                    Some((b, e, _)) if ndcg <= *b => *e,
+                    Some((b, e, _, _)) if ndcg <= *b => *e,
                     _ => epoch,
                 };
-                best = Some((ndcg, best_epoch, values));
+                best = Some((ndcg, best_epoch, values, epoch));
             }
-            let (best_ndcg, best_epoch, _) = best.as_ref().expect("set above");
+            let (best_ndcg, best_epoch, _, _) = best.as_ref().expect("set above");
             if c.verbose {
                 eprintln!(
-                    "transformer epoch {:>3}/{}: loss {epoch_loss:.4}, validation NDCG@10 {ndcg:.4} (best {best_ndcg:.4} at {}), {:.0} sequences/s",
+                    "transformer {} {:>3}/{}: loss {epoch_loss:.4}, validation NDCG@10 {ndcg:.4} (best {best_ndcg:.4} at {}), {throughput:.0} sequences/s",
+                    phase.label,
                     epoch + 1,
-                    c.epochs,
+                    phase.epochs,
                     best_epoch + 1,
-                    examples.len() as f64 / train_seconds.max(1e-9),
                 );
             }
             if epoch - best_epoch >= c.patience {
                 break;
             }
-            if c.time_budget_seconds > 0.0
-                && started.elapsed().as_secs_f64() >= c.time_budget_seconds
+            if phase.budget_seconds > 0.0 && started.elapsed().as_secs_f64() >= phase.budget_seconds
             {
                 break;
             }
         }
-        let (_, _, values) = best.expect("at least one epoch");
-        net.restore(&values)?;
-        report.sequences_per_second =
-            Some(trained_sequences as f64 / started.elapsed().as_secs_f64().max(1e-9));
-        self.install(net)?;
-        Ok(report)
+        let (_, _, values, kept_epoch) = best.expect("at least one epoch");
+        Ok((kept_epoch, values, trained_sequences))
     }
 
     /// One batch: forward, fused next-item loss, purchase loss, backward.
