@@ -256,6 +256,23 @@ fn eval_prints_a_leaderboard_and_writes_json_and_html() {
         "{}",
         stderr(&out)
     );
+    let out = aisle(&[
+        "eval",
+        "--data-dir",
+        &data,
+        "--protocol",
+        "loo",
+        "--models",
+        "transformer",
+        "--config",
+        r#"{"model":"transformer","dim":"wide"}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a model config") && stderr(&out).contains("expected usize"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
