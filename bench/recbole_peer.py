@@ -18,8 +18,9 @@ from recbole.model.sequential_recommender import SASRec  # noqa: E402
 from recbole.trainer import Trainer  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
-sequence_file, work, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sequence_file, work, epochs = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), int(sys.argv[3])
 os.makedirs(f"{work}/beauty", exist_ok=True)
+os.chdir(work)  # RecBole writes its logs and tensorboard files to the working directory
 # RecBole's atomic file: one row per event; the position in the user's sequence is the time.
 with open(sequence_file) as src, open(f"{work}/beauty/beauty.inter", "w") as out:
     out.write("user_id:token\titem_id:token\ttimestamp:float\n")
