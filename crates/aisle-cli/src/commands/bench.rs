@@ -128,7 +128,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
-fn peak_rss_mib() -> anyhow::Result<f64> {
+pub(super) fn peak_rss_mib() -> anyhow::Result<f64> {
     let status = fs_err::read_to_string("/proc/self/status")?;
     let kib: f64 = status
         .lines()

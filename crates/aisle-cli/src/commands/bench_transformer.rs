@@ -108,7 +108,7 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let fit = model.fit(&data)?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    let peak_rss = peak_rss_mib();
+    let peak_rss = super::bench::peak_rss_mib()?;
     let epochs = fit.loss_curve.len();
     let best_epoch = fit
         .validation_curve
@@ -303,15 +303,4 @@ fn classic_rows(dataset: &str) -> Option<String> {
         );
     }
     Some(md)
-}
-
-fn peak_rss_mib() -> f64 {
-    fs_err::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
