@@ -15,6 +15,7 @@
 mod data;
 mod ease;
 mod error;
+mod gbdt;
 mod hybrid;
 mod knn;
 mod mf;
@@ -30,6 +31,7 @@ mod topk;
 pub use data::{TrainData, TrainDataBuilder};
 pub use ease::{Ease, EaseConfig};
 pub use error::{Error, Result};
+pub use gbdt::{Gbdt, GbdtConfig, GbdtData, Node, Objective, Tree};
 pub use hybrid::{Hybrid, HybridComponent, HybridConfig};
 pub use knn::{ItemKnn, ItemKnnConfig, Similarity, UserKnn, UserKnnConfig};
 pub use mf::{Als, AlsConfig, Bpr, BprConfig, PureSvd, PureSvdConfig};
