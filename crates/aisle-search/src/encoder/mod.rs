@@ -48,7 +48,9 @@ pub struct SentenceEncoder {
 
 impl std::fmt::Debug for SentenceEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SentenceEncoder").field("dir", &self.dir).finish()
+        f.debug_struct("SentenceEncoder")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -103,7 +105,11 @@ impl SentenceEncoder {
     }
 
     /// Embeds many texts in parallel batches of similar length (less padding).
-    pub fn encode_many(&self, texts: &[&str], progress: &(dyn Fn(usize) + Sync)) -> Result<Vec<Vec<f32>>> {
+    pub fn encode_many(
+        &self,
+        texts: &[&str],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>> {
         let tokens: Vec<Vec<u32>> = texts.par_iter().map(|t| self.token_ids(t)).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| tokens[i].len());

@@ -80,7 +80,6 @@ struct Fields {
 
 /// A tantivy index over the catalogue's text.
 pub struct TextIndex {
-    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
@@ -142,7 +141,8 @@ impl TextIndex {
     pub fn open_or_create(dir: &Path) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)?;
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(tantivy::TantivyError::from)?;
         let index = Index::open_or_create(directory, schema)?;
         Self::with_index(index, fields)
     }
@@ -159,7 +159,6 @@ impl TextIndex {
             .try_into()?;
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         Ok(Self {
-            index,
             reader,
             writer: Mutex::new(writer),
             fields,
@@ -306,12 +305,21 @@ impl TextIndex {
                     distance,
                     true,
                 );
-                group.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), b.typo))));
+                group.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(fuzzy), b.typo)),
+                ));
             }
             if typing && i == last && latin && chars >= 2 && b.prefix > 0.0 {
-                let prefix =
-                    FuzzyTermQuery::new_prefix(Term::from_field_text(f.title_raw, raw_term), 0, true);
-                group.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), b.prefix))));
+                let prefix = FuzzyTermQuery::new_prefix(
+                    Term::from_field_text(f.title_raw, raw_term),
+                    0,
+                    true,
+                );
+                group.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(prefix), b.prefix)),
+                ));
             }
             groups.push((Occur::Should, Box::new(BooleanQuery::new(group))));
         }

@@ -48,11 +48,19 @@ impl Synonyms {
             }
             let members: Vec<String> = line
                 .split(',')
-                .map(|m| m.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+                .map(|m| {
+                    m.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .to_lowercase()
+                })
                 .filter(|m| !m.is_empty())
                 .collect();
             if members.len() < 2 {
-                return Err((n + 1, format!("a synonym group needs at least two members: {line:?}")));
+                return Err((
+                    n + 1,
+                    format!("a synonym group needs at least two members: {line:?}"),
+                ));
             }
             let group = synonyms.groups.len();
             for member in &members {

@@ -1,0 +1,756 @@
+//! The search pipeline: retrieve (lexical, semantic), fuse, filter, count facets,
+//! re-rank for the shopper, explain.
+
+use std::sync::Arc;
+
+use aisle_core::{Item, ItemId};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use crate::rank::{self, N_FEATURES, RankingContext, Signals};
+use crate::vector::dot;
+use crate::{Filter, LearnedRanker, Ranker, Result, TextEncoder, TextIndex, VectorIndex};
+
+/// Which retrievers answer a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 over the text index only.
+    Lexical,
+    /// Nearest neighbours of the query's embedding only.
+    Semantic,
+    /// Both, merged by reciprocal-rank fusion.
+    Hybrid,
+}
+
+/// Finds candidates for a query, best first.
+pub trait Retriever: Send + Sync {
+    /// Up to `limit` items with their retrieval scores, best first.
+    fn retrieve(&self, query: &str, limit: usize) -> Result<Vec<(ItemId, f32)>>;
+}
+
+impl Retriever for TextIndex {
+    fn retrieve(&self, query: &str, limit: usize) -> Result<Vec<(ItemId, f32)>> {
+        let mut found = self.matches(query, false)?;
+        found.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+/// A query to the engine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchRequest {
+    /// What the shopper typed.
+    pub query: String,
+    /// Constraints every result meets.
+    pub filter: Filter,
+    /// Results per page. Default 10.
+    pub limit: usize,
+    /// Results to skip. Default 0.
+    pub offset: usize,
+    /// The retrievers; `None` uses hybrid when an encoder is loaded, else lexical.
+    pub mode: Option<SearchMode>,
+    /// The shopper may still be typing the last word (prefix match). Default true.
+    pub typing: bool,
+    /// Re-rank for the shopper when a ranker is loaded. Default true.
+    pub personalise: bool,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        Self {
+            query: String::new(),
+            filter: Filter::default(),
+            limit: 10,
+            offset: 0,
+            mode: None,
+            typing: true,
+            personalise: true,
+        }
+    }
+}
+
+impl SearchRequest {
+    /// A request for `query` with the defaults.
+    pub fn new(query: impl Into<String>) -> Self {
+        Self {
+            query: query.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Counts of results per value, largest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facets {
+    /// Top-level categories.
+    pub departments: Vec<(String, usize)>,
+    /// Full category paths (levels joined by `/`).
+    pub categories: Vec<(String, usize)>,
+    /// Brands.
+    pub brands: Vec<(String, usize)>,
+    /// Price bands (`"2-5"`, `"100+"`); items without a price are not counted.
+    pub prices: Vec<(String, usize)>,
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The item.
+    pub item: ItemId,
+    /// Its final score (ranker output, fused score, BM25 or cosine, by stage).
+    pub score: f32,
+    /// BM25 score, when it matched the text.
+    pub lexical: Option<f32>,
+    /// Cosine similarity of item and query embeddings, when an encoder is loaded.
+    pub semantic: Option<f32>,
+    /// Why it is here, in words.
+    pub reasons: Vec<String>,
+}
+
+/// A retrieved candidate before ranking.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// The item.
+    pub item: ItemId,
+    /// BM25 score and 0-based rank among lexical matches.
+    pub lexical: Option<(f32, usize)>,
+    /// 0-based rank among semantic neighbours.
+    pub semantic_rank: Option<usize>,
+    /// Cosine similarity to the query (0 without an encoder).
+    pub similarity: f32,
+    /// Score of the fused list.
+    pub fused: f32,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// The page of results.
+    pub hits: Vec<Hit>,
+    /// How many items matched (lexical matches plus semantic neighbours, after filters).
+    pub total: usize,
+    /// Facet counts over all matches.
+    pub facets: Facets,
+    /// The retrievers used.
+    pub mode: Option<SearchMode>,
+    /// Whether the ranker re-ordered the results.
+    pub personalised: bool,
+    /// Anything the caller should know (for example, that search is lexical only).
+    pub notes: Vec<String>,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// Semantic neighbours per query. Default 100.
+    pub semantic_depth: usize,
+    /// The k of reciprocal-rank fusion, 1/(k + rank). Default 60 (Cormack et al., 2009).
+    pub rrf_k: f32,
+    /// Embed the category path with the title. Default true.
+    pub embed_category: bool,
+    /// Items from the shopper's own history added as candidates (closest to the query by
+    /// embedding) when re-ranking. Default 20.
+    pub personal_candidates: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            semantic_depth: 100,
+            rrf_k: 60.0,
+            embed_category: true,
+            personal_candidates: 20,
+        }
+    }
+}
+
+const PRICE_BANDS: [f64; 7] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0];
+
+fn price_band(price: f64) -> String {
+    let mut low = 0.0;
+    for high in PRICE_BANDS {
+        if price < high {
+            return format!("{low}-{high}");
+        }
+        low = high;
+    }
+    format!("{low}+")
+}
+
+fn sorted_counts(counts: FxHashMap<String, usize>) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn embedding_text(item: &Item, with_category: bool) -> String {
+    let mut text = item.title.clone();
+    if let Some(brand) = &item.brand {
+        text.push_str(", ");
+        text.push_str(brand);
+    }
+    if with_category && !item.category.is_empty() {
+        text.push_str(" (");
+        text.push_str(&item.category.join(" > "));
+        text.push(')');
+    }
+    text
+}
+
+/// Catalogue, indexes and ranker: everything a search needs.
+pub struct SearchEngine {
+    text: TextIndex,
+    items: Vec<Option<Item>>,
+    encoder: Option<Arc<dyn TextEncoder>>,
+    vectors: Option<VectorIndex>,
+    ranker: Option<LearnedRanker>,
+    popularity: Vec<f32>,
+    recent_popularity: Vec<f32>,
+    config: EngineConfig,
+}
+
+impl SearchEngine {
+    /// An engine over `text` with no catalogue loaded yet (see [`SearchEngine::sync_catalogue`]).
+    pub fn new(text: TextIndex, config: EngineConfig) -> Self {
+        Self {
+            text,
+            items: Vec::new(),
+            encoder: None,
+            vectors: None,
+            ranker: None,
+            popularity: Vec::new(),
+            recent_popularity: Vec::new(),
+            config,
+        }
+    }
+
+    /// Adds semantic retrieval: the encoder for queries and the item vectors made with it
+    /// (an empty index is filled by the next [`SearchEngine::sync_catalogue`]).
+    pub fn set_encoder(
+        &mut self,
+        encoder: Arc<dyn TextEncoder>,
+        vectors: VectorIndex,
+    ) -> Result<()> {
+        let vectors = if vectors.is_empty() {
+            VectorIndex::new(encoder.dimension())
+        } else if vectors.dimension() != encoder.dimension() {
+            return Err(crate::Error::Encoder {
+                message: format!(
+                    "saved item vectors are {} wide but the encoder makes {}; delete them to re-embed",
+                    vectors.dimension(),
+                    encoder.dimension()
+                ),
+            });
+        } else {
+            vectors
+        };
+        self.encoder = Some(encoder);
+        self.vectors = Some(vectors);
+        Ok(())
+    }
+
+    /// The item vectors, when an encoder is loaded.
+    pub fn vectors(&self) -> Option<&VectorIndex> {
+        self.vectors.as_ref()
+    }
+
+    /// Installs (or removes) the re-ranker.
+    pub fn set_ranker(&mut self, ranker: Option<LearnedRanker>) {
+        self.ranker = ranker;
+    }
+
+    /// The re-ranker, if one is installed.
+    pub fn ranker(&self) -> Option<&LearnedRanker> {
+        self.ranker.as_ref()
+    }
+
+    /// Item popularity features, indexed by item id: all-time and recent, both already on
+    /// the scale the ranker was trained with (log of weighted counts).
+    pub fn set_popularity(&mut self, all_time: Vec<f32>, recent: Vec<f32>) {
+        self.popularity = all_time;
+        self.recent_popularity = recent;
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The text index.
+    pub fn text_index(&self) -> &TextIndex {
+        &self.text
+    }
+
+    /// The catalogue entry of an item.
+    pub fn item(&self, id: ItemId) -> Option<&Item> {
+        self.items.get(id.index()).and_then(Option::as_ref)
+    }
+
+    /// The text an item is embedded with: title, brand and (by default) category path.
+    pub fn embedding_text(&self, item: &Item) -> String {
+        embedding_text(item, self.config.embed_category)
+    }
+
+    /// Makes the indexes match `catalogue` (indexed by item id; `None` = no such item):
+    /// new and changed items are (re)indexed and embedded, missing ones removed. Returns
+    /// how many items were (re)indexed and how many removed.
+    pub fn sync_catalogue(
+        &mut self,
+        catalogue: Vec<Option<Item>>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(usize, usize)> {
+        let indexed = self.text.content_hashes()?;
+        let mut changed = Vec::new();
+        for (i, item) in catalogue.iter().enumerate() {
+            if let Some(item) = item {
+                let id = ItemId(i as u32);
+                let stale_text = indexed.get(&id) != Some(&crate::content_hash(item));
+                let stale_vector = self.vectors.as_ref().is_some_and(|v| v.get(id).is_none());
+                if stale_text || stale_vector {
+                    changed.push(id);
+                }
+            }
+        }
+        let removed: Vec<ItemId> = indexed
+            .keys()
+            .filter(|id| catalogue.get(id.index()).is_none_or(Option::is_none))
+            .copied()
+            .collect();
+        self.items = catalogue;
+        let updates: Vec<(ItemId, Item)> = changed
+            .iter()
+            .filter_map(|&id| self.item(id).map(|item| (id, item.clone())))
+            .collect();
+        self.apply(updates, &removed, progress)?;
+        Ok((changed.len(), removed.len()))
+    }
+
+    /// Adds or replaces items; the next search sees them.
+    pub fn upsert_items(&mut self, items: Vec<(ItemId, Item)>) -> Result<()> {
+        for (id, item) in &items {
+            if self.items.len() <= id.index() {
+                self.items.resize(id.index() + 1, None);
+            }
+            self.items[id.index()] = Some(item.clone());
+        }
+        self.apply(items, &[], &|_| {})
+    }
+
+    /// Removes items; the next search no longer returns them.
+    pub fn delete_items(&mut self, ids: &[ItemId]) -> Result<()> {
+        for id in ids {
+            if let Some(slot) = self.items.get_mut(id.index()) {
+                *slot = None;
+            }
+        }
+        self.apply(Vec::new(), ids, &|_| {})
+    }
+
+    fn apply(
+        &mut self,
+        updates: Vec<(ItemId, Item)>,
+        removed: &[ItemId],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
+        for (id, item) in &updates {
+            self.text.upsert(*id, item)?;
+        }
+        for &id in removed {
+            self.text.delete(id);
+        }
+        self.text.commit()?;
+        if let (Some(encoder), Some(vectors)) = (&self.encoder, self.vectors.as_mut()) {
+            let texts: Vec<String> = updates
+                .iter()
+                .map(|(_, item)| embedding_text(item, self.config.embed_category))
+                .collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let mut embedded = Vec::with_capacity(refs.len());
+            for chunk in refs.chunks(1024) {
+                embedded.extend(encoder.encode(chunk)?);
+                progress(chunk.len());
+            }
+            let fresh = vectors.is_empty();
+            for ((id, _), v) in updates.iter().zip(embedded) {
+                vectors.upsert(*id, &v);
+            }
+            for &id in removed {
+                vectors.delete(id);
+            }
+            if fresh && !vectors.is_empty() {
+                vectors.rebuild_lists(42);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the pipeline for one request.
+    pub fn search(
+        &self,
+        request: &SearchRequest,
+        ctx: &RankingContext<'_>,
+    ) -> Result<SearchResponse> {
+        let mut notes = Vec::new();
+        let query = request.query.trim();
+        let can_embed =
+            self.encoder.is_some() && self.vectors.as_ref().is_some_and(|v| !v.is_empty());
+        let mut mode = request.mode.unwrap_or(if can_embed {
+            SearchMode::Hybrid
+        } else {
+            SearchMode::Lexical
+        });
+        if mode != SearchMode::Lexical && !can_embed {
+            notes.push(
+                "semantic search is off (no sentence encoder loaded; set AISLE_ENCODER): results are lexical only"
+                    .to_string(),
+            );
+            mode = SearchMode::Lexical;
+        }
+        if query.is_empty() && mode != SearchMode::Lexical {
+            mode = SearchMode::Lexical;
+        }
+        let accepts = |id: ItemId| {
+            self.item(id)
+                .is_some_and(|item| request.filter.accepts(item))
+        };
+
+        let mut pool: FxHashMap<ItemId, Candidate> = FxHashMap::default();
+        let blank = |item| Candidate {
+            item,
+            lexical: None,
+            semantic_rank: None,
+            similarity: 0.0,
+            fused: 0.0,
+        };
+        if mode != SearchMode::Semantic {
+            let mut lexical: Vec<(ItemId, f32)> = self
+                .text
+                .matches(query, request.typing)?
+                .into_iter()
+                .filter(|&(id, _)| accepts(id))
+                .collect();
+            lexical.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (rank, (id, score)) in lexical.into_iter().enumerate() {
+                pool.insert(
+                    id,
+                    Candidate {
+                        lexical: Some((score, rank)),
+                        ..blank(id)
+                    },
+                );
+            }
+        }
+        let query_vector = if can_embed && !query.is_empty() {
+            self.encoder
+                .as_ref()
+                .map(|e| e.encode(&[query]))
+                .transpose()?
+                .and_then(|mut v| v.pop())
+        } else {
+            None
+        };
+        if let (Some(qv), Some(vectors), true) =
+            (&query_vector, &self.vectors, mode != SearchMode::Lexical)
+        {
+            let depth = self.config.semantic_depth;
+            let wanted = if request.filter.is_empty() {
+                depth
+            } else {
+                depth * 20
+            };
+            let neighbours = vectors.search(qv, wanted);
+            for (rank, (id, _)) in neighbours
+                .into_iter()
+                .filter(|&(id, _)| accepts(id))
+                .take(depth)
+                .enumerate()
+            {
+                pool.entry(id).or_insert_with(|| blank(id)).semantic_rank = Some(rank);
+            }
+        }
+        let k = self.config.rrf_k;
+        for c in pool.values_mut() {
+            if let (Some(qv), Some(v)) = (
+                &query_vector,
+                self.vectors.as_ref().and_then(|v| v.get(c.item)),
+            ) {
+                c.similarity = dot(qv, v);
+            }
+            c.fused = match mode {
+                SearchMode::Lexical => c.lexical.map_or(0.0, |l| l.0),
+                SearchMode::Semantic => c.similarity,
+                SearchMode::Hybrid => {
+                    c.lexical.map_or(0.0, |l| 1.0 / (k + 1.0 + l.1 as f32))
+                        + c.semantic_rank.map_or(0.0, |r| 1.0 / (k + 1.0 + r as f32))
+                }
+            };
+        }
+        let total = pool.len();
+        let facets = self.facets(pool.keys().copied());
+        let mut order: Vec<Candidate> = pool.into_values().collect();
+        order.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then(a.item.cmp(&b.item)));
+
+        let mut scores: Vec<f32> = order.iter().map(|c| c.fused).collect();
+        let mut personalised = false;
+        if let (Some(ranker), true) = (&self.ranker, request.personalise) {
+            let depth = ranker.depth.min(order.len());
+            let mut head: Vec<Candidate> = order[..depth].to_vec();
+            head.extend(self.personal_candidates(&order[..depth], &query_vector, ctx, &accepts));
+            let features = self.feature_rows(&head, ctx);
+            let ranked = ranker.score(&features);
+            let mut pairs: Vec<(Candidate, f32)> = head.into_iter().zip(ranked).collect();
+            pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.item.cmp(&b.0.item)));
+            // Ranker scores sit above every fused score of the tail, keeping the head first.
+            let tail_top = order.get(depth).map_or(0.0, |c| c.fused);
+            let lift = pairs.iter().map(|p| p.1).fold(f32::INFINITY, f32::min);
+            let shift = tail_top - lift + 1.0;
+            let tail = order.split_off(depth);
+            order = pairs
+                .iter()
+                .map(|p| p.0)
+                .chain(tail.iter().copied())
+                .collect();
+            scores = pairs
+                .iter()
+                .map(|p| p.1 + shift.max(0.0))
+                .chain(tail.iter().map(|c| c.fused))
+                .collect();
+            personalised = ctx.profile.is_some_and(|p| !p.is_empty());
+        }
+        let hits = order
+            .iter()
+            .zip(&scores)
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|(c, &score)| Hit {
+                item: c.item,
+                score,
+                lexical: c.lexical.map(|l| l.0),
+                semantic: query_vector.as_ref().map(|_| c.similarity),
+                reasons: self.reasons(c, ctx),
+            })
+            .collect();
+        Ok(SearchResponse {
+            hits,
+            total,
+            facets,
+            mode: Some(mode),
+            personalised,
+            notes,
+        })
+    }
+
+    /// The candidates and their feature rows for `request`, as the ranker would see them
+    /// (for training the ranker from logged or simulated searches).
+    pub fn candidates_with_features(
+        &self,
+        request: &SearchRequest,
+        ctx: &RankingContext<'_>,
+        depth: usize,
+    ) -> Result<(Vec<ItemId>, Vec<f32>)> {
+        let mut plain = request.clone();
+        plain.personalise = false;
+        plain.offset = 0;
+        plain.limit = depth;
+        let response = self.search(&plain, ctx)?;
+        let query_vector = match (&self.encoder, plain.mode != Some(SearchMode::Lexical)) {
+            (Some(e), true) if !request.query.trim().is_empty() => {
+                e.encode(&[request.query.trim()])?.pop()
+            }
+            _ => None,
+        };
+        // Rebuild the candidates with their ranks from the un-reranked response.
+        let mut lexical_rank = 0usize;
+        let mut semantic: Vec<(usize, f32)> = response
+            .hits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.semantic.map(|s| (i, s)))
+            .collect();
+        semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut semantic_rank = vec![None; response.hits.len()];
+        for (rank, (i, _)) in semantic.iter().enumerate() {
+            semantic_rank[*i] = Some(rank);
+        }
+        let mut lexical_hits: Vec<(usize, f32)> = response
+            .hits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.lexical.map(|s| (i, s)))
+            .collect();
+        lexical_hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut lexical_of = vec![None; response.hits.len()];
+        for (i, s) in lexical_hits {
+            lexical_of[i] = Some((s, lexical_rank));
+            lexical_rank += 1;
+        }
+        let mut head: Vec<Candidate> = response
+            .hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Candidate {
+                item: h.item,
+                lexical: lexical_of[i],
+                semantic_rank: semantic_rank[i],
+                similarity: h.semantic.unwrap_or(0.0),
+                fused: h.score,
+            })
+            .collect();
+        let accepts = |id: ItemId| {
+            self.item(id)
+                .is_some_and(|item| request.filter.accepts(item))
+        };
+        let extra = self.personal_candidates(&head, &query_vector, ctx, &accepts);
+        head.extend(extra);
+        let features = self.feature_rows(&head, ctx);
+        Ok((head.iter().map(|c| c.item).collect(), features))
+    }
+
+    fn personal_candidates(
+        &self,
+        head: &[Candidate],
+        query_vector: &Option<Vec<f32>>,
+        ctx: &RankingContext<'_>,
+        accepts: &dyn Fn(ItemId) -> bool,
+    ) -> Vec<Candidate> {
+        let (Some(profile), Some(qv), Some(vectors)) = (ctx.profile, query_vector, &self.vectors)
+        else {
+            return Vec::new();
+        };
+        let present: FxHashSet<ItemId> = head.iter().map(|c| c.item).collect();
+        let mut own: Vec<Candidate> = profile
+            .items()
+            .filter(|id| !present.contains(id) && accepts(*id))
+            .filter_map(|id| {
+                vectors.get(id).map(|v| Candidate {
+                    item: id,
+                    lexical: None,
+                    semantic_rank: None,
+                    similarity: dot(qv, v),
+                    fused: 0.0,
+                })
+            })
+            .collect();
+        own.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.item.cmp(&b.item))
+        });
+        own.truncate(self.config.personal_candidates);
+        own
+    }
+
+    fn feature_rows(&self, candidates: &[Candidate], ctx: &RankingContext<'_>) -> Vec<f32> {
+        let recommender_rank: FxHashMap<ItemId, f32> = match ctx.recommender_scores {
+            Some(scores) => {
+                let mut by_score: Vec<(ItemId, f32)> = candidates
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.item,
+                            scores
+                                .get(c.item.index())
+                                .copied()
+                                .unwrap_or(f32::NEG_INFINITY),
+                        )
+                    })
+                    .collect();
+                by_score.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let n = by_score.len().max(1) as f32;
+                by_score
+                    .iter()
+                    .enumerate()
+                    .map(|(r, (id, _))| (*id, 1.0 - r as f32 / n))
+                    .collect()
+            }
+            None => FxHashMap::default(),
+        };
+        let mut rows = Vec::with_capacity(candidates.len() * N_FEATURES);
+        let empty = Item::default();
+        for c in candidates {
+            let signals = Signals {
+                lexical: c.lexical,
+                semantic_rank: c.semantic_rank,
+                similarity: c.similarity,
+                fused: c.fused,
+                popularity: self.popularity.get(c.item.index()).copied().unwrap_or(0.0),
+                recent_popularity: self
+                    .recent_popularity
+                    .get(c.item.index())
+                    .copied()
+                    .unwrap_or(0.0),
+                recommender_rank: recommender_rank.get(&c.item).copied().unwrap_or(0.0),
+            };
+            rank::features(
+                c.item,
+                self.item(c.item).unwrap_or(&empty),
+                &signals,
+                ctx,
+                &mut rows,
+            );
+        }
+        rows
+    }
+
+    fn facets(&self, ids: impl Iterator<Item = ItemId>) -> Facets {
+        let mut departments = FxHashMap::default();
+        let mut categories = FxHashMap::default();
+        let mut brands = FxHashMap::default();
+        let mut prices = FxHashMap::default();
+        for id in ids {
+            let Some(item) = self.item(id) else { continue };
+            if let Some(top) = item.category.first() {
+                *departments.entry(top.clone()).or_insert(0) += 1;
+                *categories.entry(item.category.join("/")).or_insert(0) += 1;
+            }
+            if let Some(brand) = &item.brand {
+                *brands.entry(brand.clone()).or_insert(0) += 1;
+            }
+            if let Some(price) = item.price {
+                *prices.entry(price_band(price)).or_insert(0) += 1;
+            }
+        }
+        Facets {
+            departments: sorted_counts(departments),
+            categories: sorted_counts(categories),
+            brands: sorted_counts(brands),
+            prices: sorted_counts(prices),
+        }
+    }
+
+    fn reasons(&self, c: &Candidate, ctx: &RankingContext<'_>) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some((score, rank)) = c.lexical {
+            reasons.push(format!(
+                "matches the query text (BM25 {score:.2}, text rank {})",
+                rank + 1
+            ));
+        }
+        if c.semantic_rank.is_some() || (c.lexical.is_none() && c.similarity > 0.0) {
+            reasons.push(format!(
+                "close in meaning to the query (cosine {:.2})",
+                c.similarity
+            ));
+        }
+        if let Some(profile) = ctx.profile {
+            if let Some((count, _)) = profile.item(c.item) {
+                reasons.push(format!("you chose it before (weight {count:.1})"));
+            }
+            if let Some(item) = self.item(c.item) {
+                let share = profile.category_share(&item.category);
+                if share >= 0.05 {
+                    reasons.push(format!(
+                        "{:.0}% of your activity is in {}",
+                        share * 100.0,
+                        item.category.join(" > ")
+                    ));
+                }
+            }
+        }
+        reasons
+    }
+}
