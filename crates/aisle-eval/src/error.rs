@@ -9,6 +9,9 @@ pub enum Error {
     /// The data cannot be split by this protocol.
     #[error("cannot split the data: {0}")]
     Split(String),
+    /// The product-search protocol cannot run on this data.
+    #[error("product search protocol: {0}")]
+    Protocol(String),
 }
 
 /// Result with the evaluation error.

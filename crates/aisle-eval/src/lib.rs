@@ -7,11 +7,13 @@
 //!   excludes (for leave-one-out, the items already in the user's history).
 //! * Metrics ([`metrics`]): HitRate, Recall, Precision, NDCG, MRR and MAP at several K, plus
 //!   catalogue coverage, novelty, popularity bias and intra-list diversity.
+//! * [`product_search`]: personalised product search after Ai et al. (SIGIR 2017).
 //! * [`run_leaderboard`] fits each model, optionally tunes it within a budget on the
 //!   validation split, refits on the whole training part and scores the test cases.
 
 mod error;
 pub mod metrics;
+pub mod product_search;
 mod report;
 mod runner;
 mod split;

@@ -306,13 +306,10 @@ impl SearchEngine {
         let indexed = self.text.content_hashes()?;
         let mut changed = Vec::new();
         for (i, item) in catalogue.iter().enumerate() {
-            if let Some(item) = item {
-                let id = ItemId(i as u32);
-                let stale_text = indexed.get(&id) != Some(&crate::content_hash(item));
-                let stale_vector = self.vectors.as_ref().is_some_and(|v| v.get(id).is_none());
-                if stale_text || stale_vector {
-                    changed.push(id);
-                }
+            if let Some(item) = item
+                && indexed.get(&ItemId(i as u32)) != Some(&crate::content_hash(item))
+            {
+                changed.push(ItemId(i as u32));
             }
         }
         let removed: Vec<ItemId> = indexed
@@ -363,27 +360,44 @@ impl SearchEngine {
             self.text.delete(id);
         }
         self.text.commit()?;
-        if let (Some(encoder), Some(vectors)) = (&self.encoder, self.vectors.as_mut()) {
-            let texts: Vec<String> = updates
-                .iter()
-                .map(|(_, item)| embedding_text(item, self.config.embed_category))
-                .collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let mut embedded = Vec::with_capacity(refs.len());
-            for chunk in refs.chunks(1024) {
-                embedded.extend(encoder.encode(chunk)?);
-                progress(chunk.len());
+        self.embed_stale(progress)
+    }
+
+    /// Embeds every catalogue item whose vector is missing or was made from other text,
+    /// and drops vectors of items no longer in the catalogue.
+    fn embed_stale(&mut self, progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+        let (Some(encoder), Some(vectors)) = (&self.encoder, self.vectors.as_mut()) else {
+            return Ok(());
+        };
+        let with_category = self.config.embed_category;
+        let mut stale: Vec<(ItemId, String, u64)> = Vec::new();
+        for (i, item) in self.items.iter().enumerate() {
+            let Some(item) = item else { continue };
+            let id = ItemId(i as u32);
+            let text = embedding_text(item, with_category);
+            let tag = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+            if vectors.tag(id) != Some(tag) {
+                stale.push((id, text, tag));
             }
-            let fresh = vectors.is_empty();
-            for ((id, _), v) in updates.iter().zip(embedded) {
-                vectors.upsert(*id, &v);
+        }
+        let gone: Vec<ItemId> = vectors
+            .ids()
+            .filter(|id| self.items.get(id.index()).is_none_or(Option::is_none))
+            .collect();
+        for id in gone {
+            vectors.delete(id);
+        }
+        let fresh = vectors.is_empty();
+        for chunk in stale.chunks(1024) {
+            let refs: Vec<&str> = chunk.iter().map(|s| s.1.as_str()).collect();
+            let embedded = encoder.encode(&refs)?;
+            for ((id, _, tag), v) in chunk.iter().zip(embedded) {
+                vectors.upsert(*id, &v, *tag);
             }
-            for &id in removed {
-                vectors.delete(id);
-            }
-            if fresh && !vectors.is_empty() {
-                vectors.rebuild_lists(42);
-            }
+            progress(chunk.len());
+        }
+        if fresh && !vectors.is_empty() {
+            vectors.rebuild_lists(42);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod filter;
 mod rank;
+mod saved;
 mod text;
 mod vector;
 
@@ -29,5 +30,6 @@ pub use rank::{
     BehaviourProfile, FEATURE_NAMES, LearnedRanker, Ranker, RankerConfig, RankingContext,
     TrainingQuery,
 };
+pub use saved::{load_vectors, save_vectors};
 pub use text::{FieldBoosts, Synonyms, TextIndex, content_hash};
 pub use vector::VectorIndex;

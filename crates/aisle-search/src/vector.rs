@@ -25,6 +25,8 @@ pub struct VectorIndex {
     /// Row-major, one row per slot.
     vectors: Vec<f32>,
     items: Vec<ItemId>,
+    /// A hash of the text each vector was made from, to tell stale vectors.
+    tags: Vec<u64>,
     alive: Vec<bool>,
     slot_of: FxHashMap<ItemId, u32>,
     /// Row-major centroids; empty means exact search.
@@ -71,12 +73,9 @@ impl VectorIndex {
 
     /// Indexes `vectors` (unit length, all of width `dim`) and builds the inverted lists.
     pub fn build(dim: usize, entries: Vec<(ItemId, Vec<f32>)>, seed: u64) -> Self {
-        let mut index = Self {
-            dim,
-            ..Self::default()
-        };
+        let mut index = Self::new(dim);
         for (id, v) in entries {
-            index.put(id, &v);
+            index.put(id, &v, 0);
         }
         index.rebuild_lists(seed);
         index
@@ -97,6 +96,11 @@ impl VectorIndex {
         self.slot_of.is_empty()
     }
 
+    /// The items that have a vector.
+    pub fn ids(&self) -> impl Iterator<Item = ItemId> + '_ {
+        self.slot_of.keys().copied()
+    }
+
     /// The stored vector of an item.
     pub fn get(&self, id: ItemId) -> Option<&[f32]> {
         self.slot_of.get(&id).map(|&s| self.row(s as usize))
@@ -106,25 +110,33 @@ impl VectorIndex {
         &self.vectors[slot * self.dim..(slot + 1) * self.dim]
     }
 
-    fn put(&mut self, id: ItemId, v: &[f32]) -> u32 {
+    /// The tag an item's vector was stored with (see [`VectorIndex::upsert`]).
+    pub fn tag(&self, id: ItemId) -> Option<u64> {
+        self.slot_of.get(&id).map(|&s| self.tags[s as usize])
+    }
+
+    fn put(&mut self, id: ItemId, v: &[f32], tag: u64) -> u32 {
         if let Some(&slot) = self.slot_of.get(&id) {
             let s = slot as usize;
             self.vectors[s * self.dim..(s + 1) * self.dim].copy_from_slice(v);
+            self.tags[s] = tag;
             return slot;
         }
         let slot = self.items.len() as u32;
         self.items.push(id);
+        self.tags.push(tag);
         self.alive.push(true);
         self.vectors.extend_from_slice(v);
         self.slot_of.insert(id, slot);
         slot
     }
 
-    /// Adds or replaces one item's vector; the lists stay as they are.
-    pub fn upsert(&mut self, id: ItemId, v: &[f32]) {
+    /// Adds or replaces one item's vector, with a caller's `tag` (a hash of its source
+    /// text); the inverted lists keep their centroids.
+    pub fn upsert(&mut self, id: ItemId, v: &[f32], tag: u64) {
         assert_eq!(v.len(), self.dim, "vector width");
         self.remove_from_lists(id);
-        let slot = self.put(id, v);
+        let slot = self.put(id, v, tag);
         if !self.centroids.is_empty() {
             let list = self.nearest_centroid(v);
             self.lists[list].push(slot);
@@ -313,7 +325,7 @@ mod tests {
         assert!(found >= 450, "recall@10 {} / 500", found);
 
         let query = unit(77, dim);
-        index.upsert(ItemId(9999), &query);
+        index.upsert(ItemId(9999), &query, 1);
         assert_eq!(index.search(&query, 1)[0].0, ItemId(9999));
         index.delete(ItemId(9999));
         assert!(index.search(&query, 10).iter().all(|h| h.0 != ItemId(9999)));

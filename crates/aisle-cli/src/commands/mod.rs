@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod bench;
+mod bench_search;
 mod bench_transformer;
 mod eval;
 mod import;
@@ -56,4 +57,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(args),
         Command::Recommend(args) => train::recommend_command(args),
     }
+}
+
+/// A progress bar on stderr for `len` units of `what`.
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} ({{elapsed}}, {{eta}} left)"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }

@@ -93,6 +93,15 @@ impl SentenceEncoder {
         }
     }
 
+    /// Identifies the model: a hash of its config and vocabulary and the weights' size, so
+    /// saved vectors are not reused with another model.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut text = fs_err::read_to_string(self.dir.join("config.json"))?;
+        text.push_str(&fs_err::read_to_string(self.dir.join("vocab.txt"))?);
+        let weights = fs_err::metadata(self.dir.join("model.safetensors"))?.len();
+        Ok(format!("{:016x}-{weights}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())))
+    }
+
     /// The folder the weights came from.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -139,6 +148,9 @@ impl TextEncoder for SentenceEncoder {
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.len() > BATCH {
+            return self.encode_many(texts, &|_| {});
+        }
         let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect();
         self.model.embed(&seqs)
     }

@@ -1,0 +1,52 @@
+//! Item vectors on disk, so a restart does not re-embed the catalogue.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, VectorIndex};
+
+/// Bumped when the file layout changes.
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct SavedVectors {
+    format: u32,
+    fingerprint: String,
+    index: VectorIndex,
+}
+
+/// Writes the vectors and the fingerprint of what made them (temporary file, then rename:
+/// a crash leaves the old file or the new one, never half of one).
+pub fn save_vectors(path: &Path, fingerprint: &str, index: &VectorIndex) -> Result<()> {
+    let saved = SavedVectors {
+        format: FORMAT,
+        fingerprint: fingerprint.to_string(),
+        index: index.clone(),
+    };
+    let bytes = postcard::to_allocvec(&saved).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: format!("cannot encode the vectors: {e}"),
+    })?;
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    fs_err::write(&tmp, bytes)?;
+    fs_err::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Reads saved vectors; `None` when there are none or they were made by another model or
+/// with other settings (`fingerprint` differs), which means: embed again.
+pub fn load_vectors(path: &Path, fingerprint: &str) -> Result<Option<VectorIndex>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = fs_err::read(path)?;
+    let saved: SavedVectors = match postcard::from_bytes(&bytes) {
+        Ok(saved) => saved,
+        Err(_) => return Ok(None),
+    };
+    Ok((saved.format == FORMAT && saved.fingerprint == fingerprint).then_some(saved.index))
+}
