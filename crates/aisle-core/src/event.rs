@@ -101,8 +101,8 @@ impl FromStr for EventKind {
 }
 
 /// Per-kind details of an event. Every field is optional; which ones a kind uses:
-/// `query` for search, `quantity` and `price` (unit price) for cart and purchase events,
-/// `value` for ratings.
+/// `query` and `results` (the items shown) for search, `quantity` and `price` (unit price)
+/// for cart and purchase events, `value` for ratings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventPayload {
     /// Search query text.
@@ -113,6 +113,9 @@ pub struct EventPayload {
     pub price: Option<f64>,
     /// Rating value or another numeric value of a custom kind.
     pub value: Option<f32>,
+    /// External ids of the items a search showed, in order.
+    #[serde(default)]
+    pub results: Vec<String>,
 }
 
 impl EventPayload {
@@ -122,6 +125,7 @@ impl EventPayload {
             && self.quantity.is_none()
             && self.price.is_none()
             && self.value.is_none()
+            && self.results.is_empty()
     }
 }
 

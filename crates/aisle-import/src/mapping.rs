@@ -311,6 +311,7 @@ impl RowContext<'_> {
             quantity: self.number(row, "quantity", sink)?.map(|q| q as f32),
             price: self.number(row, "price", sink)?,
             value: self.number(row, "value", sink)?.map(|v| v as f32),
+            ..EventPayload::default()
         };
         Ok(RawEvent {
             user: user.to_string(),

@@ -19,7 +19,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use crate::staging::{Catalog, SharedCatalog, Staging, decode, decode_event, encode, read_catalog};
 use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
 
-const FORMAT_VERSION: u32 = 1;
+/// 2: event payloads carry the results a search showed.
+const FORMAT_VERSION: u32 = 2;
 const FILE_NAME: &str = "aisle.redb";
 /// Staged events are written into the open transaction in sorted runs of this size, so an
 /// import of any size streams instead of holding every event twice.

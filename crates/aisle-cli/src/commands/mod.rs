@@ -6,6 +6,7 @@ mod bench_transformer;
 mod eval;
 mod import;
 mod quickstart;
+mod search;
 mod stats;
 mod train;
 
@@ -35,6 +36,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Top-N items for a user, an anonymous session or similar to an item, from a trained model.
     Recommend(train::RecommendArgs),
+    /// Search the catalogue: full text (English and Chinese), semantic, personalised for --user.
+    Search(search::SearchArgs),
+    /// Build or update the search index and optionally train the personalised re-ranker.
+    Index(search::IndexArgs),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
 }
@@ -56,6 +61,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::train(args),
         Command::Recommend(args) => train::recommend_command(args),
+        Command::Search(args) => search::search(args),
+        Command::Index(args) => search::index(args),
     }
 }
 
