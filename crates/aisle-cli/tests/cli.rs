@@ -348,3 +348,76 @@ fn train_saves_a_model_that_recommend_uses() {
         );
     }
 }
+
+#[test]
+fn search_tolerates_typos_filters_and_logs_each_search() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("shop"));
+    let sample = aisle_testkit::bundled_sample().display().to_string();
+    let out = aisle(&[
+        "import",
+        "--data-dir",
+        &data,
+        "--format",
+        "instacart",
+        &sample,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let search = |extra: &[&str]| {
+        let mut args = vec!["search", "--data-dir", &data, "--no-encoder"];
+        args.extend_from_slice(extra);
+        aisle(&args)
+    };
+    let out = search(&["choclate", "--json", "--limit", "5", "--user", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let hits = json["hits"].as_array().expect("hits");
+    assert_eq!(hits.len(), 5);
+    for hit in hits {
+        let title = hit["title"].as_str().expect("title").to_lowercase();
+        assert!(title.contains("chocolate"), "{title}");
+        assert!(!hit["why"].as_array().expect("why").is_empty());
+    }
+    assert_eq!(json["mode"], "lexical");
+    assert!(
+        json["notes"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("lexical only"),
+        "says once that search is lexical: {}",
+        json["notes"]
+    );
+
+    let out = search(&[
+        "yogurt",
+        "--filter",
+        "category=dairy eggs/yogurt",
+        "--json",
+        "--no-log",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["facets"]["departments"][0][0], "dairy eggs");
+    assert_eq!(json["facets"]["departments"][0][1], json["total"]);
+
+    let bad = search(&["yogurt", "--filter", "price<cheap"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("not a number"), "{}", stderr(&bad));
+    let unknown = search(&["yogurt", "--user", "nobody"]);
+    assert!(
+        stderr(&unknown).contains("unknown user \"nobody\""),
+        "{}",
+        stderr(&unknown)
+    );
+
+    // The first search was logged (the --no-log one and the failed ones were not).
+    let stats = aisle(&["stats", "--data-dir", &data, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON");
+    let searches = stats["events_by_kind"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["kind"] == "search")
+        .expect("a search row");
+    assert_eq!(searches["count"], 1);
+}

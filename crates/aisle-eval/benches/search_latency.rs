@@ -43,15 +43,24 @@ fn main() {
     let fingerprint = format!("{}-full", encoder.fingerprint().expect("fingerprint"));
     let cache = aisle_testkit::repo_root().join(".cache/search-bench/vectors-full.bin");
     let saved = load_vectors(&cache, &fingerprint).expect("read cache");
-    let mut engine = SearchEngine::new(TextIndex::in_memory().expect("index"), EngineConfig::default());
-    engine.set_encoder(Arc::new(encoder), saved.unwrap_or_default()).expect("encoder");
+    let mut engine = SearchEngine::new(
+        TextIndex::in_memory().expect("index"),
+        EngineConfig::default(),
+    );
+    engine
+        .set_encoder(Arc::new(encoder), saved.unwrap_or_default())
+        .expect("encoder");
     eprintln!("indexing (embedding the catalogue takes a few minutes the first time)");
-    engine.sync_catalogue(catalogue.clone(), &|_| {}).expect("indexing");
+    engine
+        .sync_catalogue(catalogue.clone(), &|_| {})
+        .expect("indexing");
     save_vectors(&cache, &fingerprint, engine.vectors().expect("vectors")).expect("write cache");
 
     let (pop, recent) = popularity_features(&split.before_test);
     engine.set_popularity(pop, recent);
-    let data = TrainDataBuilder::new().items(catalogue.clone()).build(&split.before_test);
+    let data = TrainDataBuilder::new()
+        .items(catalogue.clone())
+        .build(&split.before_test);
     let mut recommender = Model::build(&ModelConfig::default_for("itemknn").expect("model"));
     recommender.fit(&data).expect("fit");
     // A ranker of the usual size (latency does not depend on how well it is trained).
@@ -61,8 +70,14 @@ fn main() {
         .map(|c| CaseContext::new(c, &engine, Some(&recommender)))
         .collect();
     let config = RankerConfig::default();
-    let queries = ranker_queries(&engine, train_cases, &contexts, SearchMode::Hybrid, config.depth)
-        .expect("ranker data");
+    let queries = ranker_queries(
+        &engine,
+        train_cases,
+        &contexts,
+        SearchMode::Hybrid,
+        config.depth,
+    )
+    .expect("ranker data");
     let (train, valid) = split_by_user(queries, 0.2);
     let ranker = LearnedRanker::train(&config, &train, &valid).expect("ranker");
     let trees = ranker.model().trees.len();
@@ -92,7 +107,8 @@ fn main() {
                     };
                     let t = Instant::now();
                     let response = if personalise {
-                        let ctx = CaseContext::new(case, &engine, Some(&recommender as &dyn Recommender));
+                        let ctx =
+                            CaseContext::new(case, &engine, Some(&recommender as &dyn Recommender));
                         engine.search(&request, &ctx.ranking(case.at_ms))
                     } else {
                         engine.search(&request, &RankingContext::default())
@@ -106,11 +122,17 @@ fn main() {
             });
         });
         samples.sort();
-        rows.push((name, percentile(&samples, 0.5), percentile(&samples, 0.99), samples.len()));
+        rows.push((
+            name,
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            samples.len(),
+        ));
     }
     criterion.final_summary();
 
-    let mut md = String::from("# Search latency over the Instacart catalogue (49,688 products)\n\n");
+    let mut md =
+        String::from("# Search latency over the Instacart catalogue (49,688 products)\n\n");
     md.push_str("Command: `cargo bench -p aisle-eval --bench search_latency` (after `scripts/fetch-encoder.sh`).\n");
     md.push_str("One search at a time on this 2-core machine; queries are the protocol's test searches (aisle names), cycled;\n");
     md.push_str("every call of the Criterion run is recorded, warm-up included. Hybrid includes embedding the query with\n");

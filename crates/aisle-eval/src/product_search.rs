@@ -81,7 +81,10 @@ fn orders_by_user(log: &EventLog) -> Result<Vec<Vec<Order>>> {
             sessionless += 1;
             continue;
         }
-        by_user[e.user as usize].entry(e.session).or_default().push(*e);
+        by_user[e.user as usize]
+            .entry(e.session)
+            .or_default()
+            .push(*e);
     }
     if sessionless == log.len() {
         return Err(Error::Protocol(
@@ -111,7 +114,11 @@ fn cases_of(
     catalogue: &[Option<Item>],
 ) -> Vec<SearchCase> {
     let mut by_query: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for e in order.events.iter().filter(|e| e.kind == EventKind::Purchase) {
+    for e in order
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+    {
         let Some(item) = catalogue.get(e.item as usize).and_then(Option::as_ref) else {
             continue;
         };
@@ -155,11 +162,21 @@ pub fn search_split(log: &EventLog, catalogue: &[Option<Item>]) -> Result<Search
         let n = orders.len();
         if n >= 2 {
             test_start[user] = orders[n - 1].start;
-            test.extend(cases_of(user as u32, &orders[n - 1], &user_events[user], catalogue));
+            test.extend(cases_of(
+                user as u32,
+                &orders[n - 1],
+                &user_events[user],
+                catalogue,
+            ));
         }
         if n >= 3 {
             train_start[user] = orders[n - 2].start;
-            train.extend(cases_of(user as u32, &orders[n - 2], &user_events[user], catalogue));
+            train.extend(cases_of(
+                user as u32,
+                &orders[n - 2],
+                &user_events[user],
+                catalogue,
+            ));
         }
     }
     let before = |cut: &[i64]| {
@@ -183,10 +200,19 @@ pub fn search_split(log: &EventLog, catalogue: &[Option<Item>]) -> Result<Search
 /// its last 30 days.
 pub fn popularity_features(log: &EventLog) -> (Vec<f32>, Vec<f32>) {
     const RECENT_MS: i64 = 30 * 86_400_000;
-    let end = log.events().iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
+    let end = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms)
+        .max()
+        .unwrap_or(0);
     let mut all = vec![0f32; log.n_items()];
     let mut recent = vec![0f32; log.n_items()];
-    for e in log.events().iter().filter(|e| e.kind == EventKind::Purchase) {
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+    {
         if let Some(i) = e.item() {
             all[i.index()] += 1.0;
             if e.timestamp_ms > end - RECENT_MS {
@@ -257,12 +283,15 @@ pub struct SearchScores {
 /// Scores ranked lists (best first) against the cases' relevant items.
 pub fn score_lists(name: &str, cases: &[SearchCase], lists: &[Vec<u32>]) -> SearchScores {
     let n = cases.len().max(1) as f64;
-    let (ndcg, recall) = cases.iter().zip(lists).fold((0.0, 0.0), |(n_, r_), (case, list)| {
-        (
-            n_ + Ndcg::of(10, list, &case.relevant),
-            r_ + Recall::of(10, list, &case.relevant),
-        )
-    });
+    let (ndcg, recall) = cases
+        .iter()
+        .zip(lists)
+        .fold((0.0, 0.0), |(n_, r_), (case, list)| {
+            (
+                n_ + Ndcg::of(10, list, &case.relevant),
+                r_ + Recall::of(10, list, &case.relevant),
+            )
+        });
     SearchScores {
         name: name.to_string(),
         ndcg_10: ndcg / n,

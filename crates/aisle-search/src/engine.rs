@@ -211,6 +211,8 @@ pub struct SearchEngine {
     popularity: Vec<f32>,
     recent_popularity: Vec<f32>,
     config: EngineConfig,
+    /// Whether a response has already said that search is lexical only.
+    told_lexical_only: std::sync::atomic::AtomicBool,
 }
 
 impl SearchEngine {
@@ -225,6 +227,7 @@ impl SearchEngine {
             popularity: Vec::new(),
             recent_popularity: Vec::new(),
             config,
+            told_lexical_only: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -417,9 +420,15 @@ impl SearchEngine {
         } else {
             SearchMode::Lexical
         });
-        if mode != SearchMode::Lexical && !can_embed {
+        let explicit = request.mode.is_some_and(|m| m != SearchMode::Lexical);
+        if !can_embed
+            && (explicit
+                || !self
+                    .told_lexical_only
+                    .swap(true, std::sync::atomic::Ordering::Relaxed))
+        {
             notes.push(
-                "semantic search is off (no sentence encoder loaded; set AISLE_ENCODER): results are lexical only"
+                "semantic search is off (no sentence encoder loaded; see scripts/fetch-encoder.sh and AISLE_ENCODER): results are lexical only"
                     .to_string(),
             );
             mode = SearchMode::Lexical;

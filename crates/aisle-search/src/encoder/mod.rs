@@ -99,7 +99,10 @@ impl SentenceEncoder {
         let mut text = fs_err::read_to_string(self.dir.join("config.json"))?;
         text.push_str(&fs_err::read_to_string(self.dir.join("vocab.txt"))?);
         let weights = fs_err::metadata(self.dir.join("model.safetensors"))?.len();
-        Ok(format!("{:016x}-{weights}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())))
+        Ok(format!(
+            "{:016x}-{weights}",
+            xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+        ))
     }
 
     /// The folder the weights came from.
