@@ -125,6 +125,27 @@ pub struct Candidate {
     pub fused: f32,
 }
 
+impl Candidate {
+    fn blank(item: ItemId) -> Self {
+        Self {
+            item,
+            lexical: None,
+            semantic_rank: None,
+            similarity: 0.0,
+            fused: 0.0,
+        }
+    }
+}
+
+/// Retrieval's output, before ranking.
+struct Retrieved {
+    order: Vec<Candidate>,
+    mode: SearchMode,
+    query_vector: Option<Vec<f32>>,
+    facets: Facets,
+    notes: Vec<String>,
+}
+
 /// The answer to a [`SearchRequest`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchResponse {
@@ -155,6 +176,9 @@ pub struct EngineConfig {
     /// Items from the shopper's own history added as candidates (closest to the query by
     /// embedding) when re-ranking. Default 20.
     pub personal_candidates: usize,
+    /// Query embeddings kept for repeated queries (0: none). Default 10,000. The encoder is
+    /// uncased, so queries differing only in case or spacing share an entry.
+    pub query_cache: usize,
 }
 
 impl Default for EngineConfig {
@@ -164,6 +188,7 @@ impl Default for EngineConfig {
             rrf_k: 60.0,
             embed_category: true,
             personal_candidates: 20,
+            query_cache: 10_000,
         }
     }
 }
@@ -179,12 +204,6 @@ fn price_band(price: f64) -> String {
         low = high;
     }
     format!("{low}+")
-}
-
-fn sorted_counts(counts: FxHashMap<String, usize>) -> Vec<(String, usize)> {
-    let mut v: Vec<(String, usize)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
 }
 
 fn embedding_text(item: &Item, with_category: bool) -> String {
@@ -213,6 +232,56 @@ pub struct SearchEngine {
     config: EngineConfig,
     /// Whether a response has already said that search is lexical only.
     told_lexical_only: std::sync::atomic::AtomicBool,
+    /// Each item's facet values as indices into `facet_names`, so counting allocates nothing.
+    facet_keys: Vec<FacetKey>,
+    facet_names: FacetNames,
+    query_vectors: std::sync::Mutex<FxHashMap<String, Vec<f32>>>,
+}
+
+/// An item's facet values, interned.
+#[derive(Clone, Copy, Debug, Default)]
+struct FacetKey {
+    department: Option<u32>,
+    category: Option<u32>,
+    brand: Option<u32>,
+    price_band: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct FacetNames {
+    departments: Interner,
+    categories: Interner,
+    brands: Interner,
+    price_bands: Interner,
+}
+
+#[derive(Debug, Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, name: String) -> u32 {
+        if let Some(&id) = self.ids.get(&name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn counted(&self, counts: &[usize]) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = counts
+            .iter()
+            .enumerate()
+            .filter(|c| *c.1 > 0)
+            .map(|(i, &n)| (self.names[i].clone(), n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
 }
 
 impl SearchEngine {
@@ -228,6 +297,9 @@ impl SearchEngine {
             recent_popularity: Vec::new(),
             config,
             told_lexical_only: std::sync::atomic::AtomicBool::new(false),
+            facet_keys: Vec::new(),
+            facet_names: FacetNames::default(),
+            query_vectors: std::sync::Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -363,7 +435,31 @@ impl SearchEngine {
             self.text.delete(id);
         }
         self.text.commit()?;
+        self.refresh_facet_keys();
         self.embed_stale(progress)
+    }
+
+    fn refresh_facet_keys(&mut self) {
+        let names = &mut self.facet_names;
+        self.facet_keys = self
+            .items
+            .iter()
+            .map(|item| {
+                let Some(item) = item else {
+                    return FacetKey::default();
+                };
+                FacetKey {
+                    department: item
+                        .category
+                        .first()
+                        .map(|d| names.departments.id(d.clone())),
+                    category: (!item.category.is_empty())
+                        .then(|| names.categories.id(item.category.join("/"))),
+                    brand: item.brand.as_ref().map(|b| names.brands.id(b.clone())),
+                    price_band: item.price.map(|p| names.price_bands.id(price_band(p))),
+                }
+            })
+            .collect();
     }
 
     /// Embeds every catalogue item whose vector is missing or was made from other text,
@@ -405,12 +501,8 @@ impl SearchEngine {
         Ok(())
     }
 
-    /// Runs the pipeline for one request.
-    pub fn search(
-        &self,
-        request: &SearchRequest,
-        ctx: &RankingContext<'_>,
-    ) -> Result<SearchResponse> {
+    /// Retrieves, filters and fuses: every match, best first, with facet counts.
+    fn retrieve(&self, request: &SearchRequest) -> Result<Retrieved> {
         let mut notes = Vec::new();
         let query = request.query.trim();
         let can_embed =
@@ -431,51 +523,37 @@ impl SearchEngine {
                 "semantic search is off (no sentence encoder loaded; see scripts/fetch-encoder.sh and AISLE_ENCODER): results are lexical only"
                     .to_string(),
             );
+        }
+        if !can_embed || query.is_empty() {
             mode = SearchMode::Lexical;
         }
-        if query.is_empty() && mode != SearchMode::Lexical {
-            mode = SearchMode::Lexical;
-        }
+        let unfiltered = request.filter.is_empty();
         let accepts = |id: ItemId| {
             self.item(id)
-                .is_some_and(|item| request.filter.accepts(item))
+                .is_some_and(|item| unfiltered || request.filter.accepts(item))
         };
-
-        let mut pool: FxHashMap<ItemId, Candidate> = FxHashMap::default();
-        let blank = |item| Candidate {
-            item,
-            lexical: None,
-            semantic_rank: None,
-            similarity: 0.0,
-            fused: 0.0,
-        };
+        let mut pool: Vec<Candidate> = Vec::new();
         if mode != SearchMode::Semantic {
-            let mut lexical: Vec<(ItemId, f32)> = self
-                .text
-                .matches(query, request.typing)?
-                .into_iter()
-                .filter(|&(id, _)| accepts(id))
-                .collect();
+            let mut lexical: Vec<(ItemId, f32)> = self.text.matches(query, request.typing)?;
+            lexical.retain(|&(id, _)| accepts(id));
             lexical.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            for (rank, (id, score)) in lexical.into_iter().enumerate() {
-                pool.insert(
-                    id,
-                    Candidate {
-                        lexical: Some((score, rank)),
-                        ..blank(id)
-                    },
-                );
-            }
+            pool = lexical
+                .into_iter()
+                .enumerate()
+                .map(|(rank, (id, score))| Candidate {
+                    lexical: Some((score, rank)),
+                    ..Candidate::blank(id)
+                })
+                .collect();
         }
-        let query_vector = if can_embed && !query.is_empty() {
-            self.encoder
-                .as_ref()
-                .map(|e| e.encode(&[query]))
-                .transpose()?
-                .and_then(|mut v| v.pop())
-        } else {
-            None
-        };
+        // Lexical mode embeds the query only for the re-ranker's similarity feature.
+        let rerank = request.personalise && self.ranker.is_some();
+        let query_vector =
+            if mode != SearchMode::Lexical || (can_embed && rerank && !query.is_empty()) {
+                self.embed_query(query)?
+            } else {
+                None
+            };
         if let (Some(qv), Some(vectors), true) =
             (&query_vector, &self.vectors, mode != SearchMode::Lexical)
         {
@@ -486,17 +564,29 @@ impl SearchEngine {
                 depth * 20
             };
             let neighbours = vectors.search(qv, wanted);
-            for (rank, (id, _)) in neighbours
+            let mut position: FxHashMap<ItemId, usize> = FxHashMap::default();
+            let neighbours: Vec<ItemId> = neighbours
                 .into_iter()
-                .filter(|&(id, _)| accepts(id))
+                .map(|n| n.0)
+                .filter(|&id| accepts(id))
                 .take(depth)
-                .enumerate()
-            {
-                pool.entry(id).or_insert_with(|| blank(id)).semantic_rank = Some(rank);
+                .collect();
+            let wanted: FxHashSet<ItemId> = neighbours.iter().copied().collect();
+            for (i, c) in pool.iter().enumerate() {
+                if wanted.contains(&c.item) {
+                    position.insert(c.item, i);
+                }
+            }
+            for (rank, id) in neighbours.into_iter().enumerate() {
+                let at = *position.entry(id).or_insert_with(|| {
+                    pool.push(Candidate::blank(id));
+                    pool.len() - 1
+                });
+                pool[at].semantic_rank = Some(rank);
             }
         }
         let k = self.config.rrf_k;
-        for c in pool.values_mut() {
+        for c in &mut pool {
             if let (Some(qv), Some(v)) = (
                 &query_vector,
                 self.vectors.as_ref().and_then(|v| v.get(c.item)),
@@ -512,36 +602,137 @@ impl SearchEngine {
                 }
             };
         }
-        let total = pool.len();
-        let facets = self.facets(pool.keys().copied());
-        let mut order: Vec<Candidate> = pool.into_values().collect();
+        let facets = self.facets(pool.iter().map(|c| c.item));
+        let mut order = pool;
         order.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then(a.item.cmp(&b.item)));
+        Ok(Retrieved {
+            order,
+            mode,
+            query_vector,
+            facets,
+            notes,
+        })
+    }
 
+    /// The query's embedding, from the cache when the same query was seen recently.
+    fn embed_query(&self, query: &str) -> Result<Option<Vec<f32>>> {
+        let Some(encoder) = &self.encoder else {
+            return Ok(None);
+        };
+        let capacity = self.config.query_cache;
+        let key = query
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let cache = || self.query_vectors.lock().unwrap_or_else(|e| e.into_inner());
+        if capacity > 0
+            && let Some(v) = cache().get(&key)
+        {
+            return Ok(Some(v.clone()));
+        }
+        let vector = encoder.encode(&[query])?.pop();
+        if let (Some(v), true) = (&vector, capacity > 0) {
+            let mut cache = cache();
+            // Emptied when full: simple, and popular queries come straight back.
+            if cache.len() >= capacity {
+                cache.clear();
+            }
+            cache.insert(key, v.clone());
+        }
+        Ok(vector)
+    }
+
+    /// Sets how many query embeddings are cached (0 turns the cache off).
+    pub fn set_query_cache(&mut self, capacity: usize) {
+        self.config.query_cache = capacity;
+        self.query_vectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// What the ranker sees: the fused list's first `depth`, plus up to
+    /// `personal_candidates` of the shopper's own items that the query reaches, those that
+    /// matched further down first, then those closest to the query by embedding.
+    fn ranking_head(
+        &self,
+        retrieved: &Retrieved,
+        depth: usize,
+        request: &SearchRequest,
+        ctx: &RankingContext<'_>,
+    ) -> Vec<Candidate> {
+        let depth = depth.min(retrieved.order.len());
+        let mut head: Vec<Candidate> = retrieved.order[..depth].to_vec();
+        let Some(profile) = ctx.profile else {
+            return head;
+        };
+        let present: FxHashSet<ItemId> = head.iter().map(|c| c.item).collect();
+        let mut own: Vec<Candidate> = retrieved.order[depth..]
+            .iter()
+            .filter(|c| profile.item(c.item).is_some())
+            .copied()
+            .collect();
+        let matched: FxHashSet<ItemId> = own.iter().map(|c| c.item).collect();
+        if let (Some(qv), Some(vectors)) = (&retrieved.query_vector, &self.vectors) {
+            let mut near: Vec<Candidate> = profile
+                .items()
+                .filter(|id| !present.contains(id) && !matched.contains(id))
+                .filter(|id| {
+                    self.item(*id)
+                        .is_some_and(|item| request.filter.accepts(item))
+                })
+                .filter_map(|id| {
+                    vectors.get(id).map(|v| Candidate {
+                        similarity: dot(qv, v),
+                        ..Candidate::blank(id)
+                    })
+                })
+                .collect();
+            near.sort_by(|a, b| {
+                b.similarity
+                    .total_cmp(&a.similarity)
+                    .then(a.item.cmp(&b.item))
+            });
+            own.extend(near);
+        }
+        own.truncate(self.config.personal_candidates);
+        head.extend(own);
+        head
+    }
+
+    /// Runs the pipeline for one request.
+    pub fn search(
+        &self,
+        request: &SearchRequest,
+        ctx: &RankingContext<'_>,
+    ) -> Result<SearchResponse> {
+        let retrieved = self.retrieve(request)?;
+        let total = retrieved.order.len();
+        let mut order = retrieved.order.clone();
         let mut scores: Vec<f32> = order.iter().map(|c| c.fused).collect();
         let mut personalised = false;
         if let (Some(ranker), true) = (&self.ranker, request.personalise) {
-            let depth = ranker.depth.min(order.len());
-            let mut head: Vec<Candidate> = order[..depth].to_vec();
-            head.extend(self.personal_candidates(&order[..depth], &query_vector, ctx, &accepts));
+            let head = self.ranking_head(&retrieved, ranker.depth, request, ctx);
             let features = self.feature_rows(&head, ctx);
             let ranked = ranker.score(&features);
             let mut pairs: Vec<(Candidate, f32)> = head.into_iter().zip(ranked).collect();
             pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.item.cmp(&b.0.item)));
-            // Ranker scores sit above every fused score of the tail, keeping the head first.
-            let tail_top = order.get(depth).map_or(0.0, |c| c.fused);
-            let lift = pairs.iter().map(|p| p.1).fold(f32::INFINITY, f32::min);
-            let shift = tail_top - lift + 1.0;
-            let tail = order.split_off(depth);
-            order = pairs
-                .iter()
-                .map(|p| p.0)
-                .chain(tail.iter().copied())
+            let in_head: FxHashSet<ItemId> = pairs.iter().map(|p| p.0.item).collect();
+            let tail: Vec<Candidate> = order
+                .into_iter()
+                .filter(|c| !in_head.contains(&c.item))
                 .collect();
+            // Ranker scores are shifted above every fused score of the tail.
+            let tail_top = tail.first().map_or(0.0, |c| c.fused);
+            let lowest = pairs.iter().map(|p| p.1).fold(f32::INFINITY, f32::min);
+            let shift = (tail_top - lowest + 1.0).max(0.0);
             scores = pairs
                 .iter()
-                .map(|p| p.1 + shift.max(0.0))
+                .map(|p| p.1 + shift)
                 .chain(tail.iter().map(|c| c.fused))
                 .collect();
+            order = pairs.iter().map(|p| p.0).chain(tail).collect();
             personalised = ctx.profile.is_some_and(|p| !p.is_empty());
         }
         let hits = order
@@ -553,118 +744,32 @@ impl SearchEngine {
                 item: c.item,
                 score,
                 lexical: c.lexical.map(|l| l.0),
-                semantic: query_vector.as_ref().map(|_| c.similarity),
+                semantic: retrieved.query_vector.as_ref().map(|_| c.similarity),
                 reasons: self.reasons(c, ctx),
             })
             .collect();
         Ok(SearchResponse {
             hits,
             total,
-            facets,
-            mode: Some(mode),
+            facets: retrieved.facets,
+            mode: Some(retrieved.mode),
             personalised,
-            notes,
+            notes: retrieved.notes,
         })
     }
 
     /// The candidates and their feature rows for `request`, as the ranker would see them
-    /// (for training the ranker from logged or simulated searches).
+    /// with `depth` (for training the ranker from logged or simulated searches).
     pub fn candidates_with_features(
         &self,
         request: &SearchRequest,
         ctx: &RankingContext<'_>,
         depth: usize,
     ) -> Result<(Vec<ItemId>, Vec<f32>)> {
-        let mut plain = request.clone();
-        plain.personalise = false;
-        plain.offset = 0;
-        plain.limit = depth;
-        let response = self.search(&plain, ctx)?;
-        let query_vector = match (&self.encoder, plain.mode != Some(SearchMode::Lexical)) {
-            (Some(e), true) if !request.query.trim().is_empty() => {
-                e.encode(&[request.query.trim()])?.pop()
-            }
-            _ => None,
-        };
-        // Rebuild the candidates with their ranks from the un-reranked response.
-        let mut lexical_rank = 0usize;
-        let mut semantic: Vec<(usize, f32)> = response
-            .hits
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.semantic.map(|s| (i, s)))
-            .collect();
-        semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut semantic_rank = vec![None; response.hits.len()];
-        for (rank, (i, _)) in semantic.iter().enumerate() {
-            semantic_rank[*i] = Some(rank);
-        }
-        let mut lexical_hits: Vec<(usize, f32)> = response
-            .hits
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.lexical.map(|s| (i, s)))
-            .collect();
-        lexical_hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut lexical_of = vec![None; response.hits.len()];
-        for (i, s) in lexical_hits {
-            lexical_of[i] = Some((s, lexical_rank));
-            lexical_rank += 1;
-        }
-        let mut head: Vec<Candidate> = response
-            .hits
-            .iter()
-            .enumerate()
-            .map(|(i, h)| Candidate {
-                item: h.item,
-                lexical: lexical_of[i],
-                semantic_rank: semantic_rank[i],
-                similarity: h.semantic.unwrap_or(0.0),
-                fused: h.score,
-            })
-            .collect();
-        let accepts = |id: ItemId| {
-            self.item(id)
-                .is_some_and(|item| request.filter.accepts(item))
-        };
-        let extra = self.personal_candidates(&head, &query_vector, ctx, &accepts);
-        head.extend(extra);
+        let retrieved = self.retrieve(request)?;
+        let head = self.ranking_head(&retrieved, depth, request, ctx);
         let features = self.feature_rows(&head, ctx);
         Ok((head.iter().map(|c| c.item).collect(), features))
-    }
-
-    fn personal_candidates(
-        &self,
-        head: &[Candidate],
-        query_vector: &Option<Vec<f32>>,
-        ctx: &RankingContext<'_>,
-        accepts: &dyn Fn(ItemId) -> bool,
-    ) -> Vec<Candidate> {
-        let (Some(profile), Some(qv), Some(vectors)) = (ctx.profile, query_vector, &self.vectors)
-        else {
-            return Vec::new();
-        };
-        let present: FxHashSet<ItemId> = head.iter().map(|c| c.item).collect();
-        let mut own: Vec<Candidate> = profile
-            .items()
-            .filter(|id| !present.contains(id) && accepts(*id))
-            .filter_map(|id| {
-                vectors.get(id).map(|v| Candidate {
-                    item: id,
-                    lexical: None,
-                    semantic_rank: None,
-                    similarity: dot(qv, v),
-                    fused: 0.0,
-                })
-            })
-            .collect();
-        own.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then(a.item.cmp(&b.item))
-        });
-        own.truncate(self.config.personal_candidates);
-        own
     }
 
     fn feature_rows(&self, candidates: &[Candidate], ctx: &RankingContext<'_>) -> Vec<f32> {
@@ -720,28 +825,31 @@ impl SearchEngine {
     }
 
     fn facets(&self, ids: impl Iterator<Item = ItemId>) -> Facets {
-        let mut departments = FxHashMap::default();
-        let mut categories = FxHashMap::default();
-        let mut brands = FxHashMap::default();
-        let mut prices = FxHashMap::default();
+        let n = &self.facet_names;
+        let mut departments = vec![0usize; n.departments.names.len()];
+        let mut categories = vec![0usize; n.categories.names.len()];
+        let mut brands = vec![0usize; n.brands.names.len()];
+        let mut prices = vec![0usize; n.price_bands.names.len()];
         for id in ids {
-            let Some(item) = self.item(id) else { continue };
-            if let Some(top) = item.category.first() {
-                *departments.entry(top.clone()).or_insert(0) += 1;
-                *categories.entry(item.category.join("/")).or_insert(0) += 1;
-            }
-            if let Some(brand) = &item.brand {
-                *brands.entry(brand.clone()).or_insert(0) += 1;
-            }
-            if let Some(price) = item.price {
-                *prices.entry(price_band(price)).or_insert(0) += 1;
+            let Some(key) = self.facet_keys.get(id.index()) else {
+                continue;
+            };
+            for (value, counts) in [
+                (key.department, &mut departments),
+                (key.category, &mut categories),
+                (key.brand, &mut brands),
+                (key.price_band, &mut prices),
+            ] {
+                if let Some(v) = value {
+                    counts[v as usize] += 1;
+                }
             }
         }
         Facets {
-            departments: sorted_counts(departments),
-            categories: sorted_counts(categories),
-            brands: sorted_counts(brands),
-            prices: sorted_counts(prices),
+            departments: n.departments.counted(&departments),
+            categories: n.categories.counted(&categories),
+            brands: n.brands.counted(&brands),
+            prices: n.price_bands.counted(&prices),
         }
     }
 

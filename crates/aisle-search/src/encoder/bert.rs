@@ -158,7 +158,12 @@ impl Bert {
             .reshape((rows, len, self.hidden))?
             .broadcast_add(&self.position.narrow(0, 0, len)?)?
             .broadcast_add(&self.token_type)?;
-        let mut x = self.embedding_norm.forward(&x)?;
+        // Rows flattened to (batch × length, hidden): the linear layers then multiply by the
+        // weights' transpose in place, where a 3-D input would copy each weight per call.
+        let mut x = self
+            .embedding_norm
+            .forward(&x)?
+            .reshape((rows * len, self.hidden))?;
         // Padding gets a large negative score so softmax gives it no weight.
         let bias = ((mask.clone() - 1.0)? * 1e9)?.reshape((rows, 1, 1, len))?;
         let head_dim = self.hidden / self.heads;
@@ -167,7 +172,7 @@ impl Bert {
             let qkv = layer.qkv.forward(&x)?;
             let split = |i: usize| -> Result<Tensor> {
                 Ok(qkv
-                    .narrow(2, i * self.hidden, self.hidden)?
+                    .narrow(1, i * self.hidden, self.hidden)?
                     .reshape((rows, len, self.heads, head_dim))?
                     .transpose(1, 2)?
                     .contiguous()?)
@@ -175,17 +180,17 @@ impl Bert {
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
             let attention = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context =
-                attention
-                    .matmul(&v)?
-                    .transpose(1, 2)?
-                    .reshape((rows, len, self.hidden))?;
+            let context = attention
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((rows * len, self.hidden))?;
             let attended = layer.attention_out.forward(&context)?;
             x = layer.attention_norm.forward(&(attended + &x)?)?;
             let inner = layer.intermediate.forward(&x)?.gelu_erf()?;
             let out = layer.output.forward(&inner)?;
             x = layer.output_norm.forward(&(out + &x)?)?;
         }
+        let x = x.reshape((rows, len, self.hidden))?;
         let summed = x.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
         let counts = mask.sum_keepdim(1)?;
         let mean = summed.broadcast_div(&counts)?;
