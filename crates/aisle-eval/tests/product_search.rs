@@ -71,9 +71,14 @@ fn personalised_reranking_beats_text_ranking_on_later_orders() {
         .iter()
         .map(|c| CaseContext::new(c, &engine, Some(&recommender as &dyn Recommender)))
         .collect();
-    let mut config = RankerConfig::default();
-    config.depth = 50;
-    config.gbdt.trees = 60;
+    let defaults = RankerConfig::default();
+    let config = RankerConfig {
+        depth: 50,
+        gbdt: aisle_models::GbdtConfig {
+            trees: 60,
+            ..defaults.gbdt
+        },
+    };
     let queries = ranker_queries(
         &engine,
         train_cases,
