@@ -1,0 +1,12 @@
+//! Behaviour analytics over the event log.
+//!
+//! * [`rules`]: frequent itemsets and association rules (support, confidence, lift) from
+//!   baskets, for "frequently bought together".
+//! * [`bgnbd`]: the BG/NBD model of repeat buying (Fader, Hardie & Lee, 2005): expected
+//!   future transactions and the probability that a customer is still active.
+
+pub mod bgnbd;
+mod error;
+pub mod rules;
+
+pub use error::{Error, Result};
