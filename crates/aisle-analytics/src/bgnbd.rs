@@ -34,7 +34,11 @@ pub struct Customer {
 /// Holdout transactions are counted up to `holdout_end_day` inclusive.
 pub fn summarise(log: &EventLog, calibration_end_day: i64, holdout_end_day: i64) -> Vec<Customer> {
     let mut days: Vec<Vec<i64>> = vec![Vec::new(); log.n_users()];
-    for e in log.events().iter().filter(|e| e.kind == EventKind::Purchase) {
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+    {
         days[e.user as usize].push(e.timestamp_ms.div_euclid(DAY_MS));
     }
     let mut customers = Vec::new();
@@ -45,14 +49,21 @@ pub fn summarise(log: &EventLog, calibration_end_day: i64, holdout_end_day: i64)
         if first > calibration_end_day {
             continue;
         }
-        let calibration: Vec<i64> = d.iter().copied().filter(|&x| x <= calibration_end_day).collect();
+        let calibration: Vec<i64> = d
+            .iter()
+            .copied()
+            .filter(|&x| x <= calibration_end_day)
+            .collect();
         let last = *calibration.last().unwrap_or(&first);
         customers.push(Customer {
             user: user as u32,
             x: (calibration.len() - 1) as f64,
             t_x: (last - first) as f64 / WEEK_DAYS,
             t: (calibration_end_day - first) as f64 / WEEK_DAYS,
-            holdout: d.iter().filter(|&&x| x > calibration_end_day && x <= holdout_end_day).count() as f64,
+            holdout: d
+                .iter()
+                .filter(|&&x| x > calibration_end_day && x <= holdout_end_day)
+                .count() as f64,
         });
     }
     customers
@@ -121,14 +132,19 @@ fn nelder_mead(f: impl Fn(&[f64; 4]) -> f64, start: [f64; 4], iterations: usize)
         if (simplex[4].1 - simplex[0].1).abs() < 1e-12 {
             break;
         }
-        let centroid: [f64; 4] = std::array::from_fn(|k| simplex[..4].iter().map(|s| s.0[k]).sum::<f64>() / 4.0);
+        let centroid: [f64; 4] =
+            std::array::from_fn(|k| simplex[..4].iter().map(|s| s.0[k]).sum::<f64>() / 4.0);
         let worst = simplex[4];
         let reflected = blend(&centroid, &worst.0, -1.0);
         let fr = f(&reflected);
         if fr < simplex[0].1 {
             let expanded = blend(&centroid, &worst.0, -2.0);
             let fe = f(&expanded);
-            simplex[4] = if fe < fr { (expanded, fe) } else { (reflected, fr) };
+            simplex[4] = if fe < fr {
+                (expanded, fe)
+            } else {
+                (reflected, fr)
+            };
         } else if fr < simplex[3].1 {
             simplex[4] = (reflected, fr);
         } else {
@@ -186,7 +202,13 @@ impl BgNbd {
         if !ll.is_finite() {
             return Err(Error::FitFailed("the log-likelihood is not finite".into()));
         }
-        Ok(Self { r: p[0], alpha: p[1], a: p[2], b: p[3], log_likelihood: ll })
+        Ok(Self {
+            r: p[0],
+            alpha: p[1],
+            a: p[2],
+            b: p[3],
+            log_likelihood: ll,
+        })
     }
 
     /// The log-likelihood of `customers` under these parameters.
@@ -209,8 +231,9 @@ impl BgNbd {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let z = weeks / (alpha + c.t + weeks);
         let head = (a + b + c.x - 1.0) / (a - 1.0)
-            * (1.0 - ((alpha + c.t) / (alpha + c.t + weeks)).powf(r + c.x)
-                * hyp2f1(r + c.x, b + c.x, a + b + c.x - 1.0, z));
+            * (1.0
+                - ((alpha + c.t) / (alpha + c.t + weeks)).powf(r + c.x)
+                    * hyp2f1(r + c.x, b + c.x, a + b + c.x - 1.0, z));
         let tail = if c.x > 0.0 {
             a / (b + c.x - 1.0) * ((alpha + c.t) / (alpha + c.t_x)).powf(r + c.x)
         } else {

@@ -55,7 +55,11 @@ pub struct Rule {
 /// user where events have no session.
 pub fn baskets(log: &EventLog) -> Vec<Vec<u32>> {
     let mut by_key: FxHashMap<(u32, u64), Vec<u32>> = FxHashMap::default();
-    for e in log.events().iter().filter(|e| e.kind == EventKind::Purchase) {
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+    {
         if let Some(item) = e.item() {
             by_key.entry((e.user, e.session)).or_default().push(item.0);
         }
@@ -153,7 +157,9 @@ pub fn association_rules(baskets: &[Vec<u32>], settings: &RuleSettings) -> Resul
         )));
     }
     if baskets.is_empty() {
-        return Err(Error::NotEnoughData("no baskets (purchases grouped by session or user)".into()));
+        return Err(Error::NotEnoughData(
+            "no baskets (purchases grouped by session or user)".into(),
+        ));
     }
     let n = baskets.len() as f64;
     // A small tolerance so that 0.001 × 9,835 = 9.835 asks for 10 baskets, as arules does.
@@ -164,7 +170,9 @@ pub fn association_rules(baskets: &[Vec<u32>], settings: &RuleSettings) -> Resul
         for (k, &consequent) in set.iter().enumerate() {
             let mut antecedent = set.clone();
             antecedent.remove(k);
-            let Some(&lhs) = sets.get(&antecedent) else { continue };
+            let Some(&lhs) = sets.get(&antecedent) else {
+                continue;
+            };
             let confidence = together as f64 / lhs as f64;
             if confidence + 1e-12 < settings.min_confidence {
                 continue;
@@ -207,16 +215,26 @@ mod tests {
         assert!(!sets.contains_key(&vec![2, 3]), "below the minimum count");
         let rules = association_rules(
             &baskets,
-            &RuleSettings { min_support: 0.4, min_confidence: 0.6, max_len: 10 },
+            &RuleSettings {
+                min_support: 0.4,
+                min_confidence: 0.6,
+                max_len: 10,
+            },
         )
         .unwrap();
         // 2⇒1 (conf 1, lift 1.25), 3⇒1 (conf 1, lift 1.25), 1⇒2 (conf 0.75, lift 1.25).
         assert_eq!(rules.len(), 3);
-        let r = rules.iter().find(|r| r.antecedent == [2] && r.consequent == 1).unwrap();
+        let r = rules
+            .iter()
+            .find(|r| r.antecedent == [2] && r.consequent == 1)
+            .unwrap();
         assert!((r.confidence - 1.0).abs() < 1e-12 && (r.lift - 1.25).abs() < 1e-12);
         assert_eq!(r.count, 3);
         assert!((r.support - 0.6).abs() < 1e-12);
-        let r = rules.iter().find(|r| r.antecedent == [1] && r.consequent == 2).unwrap();
+        let r = rules
+            .iter()
+            .find(|r| r.antecedent == [1] && r.consequent == 2)
+            .unwrap();
         assert!((r.confidence - 0.75).abs() < 1e-12);
     }
 }

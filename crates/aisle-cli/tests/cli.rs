@@ -421,3 +421,77 @@ fn search_tolerates_typos_filters_and_logs_each_search() {
         .expect("a search row");
     assert_eq!(searches["count"], 1);
 }
+
+#[test]
+fn analyze_rules_and_predict_churn_print_the_reference_figures_as_json() {
+    let (Some(groceries), Some(cdnow)) = (
+        aisle_testkit::shared_dataset("groceries"),
+        aisle_testkit::shared_dataset("cdnow"),
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let g = dir_arg(&tmp.path().join("groceries"));
+    let file = groceries.join("groceries.csv").display().to_string();
+    assert!(
+        aisle(&["import", "--data-dir", &g, "--format", "groceries", &file])
+            .status
+            .success()
+    );
+    let out = aisle(&[
+        "analyze",
+        "rules",
+        "--data-dir",
+        &g,
+        "--min-support",
+        "0.001",
+        "--min-confidence",
+        "0.5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rules["count"], 5_668);
+    assert_eq!(rules["rules"][0]["consequent"], "hamburger meat");
+    for key in ["antecedent", "consequent", "support", "confidence", "lift"] {
+        assert!(!rules["rules"][0][key].is_null(), "{key}");
+    }
+
+    let c = dir_arg(&tmp.path().join("cdnow"));
+    let file = cdnow.join("CDNOW_sample.txt").display().to_string();
+    assert!(
+        aisle(&["import", "--data-dir", &c, "--format", "cdnow", &file])
+            .status
+            .success()
+    );
+    let out = aisle(&[
+        "predict",
+        "churn",
+        "--data-dir",
+        &c,
+        "--model",
+        "bgnbd",
+        "--calibration-end",
+        "1997-09-30",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fit: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for (key, want) in [("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)] {
+        let got = fit[key].as_f64().expect(key);
+        assert!((got - want).abs() < 0.005, "{key}: {got}");
+    }
+    let bad = aisle(&[
+        "predict",
+        "churn",
+        "--data-dir",
+        &c,
+        "--calibration-end",
+        "30/09/1997",
+    ]);
+    assert!(
+        stderr(&bad).contains("expected a date as YYYY-MM-DD"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod analytics;
 mod bench;
 mod bench_search;
 mod bench_transformer;
@@ -40,6 +41,10 @@ enum Command {
     Search(search::SearchArgs),
     /// Build or update the search index and optionally train the personalised re-ranker.
     Index(search::IndexArgs),
+    /// Behaviour analytics: association rules (more to come).
+    Analyze(analytics::AnalyzeArgs),
+    /// Predictions: churn with BG/NBD (more to come).
+    Predict(analytics::PredictArgs),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
 }
@@ -62,6 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(args),
         Command::Recommend(args) => train::recommend_command(args),
         Command::Search(args) => search::search(args),
+        Command::Analyze(args) => analytics::analyze(args),
+        Command::Predict(args) => analytics::predict(args),
         Command::Index(args) => search::index(args),
     }
 }

@@ -1,0 +1,245 @@
+//! `aisle analyze rules` and `aisle predict churn --model bgnbd`: the first parts of the
+//! analytics and prediction commands.
+
+use aisle_analytics::bgnbd::{BgNbd, summarise};
+use aisle_analytics::rules::{RuleSettings, association_rules, baskets};
+use aisle_core::ItemId;
+use aisle_features::EventLog;
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use super::DataDir;
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(subcommand)]
+    which: Analysis,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Analysis {
+    /// Association rules X ⇒ y from baskets (purchases grouped by session or order).
+    Rules(RulesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RulesArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Smallest share of baskets holding the whole rule.
+    #[arg(long, default_value_t = 0.001)]
+    min_support: f64,
+    /// Smallest share of the antecedent's baskets that also hold the consequent.
+    #[arg(long, default_value_t = 0.5)]
+    min_confidence: f64,
+    /// Largest rule, in items.
+    #[arg(long, default_value_t = 10)]
+    max_len: usize,
+    /// Rules to print (all go into --json).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Print JSON: every rule, best lift first, and their number as `count`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PredictArgs {
+    #[command(subcommand)]
+    which: Prediction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Prediction {
+    /// Who is slipping away: repeat-buying model fitted on a calibration period.
+    Churn(ChurnArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ChurnArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// The model: bgnbd (Fader, Hardie & Lee, 2005).
+    #[arg(long, default_value = "bgnbd")]
+    model: String,
+    /// Last day of the calibration period (YYYY-MM-DD); later purchases are the holdout.
+    #[arg(long)]
+    calibration_end: String,
+    /// Last day of the holdout period (default: the last purchase in the data).
+    #[arg(long)]
+    holdout_end: Option<String>,
+    /// Customers to list, least likely alive first.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open(data: &DataDir) -> anyhow::Result<(Box<dyn aisle_store::Store>, EventLog)> {
+    if !data.data_dir.join("aisle.redb").is_file() {
+        bail!(
+            "{} holds no aisle store yet: import data first",
+            data.data_dir.display()
+        );
+    }
+    let store = aisle_store::open(&data.data_dir.to_string_lossy())?;
+    let log = EventLog::load(store.as_ref())?;
+    Ok((store, log))
+}
+
+fn day_number(text: &str, flag: &str) -> anyhow::Result<i64> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("{flag} {text:?}: expected a date as YYYY-MM-DD"))?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?;
+    Ok(date.signed_duration_since(epoch).num_days())
+}
+
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let Analysis::Rules(args) = args.which;
+    let (store, log) = open(&args.data)?;
+    let baskets = baskets(&log);
+    let settings = RuleSettings {
+        min_support: args.min_support,
+        min_confidence: args.min_confidence,
+        max_len: args.max_len,
+    };
+    let rules = association_rules(&baskets, &settings)?;
+    let name = |id: u32| -> String {
+        store
+            .item(ItemId(id))
+            .ok()
+            .flatten()
+            .map_or_else(|| id.to_string(), |i| i.external_id)
+    };
+    if args.json {
+        let listed: Vec<_> = rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "antecedent": r.antecedent.iter().map(|&i| name(i)).collect::<Vec<_>>(),
+                    "consequent": name(r.consequent),
+                    "support": r.support,
+                    "confidence": r.confidence,
+                    "lift": r.lift,
+                    "baskets": r.count,
+                })
+            })
+            .collect();
+        let out = json!({
+            "baskets": baskets.len(),
+            "min_support": args.min_support,
+            "min_confidence": args.min_confidence,
+            "count": rules.len(),
+            "rules": listed,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{} rules from {} baskets (support ≥ {}, confidence ≥ {}); top {} by lift:",
+        rules.len(),
+        baskets.len(),
+        args.min_support,
+        args.min_confidence,
+        args.top.min(rules.len())
+    );
+    for r in rules.iter().take(args.top) {
+        let lhs: Vec<String> = r.antecedent.iter().map(|&i| name(i)).collect();
+        println!(
+            "  {{{}}} => {{{}}}  support {:.4}  confidence {:.3}  lift {:.2}",
+            lhs.join(", "),
+            name(r.consequent),
+            r.support,
+            r.confidence,
+            r.lift
+        );
+    }
+    Ok(())
+}
+
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let Prediction::Churn(args) = args.which;
+    if args.model != "bgnbd" {
+        bail!("--model {:?}: the churn models are: bgnbd", args.model);
+    }
+    let (store, log) = open(&args.data)?;
+    let calibration_end = day_number(&args.calibration_end, "--calibration-end")?;
+    let last_day = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms.div_euclid(86_400_000))
+        .max()
+        .unwrap_or(calibration_end);
+    let holdout_end = match &args.holdout_end {
+        Some(d) => day_number(d, "--holdout-end")?,
+        None => last_day,
+    };
+    let customers = summarise(&log, calibration_end, holdout_end);
+    let fit = BgNbd::fit(&customers)?;
+    let holdout_weeks = (holdout_end - calibration_end) as f64 / 7.0;
+    let forecast: f64 = customers
+        .iter()
+        .map(|c| fit.expected_transactions(c, holdout_weeks))
+        .sum();
+    let actual: f64 = customers.iter().map(|c| c.holdout).sum();
+    let mut at_risk: Vec<(f64, &aisle_analytics::bgnbd::Customer)> = customers
+        .iter()
+        .map(|c| (fit.p_alive(c), c))
+        .filter(|(_, c)| c.x > 0.0)
+        .collect();
+    at_risk.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let name = |user: u32| -> String {
+        store
+            .user(aisle_core::UserId(user))
+            .ok()
+            .flatten()
+            .map_or_else(|| user.to_string(), |u| u.external_id)
+    };
+    if args.json {
+        let out = json!({
+            "model": "bgnbd",
+            "r": fit.r,
+            "alpha": fit.alpha,
+            "a": fit.a,
+            "b": fit.b,
+            "log_likelihood": fit.log_likelihood,
+            "customers": customers.len(),
+            "calibration_repeat_transactions": customers.iter().map(|c| c.x).sum::<f64>(),
+            "holdout_weeks": holdout_weeks,
+            "holdout_forecast": forecast,
+            "holdout_actual": actual,
+            "least_likely_alive": at_risk.iter().take(args.top).map(|(p, c)| json!({
+                "user": name(c.user), "p_alive": p, "repeat_purchases": c.x,
+                "weeks_since_last": c.t - c.t_x,
+                "expected_holdout_purchases": fit.expected_transactions(c, holdout_weeks),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "BG/NBD on {} customers (calibration to {}): r = {:.3}, alpha = {:.3}, a = {:.3}, b = {:.3} (log-likelihood {:.2})",
+        customers.len(),
+        args.calibration_end,
+        fit.r,
+        fit.alpha,
+        fit.a,
+        fit.b,
+        fit.log_likelihood
+    );
+    println!(
+        "holdout ({holdout_weeks:.1} weeks): {forecast:.0} repeat purchases expected, {actual:.0} made"
+    );
+    println!("least likely to still be active (of those who bought again):");
+    for (p, c) in at_risk.iter().take(args.top) {
+        println!(
+            "  user {}: P(alive) {:.2}; {} repeat purchases, the last {:.0} weeks before the calibration end",
+            name(c.user),
+            p,
+            c.x,
+            c.t - c.t_x
+        );
+    }
+    Ok(())
+}
