@@ -45,7 +45,9 @@ pub fn funnel(
     include_user: &dyn Fn(u32) -> bool,
 ) -> Result<Vec<FunnelStep>> {
     if steps.is_empty() {
-        return Err(Error::InvalidSetting("a funnel needs at least one step".into()));
+        return Err(Error::InvalidSetting(
+            "a funnel needs at least one step".into(),
+        ));
     }
     let mut progress: FxHashMap<(u32, u64), usize> = FxHashMap::default();
     // The log is in time order, so each unit's events arrive in order.
@@ -75,7 +77,11 @@ pub fn funnel(
         .map(|(k, kind)| FunnelStep {
             kind: kind.to_string(),
             count: counts[k],
-            from_previous: if k == 0 { 1.0 } else { counts[k] as f64 / counts[k - 1].max(1) as f64 },
+            from_previous: if k == 0 {
+                1.0
+            } else {
+                counts[k] as f64 / counts[k - 1].max(1) as f64
+            },
             from_first: counts[k] as f64 / first,
         })
         .collect())
@@ -96,18 +102,35 @@ pub struct Cohort {
 /// Retention by cohort, periods of `period_days` days counted from the first event.
 pub fn cohorts(log: &EventLog, kind: Option<EventKind>, period_days: i64) -> Result<Vec<Cohort>> {
     if period_days <= 0 {
-        return Err(Error::InvalidSetting("the cohort period must be at least one day".into()));
+        return Err(Error::InvalidSetting(
+            "the cohort period must be at least one day".into(),
+        ));
     }
     let relevant = |e: &&Interaction| kind.is_none_or(|k| e.kind == k);
-    let Some(start) = log.events().iter().filter(relevant).map(|e| e.timestamp_ms).min() else {
+    let Some(start) = log
+        .events()
+        .iter()
+        .filter(relevant)
+        .map(|e| e.timestamp_ms)
+        .min()
+    else {
         return Ok(Vec::new());
     };
     let period = |t: i64| (t - start).div_euclid(period_days * DAY_MS);
     let mut active: FxHashMap<u32, Vec<i64>> = FxHashMap::default();
     for e in log.events().iter().filter(relevant) {
-        active.entry(e.user).or_default().push(period(e.timestamp_ms));
+        active
+            .entry(e.user)
+            .or_default()
+            .push(period(e.timestamp_ms));
     }
-    let last = log.events().iter().filter(relevant).map(|e| period(e.timestamp_ms)).max().unwrap_or(0);
+    let last = log
+        .events()
+        .iter()
+        .filter(relevant)
+        .map(|e| period(e.timestamp_ms))
+        .max()
+        .unwrap_or(0);
     let mut by_cohort: BTreeMap<i64, (usize, Vec<usize>)> = BTreeMap::new();
     for periods in active.values_mut() {
         periods.sort_unstable();
@@ -202,7 +225,12 @@ pub fn rfm(purchases: impl IntoIterator<Item = (u32, i64, f64)>, reference_ms: i
         .map(|(user, (last, mut days, spend))| {
             days.sort_unstable();
             days.dedup();
-            (user, (reference_ms - last) as f64 / DAY_MS as f64, days.len(), spend)
+            (
+                user,
+                (reference_ms - last) as f64 / DAY_MS as f64,
+                days.len(),
+                spend,
+            )
         })
         .collect();
     let r = quintile_scores(&rows.iter().map(|x| x.1).collect::<Vec<_>>(), false);

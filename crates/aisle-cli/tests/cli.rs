@@ -410,6 +410,33 @@ fn search_tolerates_typos_filters_and_logs_each_search() {
         stderr(&unknown)
     );
 
+    // The behaviour overview: funnel, cohorts, RFM, rules, as JSON and an HTML report.
+    let json_path = tmp.path().join("analytics.json");
+    let html_path = tmp.path().join("analytics.html");
+    let out = aisle(&[
+        "analyze",
+        "--data-dir",
+        &data,
+        "--json",
+        &dir_arg(&json_path),
+        "--report",
+        &dir_arg(&html_path),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("RFM segments (593 customers)"),
+        "{}",
+        stdout(&out)
+    );
+    let overview: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json written"))
+            .expect("JSON");
+    // Every one of the 15,183 orders adds to cart and buys.
+    assert_eq!(overview["funnel"][0]["count"], 15_183);
+    assert_eq!(overview["funnel"][1]["count"], 15_183);
+    let html = std::fs::read_to_string(&html_path).expect("report written");
+    assert!(html.contains("<svg") && html.contains("Top basket rules"));
+
     // The first search was logged (the --no-log one and the failed ones were not).
     let stats = aisle(&["stats", "--data-dir", &data, "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON");

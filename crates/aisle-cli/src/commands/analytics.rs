@@ -11,9 +11,37 @@ use serde_json::json;
 use super::DataDir;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AnalyzeArgs {
     #[command(subcommand)]
-    which: Analysis,
+    which: Option<Analysis>,
+    #[command(flatten)]
+    overview: OverviewArgs,
+}
+
+/// `aisle analyze` without a subcommand: the key tables, and optionally JSON and HTML.
+#[derive(clap::Args, Debug)]
+pub(super) struct OverviewArgs {
+    #[command(flatten)]
+    pub(super) data: DataDir,
+    /// Funnel steps, in order (default: those of view, click, add_to_cart, purchase the data has).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) steps: Vec<String>,
+    /// Cohort period in days.
+    #[arg(long, default_value_t = 7)]
+    pub(super) period_days: i64,
+    /// Smallest support of the basket rules shown.
+    #[arg(long, default_value_t = 0.005)]
+    pub(super) min_support: f64,
+    /// Smallest confidence of the basket rules shown.
+    #[arg(long, default_value_t = 0.2)]
+    pub(super) min_confidence: f64,
+    /// Write every table as JSON to this file.
+    #[arg(long)]
+    pub(super) json: Option<std::path::PathBuf>,
+    /// Write an HTML report with charts (funnel, retention heat map, RFM, top rules).
+    #[arg(long)]
+    pub(super) report: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -96,7 +124,9 @@ fn day_number(text: &str, flag: &str) -> anyhow::Result<i64> {
 }
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let Analysis::Rules(args) = args.which;
+    let Some(Analysis::Rules(args)) = args.which else {
+        return super::analytics_report::overview(args.overview);
+    };
     let (store, log) = open(&args.data)?;
     let baskets = baskets(&log);
     let settings = RuleSettings {

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod analytics;
+mod analytics_report;
 mod bench;
 mod bench_search;
 mod bench_transformer;
