@@ -7,6 +7,7 @@
 //! libraries would add a native build. Trees grow level by level to `max_depth`.
 
 mod lambdarank;
+mod shap;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
