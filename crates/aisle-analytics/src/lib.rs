@@ -3,12 +3,14 @@
 //! * [`rules`]: frequent itemsets and association rules (support, confidence, lift) from
 //!   baskets, for "frequently bought together".
 //! * [`behaviour`]: ordered conversion funnels, cohort retention, RFM segments.
+//! * [`purchase`]: reorder-prediction features without leakage, and AUC.
 //! * [`bgnbd`]: the BG/NBD model of repeat buying (Fader, Hardie & Lee, 2005): expected
 //!   future transactions and the probability that a customer is still active.
 
 pub mod behaviour;
 pub mod bgnbd;
 mod error;
+pub mod purchase;
 pub mod rules;
 
 pub use error::{Error, Result};

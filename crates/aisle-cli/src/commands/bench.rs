@@ -27,6 +27,8 @@ enum Which {
     Import(ImportArgs),
     /// Train and score the transformer on a shared dataset; writes bench/results/transformer-DATASET.md.
     Transformer(super::bench_transformer::TransformerArgs),
+    /// Reorder prediction on the bundled Instacart sample; writes bench/results/purchase.md.
+    Purchase(super::bench_purchase::PurchaseArgs),
     /// Personalised product search on the bundled Instacart sample; writes bench/results/search.md.
     Search(super::bench_search::SearchArgs),
     /// One measurement in this process, printed as JSON (used by `bench import`).
@@ -72,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Import(a) => import_report(a),
         Which::Transformer(a) => super::bench_transformer::run(a),
         Which::Search(a) => super::bench_search::run(a),
+        Which::Purchase(a) => super::bench_purchase::run(a),
         Which::ImportOne(a) => {
             let m = measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

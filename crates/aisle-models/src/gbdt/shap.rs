@@ -15,7 +15,12 @@ struct PathElement {
 
 fn extend(path: &mut Vec<PathElement>, zero: f64, one: f64, feature: i64) {
     let l = path.len();
-    path.push(PathElement { feature, zero, one, weight: if l == 0 { 1.0 } else { 0.0 } });
+    path.push(PathElement {
+        feature,
+        zero,
+        one,
+        weight: if l == 0 { 1.0 } else { 0.0 },
+    });
     for i in (0..l).rev() {
         path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / (l + 1) as f64;
         path[i].weight = zero * path[i].weight * (l - i) as f64 / (l + 1) as f64;
@@ -56,9 +61,7 @@ fn recurse(
     phi: &mut [f64],
     node: usize,
     mut path: Vec<PathElement>,
-    zero: f64,
-    one: f64,
-    feature: i64,
+    (zero, one, feature): (f64, f64, i64),
 ) {
     extend(&mut path, zero, one, feature);
     let n = &tree.nodes[node];
@@ -85,8 +88,16 @@ fn recurse(
     let cover = f64::from(n.count.max(1));
     let hot_share = f64::from(tree.nodes[hot].count) / cover;
     let cold_share = f64::from(tree.nodes[cold].count) / cover;
-    recurse(tree, x, phi, hot, path.clone(), incoming_zero * hot_share, incoming_one, split);
-    recurse(tree, x, phi, cold, path, incoming_zero * cold_share, 0.0, split);
+    let hot_split = (incoming_zero * hot_share, incoming_one, split);
+    recurse(tree, x, phi, hot, path.clone(), hot_split);
+    recurse(
+        tree,
+        x,
+        phi,
+        cold,
+        path,
+        (incoming_zero * cold_share, 0.0, split),
+    );
 }
 
 impl Tree {
@@ -102,7 +113,7 @@ impl Tree {
 
     /// Adds this tree's SHAP values for row `x` to `phi`.
     pub fn shap_into(&self, x: &[f32], phi: &mut [f64]) {
-        recurse(self, x, phi, 0, Vec::with_capacity(16), 1.0, 1.0, -1);
+        recurse(self, x, phi, 0, Vec::with_capacity(16), (1.0, 1.0, -1));
     }
 }
 
@@ -128,11 +139,27 @@ mod tests {
     use super::super::*;
 
     fn leaf(value: f32, count: u32) -> Node {
-        Node { feature: u32::MAX, threshold: 0.0, left: 0, right: 0, value, count, gain: 0.0 }
+        Node {
+            feature: u32::MAX,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value,
+            count,
+            gain: 0.0,
+        }
     }
 
     fn split(feature: u32, threshold: f32, left: u32, right: u32, count: u32) -> Node {
-        Node { feature, threshold, left, right, value: 0.0, count, gain: 1.0 }
+        Node {
+            feature,
+            threshold,
+            left,
+            right,
+            value: 0.0,
+            count,
+            gain: 1.0,
+        }
     }
 
     /// E[f(x) | x_S] the way TreeSHAP defines it: follow x on features in S, otherwise
@@ -143,7 +170,11 @@ mod tests {
             return f64::from(n.value);
         }
         if known[n.feature as usize] {
-            let next = if x[n.feature as usize] <= n.threshold { n.left } else { n.right };
+            let next = if x[n.feature as usize] <= n.threshold {
+                n.left
+            } else {
+                n.right
+            };
             return conditional(tree, x, known, next as usize);
         }
         let (l, r) = (&tree.nodes[n.left as usize], &tree.nodes[n.right as usize]);
@@ -175,11 +206,16 @@ mod tests {
     #[test]
     fn a_one_split_tree_by_hand() {
         // x0 ≤ 0.5 → 1.0 (3 rows), else 5.0 (1 row). Expected value (3·1 + 5)/4 = 2.
-        let tree = Tree { nodes: vec![split(0, 0.5, 1, 2, 4), leaf(1.0, 3), leaf(5.0, 1)] };
+        let tree = Tree {
+            nodes: vec![split(0, 0.5, 1, 2, 4), leaf(1.0, 3), leaf(5.0, 1)],
+        };
         assert!((tree.expected_value() - 2.0).abs() < 1e-12);
         let mut phi = vec![0.0; 2];
         tree.shap_into(&[0.0, 9.0], &mut phi);
-        assert!((phi[0] + 1.0).abs() < 1e-12 && phi[1].abs() < 1e-12, "{phi:?}");
+        assert!(
+            (phi[0] + 1.0).abs() < 1e-12 && phi[1].abs() < 1e-12,
+            "{phi:?}"
+        );
     }
 
     #[test]
@@ -198,7 +234,12 @@ mod tests {
                 leaf(3.0, 20),
             ],
         };
-        for x in [[0.1, 0.9, 0.0], [0.3, 0.1, 1.0], [0.9, 0.5, 0.0], [0.6, 0.2, 0.0]] {
+        for x in [
+            [0.1, 0.9, 0.0],
+            [0.3, 0.1, 1.0],
+            [0.9, 0.5, 0.0],
+            [0.6, 0.2, 0.0],
+        ] {
             let mut phi = vec![0.0; 3];
             tree.shap_into(&x, &mut phi);
             let exact = brute_force(&tree, &x, 3);
@@ -215,20 +256,44 @@ mod tests {
         let mut x = Vec::new();
         let mut y = Vec::new();
         for i in 0..3000usize {
-            let row = [((i * 37) % 101) as f32 / 100.0, ((i * 53) % 97) as f32 / 96.0, ((i * 11) % 7) as f32];
+            let row = [
+                ((i * 37) % 101) as f32 / 100.0,
+                ((i * 53) % 97) as f32 / 96.0,
+                ((i * 11) % 7) as f32,
+            ];
             y.push(f32::from(row[0] + 0.5 * row[1] > 0.7 || row[2] > 5.0));
             x.extend(row);
         }
-        let data = GbdtData { features: &x, n_features: 3, labels: &y, groups: &[] };
-        let model = Gbdt::fit(&GbdtConfig { trees: 40, ..GbdtConfig::default() }, &data, None).unwrap();
+        let data = GbdtData {
+            features: &x,
+            n_features: 3,
+            labels: &y,
+            groups: &[],
+        };
+        let model = Gbdt::fit(
+            &GbdtConfig {
+                trees: 40,
+                ..GbdtConfig::default()
+            },
+            &data,
+            None,
+        )
+        .unwrap();
         for r in (0..3000).step_by(97) {
             let row = &x[r * 3..r * 3 + 3];
             let phi = model.shap_values(row);
             let total = model.expected_value() + phi.iter().sum::<f64>();
             // The output summed in f64, so that only TreeSHAP's own error is measured.
             let output = f64::from(model.base)
-                + model.trees.iter().map(|t| f64::from(t.predict(row))).sum::<f64>();
-            assert!((total - output).abs() < 1e-6, "row {r}: {total} vs {output}");
+                + model
+                    .trees
+                    .iter()
+                    .map(|t| f64::from(t.predict(row)))
+                    .sum::<f64>();
+            assert!(
+                (total - output).abs() < 1e-6,
+                "row {r}: {total} vs {output}"
+            );
         }
     }
 }
