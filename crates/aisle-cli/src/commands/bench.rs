@@ -27,6 +27,8 @@ enum Which {
     Import(ImportArgs),
     /// Train and score the transformer on a shared dataset; writes bench/results/transformer-DATASET.md.
     Transformer(super::bench_transformer::TransformerArgs),
+    /// Churn on CDNOW: BG/NBD P(alive) against a GBDT; writes bench/results/churn-cdnow.md.
+    Churn(super::bench_churn::ChurnArgs),
     /// Reorder prediction on the bundled Instacart sample; writes bench/results/purchase.md.
     Purchase(super::bench_purchase::PurchaseArgs),
     /// Personalised product search on the bundled Instacart sample; writes bench/results/search.md.
@@ -75,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Transformer(a) => super::bench_transformer::run(a),
         Which::Search(a) => super::bench_search::run(a),
         Which::Purchase(a) => super::bench_purchase::run(a),
+        Which::Churn(a) => super::bench_churn::run(a),
         Which::ImportOne(a) => {
             let m = measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

@@ -3,6 +3,7 @@
 mod analytics;
 mod analytics_report;
 mod bench;
+mod bench_churn;
 mod bench_purchase;
 mod bench_search;
 mod bench_transformer;
