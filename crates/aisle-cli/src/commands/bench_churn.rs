@@ -26,7 +26,11 @@ const FEATURES: [&str; 7] = [
 #[derive(clap::Args, Debug)]
 pub struct ChurnArgs {
     /// The CDNOW file (master or sample).
-    #[arg(long, env = "AISLE_CDNOW", default_value = "../shared/data/cdnow/CDNOW_master.txt")]
+    #[arg(
+        long,
+        env = "AISLE_CDNOW",
+        default_value = "../shared/data/cdnow/CDNOW_master.txt"
+    )]
     data: PathBuf,
     /// Last day of calibration.
     #[arg(long, default_value = "1997-09-30")]
@@ -37,8 +41,11 @@ pub struct ChurnArgs {
 }
 
 fn day(text: &str) -> anyhow::Result<i64> {
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").with_context(|| format!("{text:?}: expected YYYY-MM-DD"))?;
-    Ok(date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?).num_days())
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("{text:?}: expected YYYY-MM-DD"))?;
+    Ok(date
+        .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?)
+        .num_days())
 }
 
 fn row(c: &Customer, units: f64) -> [f32; 7] {
@@ -56,18 +63,33 @@ fn row(c: &Customer, units: f64) -> [f32; 7] {
 
 pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     let store = MemStore::new();
-    aisle_import::import(&store, &Source::Adapter(Adapter::Cdnow), std::slice::from_ref(&args.data), &ImportOptions::default())
-        .with_context(|| format!("while importing {}", args.data.display()))?;
+    aisle_import::import(
+        &store,
+        &Source::Adapter(Adapter::Cdnow),
+        std::slice::from_ref(&args.data),
+        &ImportOptions::default(),
+    )
+    .with_context(|| format!("while importing {}", args.data.display()))?;
     let log = EventLog::load(&store)?;
     let end = day(&args.calibration_end)?;
-    let last = log.events().iter().map(|e| e.timestamp_ms.div_euclid(86_400_000)).max().unwrap_or(end);
+    let last = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms.div_euclid(86_400_000))
+        .max()
+        .unwrap_or(end);
     let customers = summarise(&log, end, last);
     let mut units = vec![0f64; log.n_users()];
-    for e in log.events().iter().filter(|e| e.kind == EventKind::Purchase && e.timestamp_ms.div_euclid(86_400_000) <= end) {
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase && e.timestamp_ms.div_euclid(86_400_000) <= end)
+    {
         units[e.user as usize] += f64::from(e.value.max(1.0));
     }
     // Every third customer (by a fixed hash) is held out; the rest train both models.
-    let held = |c: &Customer| (u64::from(c.user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 3 == 0;
+    let held =
+        |c: &Customer| (u64::from(c.user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 3 == 0;
     let (test, train): (Vec<&Customer>, Vec<&Customer>) = customers.iter().partition(|c| held(c));
     let active = |c: &Customer| f32::from(u8::from(c.holdout > 0.0));
     let train_owned: Vec<Customer> = train.iter().map(|c| **c).collect();
@@ -78,33 +100,94 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| bgnbd.expected_transactions(c, (last - end) as f64 / 7.0) as f32)
         .collect();
-    let x: Vec<f32> = train.iter().flat_map(|c| row(c, units[c.user as usize])).collect();
+    let x: Vec<f32> = train
+        .iter()
+        .flat_map(|c| row(c, units[c.user as usize]))
+        .collect();
     let y: Vec<f32> = train.iter().map(|c| active(c)).collect();
-    let config = GbdtConfig { trees: 200, learning_rate: 0.05, max_depth: 4, ..GbdtConfig::default() };
-    let model = Gbdt::fit(&config, &GbdtData { features: &x, n_features: FEATURES.len(), labels: &y, groups: &[] }, None)?;
-    let gbdt: Vec<f32> = test.iter().map(|c| model.predict_probability(&row(c, units[c.user as usize]))).collect();
+    let config = GbdtConfig {
+        trees: 200,
+        learning_rate: 0.05,
+        max_depth: 4,
+        ..GbdtConfig::default()
+    };
+    let model = Gbdt::fit(
+        &config,
+        &GbdtData {
+            features: &x,
+            n_features: FEATURES.len(),
+            labels: &y,
+            groups: &[],
+        },
+        None,
+    )?;
+    let gbdt: Vec<f32> = test
+        .iter()
+        .map(|c| model.predict_probability(&row(c, units[c.user as usize])))
+        .collect();
 
     let mut md = String::new();
-    writeln!(md, "# Churn on CDNOW: who buys again after the calibration period?")?;
+    writeln!(
+        md,
+        "# Churn on CDNOW: who buys again after the calibration period?"
+    )?;
     writeln!(md)?;
-    writeln!(md, "Command: `cargo run --release -- bench churn` ({}). Calibration to {}; the label is \"bought at", args.data.display(), args.calibration_end)?;
-    writeln!(md, "least once in the holdout\" (to the last day of the data). Features from calibration only. Two thirds of the")?;
-    writeln!(md, "customers (fixed hash) train both models; the AUCs are on the other third.")?;
+    writeln!(
+        md,
+        "Command: `cargo run --release -- bench churn` ({}). Calibration to {}; the label is \"bought at",
+        args.data.display(),
+        args.calibration_end
+    )?;
+    writeln!(
+        md,
+        "least once in the holdout\" (to the last day of the data). Features from calibration only. Two thirds of the"
+    )?;
+    writeln!(
+        md,
+        "customers (fixed hash) train both models; the AUCs are on the other third."
+    )?;
     writeln!(md)?;
-    writeln!(md, "{} customers, {} held out, {:.1}% of them active in the holdout.", customers.len(), test.len(),
-        100.0 * labels.iter().sum::<f32>() as f64 / labels.len().max(1) as f64)?;
+    writeln!(
+        md,
+        "{} customers, {} held out, {:.1}% of them active in the holdout.",
+        customers.len(),
+        test.len(),
+        100.0 * labels.iter().sum::<f32>() as f64 / labels.len().max(1) as f64
+    )?;
     writeln!(md)?;
     writeln!(md, "| predictor | AUC (active in holdout) |")?;
     writeln!(md, "| --- | ---: |")?;
     writeln!(md, "| BG/NBD P(alive) | {:.4} |", auc(&p_alive, &labels))?;
-    writeln!(md, "| BG/NBD expected holdout purchases | {:.4} |", auc(&expected, &labels))?;
-    writeln!(md, "| GBDT on RFM and behaviour ({} trees, depth 4) | {:.4} |", model.trees.len(), auc(&gbdt, &labels))?;
+    writeln!(
+        md,
+        "| BG/NBD expected holdout purchases | {:.4} |",
+        auc(&expected, &labels)
+    )?;
+    writeln!(
+        md,
+        "| GBDT on RFM and behaviour ({} trees, depth 4) | {:.4} |",
+        model.trees.len(),
+        auc(&gbdt, &labels)
+    )?;
     writeln!(md)?;
-    writeln!(md, "P(alive) ranks badly because BG/NBD lets customers drop out only right after a purchase: everyone who never")?;
-    writeln!(md, "bought again has P(alive) = 1, and most of them do not come back. The model's expected holdout purchases, which")?;
-    writeln!(md, "also weigh the purchase rate, are the BG/NBD score to rank customers by.")?;
+    writeln!(
+        md,
+        "P(alive) ranks badly because BG/NBD lets customers drop out only right after a purchase: everyone who never"
+    )?;
+    writeln!(
+        md,
+        "bought again has P(alive) = 1, and most of them do not come back. The model's expected holdout purchases, which"
+    )?;
+    writeln!(
+        md,
+        "also weigh the purchase rate, are the BG/NBD score to rank customers by."
+    )?;
     writeln!(md)?;
-    writeln!(md, "BG/NBD fitted on the training customers: r = {:.3}, alpha = {:.3}, a = {:.3}, b = {:.3}.", bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b)?;
+    writeln!(
+        md,
+        "BG/NBD fitted on the training customers: r = {:.3}, alpha = {:.3}, a = {:.3}, b = {:.3}.",
+        bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b
+    )?;
     writeln!(md)?;
     writeln!(md, "GBDT importance (total split gain):")?;
     let gains = model.feature_gains();
