@@ -40,14 +40,6 @@ pub struct ChurnArgs {
     out: PathBuf,
 }
 
-fn day(text: &str) -> anyhow::Result<i64> {
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .with_context(|| format!("{text:?}: expected YYYY-MM-DD"))?;
-    Ok(date
-        .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?)
-        .num_days())
-}
-
 fn row(c: &Customer, units: f64) -> [f32; 7] {
     let purchases = c.x + 1.0;
     [
@@ -71,7 +63,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("while importing {}", args.data.display()))?;
     let log = EventLog::load(&store)?;
-    let end = day(&args.calibration_end)?;
+    let end = super::analytics::day_number(&args.calibration_end, "--calibration-end")?;
     let last = log
         .events()
         .iter()

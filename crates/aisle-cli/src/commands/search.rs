@@ -111,8 +111,13 @@ fn encoder(args: &EngineArgs) -> anyhow::Result<Option<SentenceEncoder>> {
     if args.no_encoder {
         return Ok(None);
     }
-    let dir = match &args.encoder {
-        Some(dir) => dir.clone(),
+    find_encoder(args.encoder.as_deref())
+}
+
+/// The encoder in `explicit`, else where scripts/fetch-encoder.sh puts it, else none.
+pub(super) fn find_encoder(explicit: Option<&Path>) -> anyhow::Result<Option<SentenceEncoder>> {
+    let dir = match explicit {
+        Some(dir) => dir.to_path_buf(),
         None if Path::new(FETCHED_ENCODER).is_dir() => PathBuf::from(FETCHED_ENCODER),
         None => return Ok(None),
     };
