@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reorder prediction on the bundled Instacart sample: aisle's GBDT against LightGBM (Python
-# peer) on the same exported features, split and settings, scored by aisle's metric code in
-# one run. Creates bench/.venv with lightgbm on first use. Writes bench/results/purchase.md.
+# Purchase prediction on the bundled Instacart sample (reorders; departments in the next
+# order): aisle's GBDT and MLP against LightGBM (Python peer) on the same exported features,
+# split and settings, scored by aisle's metric code in one run. Creates bench/.venv with
+# lightgbm on first use. Writes bench/results/purchase.md and purchase-importance.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x bench/.venv/bin/python ]; then
@@ -14,5 +15,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=2
 $aisle bench purchase --export "$work"
-bench/.venv/bin/python bench/purchase_peer.py "$work" "$work/lightgbm.txt"
-$aisle bench purchase --peer "LightGBM (Python peer)=$work/lightgbm.txt"
+for task in reorder department; do
+  bench/.venv/bin/python bench/purchase_peer.py "$work/$task" "$work/$task-lightgbm.txt"
+done
+$aisle bench purchase \
+  --peer "reorder:LightGBM (Python peer)=$work/reorder-lightgbm.txt" \
+  --peer "department:LightGBM (Python peer)=$work/department-lightgbm.txt"

@@ -1,7 +1,7 @@
 """The LightGBM peer for `aisle bench purchase`: the same exported features, split and
 settings; writes test-set probabilities for aisle to score with its own metric code.
 
-    python bench/purchase_peer.py DIR OUT_FILE
+    python bench/purchase_peer.py TASK_DIR OUT_FILE
 """
 import sys
 import time

@@ -1,5 +1,6 @@
-//! Reorder prediction on order data: will a product the user bought before be in their next
-//! order? Features come only from orders before the target order.
+//! Purchase prediction on order data, with features only from orders before the target order:
+//! will a product the user bought before be in their next order (reorder), and will their next
+//! order hold anything from a group of items (a department, or the items on promotion)?
 
 use aisle_core::EventKind;
 use aisle_features::{EventLog, Interaction};
@@ -25,15 +26,67 @@ pub const REORDER_FEATURES: [&str; 14] = [
     "up_share_x_days_since_previous",
 ];
 
-/// Rows of one split: features, labels and which user each row belongs to.
+/// Feature names of [`group_rows`], in row order.
+pub const GROUP_FEATURES: [&str; 15] = [
+    "user_orders",
+    "user_mean_basket",
+    "days_since_previous_order",
+    "user_group_entropy",
+    "group_order_share_all_users",
+    "ug_order_share",
+    "ug_item_share",
+    "ug_items",
+    "ug_orders_since_last",
+    "ug_days_since_last",
+    "ug_in_last_order",
+    "ug_share_last_3_orders",
+    "ug_first_order_share",
+    "ug_lift_over_all_users",
+    "ug_share_x_days_since_previous",
+];
+
+/// Rows of one split: features, labels and whom and what each row is about.
 #[derive(Clone, Debug, Default)]
-pub struct ReorderRows {
-    /// Row-major, [`REORDER_FEATURES`] per row.
+pub struct PurchaseRows {
+    /// Row-major, one feature list ([`REORDER_FEATURES`] or [`GROUP_FEATURES`]) per row.
     pub features: Vec<f32>,
-    /// 1 when the product is in the target order.
+    /// 1 when the target order holds the product (or the group); 0 when it does not or when
+    /// the target is the unknown next order.
     pub labels: Vec<f32>,
     /// Dense user id per row.
     pub users: Vec<u32>,
+    /// The product (reorder rows) or group (group rows) of each row.
+    pub subjects: Vec<u32>,
+}
+
+/// Which order the rows predict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Each user's order this many from the end (0 = the last); rows are labelled.
+    Back(usize),
+    /// The order after the last one, not yet placed: rows are unlabelled, and the gap before
+    /// it is taken to be the user's mean gap between orders.
+    Next,
+}
+
+impl Target {
+    /// The history length t (orders before the target) and the target order, if placed.
+    fn split<'a>(self, orders: &'a [Order]) -> Option<(usize, Option<&'a Order>)> {
+        let t = match self {
+            Target::Back(back) => orders.len().checked_sub(1 + back)?,
+            Target::Next => orders.len(),
+        };
+        (t >= 2).then(|| (t, orders.get(t)))
+    }
+}
+
+/// Days between the last history order and the target (or the mean gap, for the next order).
+fn gap_days(history: &[Order], target: Option<&Order>) -> f64 {
+    let last = history[history.len() - 1].start;
+    match target {
+        Some(order) => (order.start - last) as f64 / DAY_MS,
+        None => (last - history[0].start) as f64 / DAY_MS / (history.len() - 1) as f64,
+    }
 }
 
 struct Order {
@@ -101,12 +154,12 @@ fn orders(log: &EventLog) -> Vec<Vec<Order>> {
         .collect()
 }
 
-/// Builds the rows whose target is each user's order `back` from the end (0 = last order),
-/// for users with at least two orders before it. Product statistics use only orders before
-/// each user's target, across all users.
-pub fn reorder_rows(log: &EventLog, back: usize) -> ReorderRows {
+/// Builds one row per (user, product bought before) for the target order of each user with at
+/// least two orders before it. Product statistics use only orders before each user's target,
+/// across all users.
+pub fn reorder_rows(log: &EventLog, target: Target) -> PurchaseRows {
     let all = orders(log);
-    let target_index = |orders: &[Order]| orders.len().checked_sub(1 + back).filter(|&t| t >= 2);
+    let target_index = |orders: &[Order]| target.split(orders).map(|(t, _)| t);
     // Product statistics over every user's history before their target.
     let mut purchases: FxHashMap<u32, f32> = FxHashMap::default();
     let mut reorders: FxHashMap<u32, f32> = FxHashMap::default();
@@ -127,16 +180,16 @@ pub fn reorder_rows(log: &EventLog, back: usize) -> ReorderRows {
             }
         }
     }
-    let mut rows = ReorderRows::default();
+    let mut rows = PurchaseRows::default();
     for (user, user_orders) in all.iter().enumerate() {
-        let Some(t) = target_index(user_orders) else {
+        let Some((t, target)) = target.split(user_orders) else {
             continue;
         };
         let history = &user_orders[..t];
-        let target = &user_orders[t];
         let n = history.len() as f32;
         let basket = history.iter().map(|o| o.products.len()).sum::<usize>() as f32 / n;
-        let since_previous = (target.start - history[t - 1].start) as f64 / DAY_MS;
+        let since_previous = gap_days(history, target);
+        let target_start = history[t - 1].start + (since_previous * DAY_MS) as i64;
         // Per product: count, last order index, first order index, summed cart position.
         let mut stats: FxHashMap<u32, (f32, usize, usize, f32)> = FxHashMap::default();
         for (k, order) in history.iter().enumerate() {
@@ -165,14 +218,141 @@ pub fn reorder_rows(log: &EventLog, back: usize) -> ReorderRows {
                 count,
                 share,
                 (t - 1 - last) as f32,
-                ((target.start - history[last].start) as f64 / DAY_MS) as f32,
+                ((target_start - history[last].start) as f64 / DAY_MS) as f32,
                 positions / count,
                 first as f32 / n,
                 share * since_previous as f32,
             ]);
-            rows.labels
-                .push(f32::from(u8::from(target.products.contains(&p))));
+            rows.labels.push(f32::from(u8::from(
+                target.is_some_and(|o| o.products.contains(&p)),
+            )));
             rows.users.push(user as u32);
+            rows.subjects.push(p);
+        }
+    }
+    rows
+}
+
+/// Builds one row per (user, group) for the target order of each user with at least two
+/// orders before it: will that order hold any item of the group? `item_group[item]` is the
+/// item's group below `n_groups`, or any larger value for items in none (a department per
+/// item, or 0 for the items on promotion). The all-users group shares use only orders before
+/// each user's target.
+pub fn group_rows(
+    log: &EventLog,
+    item_group: &[u32],
+    n_groups: usize,
+    target: Target,
+) -> PurchaseRows {
+    let all = orders(log);
+    let groups_of = |order: &Order| -> Vec<u32> {
+        let mut g: Vec<u32> = order
+            .products
+            .iter()
+            .filter_map(|&p| item_group.get(p as usize).copied())
+            .filter(|&g| (g as usize) < n_groups)
+            .collect();
+        g.sort_unstable();
+        g.dedup();
+        g
+    };
+    // Share of all users' history orders holding each group.
+    let mut holding = vec![0.0f64; n_groups];
+    let mut history_orders = 0.0f64;
+    for user_orders in &all {
+        let Some((t, _)) = target.split(user_orders) else {
+            continue;
+        };
+        for order in &user_orders[..t] {
+            history_orders += 1.0;
+            for g in groups_of(order) {
+                holding[g as usize] += 1.0;
+            }
+        }
+    }
+    let global: Vec<f32> = holding
+        .iter()
+        .map(|&h| (h / history_orders.max(1.0)) as f32)
+        .collect();
+    let mut rows = PurchaseRows::default();
+    for (user, user_orders) in all.iter().enumerate() {
+        let Some((t, target)) = target.split(user_orders) else {
+            continue;
+        };
+        let history = &user_orders[..t];
+        let n = t as f32;
+        let basket = history.iter().map(|o| o.products.len()).sum::<usize>() as f32 / n;
+        let since_previous = gap_days(history, target);
+        let target_start = history[t - 1].start + (since_previous * DAY_MS) as i64;
+        // Per group: orders holding it, items in it, first and last order index.
+        let mut orders_with = vec![0.0f32; n_groups];
+        let mut items_in = vec![0.0f32; n_groups];
+        let mut first = vec![usize::MAX; n_groups];
+        let mut last = vec![usize::MAX; n_groups];
+        let mut last_three = vec![0.0f32; n_groups];
+        let mut total_items = 0.0f32;
+        for (k, order) in history.iter().enumerate() {
+            for &p in &order.products {
+                if let Some(&g) = item_group
+                    .get(p as usize)
+                    .filter(|&&g| (g as usize) < n_groups)
+                {
+                    items_in[g as usize] += 1.0;
+                    total_items += 1.0;
+                }
+            }
+            for g in groups_of(order) {
+                let g = g as usize;
+                orders_with[g] += 1.0;
+                if first[g] == usize::MAX {
+                    first[g] = k;
+                }
+                last[g] = k;
+                if k + 3 >= t {
+                    last_three[g] += 1.0;
+                }
+            }
+        }
+        let entropy: f32 = items_in
+            .iter()
+            .filter(|&&c| c > 0.0)
+            .map(|&c| {
+                let p = c / total_items;
+                -p * p.ln()
+            })
+            .sum();
+        let target_groups = target.map(groups_of).unwrap_or_default();
+        for g in 0..n_groups {
+            let share = orders_with[g] / n;
+            let never = last[g] == usize::MAX;
+            let days_since_last = if never {
+                // Never bought: as long ago as the user's first order, plus one gap.
+                (target_start - history[0].start) as f64 / DAY_MS + since_previous
+            } else {
+                (target_start - history[last[g]].start) as f64 / DAY_MS
+            };
+            rows.features.extend([
+                n,
+                basket,
+                since_previous as f32,
+                entropy,
+                global[g],
+                share,
+                items_in[g] / total_items.max(1.0),
+                items_in[g],
+                if never { n } else { (t - 1 - last[g]) as f32 },
+                days_since_last as f32,
+                f32::from(u8::from(last[g] == t - 1)),
+                last_three[g] / 3.0f32.min(n),
+                if never { 1.0 } else { first[g] as f32 / n },
+                share / global[g].max(1e-6),
+                share * since_previous as f32,
+            ]);
+            rows.labels.push(f32::from(u8::from(
+                target_groups.binary_search(&(g as u32)).is_ok(),
+            )));
+            rows.users.push(user as u32);
+            rows.subjects.push(g as u32);
         }
     }
     rows

@@ -20,7 +20,7 @@ mod split;
 mod tuning;
 
 pub use error::{Error, Result};
-pub use report::{html_report, leaderboard_table, training_curve_svg};
+pub use report::{bar_chart_svg, html_report, leaderboard_table, training_curve_svg};
 pub use runner::{
     EvalSettings, LeaderboardRow, ModelResult, evaluate, rank_all, run_leaderboard, score_ranked,
 };

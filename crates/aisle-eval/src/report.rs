@@ -284,6 +284,43 @@ pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric:
     svg
 }
 
+/// Horizontal bars as a standalone SVG, one per (label, value), in the order given; values
+/// are drawn against the largest one and printed as percentages when all are in [0, 1].
+pub fn bar_chart_svg(title: &str, bars: &[(String, f64)]) -> String {
+    let (w, row, left, top) = (720.0, 22.0, 260.0, 34.0);
+    let h = top + row * bars.len() as f64 + 12.0;
+    let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
+    let shares = bars.iter().all(|b| (0.0..=1.0).contains(&b.1));
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="8" y="18" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for (k, (label, value)) in bars.iter().enumerate() {
+        let y = top + row * k as f64;
+        let width = (w - left - 80.0) * value.max(0.0) / max;
+        let shown = if shares {
+            format!("{:.1}%", 100.0 * value)
+        } else {
+            format!("{value:.4}")
+        };
+        let _ = write!(
+            svg,
+            r##"<text x="{0}" y="{1:.1}" text-anchor="end">{2}</text><rect x="{3}" y="{4:.1}" width="{5:.1}" height="{6:.1}" fill="#1f77b4"/><text x="{7:.1}" y="{1:.1}">{8}</text>"##,
+            left - 6.0,
+            y + 14.0,
+            escape(label),
+            left,
+            y + 3.0,
+            width,
+            row - 6.0,
+            left + width + 4.0,
+            shown
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod curve_tests {
     use super::*;
@@ -294,5 +331,19 @@ mod curve_tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("best epoch 2"), "{svg}");
         assert!(svg.contains("0.0500") && svg.contains("3.0000"));
+    }
+
+    #[test]
+    fn bar_chart_draws_one_bar_per_value_scaled_to_the_largest() {
+        let svg = bar_chart_svg(
+            "importance",
+            &[("a<b".into(), 0.6), ("c".into(), 0.3), ("d".into(), 0.1)],
+        );
+        assert_eq!(svg.matches("<rect").count(), 4, "background and three bars");
+        assert!(svg.contains("a&lt;b") && svg.contains("60.0%") && svg.contains("10.0%"));
+        assert!(
+            svg.contains(r#"width="380.0""#),
+            "the largest bar spans the plot: {svg}"
+        );
     }
 }

@@ -1,14 +1,17 @@
-//! `aisle bench purchase`: reorder prediction on the bundled Instacart sample, aisle's GBDT
-//! against a peer (LightGBM in bench/purchase.sh) on the same exported features and split.
+//! `aisle bench purchase`: purchase prediction on the bundled Instacart sample (reorders, and
+//! departments in the next order), aisle's GBDT and MLP against a peer (LightGBM in
+//! bench/purchase.sh) on the same exported features and split.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aisle_analytics::purchase::{REORDER_FEATURES, ReorderRows, auc, reorder_rows};
+use aisle_analytics::purchase::{
+    GROUP_FEATURES, PurchaseRows, REORDER_FEATURES, Target, auc, group_rows, reorder_rows,
+};
 use aisle_features::EventLog;
 use aisle_import::{Adapter, ImportOptions, Source};
-use aisle_models::{Gbdt, GbdtConfig, GbdtData};
+use aisle_models::{Gbdt, GbdtConfig, GbdtData, Mlp, MlpConfig, MlpData};
 use aisle_store::MemStore;
 use anyhow::{Context, bail};
 
@@ -17,21 +20,24 @@ pub struct PurchaseArgs {
     /// Report to write.
     #[arg(long, default_value = "bench/results/purchase.md")]
     out: PathBuf,
-    /// Write train.csv, valid.csv and test.csv (features and label) here and stop.
+    /// Write TASK/train.csv, TASK/valid.csv and TASK/test.csv (features and label) for each
+    /// task (reorder, department) here and stop.
     #[arg(long)]
     export: Option<PathBuf>,
-    /// A peer's test-set probabilities: NAME=FILE (one per line, test.csv order) and,
+    /// A peer's test-set probabilities: TASK:NAME=FILE (one per line, test.csv order) and,
     /// optionally, its training seconds on the file's first line as `# seconds S`.
     #[arg(long)]
     peer: Vec<String>,
+    /// An SVG chart of the reorder GBDT's global feature importance.
+    #[arg(long, default_value = "bench/results/purchase-importance.svg")]
+    chart: PathBuf,
     /// The Instacart sample (folder).
     #[arg(long, default_value = "data/instacart-sample")]
     sample: PathBuf,
 }
 
-fn split_by_user(rows: &ReorderRows, share: f64) -> (ReorderRows, ReorderRows) {
-    let n = REORDER_FEATURES.len();
-    let (mut train, mut valid) = (ReorderRows::default(), ReorderRows::default());
+fn split_by_user(rows: &PurchaseRows, n: usize, share: f64) -> (PurchaseRows, PurchaseRows) {
+    let (mut train, mut valid) = (PurchaseRows::default(), PurchaseRows::default());
     for (r, &user) in rows.users.iter().enumerate() {
         // Every fifth user (by a fixed hash) validates: no user is on both sides.
         let held = (u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000
@@ -41,13 +47,14 @@ fn split_by_user(rows: &ReorderRows, share: f64) -> (ReorderRows, ReorderRows) {
             .extend_from_slice(&rows.features[r * n..(r + 1) * n]);
         side.labels.push(rows.labels[r]);
         side.users.push(user);
+        side.subjects.push(rows.subjects[r]);
     }
     (train, valid)
 }
 
-fn write_csv(path: &std::path::Path, rows: &ReorderRows) -> anyhow::Result<()> {
-    let n = REORDER_FEATURES.len();
-    let mut text = REORDER_FEATURES.join(",") + ",label\n";
+fn write_csv(path: &std::path::Path, names: &[&str], rows: &PurchaseRows) -> anyhow::Result<()> {
+    let n = names.len();
+    let mut text = names.join(",") + ",label\n";
     for (r, label) in rows.labels.iter().enumerate() {
         let row: Vec<String> = rows.features[r * n..(r + 1) * n]
             .iter()
@@ -59,14 +66,14 @@ fn write_csv(path: &std::path::Path, rows: &ReorderRows) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Scores {
+pub(super) struct Scores {
     name: String,
     probabilities: Vec<f32>,
     seconds: Option<f64>,
     trees: Option<usize>,
 }
 
-fn metrics_row(s: &Scores, labels: &[f32]) -> String {
+pub(super) fn metrics_row(s: &Scores, labels: &[f32]) -> String {
     let n = labels.len() as f64;
     let mut log_loss = 0.0;
     let (mut tp, mut fp, mut fn_, mut correct) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -98,7 +105,7 @@ fn metrics_row(s: &Scores, labels: &[f32]) -> String {
     )
 }
 
-fn calibration(probabilities: &[f32], labels: &[f32]) -> String {
+pub(super) fn calibration(probabilities: &[f32], labels: &[f32]) -> String {
     let mut md = String::from(
         "| predicted | rows | mean predicted | observed rate |\n| --- | ---: | ---: | ---: |\n",
     );
@@ -125,6 +132,82 @@ fn calibration(probabilities: &[f32], labels: &[f32]) -> String {
     md
 }
 
+/// One prediction task: its name, feature names and rows.
+struct Task {
+    key: &'static str,
+    title: &'static str,
+    question: &'static str,
+    features: &'static [&'static str],
+    train: PurchaseRows,
+    valid: PurchaseRows,
+    test: PurchaseRows,
+}
+
+fn read_peer(spec: &str) -> anyhow::Result<(String, Scores)> {
+    let (task, rest) = spec
+        .split_once(':')
+        .with_context(|| format!("--peer {spec:?}: expected TASK:NAME=FILE"))?;
+    let (name, file) = rest
+        .split_once('=')
+        .with_context(|| format!("--peer {spec:?}: expected TASK:NAME=FILE"))?;
+    let text = fs_err::read_to_string(file)?;
+    let mut peer = Scores {
+        name: name.into(),
+        probabilities: Vec::new(),
+        seconds: None,
+        trees: None,
+    };
+    for (k, line) in text.lines().enumerate() {
+        if let Some(meta) = line.strip_prefix('#') {
+            for pair in meta.split_whitespace().collect::<Vec<_>>().chunks(2) {
+                match pair {
+                    ["seconds", v] => peer.seconds = v.parse().ok(),
+                    ["trees", v] => peer.trees = v.parse().ok(),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        peer.probabilities.push(
+            line.trim()
+                .parse()
+                .with_context(|| format!("{file}:{}: not a probability", k + 1))?,
+        );
+    }
+    Ok((task.to_string(), peer))
+}
+
+/// Dense department id per item (the first level of its category path), and their names.
+pub(super) fn item_departments(
+    store: &dyn aisle_store::ReadStore,
+) -> anyhow::Result<(Vec<u32>, Vec<String>)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, u32> = Default::default();
+    let mut groups = vec![u32::MAX; store.counts()?.items];
+    store.scan_items(&mut |id, item| {
+        if let Some(department) = item.category.first() {
+            let next = index.len() as u32;
+            let g = *index.entry(department.clone()).or_insert_with(|| {
+                names.push(department.clone());
+                next
+            });
+            groups[id.index()] = g;
+        }
+    })?;
+    Ok((groups, names))
+}
+
+/// The GBDT settings both tasks use (and the LightGBM peer mirrors).
+pub(super) fn purchase_gbdt_config() -> GbdtConfig {
+    GbdtConfig {
+        trees: 500,
+        learning_rate: 0.05,
+        max_depth: 6,
+        early_stopping_rounds: 30,
+        ..GbdtConfig::default()
+    }
+}
+
 pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
     let store = MemStore::new();
     aisle_import::import(
@@ -135,152 +218,258 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
     )
     .context("while importing the bundled Instacart sample")?;
     let log = EventLog::load(&store)?;
+    let (departments, department_names) = item_departments(&store)?;
     // Train on each user's second-to-last order, test on the last; features from before each.
-    let (train, valid) = split_by_user(&reorder_rows(&log, 1), 0.2);
-    let test = reorder_rows(&log, 0);
-    eprintln!(
-        "{} training rows, {} validation rows, {} test rows",
-        train.labels.len(),
-        valid.labels.len(),
-        test.labels.len()
+    let (train, valid) = split_by_user(
+        &reorder_rows(&log, Target::Back(1)),
+        REORDER_FEATURES.len(),
+        0.2,
     );
+    let reorder = Task {
+        key: "reorder",
+        title: "Reorder: will a product the user bought before be in their next order?",
+        question: "one row per (user, product bought before)",
+        features: &REORDER_FEATURES,
+        train,
+        valid,
+        test: reorder_rows(&log, Target::Back(0)),
+    };
+    let n_departments = department_names.len();
+    let (train, valid) = split_by_user(
+        &group_rows(&log, &departments, n_departments, Target::Back(1)),
+        GROUP_FEATURES.len(),
+        0.2,
+    );
+    let department = Task {
+        key: "department",
+        title: "Department: will the user's next order hold an item of department D?",
+        question: "one row per (user, department)",
+        features: &GROUP_FEATURES,
+        train,
+        valid,
+        test: group_rows(&log, &departments, n_departments, Target::Back(0)),
+    };
+    let tasks = [reorder, department];
     if let Some(dir) = &args.export {
-        fs_err::create_dir_all(dir)?;
-        write_csv(&dir.join("train.csv"), &train)?;
-        write_csv(&dir.join("valid.csv"), &valid)?;
-        write_csv(&dir.join("test.csv"), &test)?;
-        eprintln!("wrote {}/{{train,valid,test}}.csv", dir.display());
+        for task in &tasks {
+            let folder = dir.join(task.key);
+            fs_err::create_dir_all(&folder)?;
+            write_csv(&folder.join("train.csv"), task.features, &task.train)?;
+            write_csv(&folder.join("valid.csv"), task.features, &task.valid)?;
+            write_csv(&folder.join("test.csv"), task.features, &task.test)?;
+        }
+        eprintln!(
+            "wrote {}/{{reorder,department}}/{{train,valid,test}}.csv",
+            dir.display()
+        );
         return Ok(());
     }
-    let n = REORDER_FEATURES.len();
-    let config = GbdtConfig {
-        trees: 500,
-        learning_rate: 0.05,
-        max_depth: 6,
-        early_stopping_rounds: 30,
-        ..GbdtConfig::default()
-    };
-    let started = Instant::now();
-    let model = Gbdt::fit(
-        &config,
-        &GbdtData {
-            features: &train.features,
-            n_features: n,
-            labels: &train.labels,
-            groups: &[],
-        },
-        Some(&GbdtData {
-            features: &valid.features,
-            n_features: n,
-            labels: &valid.labels,
-            groups: &[],
-        }),
-    )?;
-    let seconds = started.elapsed().as_secs_f64();
-    let ours: Vec<f32> = test
-        .features
-        .chunks_exact(n)
-        .map(|row| model.predict_probability(row))
-        .collect();
-    let mut rows = vec![Scores {
-        name: "aisle GBDT".into(),
-        probabilities: ours.clone(),
-        seconds: Some(seconds),
-        trees: Some(model.trees.len()),
-    }];
+    let mut peers: Vec<(String, Scores)> = Vec::new();
     for spec in &args.peer {
-        let (name, file) = spec
-            .split_once('=')
-            .with_context(|| format!("--peer {spec:?}: expected NAME=FILE"))?;
-        let text = fs_err::read_to_string(file)?;
-        let mut peer = Scores {
-            name: name.into(),
-            probabilities: Vec::new(),
-            seconds: None,
-            trees: None,
-        };
-        for (k, line) in text.lines().enumerate() {
-            if let Some(meta) = line.strip_prefix('#') {
-                for pair in meta.split_whitespace().collect::<Vec<_>>().chunks(2) {
-                    match pair {
-                        ["seconds", v] => peer.seconds = v.parse().ok(),
-                        ["trees", v] => peer.trees = v.parse().ok(),
-                        _ => {}
-                    }
-                }
-                continue;
-            }
-            peer.probabilities.push(
-                line.trim()
-                    .parse()
-                    .with_context(|| format!("{file}:{}: not a probability", k + 1))?,
-            );
+        let (task, scores) = read_peer(spec)?;
+        if !tasks.iter().any(|t| t.key == task) {
+            bail!("--peer {spec:?}: the tasks are reorder and department");
         }
-        if peer.probabilities.len() != test.labels.len() {
-            bail!(
-                "{file}: {} probabilities for {} test rows",
-                peer.probabilities.len(),
-                test.labels.len()
-            );
-        }
-        rows.push(peer);
+        peers.push((task, scores));
     }
+
     let mut md = String::new();
-    writeln!(md, "# Reorder prediction on the bundled Instacart sample")?;
+    writeln!(md, "# Purchase prediction on the bundled Instacart sample")?;
     writeln!(md)?;
     writeln!(
         md,
-        "Command: `bash bench/purchase.sh` (aisle's GBDT and the LightGBM peer on the same exported features)."
+        "Command: `bash bench/purchase.sh` (aisle's GBDT and MLP, and the LightGBM peer on the same exported features)."
     )?;
     writeln!(md)?;
     writeln!(
         md,
-        "Task: for each user, will a product they bought before be in their next order? Training rows target each"
+        "Temporal split: training rows target each user's second-to-last order and test rows the last order; every"
     )?;
     writeln!(
         md,
-        "user's second-to-last order and test rows the last order; every feature uses only orders before the target."
+        "feature uses only orders before the target. Early stopping on 20% of the training users (none of them in both)."
     )?;
     writeln!(
         md,
-        "Early stopping on 20% of the training users. {} training, {} validation and {} test rows, {:.1}% positive in test.",
-        train.labels.len(),
-        valid.labels.len(),
-        test.labels.len(),
-        100.0 * test.labels.iter().sum::<f32>() as f64 / test.labels.len() as f64
+        "GBDT and LightGBM: at most 500 trees, learning rate 0.05, depth 6 (LightGBM: 63 leaves), 20 rows per leaf, L2 1,"
     )?;
     writeln!(
         md,
-        "Both: at most 500 trees, learning rate 0.05, depth 6 (LightGBM: 63 leaves), 20 rows per leaf, L2 1, 255 bins, 2 threads."
-    )?;
-    writeln!(md)?;
-    writeln!(
-        md,
-        "| model | AUC | log-loss | accuracy | precision | recall | trees | training s |"
+        "255 bins, 2 threads. MLP: the reference design (standard scaling, Dense 128 ReLU, Dropout 0.5, Dense 64 ReLU,"
     )?;
     writeln!(
         md,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "Dropout 0.5, sigmoid; Adam 0.001, binary cross-entropy, batch 32, early stopping on validation loss, patience 10)."
     )?;
-    for s in &rows {
-        writeln!(md, "{}", metrics_row(s, &test.labels))?;
-    }
-    writeln!(md)?;
-    writeln!(md, "Calibration of aisle's GBDT on the test rows:")?;
-    writeln!(md)?;
-    md.push_str(&calibration(&ours, &test.labels));
-    writeln!(md)?;
-    writeln!(md, "Global importance (total split gain):")?;
-    writeln!(md)?;
-    let gains = model.feature_gains();
-    let total: f64 = gains.iter().sum::<f64>().max(1e-12);
-    let mut named: Vec<(&str, f64)> = REORDER_FEATURES.iter().copied().zip(gains).collect();
-    named.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (name, gain) in named {
-        writeln!(md, "- {name}: {:.1}%", 100.0 * gain / total)?;
+    let mut importance_chart = None;
+    for task in &tasks {
+        let n = task.features.len();
+        eprintln!(
+            "{}: {} training, {} validation, {} test rows",
+            task.key,
+            task.train.labels.len(),
+            task.valid.labels.len(),
+            task.test.labels.len()
+        );
+        let started = Instant::now();
+        let model = Gbdt::fit(
+            &purchase_gbdt_config(),
+            &GbdtData {
+                features: &task.train.features,
+                n_features: n,
+                labels: &task.train.labels,
+                groups: &[],
+            },
+            Some(&GbdtData {
+                features: &task.valid.features,
+                n_features: n,
+                labels: &task.valid.labels,
+                groups: &[],
+            }),
+        )?;
+        let gbdt_seconds = started.elapsed().as_secs_f64();
+        let ours: Vec<f32> = task
+            .test
+            .features
+            .chunks_exact(n)
+            .map(|row| model.predict_probability(row))
+            .collect();
+        let started = Instant::now();
+        let mlp = Mlp::fit(
+            &MlpConfig::default(),
+            &MlpData {
+                features: &task.train.features,
+                n_features: n,
+                labels: &task.train.labels,
+            },
+            &MlpData {
+                features: &task.valid.features,
+                n_features: n,
+                labels: &task.valid.labels,
+            },
+        )?;
+        let mlp_seconds = started.elapsed().as_secs_f64();
+        let mut rows = vec![
+            Scores {
+                name: "aisle GBDT".into(),
+                probabilities: ours.clone(),
+                seconds: Some(gbdt_seconds),
+                trees: Some(model.trees.len()),
+            },
+            Scores {
+                name: format!(
+                    "aisle MLP (best of {} epochs: {})",
+                    mlp.valid_loss.len(),
+                    mlp.best_epoch + 1
+                ),
+                probabilities: task
+                    .test
+                    .features
+                    .chunks_exact(n)
+                    .map(|row| mlp.predict_probability(row))
+                    .collect(),
+                seconds: Some(mlp_seconds),
+                trees: None,
+            },
+        ];
+        for (peer_task, scores) in &peers {
+            if peer_task == task.key {
+                if scores.probabilities.len() != task.test.labels.len() {
+                    bail!(
+                        "peer {:?} for {}: {} probabilities for {} test rows",
+                        scores.name,
+                        task.key,
+                        scores.probabilities.len(),
+                        task.test.labels.len()
+                    );
+                }
+                rows.push(Scores {
+                    name: scores.name.clone(),
+                    probabilities: scores.probabilities.clone(),
+                    seconds: scores.seconds,
+                    trees: scores.trees,
+                });
+            }
+        }
+        writeln!(md)?;
+        writeln!(md, "## {}", task.title)?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "{}: {} training, {} validation and {} test rows, {:.1}% positive in test.",
+            task.question,
+            task.train.labels.len(),
+            task.valid.labels.len(),
+            task.test.labels.len(),
+            100.0 * task.test.labels.iter().sum::<f32>() as f64 / task.test.labels.len() as f64
+        )?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| model | AUC | log-loss | accuracy | precision | recall | trees | training s |"
+        )?;
+        writeln!(
+            md,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
+        for s in &rows {
+            writeln!(md, "{}", metrics_row(s, &task.test.labels))?;
+        }
+        if let (Some(peer), Some(seconds)) = (rows.get(2), rows[0].seconds) {
+            if let Some(peer_seconds) = peer.seconds {
+                writeln!(md)?;
+                writeln!(
+                    md,
+                    "AUC difference aisle GBDT − {}: {:+.4}. Training-time ratio aisle GBDT / {}: {:.2}.",
+                    peer.name,
+                    auc(&rows[0].probabilities, &task.test.labels)
+                        - auc(&peer.probabilities, &task.test.labels),
+                    peer.name,
+                    seconds / peer_seconds.max(1e-9)
+                )?;
+            }
+        }
+        writeln!(md)?;
+        writeln!(md, "Calibration of aisle's GBDT on the test rows:")?;
+        writeln!(md)?;
+        md.push_str(&calibration(&ours, &task.test.labels));
+        writeln!(md)?;
+        writeln!(md, "Global importance (share of total split gain):")?;
+        writeln!(md)?;
+        let gains = model.feature_gains();
+        let total: f64 = gains.iter().sum::<f64>().max(1e-12);
+        let mut named: Vec<(&str, f64)> = task.features.iter().copied().zip(gains).collect();
+        named.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (name, gain) in &named {
+            writeln!(md, "- {name}: {:.1}%", 100.0 * gain / total)?;
+        }
+        if importance_chart.is_none() {
+            importance_chart = Some(aisle_eval::bar_chart_svg(
+                &format!(
+                    "{}: global feature importance (share of split gain)",
+                    task.key
+                ),
+                &named
+                    .iter()
+                    .map(|(name, gain)| ((*name).to_string(), gain / total))
+                    .collect::<Vec<_>>(),
+            ));
+        }
     }
     if let Some(dir) = args.out.parent() {
         fs_err::create_dir_all(dir)?;
+    }
+    if let Some(svg) = importance_chart {
+        fs_err::write(&args.chart, svg)?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "Chart of the reorder model's importance: {}",
+            args.chart
+                .file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
+        )?;
     }
     fs_err::write(&args.out, &md)?;
     print!("{md}");
