@@ -3,13 +3,17 @@
 //! * [`rules`]: frequent itemsets and association rules (support, confidence, lift) from
 //!   baskets, for "frequently bought together".
 //! * [`behaviour`]: ordered conversion funnels, cohort retention, RFM segments.
-//! * [`purchase`]: reorder-prediction features without leakage, and AUC.
+//! * [`purchase`]: purchase-prediction features without leakage (reorders, departments,
+//!   promotions), and AUC.
+//! * [`propensity`]: models of the next order trained on those features, explained per
+//!   prediction with TreeSHAP, and promotion targeting.
 //! * [`bgnbd`]: the BG/NBD model of repeat buying (Fader, Hardie & Lee, 2005): expected
 //!   future transactions and the probability that a customer is still active.
 
 pub mod behaviour;
 pub mod bgnbd;
 mod error;
+pub mod propensity;
 pub mod purchase;
 pub mod rules;
 

@@ -31,7 +31,7 @@ pub const GROUP_FEATURES: [&str; 15] = [
     "user_orders",
     "user_mean_basket",
     "days_since_previous_order",
-    "user_group_entropy",
+    "user_distinct_products",
     "group_order_share_all_users",
     "ug_order_share",
     "ug_item_share",
@@ -57,6 +57,38 @@ pub struct PurchaseRows {
     pub users: Vec<u32>,
     /// The product (reorder rows) or group (group rows) of each row.
     pub subjects: Vec<u32>,
+}
+
+impl PurchaseRows {
+    /// The rows of one user. `n` is the number of features per row.
+    pub fn of_user(&self, user: u32, n: usize) -> PurchaseRows {
+        let mut out = PurchaseRows::default();
+        for (r, _) in self.users.iter().enumerate().filter(|(_, u)| **u == user) {
+            out.features
+                .extend_from_slice(&self.features[r * n..(r + 1) * n]);
+            out.labels.push(self.labels[r]);
+            out.users.push(user);
+            out.subjects.push(self.subjects[r]);
+        }
+        out
+    }
+
+    /// Splits the rows by user, about `share` of the users (by a fixed hash) going to the
+    /// second part, so that no user is on both sides. `n` is the number of features per row.
+    pub fn split_by_user(&self, n: usize, share: f64) -> (PurchaseRows, PurchaseRows) {
+        let (mut kept, mut held) = (PurchaseRows::default(), PurchaseRows::default());
+        for (r, &user) in self.users.iter().enumerate() {
+            let out = (u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000
+                < (share * 1000.0) as u64;
+            let side = if out { &mut held } else { &mut kept };
+            side.features
+                .extend_from_slice(&self.features[r * n..(r + 1) * n]);
+            side.labels.push(self.labels[r]);
+            side.users.push(user);
+            side.subjects.push(self.subjects[r]);
+        }
+        (kept, held)
+    }
 }
 
 /// Which order the rows predict.
@@ -293,12 +325,12 @@ pub fn group_rows(
         let mut total_items = 0.0f32;
         for (k, order) in history.iter().enumerate() {
             for &p in &order.products {
+                total_items += 1.0;
                 if let Some(&g) = item_group
                     .get(p as usize)
                     .filter(|&&g| (g as usize) < n_groups)
                 {
                     items_in[g as usize] += 1.0;
-                    total_items += 1.0;
                 }
             }
             for g in groups_of(order) {
@@ -313,14 +345,15 @@ pub fn group_rows(
                 }
             }
         }
-        let entropy: f32 = items_in
-            .iter()
-            .filter(|&&c| c > 0.0)
-            .map(|&c| {
-                let p = c / total_items;
-                -p * p.ln()
-            })
-            .sum();
+        let distinct = {
+            let mut all: Vec<u32> = history
+                .iter()
+                .flat_map(|o| o.products.iter().copied())
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            all.len() as f32
+        };
         let target_groups = target.map(groups_of).unwrap_or_default();
         for g in 0..n_groups {
             let share = orders_with[g] / n;
@@ -335,7 +368,7 @@ pub fn group_rows(
                 n,
                 basket,
                 since_previous as f32,
-                entropy,
+                distinct,
                 global[g],
                 share,
                 items_in[g] / total_items.max(1.0),

@@ -9,15 +9,7 @@ use aisle_store::MemStore;
 
 #[test]
 fn gbdt_predicts_reorders_of_the_last_order() {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .unwrap();
-    let log = EventLog::load(&store).unwrap();
+    let (_store, log) = sample_log();
     let train = reorder_rows(&log, Target::Back(1));
     let test = reorder_rows(&log, Target::Back(0));
     let n = REORDER_FEATURES.len();
@@ -25,33 +17,7 @@ fn gbdt_predicts_reorders_of_the_last_order() {
     assert!(test.labels.len() > 40_000);
     // Leakage check: the test rows' features are unchanged when the target orders' events
     // are removed from the log (only the labels may depend on them).
-    // Each user's last order as reorder_rows orders them: latest purchase start, then session.
-    let mut last: Vec<Option<(i64, u64)>> = vec![None; log.n_users()];
-    let mut starts: std::collections::HashMap<(u32, u64), i64> = Default::default();
-    for e in log
-        .events()
-        .iter()
-        .filter(|e| e.kind == aisle_core::EventKind::Purchase)
-    {
-        let start = starts.entry((e.user, e.session)).or_insert(e.timestamp_ms);
-        *start = (*start).min(e.timestamp_ms);
-    }
-    for (&(user, session), &start) in &starts {
-        let slot = &mut last[user as usize];
-        if slot.is_none_or(|l| (start, session) > l) {
-            *slot = Some((start, session));
-        }
-    }
-    let truncated: Vec<_> = log
-        .events()
-        .iter()
-        .filter(|e| last[e.user as usize].is_none_or(|l| l.1 != e.session))
-        .copied()
-        .collect();
-    let without_targets = reorder_rows(
-        &EventLog::from_events(truncated, log.n_users(), log.n_items()),
-        Target::Back(0),
-    );
+    let without_targets = reorder_rows(&without_last_orders(&log), Target::Back(0));
     // Without its last order each user's "last" is the old second-to-last: the train rows.
     assert_eq!(without_targets.features.len(), train.features.len());
     if let Some(i) =
@@ -132,8 +98,13 @@ fn group_rows_by_hand() {
     assert_eq!(feature(0, "user_orders"), 3.0);
     assert!((feature(0, "user_mean_basket") - 5.0 / 3.0).abs() < 1e-6);
     assert_eq!(feature(0, "days_since_previous_order"), 6.0);
-    // Group items in history: group 0 twice, group 1 twice.
-    assert!((feature(0, "user_group_entropy") - std::f32::consts::LN_2).abs() < 1e-6);
+    assert_eq!(feature(0, "user_distinct_products"), 4.0);
+    // Five items bought, two of them in group 0 (item 3 is in no group).
+    assert!(
+        (feature(0, "ug_item_share") - 2.0 / 5.0).abs() < 1e-6,
+        "{}",
+        feature(0, "ug_item_share")
+    );
     assert!((feature(0, "ug_order_share") - 2.0 / 3.0).abs() < 1e-6);
     assert!((feature(1, "ug_order_share") - 2.0 / 3.0).abs() < 1e-6);
     assert_eq!(feature(0, "ug_items"), 2.0);
@@ -162,4 +133,116 @@ fn group_rows_by_hand() {
             .labels
             .is_empty()
     );
+}
+
+/// The log without each user's last order (as reorder_rows orders them: latest purchase
+/// start, then session).
+fn without_last_orders(log: &EventLog) -> EventLog {
+    let mut last: Vec<Option<(i64, u64)>> = vec![None; log.n_users()];
+    let mut starts: std::collections::HashMap<(u32, u64), i64> = Default::default();
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == aisle_core::EventKind::Purchase)
+    {
+        let start = starts.entry((e.user, e.session)).or_insert(e.timestamp_ms);
+        *start = (*start).min(e.timestamp_ms);
+    }
+    for (&(user, session), &start) in &starts {
+        let slot = &mut last[user as usize];
+        if slot.is_none_or(|l| (start, session) > l) {
+            *slot = Some((start, session));
+        }
+    }
+    let truncated: Vec<_> = log
+        .events()
+        .iter()
+        .filter(|e| last[e.user as usize].is_none_or(|l| l.1 != e.session))
+        .copied()
+        .collect();
+    EventLog::from_events(truncated, log.n_users(), log.n_items())
+}
+
+fn sample_log() -> (MemStore, EventLog) {
+    let store = MemStore::new();
+    aisle_import::import(
+        &store,
+        &Source::Adapter(Adapter::Instacart),
+        &[aisle_testkit::bundled_sample()],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let log = EventLog::load(&store).unwrap();
+    (store, log)
+}
+
+/// Promotion targeting, honestly: the models see every order but the last, and the users
+/// they rank first for one aisle's products are checked against who bought from that aisle
+/// in the last order.
+#[test]
+fn promotion_targets_find_the_next_buyers_and_explain_themselves() {
+    use aisle_analytics::propensity::{Propensity, expected_buyers};
+    use aisle_store::ReadStore;
+    let (store, log) = sample_log();
+    let past = without_last_orders(&log);
+    let mut departments = std::collections::HashMap::new();
+    let mut item_group = vec![u32::MAX; log.n_items()];
+    let mut yogurt = Vec::new();
+    store
+        .scan_items(&mut |id, item| {
+            if let Some(d) = item.category.first() {
+                let next = departments.len() as u32;
+                item_group[id.index()] = *departments.entry(d.clone()).or_insert(next);
+            }
+            if item.category.get(1).is_some_and(|a| a == "yogurt") {
+                yogurt.push(id.0);
+            }
+        })
+        .unwrap();
+    assert!(yogurt.len() > 50, "{} yogurts", yogurt.len());
+    let model = Propensity::fit_group(&past, &item_group, departments.len()).unwrap();
+    let ranked = model.promotion_targets(&past, &yogurt, 3).unwrap();
+    // Who bought a yogurt in their last order (the order the model never saw).
+    let past_events: std::collections::HashSet<(u32, u64)> =
+        past.events().iter().map(|e| (e.user, e.session)).collect();
+    let mut buyers = vec![false; log.n_users()];
+    for e in log.events() {
+        if e.kind == aisle_core::EventKind::Purchase
+            && !past_events.contains(&(e.user, e.session))
+            && yogurt.binary_search(&e.item).is_ok()
+        {
+            buyers[e.user as usize] = true;
+        }
+    }
+    let scores: Vec<f32> = ranked.iter().map(|p| p.probability).collect();
+    let labels: Vec<f32> = ranked
+        .iter()
+        .map(|p| f32::from(u8::from(buyers[p.user as usize])))
+        .collect();
+    let value = auc(&scores, &labels);
+    assert!(value > 0.75, "promotion AUC {value}");
+    let k = 100;
+    let actual: f32 = labels.iter().take(k).sum();
+    let expected = expected_buyers(&ranked, k);
+    let base_rate = labels.iter().sum::<f32>() / labels.len() as f32;
+    assert!(
+        f64::from(actual) > 2.0 * f64::from(base_rate) * k as f64,
+        "top {k}: {actual} buyers against a base rate of {base_rate}"
+    );
+    assert!(
+        (expected - f64::from(actual)).abs() < 0.25 * f64::from(actual),
+        "top {k}: {expected:.1} expected buyers, {actual} actual"
+    );
+    // Each explanation adds up: base log-odds + all contributions = the prediction's log-odds.
+    let all = model.promotion_targets(&past, &yogurt, usize::MAX).unwrap();
+    for p in all.iter().take(20) {
+        let log_odds = model.base_log_odds() + p.because.iter().map(|c| c.log_odds).sum::<f64>();
+        let probability = 1.0 / (1.0 + (-log_odds).exp());
+        assert!(
+            (probability - f64::from(p.probability)).abs() < 1e-5,
+            "{probability} vs {}",
+            p.probability
+        );
+    }
+    assert_eq!(ranked[0].because.len(), 3);
 }

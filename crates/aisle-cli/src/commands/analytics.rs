@@ -79,8 +79,12 @@ pub struct PredictArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum Prediction {
+    /// What a user's next order will hold: products (reorders) and departments.
+    Purchase(super::predict::PurchaseArgs),
     /// Who is slipping away: repeat-buying model fitted on a calibration period.
     Churn(ChurnArgs),
+    /// Whom a promotion should reach: users ranked by their propensity to buy it.
+    Promo(super::predict::PromoArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,7 +108,7 @@ struct ChurnArgs {
     json: bool,
 }
 
-fn open(data: &DataDir) -> anyhow::Result<(Box<dyn aisle_store::Store>, EventLog)> {
+pub(super) fn open(data: &DataDir) -> anyhow::Result<(Box<dyn aisle_store::Store>, EventLog)> {
     if !data.data_dir.join("aisle.redb").is_file() {
         bail!(
             "{} holds no aisle store yet: import data first",
@@ -190,7 +194,11 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let Prediction::Churn(args) = args.which;
+    let args = match args.which {
+        Prediction::Churn(args) => args,
+        Prediction::Purchase(args) => return super::predict::purchase(args),
+        Prediction::Promo(args) => return super::predict::promo(args),
+    };
     if args.model != "bgnbd" {
         bail!("--model {:?}: the churn models are: bgnbd", args.model);
     }

@@ -36,22 +36,6 @@ pub struct PurchaseArgs {
     sample: PathBuf,
 }
 
-fn split_by_user(rows: &PurchaseRows, n: usize, share: f64) -> (PurchaseRows, PurchaseRows) {
-    let (mut train, mut valid) = (PurchaseRows::default(), PurchaseRows::default());
-    for (r, &user) in rows.users.iter().enumerate() {
-        // Every fifth user (by a fixed hash) validates: no user is on both sides.
-        let held = (u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000
-            < (share * 1000.0) as u64;
-        let side = if held { &mut valid } else { &mut train };
-        side.features
-            .extend_from_slice(&rows.features[r * n..(r + 1) * n]);
-        side.labels.push(rows.labels[r]);
-        side.users.push(user);
-        side.subjects.push(rows.subjects[r]);
-    }
-    (train, valid)
-}
-
 fn write_csv(path: &std::path::Path, names: &[&str], rows: &PurchaseRows) -> anyhow::Result<()> {
     let n = names.len();
     let mut text = names.join(",") + ",label\n";
@@ -220,11 +204,8 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
     let log = EventLog::load(&store)?;
     let (departments, department_names) = item_departments(&store)?;
     // Train on each user's second-to-last order, test on the last; features from before each.
-    let (train, valid) = split_by_user(
-        &reorder_rows(&log, Target::Back(1)),
-        REORDER_FEATURES.len(),
-        0.2,
-    );
+    let (train, valid) =
+        reorder_rows(&log, Target::Back(1)).split_by_user(REORDER_FEATURES.len(), 0.2);
     let reorder = Task {
         key: "reorder",
         title: "Reorder: will a product the user bought before be in their next order?",
@@ -235,11 +216,8 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
         test: reorder_rows(&log, Target::Back(0)),
     };
     let n_departments = department_names.len();
-    let (train, valid) = split_by_user(
-        &group_rows(&log, &departments, n_departments, Target::Back(1)),
-        GROUP_FEATURES.len(),
-        0.2,
-    );
+    let (train, valid) = group_rows(&log, &departments, n_departments, Target::Back(1))
+        .split_by_user(GROUP_FEATURES.len(), 0.2);
     let department = Task {
         key: "department",
         title: "Department: will the user's next order hold an item of department D?",

@@ -9,6 +9,7 @@ mod bench_search;
 mod bench_transformer;
 mod eval;
 mod import;
+mod predict;
 mod quickstart;
 mod search;
 mod stats;
@@ -46,7 +47,7 @@ enum Command {
     Index(search::IndexArgs),
     /// Behaviour analytics: association rules (more to come).
     Analyze(analytics::AnalyzeArgs),
-    /// Predictions: churn with BG/NBD (more to come).
+    /// Predictions: the next order (purchase), churn, and promotion targets, each explainable.
     Predict(analytics::PredictArgs),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
