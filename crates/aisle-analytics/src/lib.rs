@@ -7,11 +7,13 @@
 //!   promotions), and AUC.
 //! * [`propensity`]: models of the next order trained on those features, explained per
 //!   prediction with TreeSHAP, and promotion targeting.
+//! * [`churn`]: RFM and behaviour features for a churn classifier.
 //! * [`bgnbd`]: the BG/NBD model of repeat buying (Fader, Hardie & Lee, 2005): expected
 //!   future transactions and the probability that a customer is still active.
 
 pub mod behaviour;
 pub mod bgnbd;
+pub mod churn;
 mod error;
 pub mod propensity;
 pub mod purchase;

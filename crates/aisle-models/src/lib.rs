@@ -15,6 +15,7 @@
 mod data;
 mod ease;
 mod error;
+pub mod explain;
 mod gbdt;
 mod hybrid;
 mod knn;

@@ -91,9 +91,13 @@ enum Prediction {
 struct ChurnArgs {
     #[command(flatten)]
     data: DataDir,
-    /// The model: bgnbd (Fader, Hardie & Lee, 2005).
+    /// The model: bgnbd (Fader, Hardie & Lee, 2005) or gbdt (gradient-boosted trees on RFM
+    /// and behaviour features, trained to predict purchases in the holdout).
     #[arg(long, default_value = "bgnbd")]
     model: String,
+    /// With --model gbdt: show each customer's largest feature contributions (TreeSHAP).
+    #[arg(long)]
+    explain: bool,
     /// Last day of the calibration period (YYYY-MM-DD); later purchases are the holdout.
     #[arg(long)]
     calibration_end: String,
@@ -199,8 +203,14 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         Prediction::Purchase(args) => return super::predict::purchase(args),
         Prediction::Promo(args) => return super::predict::promo(args),
     };
-    if args.model != "bgnbd" {
-        bail!("--model {:?}: the churn models are: bgnbd", args.model);
+    if args.model != "bgnbd" && args.model != "gbdt" {
+        bail!(
+            "--model {:?}: the churn models are: bgnbd, gbdt",
+            args.model
+        );
+    }
+    if args.explain && args.model != "gbdt" {
+        bail!("--explain explains the gbdt model's predictions: add --model gbdt");
     }
     let (store, log) = open(&args.data)?;
     let calibration_end = day_number(&args.calibration_end, "--calibration-end")?;
@@ -215,6 +225,15 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         None => last_day,
     };
     let customers = summarise(&log, calibration_end, holdout_end);
+    if args.model == "gbdt" {
+        return churn_gbdt(
+            &args,
+            store.as_ref(),
+            &log,
+            &customers,
+            (calibration_end, holdout_end, last_day),
+        );
+    }
     let fit = BgNbd::fit(&customers)?;
     let holdout_weeks = (holdout_end - calibration_end) as f64 / 7.0;
     let forecast: f64 = customers
@@ -278,6 +297,119 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             p,
             c.x,
             c.t - c.t_x
+        );
+    }
+    Ok(())
+}
+
+/// `--model gbdt`: learn "bought in the holdout" from the calibration features, then score
+/// every customer as of the last day of the data for the next period of the same length.
+fn churn_gbdt(
+    args: &ChurnArgs,
+    store: &dyn aisle_store::Store,
+    log: &EventLog,
+    calibration: &[aisle_analytics::bgnbd::Customer],
+    (calibration_end, holdout_end, last_day): (i64, i64, i64),
+) -> anyhow::Result<()> {
+    use aisle_analytics::churn::{CHURN_FEATURES, churn_row, units_bought};
+    use aisle_models::{Gbdt, GbdtConfig, GbdtData};
+    let n = CHURN_FEATURES.len();
+    let units = units_bought(log, calibration_end);
+    let x: Vec<f32> = calibration
+        .iter()
+        .flat_map(|c| churn_row(c, units[c.user as usize]))
+        .collect();
+    let y: Vec<f32> = calibration
+        .iter()
+        .map(|c| f32::from(u8::from(c.holdout > 0.0)))
+        .collect();
+    if y.iter().all(|&v| v == y[0]) {
+        bail!("every customer behaves alike in the holdout: choose another --calibration-end");
+    }
+    let config = GbdtConfig {
+        trees: 200,
+        learning_rate: 0.05,
+        max_depth: 4,
+        ..GbdtConfig::default()
+    };
+    let model = Gbdt::fit(
+        &config,
+        &GbdtData {
+            features: &x,
+            n_features: n,
+            labels: &y,
+            groups: &[],
+        },
+        None,
+    )?;
+    let now = summarise(log, last_day, last_day);
+    let units_now = units_bought(log, last_day);
+    let mut scored: Vec<(f32, u32, [f32; 7])> = now
+        .iter()
+        .map(|c| {
+            let row = churn_row(c, units_now[c.user as usize]);
+            (model.predict_probability(&row), c.user, row)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let window_weeks = (holdout_end - calibration_end) as f64 / 7.0;
+    let name = |user: u32| -> String {
+        store
+            .user(aisle_core::UserId(user))
+            .ok()
+            .flatten()
+            .map_or_else(|| user.to_string(), |u| u.external_id)
+    };
+    let explain = |row: &[f32; 7]| -> Vec<(&'static str, f32, f64)> {
+        let mut phi: Vec<(&'static str, f32, f64)> = model
+            .shap_values(row)
+            .into_iter()
+            .enumerate()
+            .map(|(j, c)| (CHURN_FEATURES[j], row[j], c))
+            .collect();
+        phi.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+        phi.truncate(4);
+        phi
+    };
+    if args.json {
+        let out = json!({
+            "model": "gbdt",
+            "customers": now.len(),
+            "window_weeks": window_weeks,
+            "trained_on": {"customers": calibration.len(), "calibration_end": args.calibration_end},
+            "base_log_odds": model.expected_value(),
+            "least_likely_to_buy": scored.iter().take(args.top).map(|(p, user, row)| json!({
+                "user": name(*user),
+                "p_buys_in_window": p,
+                "because": if args.explain {
+                    explain(row).iter().map(|(f, v, c)| json!({"feature": f, "value": v, "log_odds": c})).collect::<Vec<_>>()
+                } else { Vec::new() },
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "GBDT churn model: {} trees trained on {} customers (calibration to {}); scored as of the last day for the next {window_weeks:.1} weeks",
+        model.trees.len(),
+        calibration.len(),
+        args.calibration_end
+    );
+    println!("least likely to buy in that window:");
+    for (p, user, row) in scored.iter().take(args.top) {
+        println!("  user {}: P(buys) {:.3}", name(*user), p);
+        if args.explain {
+            let parts: Vec<String> = explain(row)
+                .iter()
+                .map(|(f, v, c)| format!("{f} = {v} ({c:+.2})"))
+                .collect();
+            println!("         because {}", parts.join(", "));
+        }
+    }
+    if args.explain {
+        println!(
+            "contributions are log-odds (TreeSHAP) added to base log-odds {:.2}",
+            model.expected_value()
         );
     }
     Ok(())

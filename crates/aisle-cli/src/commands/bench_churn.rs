@@ -5,23 +5,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use aisle_analytics::bgnbd::{BgNbd, Customer, summarise};
+use aisle_analytics::churn::{CHURN_FEATURES, churn_row, units_bought};
 use aisle_analytics::purchase::auc;
-use aisle_core::EventKind;
 use aisle_features::EventLog;
 use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Gbdt, GbdtConfig, GbdtData};
 use aisle_store::MemStore;
 use anyhow::Context;
-
-const FEATURES: [&str; 7] = [
-    "repeat_purchases",
-    "weeks_first_to_last",
-    "weeks_observed",
-    "weeks_since_last",
-    "purchase_rate",
-    "units_bought",
-    "units_per_purchase",
-];
 
 #[derive(clap::Args, Debug)]
 pub struct ChurnArgs {
@@ -38,19 +28,6 @@ pub struct ChurnArgs {
     /// Report to write.
     #[arg(long, default_value = "bench/results/churn-cdnow.md")]
     out: PathBuf,
-}
-
-fn row(c: &Customer, units: f64) -> [f32; 7] {
-    let purchases = c.x + 1.0;
-    [
-        c.x as f32,
-        c.t_x as f32,
-        c.t as f32,
-        (c.t - c.t_x) as f32,
-        (c.x / c.t.max(1.0)) as f32,
-        units as f32,
-        (units / purchases) as f32,
-    ]
 }
 
 pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
@@ -71,14 +48,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
         .max()
         .unwrap_or(end);
     let customers = summarise(&log, end, last);
-    let mut units = vec![0f64; log.n_users()];
-    for e in log
-        .events()
-        .iter()
-        .filter(|e| e.kind == EventKind::Purchase && e.timestamp_ms.div_euclid(86_400_000) <= end)
-    {
-        units[e.user as usize] += f64::from(e.value.max(1.0));
-    }
+    let units = units_bought(&log, end);
     // Every third customer (by a fixed hash) is held out; the rest train both models.
     let held =
         |c: &Customer| (u64::from(c.user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 3 == 0;
@@ -94,7 +64,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
         .collect();
     let x: Vec<f32> = train
         .iter()
-        .flat_map(|c| row(c, units[c.user as usize]))
+        .flat_map(|c| churn_row(c, units[c.user as usize]))
         .collect();
     let y: Vec<f32> = train.iter().map(|c| active(c)).collect();
     let config = GbdtConfig {
@@ -107,7 +77,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
         &config,
         &GbdtData {
             features: &x,
-            n_features: FEATURES.len(),
+            n_features: CHURN_FEATURES.len(),
             labels: &y,
             groups: &[],
         },
@@ -115,7 +85,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     )?;
     let gbdt: Vec<f32> = test
         .iter()
-        .map(|c| model.predict_probability(&row(c, units[c.user as usize])))
+        .map(|c| model.predict_probability(&churn_row(c, units[c.user as usize])))
         .collect();
 
     let mut md = String::new();
@@ -184,7 +154,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     writeln!(md, "GBDT importance (total split gain):")?;
     let gains = model.feature_gains();
     let total: f64 = gains.iter().sum::<f64>().max(1e-12);
-    for (name, gain) in FEATURES.iter().zip(gains) {
+    for (name, gain) in CHURN_FEATURES.iter().zip(gains) {
         writeln!(md, "- {name}: {:.1}%", 100.0 * gain / total)?;
     }
     if let Some(dir) = args.out.parent() {

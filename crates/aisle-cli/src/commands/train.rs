@@ -51,6 +51,9 @@ pub struct RecommendArgs {
     /// Only items whose category path contains this name.
     #[arg(long)]
     pub category: Option<String>,
+    /// Say why: for each item, the shopper's items that other shoppers chose with it.
+    #[arg(long)]
+    pub explain: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -141,7 +144,9 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
             .with_context(|| format!("unknown item {external:?}"))
     };
     let mut exclude = Vec::new();
+    let mut evidence: Vec<u32> = Vec::new();
     let results: Vec<Scored> = if let Some(item) = &args.similar {
+        evidence.push(item_id(item)?);
         model.similar_items(item_id(item)?, args.k)
     } else {
         let (user, history, kinds, times_ms) = match &args.user {
@@ -187,6 +192,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                 (None, history, Vec::new(), Vec::new())
             }
         };
+        evidence.clone_from(&history);
         let mut categories = vec![false; model.n_items()];
         if let Some(category) = &args.category {
             store.scan_items(&mut |id, item| {
@@ -218,19 +224,49 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
             &options,
         )
     };
+    let reasons = if args.explain {
+        let log = EventLog::load(store.as_ref())?;
+        let recommended: Vec<u32> = results.iter().map(|s| s.item).collect();
+        aisle_models::explain::because(log.events(), &evidence, &recommended, 3)
+    } else {
+        vec![Vec::new(); results.len()]
+    };
     let mut rows = Vec::new();
-    for s in results {
+    for (s, because) in results.into_iter().zip(reasons) {
         let item = store.item(aisle_core::ItemId(s.item))?.unwrap_or_default();
-        rows.push((item, s.score));
+        let because: Vec<(aisle_core::Item, aisle_models::explain::Because)> = because
+            .into_iter()
+            .map(|b| {
+                Ok((
+                    store.item(aisle_core::ItemId(b.item))?.unwrap_or_default(),
+                    b,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        rows.push((item, s.score, because));
     }
+    let verb = if args.similar.is_some() {
+        "shoppers who chose"
+    } else {
+        "you chose"
+    };
     if args.json {
         let out: Vec<_> = rows
             .iter()
-            .map(|(item, score)| json!({"item": item.external_id, "title": item.title, "category": item.category, "score": score}))
+            .map(|(item, score, because)| {
+                let mut row = json!({"item": item.external_id, "title": item.title, "category": item.category, "score": score});
+                if args.explain {
+                    row["because"] = json!(because.iter().map(|(b, why)| json!({
+                        "item": b.external_id, "title": b.title,
+                        "shared_users": why.shared_users, "similarity": why.similarity,
+                    })).collect::<Vec<_>>());
+                }
+                row
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for (rank, (item, score)) in rows.iter().enumerate() {
+        for (rank, (item, score, because)) in rows.iter().enumerate() {
             println!(
                 "{:>3}. {:<10} {:<50} {:.4}  {}",
                 rank + 1,
@@ -239,6 +275,22 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
                 score,
                 item.category.join(" > ")
             );
+            if args.explain {
+                match because.first() {
+                    None => println!(
+                        "       popular with everyone (no shared shoppers with your items)"
+                    ),
+                    Some(_) => {
+                        let parts: Vec<String> = because
+                            .iter()
+                            .map(|(b, why)| {
+                                format!("{} ({} shoppers chose both)", b.title, why.shared_users)
+                            })
+                            .collect();
+                        println!("       because {verb} {}", parts.join("; "));
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -1,0 +1,122 @@
+//! Why an item was recommended, in the shopper's terms: which of their own items other
+//! shoppers chose together with it ("because you bought X").
+//!
+//! The evidence is the same for every model, so every answer can carry it: the co-occurrence
+//! of the recommended item with each history item across all users (cosine of their user
+//! sets, the similarity item-kNN itself ranks by). For item-kNN it is the model's own reason;
+//! for the others it is the behavioural evidence that agrees with their choice.
+
+use aisle_features::Interaction;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// One reason for a recommendation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Because {
+    /// The shopper's item that points at the recommendation.
+    pub item: u32,
+    /// Users who chose both.
+    pub shared_users: u32,
+    /// Cosine of the two items' user sets, in [0, 1].
+    pub similarity: f32,
+}
+
+/// For each of `recommended`, up to `per_item` history items that co-occur with it most,
+/// strongest first; history items that never co-occur give no reason.
+pub fn because(
+    events: &[Interaction],
+    history: &[u32],
+    recommended: &[u32],
+    per_item: usize,
+) -> Vec<Vec<Because>> {
+    let wanted: FxHashSet<u32> = history.iter().chain(recommended).copied().collect();
+    let mut users: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    for e in events.iter().filter(|e| wanted.contains(&e.item)) {
+        users.entry(e.item).or_default().push(e.user);
+    }
+    for list in users.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let mut distinct: Vec<u32> = history.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let empty = Vec::new();
+    recommended
+        .iter()
+        .map(|r| {
+            let ur = users.get(r).unwrap_or(&empty);
+            let mut reasons: Vec<Because> = distinct
+                .iter()
+                .filter(|&&h| h != *r)
+                .filter_map(|&h| {
+                    let uh = users.get(&h).unwrap_or(&empty);
+                    let shared = intersection(ur, uh);
+                    (shared > 0).then(|| Because {
+                        item: h,
+                        shared_users: shared,
+                        similarity: shared as f32 / ((ur.len() * uh.len()) as f32).sqrt(),
+                    })
+                })
+                .collect();
+            reasons.sort_by(|a, b| {
+                b.similarity
+                    .total_cmp(&a.similarity)
+                    .then(b.shared_users.cmp(&a.shared_users))
+                    .then(a.item.cmp(&b.item))
+            });
+            reasons.truncate(per_item);
+            reasons
+        })
+        .collect()
+}
+
+fn intersection(a: &[u32], b: &[u32]) -> u32 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: u32, item: u32) -> Interaction {
+        Interaction {
+            user,
+            item,
+            kind: aisle_core::EventKind::Purchase,
+            timestamp_ms: 0,
+            session: 0,
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn reasons_by_hand() {
+        // Item 9 was bought by users 1, 2, 3; item 1 by 1, 2; item 2 by 3, 4, 5, 6; item 3 by 7.
+        let events: Vec<Interaction> = [(1, 9), (2, 9), (3, 9), (1, 1), (2, 1), (3, 2), (4, 2)]
+            .iter()
+            .chain(&[(5, 2), (6, 2), (7, 3), (2, 9)])
+            .map(|&(u, i)| event(u, i))
+            .collect();
+        let reasons = because(&events, &[2, 1, 3, 1], &[9], 5);
+        assert_eq!(reasons.len(), 1);
+        let r = &reasons[0];
+        assert_eq!(r.len(), 2, "item 3 never co-occurs with 9: {r:?}");
+        assert_eq!((r[0].item, r[0].shared_users), (1, 2));
+        assert!((r[0].similarity - 2.0 / 6.0f32.sqrt()).abs() < 1e-6);
+        assert_eq!((r[1].item, r[1].shared_users), (2, 1));
+        assert!((r[1].similarity - 1.0 / 12.0f32.sqrt()).abs() < 1e-6);
+        assert_eq!(because(&events, &[2, 1], &[9], 1)[0].len(), 1);
+    }
+}
