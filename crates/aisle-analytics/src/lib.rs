@@ -5,6 +5,7 @@
 //! * [`behaviour`]: ordered conversion funnels, cohort retention, RFM segments.
 //! * [`purchase`]: purchase-prediction features without leakage (reorders, departments,
 //!   promotions), and AUC.
+//! * [`profiles`]: user portraits, item statistics, cross-category affinity.
 //! * [`propensity`]: models of the next order trained on those features, explained per
 //!   prediction with TreeSHAP, and promotion targeting.
 //! * [`churn`]: RFM and behaviour features for a churn classifier.
@@ -15,6 +16,7 @@ pub mod behaviour;
 pub mod bgnbd;
 pub mod churn;
 mod error;
+pub mod profiles;
 pub mod propensity;
 pub mod purchase;
 pub mod rules;

@@ -522,3 +522,121 @@ fn analyze_rules_and_predict_churn_print_the_reference_figures_as_json() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn predictions_portraits_and_recommendations_explain_themselves() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = dir_arg(&tmp.path().join("qs"));
+    let out = aisle(&["quickstart", "--data-dir", &data, "--no-serve"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = aisle(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).expect("JSON")
+    };
+
+    let portrait = json(&[
+        "analyze",
+        "portrait",
+        "--data-dir",
+        &data,
+        "--user",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(portrait["orders"], 10, "{portrait}");
+    let favourite: Vec<String> = portrait["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .map(|c| c[0].as_str().expect("name").to_string())
+        .collect();
+
+    let purchase = json(&[
+        "predict",
+        "purchase",
+        "--data-dir",
+        &data,
+        "--user",
+        "1",
+        "--top",
+        "3",
+        "--explain",
+        "--json",
+    ]);
+    let products = purchase["products"].as_array().expect("products");
+    assert_eq!(products.len(), 3);
+    let p: Vec<f64> = products
+        .iter()
+        .map(|p| p["probability"].as_f64().expect("probability"))
+        .collect();
+    assert!(
+        p.windows(2).all(|w| w[0] >= w[1]) && p[2] > 0.0 && p[0] < 1.0,
+        "{p:?}"
+    );
+    assert_eq!(products[0]["because"].as_array().expect("because").len(), 4);
+    // The departments the model expects next are among the shopper's usual ones.
+    for d in purchase["departments"].as_array().expect("departments") {
+        let name = d["department"].as_str().expect("name");
+        assert!(
+            favourite.iter().any(|f| f == name),
+            "{name} not in {favourite:?}"
+        );
+    }
+
+    let promo = json(&[
+        "predict",
+        "promo",
+        "--data-dir",
+        &data,
+        "--category",
+        "yogurt",
+        "--k",
+        "50",
+        "--json",
+    ]);
+    let targets = promo["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 20);
+    let expected = promo["expected_buyers_in_top_k"]
+        .as_f64()
+        .expect("expected");
+    let first = targets[0]["probability"].as_f64().expect("p");
+    assert!(
+        expected > 0.0 && expected <= 50.0 * first + 1e-6,
+        "{expected}"
+    );
+    let err = aisle(&[
+        "predict",
+        "promo",
+        "--data-dir",
+        &data,
+        "--category",
+        "no such aisle",
+    ]);
+    assert!(stderr(&err).contains("no item has it"), "{}", stderr(&err));
+
+    let out = aisle(&["train", "--data-dir", &data, "--model", "itemknn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recs = json(&[
+        "recommend",
+        "--data-dir",
+        &data,
+        "--model",
+        "itemknn",
+        "--user",
+        "1",
+        "-k",
+        "5",
+        "--exclude-bought",
+        "--explain",
+        "--json",
+    ]);
+    for rec in recs.as_array().expect("list") {
+        let because = rec["because"].as_array().expect("because");
+        assert!(
+            !because.is_empty(),
+            "item-kNN picks only co-bought items: {rec}"
+        );
+        assert!(because[0]["shared_users"].as_u64().expect("count") >= 1);
+    }
+}

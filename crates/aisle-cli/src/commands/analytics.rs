@@ -48,6 +48,24 @@ pub(super) struct OverviewArgs {
 enum Analysis {
     /// Association rules X ⇒ y from baskets (purchases grouped by session or order).
     Rules(RulesArgs),
+    /// A shopper's portrait: categories, brands, price level, active hours and weekdays,
+    /// purchase cadence, tenure.
+    Portrait(PortraitArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct PortraitArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// The user (external id).
+    #[arg(long)]
+    user: String,
+    /// Categories and brands to list.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,9 +150,98 @@ pub(super) fn day_number(text: &str, flag: &str) -> anyhow::Result<i64> {
     Ok(date.signed_duration_since(epoch).num_days())
 }
 
+/// What portraits and affinities need of each item: department, brand, price.
+pub(super) fn item_facts(
+    store: &dyn aisle_store::ReadStore,
+) -> anyhow::Result<Vec<aisle_analytics::profiles::ItemFacts>> {
+    let mut facts = vec![aisle_analytics::profiles::ItemFacts::default(); store.counts()?.items];
+    store.scan_items(&mut |id, item| {
+        facts[id.index()] = aisle_analytics::profiles::ItemFacts {
+            category: item.category.first().cloned(),
+            brand: item.brand,
+            price: item.price,
+        };
+    })?;
+    Ok(facts)
+}
+
+fn portrait(args: PortraitArgs) -> anyhow::Result<()> {
+    let (store, log) = open(&args.data)?;
+    let user = store
+        .user_id(&args.user)?
+        .with_context(|| format!("unknown user {:?}", args.user))?;
+    let p =
+        aisle_analytics::profiles::portrait(&log, &item_facts(store.as_ref())?, user.0, args.top);
+    if args.json {
+        let mut out = serde_json::to_value(&p)?;
+        out["user"] = json!(args.user);
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let list = |pairs: &[(String, f64)]| -> String {
+        if pairs.is_empty() {
+            return "-".into();
+        }
+        pairs
+            .iter()
+            .map(|(name, share)| format!("{name} {:.0}%", 100.0 * share))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let peak = |counts: &[usize]| {
+        counts
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, usize::MAX - i))
+            .map_or(0, |(i, _)| i)
+    };
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    println!("user {}", args.user);
+    println!(
+        "  events: {}",
+        p.events
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  tenure: {:.0} days; {} orders", p.tenure_days, p.orders);
+    if let Some(d) = p.days_between_orders {
+        println!("  orders every {d:.1} days on average");
+    }
+    if let Some(d) = p.days_since_last_order {
+        println!("  last order {d:.1} days before the end of the data");
+    }
+    println!("  categories: {}", list(&p.categories));
+    println!("  brands: {}", list(&p.brands));
+    match (p.mean_price_bought, p.price_percentile) {
+        (Some(m), Some(q)) => println!(
+            "  price level: {m:.2} on average, dearer than {:.0}% of the catalogue",
+            100.0 * q
+        ),
+        _ => println!("  price level: unknown (no prices)"),
+    }
+    println!(
+        "  most active at {}:00 UTC, on {}s",
+        peak(&p.hours),
+        DAYS[peak(&p.weekdays)]
+    );
+    Ok(())
+}
+
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
-    let Some(Analysis::Rules(args)) = args.which else {
-        return super::analytics_report::overview(args.overview);
+    let args = match args.which {
+        None => return super::analytics_report::overview(args.overview),
+        Some(Analysis::Portrait(args)) => return portrait(args),
+        Some(Analysis::Rules(args)) => args,
     };
     let (store, log) = open(&args.data)?;
     let baskets = baskets(&log);

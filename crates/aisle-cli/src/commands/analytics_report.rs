@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use aisle_analytics::behaviour::{Cohort, FunnelStep, FunnelUnit, Rfm, cohorts, funnel, rfm};
+use aisle_analytics::profiles::{Affinity, ItemStats, category_affinity, item_stats};
 use aisle_analytics::rules::{Rule, RuleSettings, association_rules, baskets};
 use aisle_core::{EventKind, ItemId};
 use aisle_features::EventLog;
@@ -93,6 +94,10 @@ pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
             max_len: 4,
         },
     )?;
+    let facts = super::analytics::item_facts(store.as_ref())?;
+    let item_categories: Vec<Option<String>> = facts.iter().map(|f| f.category.clone()).collect();
+    let affinity = category_affinity(&basket_list, &item_categories, 20);
+    let items = item_stats(&log);
     let name = |id: u32| -> String {
         store.item(ItemId(id)).ok().flatten().map_or_else(
             || id.to_string(),
@@ -157,8 +162,40 @@ pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
         );
     }
 
+    println!("\nBest-selling items:");
+    for s in items.iter().take(10) {
+        println!(
+            "  {:<45} {:>6} purchases  {:>5} buyers  {:>5.1}% buy again{}",
+            name(s.item),
+            s.purchases,
+            s.buyers,
+            100.0 * s.repeat_buyer_share,
+            s.purchases_per_view
+                .map_or(String::new(), |c| format!("  {:.1}% of views", 100.0 * c))
+        );
+    }
+    println!("\nCategories bought together more than chance (lift, at least 20 baskets):");
+    for a in affinity.iter().take(10) {
+        println!(
+            "  {} + {}: lift {:.2}, {} baskets, {:.0}% of {} baskets hold {}",
+            a.a,
+            a.b,
+            a.lift,
+            a.baskets,
+            100.0 * a.confidence_a_to_b,
+            a.a,
+            a.b
+        );
+    }
+
     if let Some(path) = &args.json {
         let out = json!({
+            "items": items.iter().take(200).map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["name"] = json!(name(s.item));
+                v
+            }).collect::<Vec<_>>(),
+            "category_affinity": affinity,
             "funnel": funnel_steps,
             "cohorts": cohort_table,
             "rfm_segments": segments,
@@ -178,6 +215,7 @@ pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
             &cohort_table,
             &rfm_rows,
             &rules,
+            (&items, &affinity),
             &name,
             &args.data.data_dir.display().to_string(),
         )?;
@@ -289,6 +327,7 @@ fn report(
     table: &[Cohort],
     rows: &[Rfm],
     rules: &[Rule],
+    (items, affinity): (&[ItemStats], &[Affinity]),
     name: &dyn Fn(u32) -> String,
     source: &str,
 ) -> anyhow::Result<String> {
@@ -343,6 +382,38 @@ fn report(
             r.support,
             r.confidence,
             r.lift
+        )?;
+    }
+    writeln!(html, "</table>")?;
+    writeln!(
+        html,
+        "<h2>Best-selling items</h2><table><tr><th>item</th><th>purchases</th><th>buyers</th><th>buy again</th><th>purchases per view</th><th>purchases per cart add</th></tr>"
+    )?;
+    let share = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    for s in items.iter().take(25) {
+        writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{}</td></tr>",
+            escape(&name(s.item)),
+            s.purchases,
+            s.buyers,
+            100.0 * s.repeat_buyer_share,
+            share(s.purchases_per_view),
+            share(s.purchases_per_cart)
+        )?;
+    }
+    writeln!(
+        html,
+        "</table><h2>Cross-category affinity</h2><p>Category pairs bought in the same basket more often than chance (lift &gt; 1), at least 20 baskets.</p><table><tr><th>category</th><th>with</th><th>baskets</th><th>lift</th></tr>"
+    )?;
+    for a in affinity.iter().take(25) {
+        writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            escape(&a.a),
+            escape(&a.b),
+            a.baskets,
+            a.lift
         )?;
     }
     writeln!(html, "</table></body></html>")?;
