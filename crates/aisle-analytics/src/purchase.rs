@@ -103,7 +103,7 @@ pub enum Target {
 
 impl Target {
     /// The history length t (orders before the target) and the target order, if placed.
-    fn split<'a>(self, orders: &'a [Order]) -> Option<(usize, Option<&'a Order>)> {
+    fn split(self, orders: &[Order]) -> Option<(usize, Option<&Order>)> {
         let t = match self {
             Target::Back(back) => orders.len().checked_sub(1 + back)?,
             Target::Next => orders.len(),

@@ -171,8 +171,8 @@ fn sample_log() -> (MemStore, EventLog) {
         &[aisle_testkit::bundled_sample()],
         &ImportOptions::default(),
     )
-    .unwrap();
-    let log = EventLog::load(&store).unwrap();
+    .expect("import the bundled sample");
+    let log = EventLog::load(&store).expect("load the log");
     (store, log)
 }
 

@@ -393,19 +393,19 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
         for s in &rows {
             writeln!(md, "{}", metrics_row(s, &task.test.labels))?;
         }
-        if let (Some(peer), Some(seconds)) = (rows.get(2), rows[0].seconds) {
-            if let Some(peer_seconds) = peer.seconds {
-                writeln!(md)?;
-                writeln!(
-                    md,
-                    "AUC difference aisle GBDT − {}: {:+.4}. Training-time ratio aisle GBDT / {}: {:.2}.",
-                    peer.name,
-                    auc(&rows[0].probabilities, &task.test.labels)
-                        - auc(&peer.probabilities, &task.test.labels),
-                    peer.name,
-                    seconds / peer_seconds.max(1e-9)
-                )?;
-            }
+        if let (Some(peer), Some(seconds)) = (rows.get(2), rows[0].seconds)
+            && let Some(peer_seconds) = peer.seconds
+        {
+            writeln!(md)?;
+            writeln!(
+                md,
+                "AUC difference aisle GBDT − {}: {:+.4}. Training-time ratio aisle GBDT / {}: {:.2}.",
+                peer.name,
+                auc(&rows[0].probabilities, &task.test.labels)
+                    - auc(&peer.probabilities, &task.test.labels),
+                peer.name,
+                seconds / peer_seconds.max(1e-9)
+            )?;
         }
         writeln!(md)?;
         writeln!(md, "Calibration of aisle's GBDT on the test rows:")?;
