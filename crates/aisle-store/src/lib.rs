@@ -53,6 +53,12 @@ pub struct WriteReport {
     pub events_added: usize,
     /// Events that were already stored and so were skipped.
     pub events_duplicate: usize,
+    /// Item records removed.
+    pub items_deleted: usize,
+    /// Users forgotten.
+    pub users_forgotten: usize,
+    /// Events removed with the users forgotten.
+    pub events_deleted: usize,
 }
 
 /// Read access. Read paths take `&dyn ReadStore`.
@@ -108,6 +114,13 @@ pub trait StoreWriter {
     fn upsert_user(&mut self, user: User) -> Result<UserId>;
     /// Adds an event; its user and item are created if unknown.
     fn add_event(&mut self, event: &RawEvent) -> Result<()>;
+    /// Removes an item's record at commit: it leaves the catalogue, while its id and its past
+    /// events stay, so trained models and logs keep their meaning (upserting it again brings
+    /// it back under the same id). False when the item is unknown.
+    fn delete_item(&mut self, external: &str) -> Result<bool>;
+    /// Forgets a user at commit: their record, every event of theirs and their external id
+    /// (the dense id stays reserved, so other ids do not move). False when unknown.
+    fn forget_user(&mut self, external: &str) -> Result<bool>;
     /// Makes everything staged durable and visible, atomically.
     fn commit(self: Box<Self>) -> Result<WriteReport>;
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
 
-use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, read_catalog};
+use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, event_user, read_catalog};
 use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
 
 #[derive(Default)]
@@ -145,6 +145,14 @@ impl StoreWriter for MemWriter<'_> {
         self.staging.add_event(event)
     }
 
+    fn delete_item(&mut self, external: &str) -> Result<bool> {
+        Ok(self.staging.delete_item(external))
+    }
+
+    fn forget_user(&mut self, external: &str) -> Result<bool> {
+        Ok(self.staging.forget_user(external))
+    }
+
     fn commit(self: Box<Self>) -> Result<WriteReport> {
         let MemWriter {
             store,
@@ -166,6 +174,27 @@ impl StoreWriter for MemWriter<'_> {
             staging.report.events_duplicate += duplicate;
             tables.users.extend(staging.users.drain(..));
             tables.items.extend(staging.items.drain(..));
+            for id in std::mem::take(&mut staging.deleted_items) {
+                if tables.items.remove(&id).is_some() {
+                    staging.report.items_deleted += 1;
+                }
+            }
+            let forgotten = staging.forgotten_ids();
+            if !forgotten.is_empty() {
+                for id in &forgotten {
+                    tables.users.remove(id);
+                }
+                let before = tables.events.len();
+                let mut keep = std::collections::BTreeMap::new();
+                for (key, bytes) in std::mem::take(&mut tables.events) {
+                    if !forgotten.contains(&event_user(&bytes)?) {
+                        keep.insert(key, bytes);
+                    }
+                }
+                tables.events = keep;
+                staging.report.users_forgotten += forgotten.len();
+                staging.report.events_deleted += before - tables.events.len();
+            }
         }
         Ok(staging.publish())
     }

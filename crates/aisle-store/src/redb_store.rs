@@ -16,7 +16,10 @@ use std::sync::{Arc, RwLock};
 use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::staging::{Catalog, SharedCatalog, Staging, decode, decode_event, encode, read_catalog};
+use crate::staging::{
+    Catalog, SharedCatalog, Staging, decode, decode_event, encode, event_user, forgotten_key,
+    read_catalog,
+};
 use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
 
 /// 2: event payloads carry the results a search showed.
@@ -258,6 +261,14 @@ impl StoreWriter for RedbWriter {
         self.staging.upsert_user(user)
     }
 
+    fn delete_item(&mut self, external: &str) -> Result<bool> {
+        Ok(self.staging.delete_item(external))
+    }
+
+    fn forget_user(&mut self, external: &str) -> Result<bool> {
+        Ok(self.staging.forget_user(external))
+    }
+
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)?;
         if self.staging.events.len() >= FLUSH_EVENTS {
@@ -283,6 +294,34 @@ impl StoreWriter for RedbWriter {
             let mut kinds = self.tx.open_table(KINDS)?;
             for (code, name) in self.staging.new_kinds() {
                 kinds.insert(code, name)?;
+            }
+            let mut items = self.tx.open_table(ITEMS)?;
+            for id in std::mem::take(&mut self.staging.deleted_items) {
+                if items.remove(id)?.is_some() {
+                    self.staging.report.items_deleted += 1;
+                }
+            }
+            let forgotten = self.staging.forgotten_ids();
+            if !forgotten.is_empty() {
+                let mut users = self.tx.open_table(USERS)?;
+                for (external, id) in &self.staging.forgotten_users {
+                    users.remove(*id)?;
+                    user_ids.remove(external.as_str())?;
+                    user_ids.insert(forgotten_key(*id).as_str(), *id)?;
+                }
+                let mut events = self.tx.open_table(EVENTS)?;
+                let mut doomed = Vec::new();
+                for entry in events.iter()? {
+                    let (key, value) = entry?;
+                    if forgotten.contains(&event_user(value.value())?) {
+                        doomed.push(key.value());
+                    }
+                }
+                for key in &doomed {
+                    events.remove(*key)?;
+                }
+                self.staging.report.users_forgotten += forgotten.len();
+                self.staging.report.events_deleted += doomed.len();
             }
         }
         let RedbWriter { tx, staging } = *self;

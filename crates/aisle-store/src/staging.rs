@@ -124,6 +124,10 @@ pub(crate) struct Staging {
     pub items: Vec<(u32, Item)>,
     /// Encoded events with their keys.
     pub events: StagedEvents,
+    /// Item records to remove at commit.
+    pub deleted_items: Vec<u32>,
+    /// Users to forget at commit: external id and dense id.
+    pub forgotten_users: Vec<(String, u32)>,
     pub report: WriteReport,
 }
 
@@ -144,7 +148,33 @@ impl Staging {
             users: Vec::new(),
             items: Vec::new(),
             events: StagedEvents::default(),
+            deleted_items: Vec::new(),
+            forgotten_users: Vec::new(),
             report: WriteReport::default(),
+        }
+    }
+
+    /// Stages the removal of an item's record.
+    pub fn delete_item(&mut self, external: &str) -> bool {
+        let known = read_catalog(&self.base).items.get(external).copied();
+        match known.or_else(|| self.new_items.get(external).copied()) {
+            Some(id) => {
+                self.deleted_items.push(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stages forgetting a user.
+    pub fn forget_user(&mut self, external: &str) -> bool {
+        let known = read_catalog(&self.base).users.get(external).copied();
+        match known.or_else(|| self.new_users.get(external).copied()) {
+            Some(id) => {
+                self.forgotten_users.push((external.to_string(), id));
+                true
+            }
+            None => false,
         }
     }
 
@@ -300,7 +330,34 @@ impl Staging {
         catalog.users.extend(self.new_users);
         catalog.items.extend(self.new_items);
         catalog.kinds.extend(self.new_kinds);
+        for (external, id) in &self.forgotten_users {
+            if catalog.users.remove(external).is_some() {
+                catalog.users.insert(forgotten_key(*id), *id);
+            }
+        }
         self.report
+    }
+}
+
+/// What stands in for a forgotten user's external id, so that the dense id stays taken. It
+/// starts with a NUL, which no imported id holds.
+pub(crate) fn forgotten_key(id: u32) -> String {
+    format!("\0forgotten\0{id}")
+}
+
+/// The dense user id of an encoded event, without decoding the rest.
+pub(crate) fn event_user(bytes: &[u8]) -> Result<u32> {
+    let (user, _): (u32, _) = postcard::take_from_bytes(bytes).map_err(|e| Error::Corrupt {
+        table: "events",
+        reason: e.to_string(),
+    })?;
+    Ok(user)
+}
+
+impl Staging {
+    /// Dense ids of the users to forget.
+    pub fn forgotten_ids(&self) -> Vec<u32> {
+        self.forgotten_users.iter().map(|u| u.1).collect()
     }
 }
 

@@ -113,6 +113,55 @@ fn upserts_replace_records(store: &dyn Store) {
     assert_eq!(store.counts().expect("counts").items, 1);
 }
 
+fn forgetting_a_user_removes_them_and_their_events(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("amy", "a", 1)).expect("add");
+    w.add_event(&view("ben", "a", 2)).expect("add");
+    w.add_event(&view("amy", "b", 3)).expect("add");
+    w.commit().expect("commit");
+    let ben = store.user_id("ben").expect("lookup").expect("ben");
+    let mut w = store.writer().expect("writer");
+    assert!(w.forget_user("amy").expect("forget"));
+    assert!(!w.forget_user("nobody").expect("forget"));
+    let report = w.commit().expect("commit");
+    assert_eq!((report.users_forgotten, report.events_deleted), (1, 2));
+    assert_eq!(store.user_id("amy").expect("lookup"), None);
+    let events = all_events(store);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].user, ben);
+    // Ids stay dense and stable: the counts keep the forgotten slot, a new user gets a new id.
+    assert_eq!(store.counts().expect("counts").users, 2);
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("amy", "a", 4)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(store.user_id("amy").expect("lookup").map(|u| u.0), Some(2));
+}
+
+fn deleting_an_item_keeps_its_events(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.upsert_item(Item::new("sku-1")).expect("item");
+    w.upsert_item(Item::new("sku-2")).expect("item");
+    w.add_event(&view("amy", "sku-1", 1)).expect("add");
+    w.commit().expect("commit");
+    let id = store.item_id("sku-1").expect("lookup").expect("id");
+    let mut w = store.writer().expect("writer");
+    assert!(w.delete_item("sku-1").expect("delete"));
+    assert!(!w.delete_item("sku-9").expect("delete"));
+    assert_eq!(w.commit().expect("commit").items_deleted, 1);
+    assert_eq!(store.item(id).expect("get"), None);
+    let mut left = Vec::new();
+    store
+        .scan_items(&mut |_, item| left.push(item.external_id))
+        .expect("scan");
+    assert_eq!(left, vec!["sku-2".to_string()]);
+    assert_eq!(all_events(store).len(), 1, "its past events stay");
+    // Upserting it again brings it back under the same id.
+    let mut w = store.writer().expect("writer");
+    assert_eq!(w.upsert_item(Item::new("sku-1")).expect("item"), id);
+    w.commit().expect("commit");
+    assert!(store.item(id).expect("get").is_some());
+}
+
 /// A conformance case: takes a fresh, empty store.
 type Case = fn(&dyn Store);
 
@@ -126,7 +175,32 @@ const SUITE: &[(&str, Case)] = &[
     ("dropped writer", a_dropped_writer_leaves_nothing),
     ("kinds", kinds_must_be_known),
     ("upserts", upserts_replace_records),
+    ("forget", forgetting_a_user_removes_them_and_their_events),
+    ("delete item", deleting_an_item_keeps_its_events),
 ];
+
+#[test]
+fn redb_forgotten_users_stay_forgotten_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = RedbStore::open(dir.path()).expect("open");
+        let mut w = store.writer().expect("writer");
+        w.add_event(&view("amy", "a", 1)).expect("add");
+        w.add_event(&view("ben", "a", 2)).expect("add");
+        w.commit().expect("commit");
+        let mut w = store.writer().expect("writer");
+        w.forget_user("amy").expect("forget");
+        w.commit().expect("commit");
+    }
+    let store = RedbStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.user_id("amy").expect("lookup"), None);
+    assert_eq!(store.counts().expect("counts").users, 2);
+    assert_eq!(all_events(&store).len(), 1);
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("cy", "a", 3)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(store.user_id("cy").expect("lookup").map(|u| u.0), Some(2));
+}
 
 #[test]
 fn mem_store_conforms() {
