@@ -28,6 +28,7 @@ use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
 pub use error::{Error, Result};
 pub use mem::MemStore;
 pub use redb_store::RedbStore;
+pub use staging::session_id;
 
 /// Sizes of what a store holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

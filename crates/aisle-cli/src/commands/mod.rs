@@ -12,6 +12,7 @@ mod import;
 mod predict;
 mod quickstart;
 mod search;
+mod serve;
 mod stats;
 mod train;
 
@@ -51,6 +52,8 @@ enum Command {
     Predict(analytics::PredictArgs),
     /// Run a benchmark and write its report under bench/results/.
     Bench(bench::Args),
+    /// Serve the HTTP API, the dashboard and the demo storefront.
+    Serve(serve::ServeArgs),
 }
 
 /// Where the embedded store lives.
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analytics::analyze(args),
         Command::Predict(args) => analytics::predict(args),
         Command::Index(args) => search::index(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -16,9 +16,12 @@ pub struct Args {
     /// The sample to import (default: the Instacart sample bundled with the repository).
     #[arg(long)]
     pub sample: Option<PathBuf>,
-    /// Stop before serving (the HTTP server is not built yet, so this is what happens anyway).
+    /// Stop before serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// Where to serve (default: the config's, 127.0.0.1:7700; AISLE_LISTEN overrides it too).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 fn sample_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -100,11 +103,80 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         json: false,
         no_log: true,
     })?;
-    println!(
-        "\nNext: aisle search --data-dir {d} \"organic yogurt\" --user 1 --filter category=\"dairy eggs\"\n      \
-         aisle index --data-dir {d} --train-ranker   (personalised re-ranking)\n      \
-         aisle train --data-dir {d} --model ease && aisle recommend --data-dir {d} --model ease --user 1",
-        d = args.data_dir.display()
+    println!("\nEvaluating three recommenders on held-out orders (temporal split, full ranking):");
+    let leaderboard = args.data_dir.join("eval").join("leaderboard.json");
+    fs_err::create_dir_all(args.data_dir.join("eval"))?;
+    super::eval::run(super::eval::Args {
+        data: super::DataDir {
+            data_dir: args.data_dir.clone(),
+        },
+        protocol: "temporal".into(),
+        models: vec!["pop".into(), "itemknn".into(), "sknn".into()],
+        tune: false,
+        budget: 1,
+        validation_cases: 1000,
+        ks: vec![10],
+        test_fraction: 0.2,
+        exclude_seen: false,
+        test_days: 1.0,
+        uniform_weights: false,
+        weights: Vec::new(),
+        seed: None,
+        configs: Vec::new(),
+        json: Some(leaderboard),
+        report: None,
+        export_split: None,
+        peers: Vec::new(),
+    })?;
+    if args.no_serve {
+        println!(
+            "\nNext: aisle serve --data-dir {d}   (HTTP API, dashboard, storefront)\n      \
+             aisle search --data-dir {d} \"organic yogurt\" --user 1 --filter category=\"dairy eggs\"\n      \
+             aisle recommend --data-dir {d} --model itemknn --user 1 --explain   (after aisle train --model itemknn)",
+            d = args.data_dir.display()
+        );
+        return Ok(());
+    }
+    let mut config = aisle_server::ServerConfig::load(None, |name| std::env::var(name).ok())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    // The demo: anyone on this machine may read; the storefront sends its events with a
+    // fresh ingest key, and a fresh admin key is printed for retraining and catalogue edits.
+    config.public_reads = true;
+    let demo = format!("demo-{:016x}", random_u64());
+    let admin = format!("admin-{:016x}", random_u64());
+    config.demo_key = Some(demo.clone());
+    config.keys.push(aisle_server::auth::ApiKey {
+        key: demo,
+        role: aisle_server::auth::Role::Ingest,
+    });
+    config.keys.push(aisle_server::auth::ApiKey {
+        key: admin.clone(),
+        role: aisle_server::auth::Role::Admin,
+    });
+    println!("\nServing the sample (Ctrl-C stops). Admin key for this run: {admin}");
+    super::serve::serve_with(
+        config,
+        &super::search::EngineArgs {
+            data: super::DataDir {
+                data_dir: args.data_dir.clone(),
+            },
+            encoder: None,
+            synonyms: None,
+            no_encoder: true,
+        },
+    )
+}
+
+/// A random number from the standard library's per-process hash seed (for throw-away keys).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
     );
-    Ok(())
+    h.finish()
 }

@@ -127,7 +127,7 @@ pub(super) fn find_encoder(explicit: Option<&Path>) -> anyhow::Result<Option<Sen
 }
 
 /// Opens the search state and brings it up to date with the catalogue.
-fn open_engine(
+pub(super) fn open_engine(
     args: &EngineArgs,
     store: &dyn aisle_store::ReadStore,
     log: &EventLog,

@@ -1,0 +1,122 @@
+//! `aisle serve`: the HTTP API, dashboard and storefront over a data directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aisle_features::EventLog;
+use aisle_server::{App, ServerConfig};
+use anyhow::{Context, bail};
+
+use super::search::EngineArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// A TOML config file (AISLE_* environment variables override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on (overrides the config).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The recommender to serve (overrides the config).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Settings from the file and the environment, then the flags.
+pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
+    if let Some(listen) = &args.listen {
+        config.listen.clone_from(listen);
+    }
+    if let Some(model) = &args.model {
+        config.model.clone_from(model);
+    }
+    Ok(config)
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AISLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests calling in twice) is harmless and ignored.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    serve_with(config, &args.engine)
+}
+
+pub fn serve_with(config: ServerConfig, engine_args: &EngineArgs) -> anyhow::Result<()> {
+    init_logs(config.log_json);
+    let data_dir = engine_args.data.data_dir.clone();
+    if !data_dir.join("aisle.redb").is_file() {
+        bail!(
+            "{} holds no aisle store yet: import data first (aisle import, or aisle quickstart)",
+            data_dir.display()
+        );
+    }
+    if config.keys.is_empty() && config.demo_key.is_none() {
+        eprintln!(
+            "note: no API keys are configured, so nothing can write; set keys in --config or AISLE_API_KEYS=KEY:ROLE,..."
+        );
+    }
+    let store: Arc<dyn aisle_store::Store> =
+        Arc::from(aisle_store::open(&data_dir.to_string_lossy())?);
+    let log = EventLog::load(store.as_ref())?;
+    let engine = super::search::open_engine(engine_args, store.as_ref(), &log)
+        .context("while opening the search index")?;
+    drop(log);
+    eprintln!("training {} and the prediction models...", config.model);
+    let (app, writer) = App::start(config.clone(), data_dir, store, Some(engine))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("while binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        println!("aisle is serving on http://{address}/ (dashboard), http://{address}/shop (storefront), http://{address}/openapi.json");
+        aisle_server::serve(app, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    // Every acknowledged event was committed before its answer; what is still queued was
+    // never acknowledged. The writer finishes its current commit before the process ends.
+    drop(runtime);
+    writer.join();
+    eprintln!("aisle stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}

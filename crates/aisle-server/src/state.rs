@@ -1,0 +1,390 @@
+//! What the server knows: the live event log (updated by every acknowledged event), the
+//! catalogue, and the trained models (replaced whole by a retrain, never edited in place).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aisle_analytics::behaviour::{FunnelUnit, cohorts, funnel, rfm};
+use aisle_analytics::bgnbd::{BgNbd, summarise};
+use aisle_analytics::profiles::item_stats;
+use aisle_analytics::propensity::{Prediction, Propensity};
+use aisle_analytics::purchase::{Target, group_rows, reorder_rows};
+use aisle_core::{EventKind, Item};
+use aisle_features::{CleaningConfig, EventLog, Interaction, KindWeights, NO_ITEM};
+use aisle_models::{MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder};
+use aisle_store::ReadStore;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One line of the dashboard's live event stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct FeedEntry {
+    /// External user id.
+    pub user: String,
+    /// Event kind.
+    pub kind: String,
+    /// External item id, if any.
+    pub item: Option<String>,
+    /// Item title, if known.
+    pub title: Option<String>,
+    /// Event time.
+    pub timestamp_ms: i64,
+}
+
+/// Counts of one logged query.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct QueryStats {
+    /// Times searched.
+    pub searches: u64,
+    /// Times it found nothing.
+    pub zero_results: u64,
+}
+
+/// The event log as of the last acknowledged event, with indexes by user and session.
+#[derive(Default)]
+pub struct Live {
+    /// Every event, in arrival order.
+    pub events: Vec<Interaction>,
+    /// Event positions per dense user id.
+    pub by_user: Vec<Vec<u32>>,
+    /// Event positions per session key.
+    pub by_session: FxHashMap<u64, Vec<u32>>,
+    /// The catalogue by dense item id (`None`: known only from events).
+    pub items: Vec<Option<Item>>,
+    /// The latest events, newest last.
+    pub feed: VecDeque<FeedEntry>,
+    /// Events acknowledged since the server started.
+    pub ingested: u64,
+    /// Searches by normalised query.
+    pub queries: FxHashMap<String, QueryStats>,
+    /// Time of the latest event.
+    pub latest_ms: i64,
+}
+
+const FEED: usize = 50;
+
+impl Live {
+    /// Loads everything the store holds.
+    pub fn load(store: &dyn ReadStore) -> aisle_store::Result<Live> {
+        let counts = store.counts()?;
+        let mut live = Live {
+            items: vec![None; counts.items],
+            ..Live::default()
+        };
+        store.scan_items(&mut |id, item| live.items[id.index()] = Some(item))?;
+        let log = EventLog::load(store).map_err(|e| aisle_store::Error::Corrupt {
+            table: "events",
+            reason: e.to_string(),
+        })?;
+        live.by_user = vec![Vec::new(); counts.users];
+        for e in log.events() {
+            live.push(*e);
+        }
+        Ok(live)
+    }
+
+    /// Adds one event (its ids already assigned by the store).
+    pub fn push(&mut self, e: Interaction) {
+        let at = self.events.len() as u32;
+        let user = e.user as usize;
+        if self.by_user.len() <= user {
+            self.by_user.resize(user + 1, Vec::new());
+        }
+        self.by_user[user].push(at);
+        if e.session != 0 {
+            self.by_session.entry(e.session).or_default().push(at);
+        }
+        if e.item != NO_ITEM && self.items.len() <= e.item as usize {
+            self.items.resize(e.item as usize + 1, None);
+        }
+        self.latest_ms = self.latest_ms.max(e.timestamp_ms);
+        self.events.push(e);
+    }
+
+    /// Records an event for the live stream.
+    pub fn announce(&mut self, entry: FeedEntry) {
+        if self.feed.len() == FEED {
+            self.feed.pop_front();
+        }
+        self.feed.push_back(entry);
+    }
+
+    /// Items, kinds and times of the events at `positions` that say something about taste.
+    pub fn history_of(&self, positions: &[u32]) -> (Vec<u32>, Vec<EventKind>, Vec<i64>) {
+        let weights = KindWeights::default();
+        let mut items = Vec::new();
+        let mut kinds = Vec::new();
+        let mut times = Vec::new();
+        for &p in positions {
+            let e = &self.events[p as usize];
+            if e.item != NO_ITEM && weights.weight(e.kind) != 0.0 {
+                items.push(e.item);
+                kinds.push(e.kind);
+                times.push(e.timestamp_ms);
+            }
+        }
+        (items, kinds, times)
+    }
+
+    /// Items bought by a user.
+    pub fn bought(&self, user: u32) -> Vec<u32> {
+        self.by_user
+            .get(user as usize)
+            .map(|positions| {
+                positions
+                    .iter()
+                    .map(|&p| &self.events[p as usize])
+                    .filter(|e| e.kind == EventKind::Purchase && e.item != NO_ITEM)
+                    .map(|e| e.item)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Items by recent interest: each event counts `0.5^(age / half_life)`, age measured
+    /// from the latest event.
+    pub fn trending(&self, half_life_ms: i64, horizon_ms: i64) -> Vec<(u32, f32)> {
+        let weights = KindWeights::default();
+        let mut scores: FxHashMap<u32, f32> = FxHashMap::default();
+        for e in self.events.iter().rev() {
+            let age = self.latest_ms - e.timestamp_ms;
+            if age > horizon_ms {
+                continue;
+            }
+            if e.item != NO_ITEM {
+                let w = weights.weight(e.kind).max(0.0);
+                *scores.entry(e.item).or_default() +=
+                    w * 0.5f32.powf(age as f32 / half_life_ms as f32);
+            }
+        }
+        let mut list: Vec<(u32, f32)> = scores.into_iter().collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list
+    }
+}
+
+/// Next-order predictions, computed when the models were trained.
+#[derive(Default)]
+pub struct Predictions {
+    /// Products each user's next order is likely to hold, best first.
+    pub products: FxHashMap<u32, Vec<Prediction>>,
+    /// Departments likewise.
+    pub departments: FxHashMap<u32, Vec<Prediction>>,
+    /// Department names by group id.
+    pub department_names: Vec<String>,
+    /// The reorder model (for explanations).
+    pub reorder: Option<Propensity>,
+    /// The department model (scores promotions too).
+    pub groups: Option<Propensity>,
+    /// The log the models saw (promotions are scored on it).
+    pub log: Option<Arc<EventLog>>,
+    /// BG/NBD, with each customer's P(alive) and expected purchases in the next 4 weeks.
+    pub bgnbd: Option<BgNbd>,
+    /// Per user: (P(alive), expected purchases in 4 weeks).
+    pub churn: FxHashMap<u32, (f64, f64)>,
+    /// Why a part is missing (too little data, ...).
+    pub notes: Vec<String>,
+}
+
+/// A trained generation of models, served until the next retrain replaces it.
+pub struct Served {
+    /// Increases by one per retrain.
+    pub version: u64,
+    /// The recommender's name.
+    pub model_name: String,
+    /// The recommender.
+    pub model: Model,
+    /// Users the recommender was trained on (higher ids are new).
+    pub trained_users: usize,
+    /// Events it saw.
+    pub trained_events: usize,
+    /// When training finished.
+    pub trained_at_ms: i64,
+    /// Seconds the whole generation took to train.
+    pub train_seconds: f64,
+    /// Purchase and churn predictions.
+    pub predictions: Predictions,
+    /// Analytics summary for the dashboard.
+    pub analytics: serde_json::Value,
+}
+
+fn departments(
+    store: &dyn ReadStore,
+    n_items: usize,
+) -> aisle_store::Result<(Vec<u32>, Vec<String>)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: FxHashMap<String, u32> = FxHashMap::default();
+    let mut groups = vec![u32::MAX; n_items];
+    store.scan_items(&mut |id, item| {
+        if let (Some(d), Some(slot)) = (item.category.first(), groups.get_mut(id.index())) {
+            let next = index.len() as u32;
+            *slot = *index.entry(d.clone()).or_insert_with(|| {
+                names.push(d.clone());
+                next
+            });
+        }
+    })?;
+    Ok((groups, names))
+}
+
+fn by_user(list: Vec<Prediction>, keep: usize) -> FxHashMap<u32, Vec<Prediction>> {
+    let mut map: FxHashMap<u32, Vec<Prediction>> = FxHashMap::default();
+    for p in list {
+        map.entry(p.user).or_default().push(p);
+    }
+    for v in map.values_mut() {
+        v.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        v.truncate(keep);
+    }
+    map
+}
+
+fn predictions(store: &dyn ReadStore, log: &EventLog) -> Predictions {
+    let mut out = Predictions::default();
+    match Propensity::fit_reorder(log) {
+        Ok(model) => {
+            out.products = by_user(model.predict(&reorder_rows(log, Target::Next), 0), 50);
+            out.reorder = Some(model);
+        }
+        Err(e) => out.notes.push(format!("purchase (products): {e}")),
+    }
+    match departments(store, log.n_items()) {
+        Ok((groups, names)) => match Propensity::fit_group(log, &groups, names.len()) {
+            Ok(model) => {
+                out.departments = by_user(
+                    model.predict(&group_rows(log, &groups, names.len(), Target::Next), 0),
+                    names.len(),
+                );
+                out.groups = Some(model);
+                out.department_names = names;
+            }
+            Err(e) => out.notes.push(format!("purchase (departments): {e}")),
+        },
+        Err(e) => out.notes.push(format!("departments: {e}")),
+    }
+    let last_day = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms.div_euclid(DAY_MS))
+        .max()
+        .unwrap_or(0);
+    let customers = summarise(log, last_day, last_day);
+    match BgNbd::fit(&customers) {
+        Ok(fit) => {
+            for c in &customers {
+                out.churn
+                    .insert(c.user, (fit.p_alive(c), fit.expected_transactions(c, 4.0)));
+            }
+            out.bgnbd = Some(fit);
+        }
+        Err(e) => out.notes.push(format!("churn (BG/NBD): {e}")),
+    }
+    out
+}
+
+fn analytics(store: &dyn ReadStore, log: &EventLog) -> serde_json::Value {
+    let present: std::collections::HashSet<EventKind> =
+        log.events().iter().map(|e| e.kind).collect();
+    let steps: Vec<EventKind> = [
+        EventKind::View,
+        EventKind::Click,
+        EventKind::AddToCart,
+        EventKind::Purchase,
+    ]
+    .into_iter()
+    .filter(|k| present.contains(k))
+    .collect();
+    let funnel_steps = funnel(
+        log,
+        &steps,
+        FunnelUnit::Session,
+        i64::MIN,
+        i64::MAX,
+        &|_| true,
+    )
+    .unwrap_or_default();
+    let cohort_kind = present
+        .contains(&EventKind::Purchase)
+        .then_some(EventKind::Purchase);
+    let cohort_table = cohorts(log, cohort_kind, 7).unwrap_or_default();
+    let end = log.events().last().map_or(0, |e| e.timestamp_ms);
+    let purchases = log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+        .map(|e| (e.user, e.timestamp_ms, 1.0));
+    let mut segments: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in rfm(purchases, end) {
+        *segments.entry(r.segment).or_default() += 1;
+    }
+    let top: Vec<serde_json::Value> = item_stats(log)
+        .into_iter()
+        .take(10)
+        .map(|s| {
+            let item = store.item(aisle_core::ItemId(s.item)).ok().flatten();
+            serde_json::json!({
+                "id": item.as_ref().map(|i| i.external_id.clone()),
+                "title": item.map(|i| i.title),
+                "purchases": s.purchases,
+                "buyers": s.buyers,
+                "repeat_buyer_share": s.repeat_buyer_share,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "funnel": funnel_steps,
+        "cohorts": cohort_table.iter().take(12).collect::<Vec<_>>(),
+        "segments": segments,
+        "top_items": top,
+    })
+}
+
+/// Trains a new generation from everything in the store.
+pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Served, String> {
+    if !MODEL_NAMES.contains(&model_name) {
+        return Err(format!(
+            "unknown model {model_name:?}; models are: {}",
+            MODEL_NAMES.join(", ")
+        ));
+    }
+    let started = Instant::now();
+    let counts = store.counts().map_err(|e| e.to_string())?;
+    let mut log = EventLog::load(store).map_err(|e| e.to_string())?;
+    let raw = log.clone();
+    log.clean(&CleaningConfig::default())
+        .map_err(|e| e.to_string())?;
+    let mut items = vec![None; counts.items];
+    store
+        .scan_items(&mut |id, item| items[id.index()] = Some(item))
+        .map_err(|e| e.to_string())?;
+    let data = TrainDataBuilder::new().items(items).build(&log);
+    let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
+    let mut model = Model::build(&config);
+    model.fit(&data).map_err(|e| e.to_string())?;
+    let predictions = predictions(store, &raw);
+    let analytics = analytics(store, &raw);
+    Ok(Served {
+        version,
+        model_name: model_name.to_string(),
+        trained_users: counts.users,
+        trained_events: log.len(),
+        trained_at_ms: crate::now_ms(),
+        train_seconds: started.elapsed().as_secs_f64(),
+        predictions: Predictions {
+            log: Some(Arc::new(raw)),
+            ..predictions
+        },
+        analytics,
+        model,
+    })
+}
+
+impl Served {
+    /// Number of items the recommender scores.
+    pub fn n_items(&self) -> usize {
+        self.model.n_items()
+    }
+}

@@ -1,0 +1,597 @@
+//! The server over HTTP on a real loopback port, on the bundled sample: real time, keys,
+//! limits, clear errors, the OpenAPI document against the real routes, zero-downtime retrain.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aisle_import::{Adapter, ImportOptions, Source};
+use aisle_search::{EngineConfig, SearchEngine, TextIndex, load_catalogue};
+use aisle_server::auth::{ApiKey, Role};
+use aisle_server::{App, ServerConfig};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-key-123";
+const INGEST: &str = "ingest-key-123";
+const READ: &str = "read-key-1234";
+
+struct Server {
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+fn start(config: ServerConfig, with_search: bool) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn aisle_store::Store> =
+        Arc::from(aisle_store::open(&dir.path().to_string_lossy()).expect("store"));
+    aisle_import::import(
+        store.as_ref(),
+        &Source::Adapter(Adapter::Instacart),
+        &[aisle_testkit::bundled_sample()],
+        &ImportOptions::default(),
+    )
+    .expect("import the sample");
+    let engine = with_search.then(|| {
+        let text = TextIndex::open_or_create(&dir.path().join("search")).expect("index");
+        let mut engine = SearchEngine::new(text, EngineConfig::default());
+        engine
+            .sync_catalogue(load_catalogue(store.as_ref()).expect("catalogue"), &|_| {})
+            .expect("sync");
+        engine
+    });
+    let (app, _writer) =
+        App::start(config, dir.path().to_path_buf(), store, engine).expect("start the app");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            aisle_server::serve(app, listener, std::future::pending())
+                .await
+                .expect("serve");
+        });
+    });
+    Server { base, _dir: dir }
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        keys: vec![
+            ApiKey {
+                key: ADMIN.into(),
+                role: Role::Admin,
+            },
+            ApiKey {
+                key: INGEST.into(),
+                role: Role::Ingest,
+            },
+            ApiKey {
+                key: READ.into(),
+                role: Role::Read,
+            },
+        ],
+        ..ServerConfig::default()
+    }
+}
+
+/// One server for the tests that share it (each uses its own users).
+fn shared() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| start(config(), true))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// (status, JSON body) of a request.
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let agent = agent();
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let response = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        ("DELETE", _) => {
+            let mut r = agent.delete(url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        (m, b) => {
+            let mut r = if m == "PUT" {
+                agent.put(url)
+            } else {
+                agent.post(url)
+            };
+            r = r.header("Content-Type", "application/json");
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(b.unwrap_or("{}"))
+        }
+    };
+    let mut response = response.expect("request");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Sends only the head of a request that announces a `length`-byte JSON body, and reads
+/// the answer (a server that refuses the size answers without reading the body).
+fn announce_body(base: &str, method: &str, path: &str, key: &str, length: usize) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n["
+    )
+    .expect("write");
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+            break;
+        }
+    }
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(text.clone())),
+    )
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn an_ingested_event_changes_that_users_recommendations_at_once() {
+    let s = shared();
+    let url = format!("{}/v1/recommend?user=1&k=10", s.base);
+    let (status, before) = call("GET", &url, Some(READ), None);
+    assert_eq!(status, 200, "{before}");
+    let before = ids(&before["items"]);
+    assert_eq!(before.len(), 10);
+    assert!(before[0].len() > 0);
+    // User 1 puts five baby products in the cart (a department they never used).
+    let (status, items) = call(
+        "GET",
+        &format!("{}/v1/search?q=baby%20wipes&limit=5", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "{items}");
+    let baby = ids(&items["hits"]);
+    assert_eq!(baby.len(), 5);
+    let events: Vec<Value> = baby
+        .iter()
+        .map(|i| json!({"user": "1", "kind": "add_to_cart", "item": i, "session": "s-live-1"}))
+        .collect();
+    let (status, answer) = call(
+        "POST",
+        &format!("{}/v1/events", s.base),
+        Some(INGEST),
+        Some(&serde_json::to_string(&events).expect("json")),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 5);
+    let (_, after) = call("GET", &url, Some(READ), None);
+    let after_ids = ids(&after["items"]);
+    assert_ne!(before, after_ids, "the new events must change the list");
+    // The session's own recommendations come from its events.
+    let (status, session) = call(
+        "POST",
+        &format!("{}/v1/recommend/session?k=5", s.base),
+        Some(READ),
+        Some(r#"{"session": "s-live-1"}"#),
+    );
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["items"].as_array().map(Vec::len), Some(5));
+    // Its reasons are the session's own items.
+    let reasons: Vec<String> = session["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .flat_map(|i| i["because"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| baby.contains(r)),
+        "{session}"
+    );
+    // Cart complements explain themselves.
+    let (status, cart) = call(
+        "POST",
+        &format!("{}/v1/recommend/cart?k=5", s.base),
+        Some(READ),
+        Some(&json!({"items": [baby[0]]}).to_string()),
+    );
+    assert_eq!(status, 200, "{cart}");
+    assert!(
+        cart["items"][0]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("goes with")),
+        "{cart}"
+    );
+}
+
+#[test]
+fn keys_roles_limits_and_clear_errors() {
+    let s = shared();
+    let events = format!("{}/v1/events", s.base);
+    let one = r#"{"user": "sec-1", "kind": "view", "item": "196"}"#;
+    let (status, body) = call("POST", &events, None, Some(one));
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("API key"))
+    );
+    let (status, body) = call("POST", &events, Some(READ), Some(one));
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Read"))
+    );
+    let (status, _) = call("POST", &events, Some("not-a-key-at-all"), Some(one));
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        "GET",
+        &format!("{}/v1/recommend?user=1", s.base),
+        None,
+        None,
+    );
+    assert_eq!(status, 401, "reads need a key unless public_reads is set");
+    let (status, _) = call(
+        "PUT",
+        &format!("{}/v1/items", s.base),
+        Some(INGEST),
+        Some("[]"),
+    );
+    assert_eq!(status, 403, "an ingest key cannot edit the catalogue");
+
+    // Malformed and wrong-shaped bodies.
+    let (status, body) = call("POST", &events, Some(INGEST), Some("{\"user\": "));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not an event")),
+        "{body}"
+    );
+    let (status, body) = call(
+        "POST",
+        &events,
+        Some(INGEST),
+        Some(
+            r#"[{"user": "sec-1", "kind": "view", "item": "196"}, {"user": "sec-1", "kind": "teleport", "item": "196"}]"#,
+        ),
+    );
+    assert_eq!(status, 400);
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("event 1") && message.contains("teleport"),
+        "{message}"
+    );
+    let (status, body) = call(
+        "POST",
+        &events,
+        Some(INGEST),
+        Some(r#"{"user": "sec-1", "kind": "purchase"}"#),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("needs an item")),
+        "{body}"
+    );
+    // Nothing of a rejected request was stored: sec-1 is still unknown.
+    let (status, _) = call(
+        "GET",
+        &format!("{}/v1/recommend?user=sec-1", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 404);
+    // Oversized bodies: the server answers 413 from the declared length, before reading.
+    let (status, body) = announce_body(&s.base, "PUT", "/v1/items", ADMIN, 4 << 20);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger")),
+        "{body}"
+    );
+    // Too many events in one request.
+    let many = format!("[{}]", vec![one; 10_001].join(","));
+    let (status, body) = call("POST", &events, Some(INGEST), Some(&many));
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 10000")),
+        "{body}"
+    );
+    // Unknown routes and bad parameters are JSON errors too.
+    let (status, body) = call("GET", &format!("{}/v1/nothing", s.base), Some(READ), None);
+    assert_eq!(status, 404);
+    assert!(body["error"]["message"].is_string());
+    let (status, body) = call(
+        "GET",
+        &format!("{}/v1/recommend?user=1&k=abc", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        "GET",
+        &format!("{}/v1/search?q=x&filter=price%3Ccheap", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn rate_limits_answer_429() {
+    let mut config = config();
+    config.rate_limit_per_second = 2.0;
+    let s = start(config, false);
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            call(
+                "GET",
+                &format!("{}/v1/trending?k=1", s.base),
+                Some(READ),
+                None,
+            )
+            .0
+        })
+        .collect();
+    assert!(
+        statuses.iter().filter(|&&c| c == 200).count() >= 4,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[test]
+fn openapi_matches_the_routes_that_answer() {
+    let s = shared();
+    let (status, doc) = call("GET", &format!("{}/openapi.json", s.base), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert_eq!(
+        paths
+            .values()
+            .map(|p| p.as_object().map_or(0, |m| m.len()))
+            .sum::<usize>(),
+        aisle_server::api::ROUTES.len()
+    );
+    for (path, methods) in paths {
+        for method in methods.as_object().expect("methods").keys() {
+            // Fill path parameters with a real item id; skip the calls that change data.
+            let url = format!("{}{}", s.base, path.replace("{id}", "196"));
+            let method = method.to_uppercase();
+            if method == "DELETE" || path.contains("retrain") {
+                continue;
+            }
+            let body = if path.contains("cart") {
+                Some(r#"{"items": ["196"]}"#)
+            } else if path.contains("session") {
+                Some(r#"{"items": ["196"]}"#)
+            } else if path == "/v1/events" {
+                Some(r#"{"user": "doc-1", "kind": "view", "item": "196"}"#)
+            } else if path.ends_with("items") || path.ends_with("users") {
+                Some("[]")
+            } else {
+                None
+            };
+            let (code, answer) = call(&method, &url, Some(ADMIN), body);
+            assert!(
+                code != 404 && code != 405,
+                "{method} {path}: {code} {answer}"
+            );
+        }
+    }
+    // A route the document does not list does not exist.
+    let (code, _) = call("GET", &format!("{}/v1/secret", s.base), Some(ADMIN), None);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn catalogue_edits_forgetting_and_a_retrain_without_a_failed_request() {
+    let s = shared();
+    let items = r#"[{"id": "new-1", "title": "Zorblax Sparkling Yuzu Drink", "category": "beverages > soft drinks", "price": 2.5}]"#;
+    let (status, body) = call(
+        "PUT",
+        &format!("{}/v1/items", s.base),
+        Some(ADMIN),
+        Some(items),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, found) = call(
+        "GET",
+        &format!("{}/v1/search?q=zorblax", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(ids(&found["hits"]), vec!["new-1".to_string()], "{found}");
+    let (status, _) = call(
+        "DELETE",
+        &format!("{}/v1/items/new-1", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (_, gone) = call(
+        "GET",
+        &format!("{}/v1/search?q=zorblax", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(gone["total"], 0, "{gone}");
+    let (status, _) = call(
+        "DELETE",
+        &format!("{}/v1/items/new-1", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // Forget a user: their events go, and they are unknown afterwards.
+    let ev = r#"[{"user": "forget-me", "kind": "view", "item": "196"}, {"user": "forget-me", "kind": "purchase", "item": "196"}]"#;
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{}/v1/events", s.base),
+            Some(INGEST),
+            Some(ev)
+        )
+        .0,
+        200
+    );
+    let (status, body) = call(
+        "DELETE",
+        &format!("{}/v1/users/forget-me", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events_deleted"], 2);
+    let (status, _) = call(
+        "GET",
+        &format!("{}/v1/recommend?user=forget-me", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // Retrain while requests keep coming: every one succeeds, and the version moves on.
+    let (_, ready) = call("GET", &format!("{}/ready", s.base), None, None);
+    let version = ready["model_version"].as_u64().expect("version");
+    let base = s.base.clone();
+    let load = std::thread::spawn(move || {
+        let mut codes = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            codes.push(
+                call(
+                    "GET",
+                    &format!("{base}/v1/recommend?user=2&k=5"),
+                    Some(READ),
+                    None,
+                )
+                .0,
+            );
+            let (_, r) = call("GET", &format!("{base}/ready"), None, None);
+            if r["model_version"].as_u64() > Some(version) || std::time::Instant::now() > deadline {
+                return (codes, r);
+            }
+        }
+    });
+    let (status, _) = call(
+        "POST",
+        &format!("{}/v1/admin/retrain", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 202);
+    let (codes, ready) = load.join().expect("load thread");
+    assert_eq!(
+        ready["model_version"].as_u64(),
+        Some(version + 1),
+        "{ready}"
+    );
+    assert!(codes.iter().all(|&c| c == 200), "{codes:?}");
+    // The metrics show the requests and the new version.
+    let (_, metrics) = call("GET", &format!("{}/metrics", s.base), None, None);
+    let text = metrics.as_str().expect("text");
+    assert!(
+        text.contains("aisle_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/v1/recommend\""));
+    assert!(
+        text.contains(&format!("aisle_model_version {}", version + 1)),
+        "{text}"
+    );
+}
+
+#[test]
+fn predictions_analytics_and_pages() {
+    let s = shared();
+    let (status, p) = call(
+        "GET",
+        &format!("{}/v1/predict/purchase?user=1&k=3", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["products"].as_array().map(Vec::len), Some(3));
+    let (status, c) = call(
+        "GET",
+        &format!("{}/v1/predict/churn?user=1", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "{c}");
+    let alive = c["p_alive"].as_f64().expect("p_alive");
+    assert!((0.0..=1.0).contains(&alive));
+    let (status, promo) = call(
+        "GET",
+        &format!("{}/v1/promo?category=yogurt&k=50&top=5", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "{promo}");
+    assert_eq!(promo["targets"].as_array().map(Vec::len), Some(5));
+    let (status, a) = call("GET", &format!("{}/v1/analytics", s.base), Some(READ), None);
+    assert_eq!(status, 200);
+    assert_eq!(a["analytics"]["funnel"][0]["kind"], "add_to_cart", "{a}");
+    let (status, e) = call(
+        "GET",
+        &format!("{}/v1/explain?user=1&item=196", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "{e}");
+    assert!(e["rank_for_user"].as_u64().is_some());
+    for page in ["/", "/shop"] {
+        let (status, html) = call("GET", &format!("{}{page}", s.base), None, None);
+        assert_eq!(status, 200);
+        assert!(html.as_str().is_some_and(|h| h.contains("<script>")));
+    }
+}
