@@ -1,0 +1,158 @@
+//! `aisle serve` as a process: killed with SIGKILL while events pour in, every event it
+//! acknowledged is in the store exactly once afterwards.
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "ingest-key-123";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+fn start_server(data: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .args(["serve", "--data-dir", data, "--no-encoder", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("AISLE_API_KEYS", format!("{KEY}:ingest"))
+        .env("AISLE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aisle serve")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if agent()
+            .get(&format!("http://127.0.0.1:{port}/health"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("aisle serve did not become healthy on port {port}");
+}
+
+#[test]
+fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("shop");
+    let data_arg = data.display().to_string();
+    // A small shop: 40 users with two orders each.
+    let csv = tmp.path().join("events.csv");
+    let mut file = std::fs::File::create(&csv).expect("csv");
+    writeln!(file, "user,item,kind,timestamp,session").expect("write");
+    for u in 0..40 {
+        for order in 0..2 {
+            for i in 0..3 {
+                writeln!(
+                    file,
+                    "u{u},i{},purchase,{},o{u}-{order}",
+                    (u + i + order) % 17,
+                    1_700_000_000 + u * 1000 + order * 86_400 * 7
+                )
+                .expect("write");
+            }
+        }
+    }
+    drop(file);
+    let out = Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .args(["import", "--data-dir", &data_arg, "--format", "csv"])
+        .arg(&csv)
+        .output()
+        .expect("import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let port = free_port();
+    let mut server = start_server(&data_arg, port);
+    wait_healthy(port);
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                let url = format!("http://127.0.0.1:{port}/v1/events");
+                for n in 0..100_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // Five events per request, each from a user of its own.
+                    let users: Vec<String> = (0..5).map(|k| format!("crash-{t}-{n}-{k}")).collect();
+                    let body: Vec<serde_json::Value> = users
+                        .iter()
+                        .map(|u| serde_json::json!({"user": u, "kind": "view", "item": "i1", "timestamp": 1_800_000_000_000i64}))
+                        .collect();
+                    let answer = agent
+                        .post(&url)
+                        .header("Authorization", &format!("Bearer {KEY}"))
+                        .header("Content-Type", "application/json")
+                        .send(&serde_json::to_string(&body).expect("json"));
+                    match answer {
+                        Ok(r) if r.status().is_success() => {
+                            acknowledged.lock().expect("lock").extend(users);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reap");
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() >= 50,
+        "only {} events were acknowledged before the kill",
+        acknowledged.len()
+    );
+
+    // Reopen the store as a restarted server would.
+    let store = aisle_store::open(&data_arg).expect("reopen after the crash");
+    let mut per_user: std::collections::HashMap<u32, usize> = Default::default();
+    store
+        .scan_events(&mut |e| *per_user.entry(e.user.0).or_default() += 1)
+        .expect("scan");
+    for user in &acknowledged {
+        let id = store
+            .user_id(user)
+            .expect("lookup")
+            .unwrap_or_else(|| panic!("acknowledged event of {user} is missing after the crash"));
+        assert_eq!(per_user.get(&id.0), Some(&1), "{user}: not exactly once");
+    }
+    drop(store);
+    // And the server starts again on the same directory.
+    let port = free_port();
+    let mut again = start_server(&data_arg, port);
+    wait_healthy(port);
+    again.kill().expect("stop");
+    let _ = again.wait();
+    eprintln!("{} acknowledged events all present once", acknowledged.len());
+}
