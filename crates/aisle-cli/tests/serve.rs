@@ -80,7 +80,11 @@ fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
         .arg(&csv)
         .output()
         .expect("import");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let port = free_port();
     let mut server = start_server(&data_arg, port);
@@ -154,5 +158,8 @@ fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
     wait_healthy(port);
     again.kill().expect("stop");
     let _ = again.wait();
-    eprintln!("{} acknowledged events all present once", acknowledged.len());
+    eprintln!(
+        "{} acknowledged events all present once",
+        acknowledged.len()
+    );
 }

@@ -37,19 +37,34 @@ pub fn because(
         list.sort_unstable();
         list.dedup();
     }
+    because_with(
+        |item| users.get(&item).map_or(&[][..], Vec::as_slice),
+        history,
+        recommended,
+        per_item,
+    )
+}
+
+/// [`because`] for callers that keep an index of each item's users: `users_of(item)` gives
+/// them sorted, without repeats.
+pub fn because_with<'a>(
+    users_of: impl Fn(u32) -> &'a [u32],
+    history: &[u32],
+    recommended: &[u32],
+    per_item: usize,
+) -> Vec<Vec<Because>> {
     let mut distinct: Vec<u32> = history.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    let empty = Vec::new();
     recommended
         .iter()
         .map(|r| {
-            let ur = users.get(r).unwrap_or(&empty);
+            let ur = users_of(*r);
             let mut reasons: Vec<Because> = distinct
                 .iter()
                 .filter(|&&h| h != *r)
                 .filter_map(|&h| {
-                    let uh = users.get(&h).unwrap_or(&empty);
+                    let uh = users_of(h);
                     let shared = intersection(ur, uh);
                     (shared > 0).then(|| Because {
                         item: h,

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aisle_core::{EventKind, Item, ItemId, RawEvent, User};
-use aisle_features::Interaction;
-use aisle_models::explain::because;
+use aisle_models::explain::because_with;
 use aisle_models::{Query, RecOptions, Recommender, Scored, recommend as top_n};
 use aisle_search::{BehaviourProfile, Filter, RankingContext, SearchMode, SearchRequest};
 use axum::extract::{Path, State};
@@ -848,13 +847,13 @@ pub(crate) fn scored(
     )
 }
 
-/// Reasons for each recommended item.
+/// Reasons for each recommended item, from the live log's item index.
 pub(crate) fn reasons(
-    events: &[Interaction],
+    live: &crate::state::Live,
     history: &[u32],
     items: &[u32],
 ) -> Vec<Vec<aisle_models::explain::Because>> {
-    because(events, history, items, 3)
+    because_with(|item| live.users_of(item), history, items, 3)
 }
 
 /// The ranking context of a search for a known user.

@@ -234,6 +234,7 @@ impl App {
             e.kind = EventKind::Search;
             e.user = u32::MAX;
         }
+        live.drop_user_evidence(user);
         live.feed.clear();
     }
 
@@ -292,7 +293,18 @@ impl App {
         let live = read(&self.live);
         let items: Vec<u32> = scored.iter().map(|s| s.item).collect();
         let reasons = if explain && !history.is_empty() {
-            handlers::reasons(&live.events, history, &items)
+            // The 50 most recent distinct items are the evidence: recent taste explains best,
+            // and it bounds the work per request.
+            let mut recent: Vec<u32> = Vec::new();
+            for &h in history.iter().rev() {
+                if !recent.contains(&h) {
+                    recent.push(h);
+                    if recent.len() == 50 {
+                        break;
+                    }
+                }
+            }
+            handlers::reasons(&live, &recent, &items)
         } else {
             vec![Vec::new(); items.len()]
         };

@@ -52,6 +52,8 @@ pub struct Live {
     pub by_user: Vec<Vec<u32>>,
     /// Event positions per session key.
     pub by_session: FxHashMap<u64, Vec<u32>>,
+    /// Users of each dense item id, sorted, without repeats (the evidence of explanations).
+    pub item_users: Vec<Vec<u32>>,
     /// The catalogue by dense item id (`None`: known only from events).
     pub items: Vec<Option<Item>>,
     /// The latest events, newest last.
@@ -97,8 +99,18 @@ impl Live {
         if e.session != 0 {
             self.by_session.entry(e.session).or_default().push(at);
         }
-        if e.item != NO_ITEM && self.items.len() <= e.item as usize {
-            self.items.resize(e.item as usize + 1, None);
+        if e.item != NO_ITEM {
+            let item = e.item as usize;
+            if self.items.len() <= item {
+                self.items.resize(item + 1, None);
+            }
+            if self.item_users.len() <= item {
+                self.item_users.resize(item + 1, Vec::new());
+            }
+            let users = &mut self.item_users[item];
+            if let Err(slot) = users.binary_search(&e.user) {
+                users.insert(slot, e.user);
+            }
         }
         self.latest_ms = self.latest_ms.max(e.timestamp_ms);
         self.events.push(e);
@@ -127,6 +139,20 @@ impl Live {
             }
         }
         (items, kinds, times)
+    }
+
+    /// Users who interacted with `item`, sorted.
+    pub fn users_of(&self, item: u32) -> &[u32] {
+        self.item_users.get(item as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes a forgotten user out of the explanation evidence.
+    pub fn drop_user_evidence(&mut self, user: u32) {
+        for users in &mut self.item_users {
+            if let Ok(slot) = users.binary_search(&user) {
+                users.remove(slot);
+            }
+        }
     }
 
     /// Items bought by a user.

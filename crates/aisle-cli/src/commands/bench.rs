@@ -33,6 +33,8 @@ enum Which {
     Purchase(super::bench_purchase::PurchaseArgs),
     /// Personalised product search on the bundled Instacart sample; writes bench/results/search.md.
     Search(super::bench_search::SearchArgs),
+    /// Load test of `aisle serve` on loopback; writes bench/results/serve.md.
+    Serve(super::bench_serve::ServeBenchArgs),
     /// One measurement in this process, printed as JSON (used by `bench import`).
     #[command(hide = true)]
     ImportOne(OneArgs),
@@ -78,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Which::Search(a) => super::bench_search::run(a),
         Which::Purchase(a) => super::bench_purchase::run(a),
         Which::Churn(a) => super::bench_churn::run(a),
+        Which::Serve(a) => super::bench_serve::run(a),
         Which::ImportOne(a) => {
             let m = measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

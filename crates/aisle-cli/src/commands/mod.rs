@@ -6,6 +6,7 @@ mod bench;
 mod bench_churn;
 mod bench_purchase;
 mod bench_search;
+mod bench_serve;
 mod bench_transformer;
 mod eval;
 mod import;

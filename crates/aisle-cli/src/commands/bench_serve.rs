@@ -1,0 +1,300 @@
+//! `aisle bench serve`: a load test of the HTTP server on loopback, at increasing request
+//! rates, for recommend, search and ingest. The server runs in this process on the bundled
+//! sample (in a temporary data directory); the load generator is open-loop: requests are
+//! scheduled at the target rate and each latency is measured from its scheduled time, so a
+//! server that falls behind is charged for the queue it causes (no coordinated omission).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aisle_import::{Adapter, ImportOptions, Source};
+use aisle_search::{EngineConfig, SearchEngine, TextIndex, load_catalogue};
+use aisle_server::auth::{ApiKey, Role};
+use aisle_server::{App, ServerConfig};
+use anyhow::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeBenchArgs {
+    /// Report to write.
+    #[arg(long, default_value = "bench/results/serve.md")]
+    out: PathBuf,
+    /// Seconds at each rate.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Request rates (per second) for recommend.
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,3000,4000")]
+    recommend_rates: Vec<f64>,
+    /// Request rates for search.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000")]
+    search_rates: Vec<f64>,
+    /// Request rates for ingest (one event per request).
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,4000")]
+    ingest_rates: Vec<f64>,
+    /// Client threads.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// The recommender served.
+    #[arg(long, default_value = "sknn")]
+    model: String,
+    /// The Instacart sample (folder).
+    #[arg(long, default_value = "data/instacart-sample")]
+    sample: PathBuf,
+}
+
+const KEY: &str = "bench-admin-key";
+
+struct Step {
+    endpoint: &'static str,
+    target: f64,
+    sent: usize,
+    errors: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Sends `rate` requests per second for `seconds`, from `clients` threads.
+fn run_step(
+    endpoint: &'static str,
+    rate: f64,
+    seconds: f64,
+    clients: usize,
+    request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
+) -> Step {
+    let total = (rate * seconds).round() as usize;
+    let start = Instant::now() + Duration::from_millis(50);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let errors = Arc::new(Mutex::new(0usize));
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let latencies = latencies.clone();
+            let errors = errors.clone();
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .into();
+                let mut mine = Vec::new();
+                let mut failed = 0;
+                let mut slot = c;
+                while slot < total {
+                    let due = start + Duration::from_secs_f64(slot as f64 / rate);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    if !request(&agent, slot) {
+                        failed += 1;
+                    }
+                    mine.push(due.elapsed().as_secs_f64() * 1e3);
+                    slot += clients;
+                }
+                latencies.lock().expect("lock").extend(mine);
+                *errors.lock().expect("lock") += failed;
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut all = latencies.lock().expect("lock").clone();
+    all.sort_by(f64::total_cmp);
+    let errors = *errors.lock().expect("lock");
+    Step {
+        endpoint,
+        target: rate,
+        sent: all.len(),
+        errors,
+        seconds: elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+        max_ms: all.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn aisle_store::Store> =
+        Arc::from(aisle_store::open(&dir.path().to_string_lossy())?);
+    aisle_import::import(
+        store.as_ref(),
+        &Source::Adapter(Adapter::Instacart),
+        std::slice::from_ref(&args.sample),
+        &ImportOptions::default(),
+    )
+    .context("while importing the bundled sample")?;
+    let mut users = Vec::new();
+    store.scan_users(&mut |_, u| users.push(u.external_id))?;
+    let mut items = Vec::new();
+    store.scan_items(&mut |_, i| items.push(i.external_id))?;
+    let text = TextIndex::open_or_create(&dir.path().join("search"))?;
+    let mut engine = SearchEngine::new(text, EngineConfig::default());
+    engine.sync_catalogue(load_catalogue(store.as_ref())?, &|_| {})?;
+    let config = ServerConfig {
+        model: args.model.clone(),
+        keys: vec![ApiKey {
+            key: KEY.into(),
+            role: Role::Admin,
+        }],
+        rate_limit_per_second: 1e9,
+        ..ServerConfig::default()
+    };
+    eprintln!("training {} and the prediction models", args.model);
+    let (app, _writer) = App::start(config, dir.path().to_path_buf(), store, Some(engine))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server_threads = 2;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(server_threads)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = aisle_server::serve(app, listener, std::future::pending()).await;
+        });
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
+    let users = Arc::new(users);
+    let queries: Arc<Vec<&'static str>> = Arc::new(vec![
+        "banana", "organic milk", "chocolate", "yogurt", "sparkling water", "bread",
+        "chicken breast", "coffee", "eggs", "pasta sauce", "cheddar", "apples",
+    ]);
+    let items = Arc::new(items);
+    let mut steps = Vec::new();
+    let auth = format!("Bearer {KEY}");
+    for &rate in &args.recommend_rates {
+        let (base, users, auth) = (base.clone(), users.clone(), auth.clone());
+        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
+            Arc::new(move |agent, n| {
+                let user = &users[n % users.len()];
+                agent
+                    .get(&format!("{base}/v1/recommend?user={user}&k=10"))
+                    .header("Authorization", &auth)
+                    .call()
+                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+            });
+        let step = run_step("recommend", rate, args.seconds, args.clients, request);
+        eprintln!("recommend at {rate}/s: p99 {:.2} ms", step.p99_ms);
+        steps.push(step);
+    }
+    for &rate in &args.search_rates {
+        let (base, users, queries, auth) = (base.clone(), users.clone(), queries.clone(), auth.clone());
+        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
+            Arc::new(move |agent, n| {
+                let user = &users[n % users.len()];
+                let q = queries[n % queries.len()].replace(' ', "%20");
+                agent
+                    .get(&format!("{base}/v1/search?q={q}&user={user}&limit=10"))
+                    .header("Authorization", &auth)
+                    .call()
+                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+            });
+        let step = run_step("search (lexical, personalised)", rate, args.seconds, args.clients, request);
+        eprintln!("search at {rate}/s: p99 {:.2} ms", step.p99_ms);
+        steps.push(step);
+    }
+    for &rate in &args.ingest_rates {
+        let (base, users, items, auth) = (base.clone(), users.clone(), items.clone(), auth.clone());
+        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
+            Arc::new(move |agent, n| {
+                let body = serde_json::json!({
+                    "user": users[n % users.len()], "kind": "view",
+                    "item": items[(n * 7919) % items.len()],
+                    "timestamp": 1_800_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
+                });
+                agent
+                    .post(&format!("{base}/v1/events"))
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .send(&body.to_string())
+                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+            });
+        let step = run_step("ingest (1 event, durable)", rate, args.seconds, args.clients, request);
+        eprintln!("ingest at {rate}/s: p99 {:.2} ms", step.p99_ms);
+        steps.push(step);
+    }
+
+    let mut md = String::new();
+    writeln!(md, "# aisle serve under load (loopback)")?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "Command: `cargo run --release -- bench serve`. The server runs in the same process as the load generator, on this"
+    )?;
+    writeln!(
+        md,
+        "2-core machine (both share the cores), over the bundled Instacart sample (49,688 items, 593 users, 300,000 events),"
+    )?;
+    writeln!(
+        md,
+        "serving `{}` (the best classic model of the Instacart leaderboard). Open-loop load from {} client threads with",
+        args.model, args.clients
+    )?;
+    writeln!(
+        md,
+        "keep-alive; each latency is measured from the request's scheduled time, so queueing counts. {:.0} s per rate.",
+        args.seconds
+    )?;
+    writeln!(
+        md,
+        "Recommend returns 10 items with their reasons (\"because you chose X\"); search is lexical with personalised"
+    )?;
+    writeln!(
+        md,
+        "re-ranking features and facets; ingest answers only after the event's commit is durable (group commit)."
+    )?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "| endpoint | target /s | achieved /s | requests | errors | p50 ms | p99 ms | max ms |"
+    )?;
+    writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    for s in &steps {
+        writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} |",
+            s.endpoint,
+            s.target,
+            s.sent as f64 / s.seconds,
+            s.sent,
+            s.errors,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms
+        )?;
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.endpoint == "recommend" && s.errors == 0 && s.p99_ms < 20.0)
+        .map(|s| s.sent as f64 / s.seconds)
+        .fold(0.0, f64::max);
+    writeln!(md)?;
+    writeln!(
+        md,
+        "Highest recommend rate held with no errors and p99 under 20 ms: {best:.0} requests/s (target: 2,000)."
+    )?;
+    if let Some(dir) = args.out.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    fs_err::write(&args.out, &md)?;
+    print!("{md}");
+    Ok(())
+}
