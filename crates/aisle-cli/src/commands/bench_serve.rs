@@ -281,15 +281,22 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
             s.max_ms
         )?;
     }
+    // A rate is held when the server kept up with it (within 2%: the schedule's own
+    // rounding), answered every request and kept p99 under 20 ms.
     let best = steps
         .iter()
-        .filter(|s| s.endpoint == "recommend" && s.errors == 0 && s.p99_ms < 20.0)
-        .map(|s| s.sent as f64 / s.seconds)
+        .filter(|s| {
+            s.endpoint == "recommend"
+                && s.errors == 0
+                && s.p99_ms < 20.0
+                && s.sent as f64 / s.seconds >= 0.98 * s.target
+        })
+        .map(|s| s.target)
         .fold(0.0, f64::max);
     writeln!(md)?;
     writeln!(
         md,
-        "Highest recommend rate held with no errors and p99 under 20 ms: {best:.0} requests/s (target: 2,000)."
+        "Highest recommend rate held (kept up, no errors, p99 under 20 ms): {best:.0} requests/s; the target is 2,000."
     )?;
     if let Some(dir) = args.out.parent() {
         fs_err::create_dir_all(dir)?;
