@@ -135,7 +135,7 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_LOG_JSON") {
             config.log_json = parsed("AISLE_LOG_JSON", &v)?;
         }
-        if !(config.rate_limit_per_second > 0.0) {
+        if config.rate_limit_per_second.is_nan() || config.rate_limit_per_second <= 0.0 {
             return Err(bad("rate_limit_per_second", "must be positive"));
         }
         if config.max_body_bytes < 1024 {

@@ -809,17 +809,15 @@ pub async fn retrain(State(app): State<Arc<App>>) -> Response {
 
 // ---------------------------------------------------------------- shared with App
 
-/// Scores for a query from the served model, unknown items left out.
+/// Top `k` for `query` from the served model; history items newer than the model are left
+/// out of the query.
 pub(crate) fn scored(
     model: &dyn Recommender,
-    user: Option<u32>,
-    history: &[u32],
-    kinds: &[EventKind],
-    times: &[i64],
+    query: &Query<'_>,
     k: usize,
-    exclude: &[u32],
-    filter: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    options: &RecOptions<'_>,
 ) -> Vec<Scored> {
+    let (user, history, kinds, times) = (query.user, query.history, query.kinds, query.times_ms);
     let n = model.n_items() as u32;
     // The model knows only the items it was trained on; newer ones cannot be scored yet.
     let keep: Vec<usize> = (0..history.len()).filter(|&i| history[i] < n).collect();
@@ -843,7 +841,7 @@ pub(crate) fn scored(
             times_ms: &tt,
         },
         k,
-        &RecOptions { exclude, filter },
+        options,
     )
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use aisle_core::{EventKind, Item, ItemId, RawEvent};
 use aisle_features::{Interaction, NO_ITEM};
+use aisle_models::{Query, RecOptions};
 use aisle_search::{BehaviourProfile, SearchEngine, SearchRequest};
 use aisle_store::Store;
 use serde_json::{Value, json};
@@ -251,10 +252,10 @@ impl App {
         if let Some(positions) = live.by_user.get(user as usize) {
             for &p in positions {
                 let e = &live.events[p as usize];
-                if let Some(Some(item)) = live.items.get(e.item as usize) {
-                    if let Some(c) = item.category.first() {
-                        seen.insert(c.clone());
-                    }
+                if let Some(Some(item)) = live.items.get(e.item as usize)
+                    && let Some(c) = item.category.first()
+                {
+                    seen.insert(c.clone());
                 }
             }
         }
@@ -386,22 +387,37 @@ impl App {
         let known_user = ((user as usize) < served.trained_users).then_some(user);
         let scored = handlers::scored(
             &served.model,
-            known_user,
-            &history,
-            &kinds,
-            &times,
+            &Query {
+                user: known_user,
+                history: &history,
+                kinds: &kinds,
+                times_ms: &times,
+            },
             k,
-            &exclude,
-            allowed
-                .is_some()
-                .then_some(&filter as &(dyn Fn(u32) -> bool + Sync)),
+            &RecOptions {
+                exclude: &exclude,
+                filter: allowed
+                    .is_some()
+                    .then_some(&filter as &(dyn Fn(u32) -> bool + Sync)),
+            },
         );
         self.listing(&scored, &history, explain, "because you chose")
     }
 
     fn recommend_from_items(&self, history: &[u32], k: usize, verb: &str) -> Vec<Value> {
         let served = self.served();
-        let scored = handlers::scored(&served.model, None, history, &[], &[], k, history, None);
+        let scored = handlers::scored(
+            &served.model,
+            &Query {
+                history,
+                ..Query::default()
+            },
+            k,
+            &RecOptions {
+                exclude: history,
+                filter: None,
+            },
+        );
         self.listing(&scored, history, true, verb)
     }
 
@@ -420,10 +436,10 @@ impl App {
         list.into_iter()
             .filter_map(|(id, score)| {
                 let item = live.items.get(id as usize)?.as_ref()?;
-                if let Some(c) = category {
-                    if !item.category.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-                        return None;
-                    }
+                if let Some(c) = category
+                    && !item.category.iter().any(|x| x.eq_ignore_ascii_case(c))
+                {
+                    return None;
                 }
                 Some(json!({"id": item.external_id, "title": item.title, "category": item.category, "score": score,
                             "why": "many recent views, carts and purchases"}))
@@ -532,13 +548,14 @@ impl App {
         if (item as usize) < served.n_items() {
             let all = handlers::scored(
                 &served.model,
-                ((user as usize) < served.trained_users).then_some(user),
-                &history,
-                &kinds,
-                &times,
+                &Query {
+                    user: ((user as usize) < served.trained_users).then_some(user),
+                    history: &history,
+                    kinds: &kinds,
+                    times_ms: &times,
+                },
                 served.n_items(),
-                &[],
-                None,
+                &RecOptions::default(),
             );
             rank = all.iter().position(|s| s.item == item).map(|r| r + 1);
         }

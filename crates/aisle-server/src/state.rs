@@ -143,7 +143,9 @@ impl Live {
 
     /// Users who interacted with `item`, sorted.
     pub fn users_of(&self, item: u32) -> &[u32] {
-        self.item_users.get(item as usize).map_or(&[], Vec::as_slice)
+        self.item_users
+            .get(item as usize)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Takes a forgotten user out of the explanation evidence.

@@ -45,6 +45,9 @@ pub struct ServeBenchArgs {
 
 const KEY: &str = "bench-admin-key";
 
+/// Sends request number `n` with `agent`; true when it succeeded.
+type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
+
 struct Step {
     endpoint: &'static str,
     target: f64,
@@ -69,7 +72,7 @@ fn run_step(
     rate: f64,
     seconds: f64,
     clients: usize,
-    request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
+    request: Request,
 ) -> Step {
     let total = (rate * seconds).round() as usize;
     let start = Instant::now() + Duration::from_millis(50);
@@ -174,60 +177,80 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
 
     let users = Arc::new(users);
     let queries: Arc<Vec<&'static str>> = Arc::new(vec![
-        "banana", "organic milk", "chocolate", "yogurt", "sparkling water", "bread",
-        "chicken breast", "coffee", "eggs", "pasta sauce", "cheddar", "apples",
+        "banana",
+        "organic milk",
+        "chocolate",
+        "yogurt",
+        "sparkling water",
+        "bread",
+        "chicken breast",
+        "coffee",
+        "eggs",
+        "pasta sauce",
+        "cheddar",
+        "apples",
     ]);
     let items = Arc::new(items);
     let mut steps = Vec::new();
     let auth = format!("Bearer {KEY}");
     for &rate in &args.recommend_rates {
         let (base, users, auth) = (base.clone(), users.clone(), auth.clone());
-        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
-            Arc::new(move |agent, n| {
-                let user = &users[n % users.len()];
-                agent
-                    .get(&format!("{base}/v1/recommend?user={user}&k=10"))
-                    .header("Authorization", &auth)
-                    .call()
-                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
-            });
+        let request: Request = Arc::new(move |agent, n| {
+            let user = &users[n % users.len()];
+            agent
+                .get(&format!("{base}/v1/recommend?user={user}&k=10"))
+                .header("Authorization", &auth)
+                .call()
+                .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+        });
         let step = run_step("recommend", rate, args.seconds, args.clients, request);
         eprintln!("recommend at {rate}/s: p99 {:.2} ms", step.p99_ms);
         steps.push(step);
     }
     for &rate in &args.search_rates {
-        let (base, users, queries, auth) = (base.clone(), users.clone(), queries.clone(), auth.clone());
-        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
-            Arc::new(move |agent, n| {
-                let user = &users[n % users.len()];
-                let q = queries[n % queries.len()].replace(' ', "%20");
-                agent
-                    .get(&format!("{base}/v1/search?q={q}&user={user}&limit=10"))
-                    .header("Authorization", &auth)
-                    .call()
-                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
-            });
-        let step = run_step("search (lexical, personalised)", rate, args.seconds, args.clients, request);
+        let (base, users, queries, auth) =
+            (base.clone(), users.clone(), queries.clone(), auth.clone());
+        let request: Request = Arc::new(move |agent, n| {
+            let user = &users[n % users.len()];
+            let q = queries[n % queries.len()].replace(' ', "%20");
+            agent
+                .get(&format!("{base}/v1/search?q={q}&user={user}&limit=10"))
+                .header("Authorization", &auth)
+                .call()
+                .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+        });
+        let step = run_step(
+            "search (lexical, personalised)",
+            rate,
+            args.seconds,
+            args.clients,
+            request,
+        );
         eprintln!("search at {rate}/s: p99 {:.2} ms", step.p99_ms);
         steps.push(step);
     }
     for &rate in &args.ingest_rates {
         let (base, users, items, auth) = (base.clone(), users.clone(), items.clone(), auth.clone());
-        let request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
-            Arc::new(move |agent, n| {
-                let body = serde_json::json!({
-                    "user": users[n % users.len()], "kind": "view",
-                    "item": items[(n * 7919) % items.len()],
-                    "timestamp": 1_800_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
-                });
-                agent
-                    .post(&format!("{base}/v1/events"))
-                    .header("Authorization", &auth)
-                    .header("Content-Type", "application/json")
-                    .send(&body.to_string())
-                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+        let request: Request = Arc::new(move |agent, n| {
+            let body = serde_json::json!({
+                "user": users[n % users.len()], "kind": "view",
+                "item": items[(n * 7919) % items.len()],
+                "timestamp": 1_800_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
             });
-        let step = run_step("ingest (1 event, durable)", rate, args.seconds, args.clients, request);
+            agent
+                .post(&format!("{base}/v1/events"))
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(&body.to_string())
+                .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+        });
+        let step = run_step(
+            "ingest (1 event, durable)",
+            rate,
+            args.seconds,
+            args.clients,
+            request,
+        );
         eprintln!("ingest at {rate}/s: p99 {:.2} ms", step.p99_ms);
         steps.push(step);
     }
@@ -266,7 +289,10 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
         md,
         "| endpoint | target /s | achieved /s | requests | errors | p50 ms | p99 ms | max ms |"
     )?;
-    writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    writeln!(
+        md,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
     for s in &steps {
         writeln!(
             md,
