@@ -34,6 +34,29 @@ pub struct FunnelStep {
     pub from_first: f64,
 }
 
+/// The shop funnel the log can show: view, click, add_to_cart and purchase, those of them
+/// the log has events of, in that order.
+pub fn default_funnel_steps(log: &EventLog) -> Vec<EventKind> {
+    let mut present = [false; 4];
+    let steps = [
+        EventKind::View,
+        EventKind::Click,
+        EventKind::AddToCart,
+        EventKind::Purchase,
+    ];
+    for e in log.events() {
+        if let Some(k) = steps.iter().position(|s| *s == e.kind) {
+            present[k] = true;
+        }
+    }
+    steps
+        .into_iter()
+        .zip(present)
+        .filter(|(_, p)| *p)
+        .map(|(s, _)| s)
+        .collect()
+}
+
 /// An ordered funnel: a unit reaches step k when it has events of steps 1..k in that time
 /// order (other events in between are allowed). Events outside `[from_ms, to_ms)` are ignored.
 pub fn funnel(

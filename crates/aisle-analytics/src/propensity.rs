@@ -46,6 +46,18 @@ pub struct Prediction {
     pub because: Vec<Contribution>,
 }
 
+/// The trees' settings: at most 500 trees of depth 6, learning rate 0.05, early stopping
+/// after 30 rounds without a better validation loss.
+pub fn gbdt_config() -> GbdtConfig {
+    GbdtConfig {
+        trees: 500,
+        learning_rate: 0.05,
+        max_depth: 6,
+        early_stopping_rounds: 30,
+        ..GbdtConfig::default()
+    }
+}
+
 fn fit(rows: &PurchaseRows, features: &'static [&'static str]) -> Result<Propensity> {
     let n = features.len();
     let (train, valid) = rows.split_by_user(n, 0.2);
@@ -55,13 +67,7 @@ fn fit(rows: &PurchaseRows, features: &'static [&'static str]) -> Result<Propens
                 .into(),
         ));
     }
-    let config = GbdtConfig {
-        trees: 500,
-        learning_rate: 0.05,
-        max_depth: 6,
-        early_stopping_rounds: 30,
-        ..GbdtConfig::default()
-    };
+    let config = gbdt_config();
     fn data(r: &PurchaseRows, n: usize) -> GbdtData<'_> {
         GbdtData {
             features: &r.features,

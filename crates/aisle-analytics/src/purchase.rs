@@ -391,6 +391,27 @@ pub fn group_rows(
     rows
 }
 
+/// Each item's department (the first level of its category path) as a dense group id for
+/// [`group_rows`], `u32::MAX` for items without one, and the department names by id.
+pub fn item_departments(
+    store: &dyn aisle_store::ReadStore,
+) -> aisle_store::Result<(Vec<u32>, Vec<String>)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: FxHashMap<String, u32> = FxHashMap::default();
+    let mut groups = vec![u32::MAX; store.counts()?.items];
+    store.scan_items(&mut |id, item| {
+        if let (Some(department), Some(slot)) = (item.category.first(), groups.get_mut(id.index()))
+        {
+            let next = index.len() as u32;
+            *slot = *index.entry(department.clone()).or_insert_with(|| {
+                names.push(department.clone());
+                next
+            });
+        }
+    })?;
+    Ok((groups, names))
+}
+
 /// Area under the ROC curve (ties count half).
 pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
     let mut order: Vec<usize> = (0..scores.len()).collect();

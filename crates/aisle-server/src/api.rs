@@ -10,7 +10,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State,
 };
-use axum::http::{HeaderMap, Method, StatusCode, request::Parts};
+use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
@@ -404,8 +404,6 @@ fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
 pub fn router(app: Arc<App>) -> Router {
     let mut router: Router<Arc<App>> = Router::new();
     // Paths with several methods are registered once, their method routers merged.
-    let mut paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
-    paths.dedup();
     let mut seen = std::collections::HashSet::new();
     for path in ROUTES.iter().map(|r| r.path) {
         if !seen.insert(path) {
@@ -582,9 +580,4 @@ pub fn openapi() -> serde_json::Value {
         "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     })
-}
-
-/// Methods as axum names them, for tests that walk [`ROUTES`].
-pub fn method_of(spec: &RouteSpec) -> Method {
-    spec.method.parse().unwrap_or(Method::GET)
 }

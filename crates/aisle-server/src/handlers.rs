@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use aisle_core::{EventKind, Item, ItemId, RawEvent, User};
+use aisle_core::{EventKind, Item, RawEvent, User};
 use aisle_models::explain::because_with;
 use aisle_models::{Query, RecOptions, Recommender, Scored, recommend as top_n};
-use aisle_search::{BehaviourProfile, Filter, RankingContext, SearchMode, SearchRequest};
+use aisle_search::{Filter, SearchMode, SearchRequest};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -852,22 +852,4 @@ pub(crate) fn reasons(
     items: &[u32],
 ) -> Vec<Vec<aisle_models::explain::Because>> {
     because_with(|item| live.users_of(item), history, items, 3)
-}
-
-/// The ranking context of a search for a known user.
-pub(crate) fn ranking_context<'a>(
-    profile: Option<&'a BehaviourProfile>,
-    scores: Option<&'a [f32]>,
-    now_ms: i64,
-) -> RankingContext<'a> {
-    RankingContext {
-        profile,
-        recommender_scores: scores,
-        now_ms,
-    }
-}
-
-/// An item id for ids coming from the store.
-pub(crate) fn item_id(id: u32) -> ItemId {
-    ItemId(id)
 }

@@ -487,7 +487,11 @@ impl App {
             s
         });
         let now = crate::now_ms();
-        let ctx = handlers::ranking_context(user.map(|_| &profile), scores.as_deref(), now);
+        let ctx = aisle_search::RankingContext {
+            profile: user.map(|_| &profile),
+            recommender_scores: scores.as_deref(),
+            now_ms: now,
+        };
         let started = std::time::Instant::now();
         let response = engine
             .search(request, &ctx)
@@ -524,7 +528,6 @@ impl App {
             event.payload.results = shown;
             self.writer.submit(Change::Events(vec![event]));
         }
-        let _ = handlers::item_id;
         Ok(json!({
             "query": request.query,
             "total": response.total,

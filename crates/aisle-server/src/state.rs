@@ -5,11 +5,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aisle_analytics::behaviour::{FunnelUnit, cohorts, funnel, rfm};
+use aisle_analytics::behaviour::{FunnelUnit, cohorts, default_funnel_steps, funnel, rfm};
 use aisle_analytics::bgnbd::{BgNbd, summarise};
 use aisle_analytics::profiles::item_stats;
 use aisle_analytics::propensity::{Prediction, Propensity};
-use aisle_analytics::purchase::{Target, group_rows, reorder_rows};
+use aisle_analytics::purchase::{Target, group_rows, item_departments, reorder_rows};
 use aisle_core::{EventKind, Item};
 use aisle_features::{CleaningConfig, EventLog, Interaction, KindWeights, NO_ITEM};
 use aisle_models::{MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder};
@@ -239,25 +239,6 @@ pub struct Served {
     pub analytics: serde_json::Value,
 }
 
-fn departments(
-    store: &dyn ReadStore,
-    n_items: usize,
-) -> aisle_store::Result<(Vec<u32>, Vec<String>)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut index: FxHashMap<String, u32> = FxHashMap::default();
-    let mut groups = vec![u32::MAX; n_items];
-    store.scan_items(&mut |id, item| {
-        if let (Some(d), Some(slot)) = (item.category.first(), groups.get_mut(id.index())) {
-            let next = index.len() as u32;
-            *slot = *index.entry(d.clone()).or_insert_with(|| {
-                names.push(d.clone());
-                next
-            });
-        }
-    })?;
-    Ok((groups, names))
-}
-
 fn by_user(list: Vec<Prediction>, keep: usize) -> FxHashMap<u32, Vec<Prediction>> {
     let mut map: FxHashMap<u32, Vec<Prediction>> = FxHashMap::default();
     for p in list {
@@ -279,7 +260,7 @@ fn predictions(store: &dyn ReadStore, log: &EventLog) -> Predictions {
         }
         Err(e) => out.notes.push(format!("purchase (products): {e}")),
     }
-    match departments(store, log.n_items()) {
+    match item_departments(store) {
         Ok((groups, names)) => match Propensity::fit_group(log, &groups, names.len()) {
             Ok(model) => {
                 out.departments = by_user(
@@ -316,15 +297,7 @@ fn predictions(store: &dyn ReadStore, log: &EventLog) -> Predictions {
 fn analytics(store: &dyn ReadStore, log: &EventLog) -> serde_json::Value {
     let present: std::collections::HashSet<EventKind> =
         log.events().iter().map(|e| e.kind).collect();
-    let steps: Vec<EventKind> = [
-        EventKind::View,
-        EventKind::Click,
-        EventKind::AddToCart,
-        EventKind::Purchase,
-    ]
-    .into_iter()
-    .filter(|k| present.contains(k))
-    .collect();
+    let steps = default_funnel_steps(log);
     let funnel_steps = funnel(
         log,
         &steps,

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use aisle_analytics::behaviour::{Cohort, FunnelStep, FunnelUnit, Rfm, cohorts, funnel, rfm};
+use aisle_analytics::behaviour::{
+    Cohort, FunnelStep, FunnelUnit, Rfm, cohorts, default_funnel_steps, funnel, rfm,
+};
 use aisle_analytics::profiles::{Affinity, ItemStats, category_affinity, item_stats};
 use aisle_analytics::rules::{Rule, RuleSettings, association_rules, baskets};
 use aisle_core::{EventKind, ItemId};
@@ -35,15 +37,7 @@ pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
     let present: std::collections::HashSet<EventKind> =
         log.events().iter().map(|e| e.kind).collect();
     let steps: Vec<EventKind> = if args.steps.is_empty() {
-        [
-            EventKind::View,
-            EventKind::Click,
-            EventKind::AddToCart,
-            EventKind::Purchase,
-        ]
-        .into_iter()
-        .filter(|k| present.contains(k))
-        .collect()
+        default_funnel_steps(&log)
     } else {
         args.steps
             .iter()

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aisle_analytics::purchase::{
-    GROUP_FEATURES, PurchaseRows, REORDER_FEATURES, Target, auc, group_rows, reorder_rows,
+    GROUP_FEATURES, PurchaseRows, REORDER_FEATURES, Target, auc, group_rows, item_departments,
+    reorder_rows,
 };
 use aisle_features::EventLog;
 use aisle_import::{Adapter, ImportOptions, Source};
-use aisle_models::{Gbdt, GbdtConfig, GbdtData, Mlp, MlpConfig, MlpData};
+use aisle_models::{Gbdt, GbdtData, Mlp, MlpConfig, MlpData};
 use aisle_store::MemStore;
 use anyhow::{Context, bail};
 
@@ -161,37 +162,6 @@ fn read_peer(spec: &str) -> anyhow::Result<(String, Scores)> {
     Ok((task.to_string(), peer))
 }
 
-/// Dense department id per item (the first level of its category path), and their names.
-pub(super) fn item_departments(
-    store: &dyn aisle_store::ReadStore,
-) -> anyhow::Result<(Vec<u32>, Vec<String>)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut index: std::collections::HashMap<String, u32> = Default::default();
-    let mut groups = vec![u32::MAX; store.counts()?.items];
-    store.scan_items(&mut |id, item| {
-        if let Some(department) = item.category.first() {
-            let next = index.len() as u32;
-            let g = *index.entry(department.clone()).or_insert_with(|| {
-                names.push(department.clone());
-                next
-            });
-            groups[id.index()] = g;
-        }
-    })?;
-    Ok((groups, names))
-}
-
-/// The GBDT settings both tasks use (and the LightGBM peer mirrors).
-pub(super) fn purchase_gbdt_config() -> GbdtConfig {
-    GbdtConfig {
-        trees: 500,
-        learning_rate: 0.05,
-        max_depth: 6,
-        early_stopping_rounds: 30,
-        ..GbdtConfig::default()
-    }
-}
-
 pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
     let store = MemStore::new();
     aisle_import::import(
@@ -291,7 +261,7 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
         );
         let started = Instant::now();
         let model = Gbdt::fit(
-            &purchase_gbdt_config(),
+            &aisle_analytics::propensity::gbdt_config(),
             &GbdtData {
                 features: &task.train.features,
                 n_features: n,

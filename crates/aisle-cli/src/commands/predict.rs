@@ -2,13 +2,12 @@
 //! trained on the data directory's orders when asked, each answer explainable (TreeSHAP).
 
 use aisle_analytics::propensity::{Prediction, Propensity, expected_buyers};
-use aisle_analytics::purchase::{Target, group_rows, reorder_rows};
+use aisle_analytics::purchase::{Target, group_rows, item_departments, reorder_rows};
 use aisle_core::{ItemId, UserId};
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::DataDir;
-use super::bench_purchase::item_departments;
 
 #[derive(clap::Args, Debug)]
 pub(super) struct PurchaseArgs {
