@@ -62,6 +62,10 @@ def test_search_cart_and_complements(page, base):
     page.goto(base + "/shop")
     page.wait_for_selector("body[data-loaded=yes]", timeout=30_000)
     page.wait_for_selector("#foryou .card")
+    assert page.locator("#user option").count() >= 2, "the shopper picker lists shoppers"
+    page.select_option("#user", index=1)
+    page.wait_for_selector("#foryou .card")
+    page.select_option("#user", index=0)
     page.fill("#q", "chocolat")
     page.wait_for_function("document.querySelector('#results-title').textContent.includes('chocolat')", timeout=20_000)
     first = page.inner_text("#results .card .title")

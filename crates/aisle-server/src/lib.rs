@@ -588,6 +588,15 @@ impl App {
             .map(|q| q.0)
             .take(10)
             .collect();
+        // A few shoppers with history, for the storefront's shopper picker.
+        let sample_users: Vec<String> = live
+            .by_user
+            .iter()
+            .enumerate()
+            .filter(|(_, events)| events.len() >= 10)
+            .take(8)
+            .map(|(u, _)| self.user_name(u as u32))
+            .collect();
         let leaderboard =
             std::fs::read_to_string(self.data_dir.join("eval").join("leaderboard.json"))
                 .ok()
@@ -606,6 +615,7 @@ impl App {
                 "zero_result_queries": zero,
             },
             "notes": served.predictions.notes,
+            "sample_users": sample_users,
         })
     }
 }

@@ -599,6 +599,16 @@ fn predictions_analytics_and_pages() {
     );
     assert_eq!(status, 200, "{e}");
     assert!(e["rank_for_user"].as_u64().is_some());
+    let (status, d) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
+    assert_eq!(status, 200);
+    assert_eq!(d["counts"]["items"], 49_688);
+    assert_eq!(
+        d["sample_users"].as_array().map(Vec::len),
+        Some(8),
+        "{}",
+        d["sample_users"]
+    );
+    assert_eq!(d["sample_users"][0], "1");
     for page in ["/", "/shop"] {
         let (status, html) = call("GET", &format!("{}{page}", s.base), None, None);
         assert_eq!(status, 200);
