@@ -54,7 +54,8 @@ def test_dashboard(page, base):
     assert items == "49,688", f"items count shows {items!r}"
     page.wait_for_selector("#funnel svg rect")
     page.wait_for_selector("#retention svg rect")
-    assert "sknn" in page.inner_text("#leaderboard"), "the leaderboard lists the evaluated models"
+    board = page.inner_text("#leaderboard")
+    assert "sknn" in board and "temporal protocol" in board, f"leaderboard shows {board!r}"
     shot(page, "dashboard.png")
 
 
