@@ -601,7 +601,9 @@ fn predictions_analytics_and_pages() {
     assert!(e["rank_for_user"].as_u64().is_some());
     let (status, d) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
     assert_eq!(status, 200);
-    assert_eq!(d["counts"]["items"], 49_688);
+    // 49,688 in the sample, and another test may have added one.
+    let items = d["counts"]["items"].as_u64().expect("items");
+    assert!((49_688..=49_689).contains(&items), "{items}");
     assert_eq!(
         d["sample_users"].as_array().map(Vec::len),
         Some(8),
