@@ -42,3 +42,39 @@ pub fn churn_row(c: &Customer, units: f64) -> [f32; 7] {
         (units / purchases) as f32,
     ]
 }
+
+/// Fits the churn classifier: gradient-boosted trees (200 trees of depth 4, learning rate
+/// 0.05) predicting "buys again in the holdout" from each customer's [`CHURN_FEATURES`] at
+/// the calibration end. `units[user]` are the units bought by then.
+pub fn fit_churn_gbdt(customers: &[&Customer], units: &[f64]) -> crate::Result<aisle_models::Gbdt> {
+    let x: Vec<f32> = customers
+        .iter()
+        .flat_map(|c| churn_row(c, units[c.user as usize]))
+        .collect();
+    let y: Vec<f32> = customers
+        .iter()
+        .map(|c| f32::from(u8::from(c.holdout > 0.0)))
+        .collect();
+    if y.iter().all(|&v| v == y[0]) {
+        return Err(crate::Error::NotEnoughData(
+            "every customer behaves alike in the holdout (all buy again, or none): choose another calibration end".into(),
+        ));
+    }
+    let config = aisle_models::GbdtConfig {
+        trees: 200,
+        learning_rate: 0.05,
+        max_depth: 4,
+        ..aisle_models::GbdtConfig::default()
+    };
+    aisle_models::Gbdt::fit(
+        &config,
+        &aisle_models::GbdtData {
+            features: &x,
+            n_features: CHURN_FEATURES.len(),
+            labels: &y,
+            groups: &[],
+        },
+        None,
+    )
+    .map_err(|e| crate::Error::FitFailed(e.to_string()))
+}

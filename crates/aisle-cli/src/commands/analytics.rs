@@ -418,37 +418,9 @@ fn churn_gbdt(
     calibration: &[aisle_analytics::bgnbd::Customer],
     (calibration_end, holdout_end, last_day): (i64, i64, i64),
 ) -> anyhow::Result<()> {
-    use aisle_analytics::churn::{CHURN_FEATURES, churn_row, units_bought};
-    use aisle_models::{Gbdt, GbdtConfig, GbdtData};
-    let n = CHURN_FEATURES.len();
+    use aisle_analytics::churn::{CHURN_FEATURES, churn_row, fit_churn_gbdt, units_bought};
     let units = units_bought(log, calibration_end);
-    let x: Vec<f32> = calibration
-        .iter()
-        .flat_map(|c| churn_row(c, units[c.user as usize]))
-        .collect();
-    let y: Vec<f32> = calibration
-        .iter()
-        .map(|c| f32::from(u8::from(c.holdout > 0.0)))
-        .collect();
-    if y.iter().all(|&v| v == y[0]) {
-        bail!("every customer behaves alike in the holdout: choose another --calibration-end");
-    }
-    let config = GbdtConfig {
-        trees: 200,
-        learning_rate: 0.05,
-        max_depth: 4,
-        ..GbdtConfig::default()
-    };
-    let model = Gbdt::fit(
-        &config,
-        &GbdtData {
-            features: &x,
-            n_features: n,
-            labels: &y,
-            groups: &[],
-        },
-        None,
-    )?;
+    let model = fit_churn_gbdt(&calibration.iter().collect::<Vec<_>>(), &units)?;
     let now = summarise(log, last_day, last_day);
     let units_now = units_bought(log, last_day);
     let mut scored: Vec<(f32, u32, [f32; 7])> = now

@@ -5,11 +5,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use aisle_analytics::bgnbd::{BgNbd, Customer, summarise};
-use aisle_analytics::churn::{CHURN_FEATURES, churn_row, units_bought};
+use aisle_analytics::churn::{CHURN_FEATURES, churn_row, fit_churn_gbdt, units_bought};
 use aisle_analytics::purchase::auc;
 use aisle_features::EventLog;
 use aisle_import::{Adapter, ImportOptions, Source};
-use aisle_models::{Gbdt, GbdtConfig, GbdtData};
 use aisle_store::MemStore;
 use anyhow::Context;
 
@@ -62,27 +61,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| bgnbd.expected_transactions(c, (last - end) as f64 / 7.0) as f32)
         .collect();
-    let x: Vec<f32> = train
-        .iter()
-        .flat_map(|c| churn_row(c, units[c.user as usize]))
-        .collect();
-    let y: Vec<f32> = train.iter().map(|c| active(c)).collect();
-    let config = GbdtConfig {
-        trees: 200,
-        learning_rate: 0.05,
-        max_depth: 4,
-        ..GbdtConfig::default()
-    };
-    let model = Gbdt::fit(
-        &config,
-        &GbdtData {
-            features: &x,
-            n_features: CHURN_FEATURES.len(),
-            labels: &y,
-            groups: &[],
-        },
-        None,
-    )?;
+    let model = fit_churn_gbdt(&train, &units)?;
     let gbdt: Vec<f32> = test
         .iter()
         .map(|c| model.predict_probability(&churn_row(c, units[c.user as usize])))
