@@ -3,7 +3,6 @@
 
 use aisle_analytics::purchase::{REORDER_FEATURES, Target, auc, reorder_rows};
 use aisle_features::EventLog;
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Gbdt, GbdtConfig, GbdtData};
 use aisle_store::MemStore;
 
@@ -164,14 +163,8 @@ fn without_last_orders(log: &EventLog) -> EventLog {
 }
 
 fn sample_log() -> (MemStore, EventLog) {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .expect("import the bundled sample");
+    let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample())
+        .expect("import the bundled sample");
     let log = EventLog::load(&store).expect("load the log");
     (store, log)
 }

@@ -13,13 +13,11 @@ use aisle_eval::product_search::{
     CaseContext, popularity_features, ranker_queries, search_split, split_by_user,
 };
 use aisle_features::EventLog;
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Model, ModelConfig, Recommender, TrainDataBuilder};
 use aisle_search::{
     EngineConfig, LearnedRanker, RankerConfig, RankingContext, SearchEngine, SearchMode,
     SearchRequest, SentenceEncoder, TextIndex, load_catalogue, load_vectors, save_vectors,
 };
-use aisle_store::MemStore;
 use criterion::Criterion;
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
@@ -27,14 +25,8 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn main() {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .expect("the bundled sample imports");
+    let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample())
+        .expect("the bundled sample imports");
     let catalogue = load_catalogue(&store).expect("catalogue");
     let log = EventLog::load(&store).expect("events");
     let split = search_split(&log, &catalogue).expect("protocol split");

@@ -6,24 +6,15 @@ use aisle_eval::product_search::{
     search_split, split_by_user,
 };
 use aisle_features::EventLog;
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Model, ModelConfig, Recommender, TrainDataBuilder};
 use aisle_search::{
     EngineConfig, FieldBoosts, LearnedRanker, RankerConfig, SearchEngine, SearchMode, TextIndex,
     load_catalogue,
 };
-use aisle_store::MemStore;
 
 #[test]
 fn personalised_reranking_beats_text_ranking_on_later_orders() {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample()).unwrap();
     let catalogue = load_catalogue(&store).unwrap();
     let log = EventLog::load(&store).unwrap();
     let split = search_split(&log, &catalogue).unwrap();

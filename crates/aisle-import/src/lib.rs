@@ -71,6 +71,19 @@ pub enum Source {
     Adapter(Adapter),
 }
 
+/// A fresh in-memory store holding the Instacart-format dataset in `dir` (the bundled
+/// sample, usually): where tests, benches and examples start.
+pub fn instacart_in_memory(dir: &std::path::Path) -> Result<aisle_store::MemStore> {
+    let store = aisle_store::MemStore::new();
+    import(
+        &store,
+        &Source::Adapter(Adapter::Instacart),
+        &[dir.to_path_buf()],
+        &ImportOptions::default(),
+    )?;
+    Ok(store)
+}
+
 /// Imports `paths` into `store` as one atomic write.
 pub fn import(
     store: &dyn Store,

@@ -8,11 +8,10 @@
 use std::time::{Duration, Instant};
 
 use aisle_features::{CleaningConfig, EventLog};
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{
     Model, ModelConfig, Query, RecOptions, Recommender, TrainDataBuilder, recommend,
 };
-use aisle_store::{MemStore, ReadStore};
+use aisle_store::ReadStore;
 use criterion::Criterion;
 
 const MODELS: [&str; 8] = [
@@ -24,14 +23,8 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn main() {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .expect("the bundled sample imports");
+    let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample())
+        .expect("the bundled sample imports");
     let mut log = EventLog::load(&store).expect("events");
     log.clean(&CleaningConfig::default()).expect("clean");
     let mut items = vec![None; store.counts().expect("counts").items];

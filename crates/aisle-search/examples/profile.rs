@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_search::{
     EngineConfig, RankingContext, SearchEngine, SearchMode, SearchRequest, SentenceEncoder,
     TextIndex, load_catalogue, load_vectors,
 };
-use aisle_store::MemStore;
 
 fn time(engine: &SearchEngine, queries: &[String], mode: SearchMode, label: &str) {
     let t = Instant::now();
@@ -30,14 +28,8 @@ fn time(engine: &SearchEngine, queries: &[String], mode: SearchMode, label: &str
 }
 
 fn main() {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .expect("import");
+    let store =
+        aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample()).expect("import");
     let catalogue = load_catalogue(&store).expect("catalogue");
     let mut queries: Vec<String> = catalogue
         .iter()

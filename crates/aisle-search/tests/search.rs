@@ -1,22 +1,14 @@
 //! The search pipeline on the real Instacart catalogue and on small hand-counted fixtures.
 
 use aisle_core::{Item, ItemId};
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_search::{
     EngineConfig, Filter, RankingContext, SearchEngine, SearchMode, SearchRequest, TextIndex,
     load_catalogue,
 };
-use aisle_store::MemStore;
 
 fn instacart_engine() -> SearchEngine {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        &[aisle_testkit::bundled_sample()],
-        &ImportOptions::default(),
-    )
-    .expect("the bundled sample imports");
+    let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample())
+        .expect("the bundled sample imports");
     let catalogue = load_catalogue(&store).expect("catalogue");
     let mut engine = SearchEngine::new(
         TextIndex::in_memory().expect("index"),

@@ -11,9 +11,7 @@ use aisle_analytics::purchase::{
     reorder_rows,
 };
 use aisle_features::EventLog;
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Gbdt, GbdtData, Mlp, MlpConfig, MlpData};
-use aisle_store::MemStore;
 use anyhow::{Context, bail};
 
 #[derive(clap::Args, Debug)]
@@ -163,14 +161,8 @@ fn read_peer(spec: &str) -> anyhow::Result<(String, Scores)> {
 }
 
 pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        std::slice::from_ref(&args.sample),
-        &ImportOptions::default(),
-    )
-    .context("while importing the bundled Instacart sample")?;
+    let store = aisle_import::instacart_in_memory(&args.sample)
+        .context("while importing the bundled Instacart sample")?;
     let log = EventLog::load(&store)?;
     let (departments, department_names) = item_departments(&store)?;
     // Train on each user's second-to-last order, test on the last; features from before each.

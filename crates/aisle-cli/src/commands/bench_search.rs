@@ -16,13 +16,11 @@ use aisle_eval::product_search::{
     score_lists, search_split, split_by_user,
 };
 use aisle_features::EventLog;
-use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{Model, ModelConfig, Recommender, TrainDataBuilder};
 use aisle_search::{
     EngineConfig, FieldBoosts, LearnedRanker, RankerConfig, SearchEngine, SearchMode,
     SentenceEncoder, TextIndex, load_catalogue, load_vectors, save_vectors,
 };
-use aisle_store::MemStore;
 use anyhow::{Context, bail};
 
 #[derive(clap::Args, Debug)]
@@ -157,14 +155,8 @@ fn find_encoder() -> anyhow::Result<Option<SentenceEncoder>> {
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let store = MemStore::new();
-    aisle_import::import(
-        &store,
-        &Source::Adapter(Adapter::Instacart),
-        std::slice::from_ref(&args.sample),
-        &ImportOptions::default(),
-    )
-    .context("while importing the bundled Instacart sample")?;
+    let store = aisle_import::instacart_in_memory(&args.sample)
+        .context("while importing the bundled Instacart sample")?;
     let catalogue = load_catalogue(&store)?;
     let log = EventLog::load(&store)?;
     let split = search_split(&log, &catalogue)?;
