@@ -650,6 +650,35 @@ pub async fn serve(
     .await
 }
 
+/// Serves `app` on an already bound `listener` from a thread of its own, with `threads`
+/// runtime workers, until the process ends (for tests and the load benchmark). Returns the
+/// base URL.
+pub fn serve_in_background(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    threads: usize,
+) -> std::io::Result<String> {
+    let base = format!("http://{}", listener.local_addr()?);
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    if let Err(e) = serve(app, listener, std::future::pending()).await {
+                        tracing::error!(error = %e, "the server stopped");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot listen"),
+            }
+        });
+    });
+    Ok(base)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

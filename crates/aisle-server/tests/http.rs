@@ -41,17 +41,7 @@ fn start(config: ServerConfig, with_search: bool) -> Server {
     let (app, _writer) =
         App::start(config, dir.path().to_path_buf(), store, engine).expect("start the app");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).expect("nonblocking");
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            aisle_server::serve(app, listener, std::future::pending())
-                .await
-                .expect("serve");
-        });
-    });
+    let base = aisle_server::serve_in_background(app, listener, 2).expect("serve");
     Server { base, _dir: dir }
 }
 

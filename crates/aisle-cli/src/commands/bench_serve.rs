@@ -158,21 +158,9 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     eprintln!("training {} and the prediction models", args.model);
     let (app, _writer) = App::start(config, dir.path().to_path_buf(), store, Some(engine))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server_threads = 2;
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(server_threads)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            listener.set_nonblocking(true).expect("nonblocking");
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = aisle_server::serve(app, listener, std::future::pending()).await;
-        });
-    });
+    // Two runtime workers: the machine has two cores, shared with the load generator.
+    let base =
+        aisle_server::serve_in_background(app, std::net::TcpListener::bind("127.0.0.1:0")?, 2)?;
     std::thread::sleep(Duration::from_millis(200));
 
     let users = Arc::new(users);
