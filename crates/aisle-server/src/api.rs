@@ -28,6 +28,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for a person.
     pub message: String,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -35,16 +37,14 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+            message: message.into(), retry_after: None }
     }
 
     /// A 404 with `message`.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+            message: message.into(), retry_after: None }
     }
 
     /// A 500 whose details are logged, not sent.
@@ -52,26 +52,46 @@ impl ApiError {
         tracing::error!(%detail, "{context}");
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("{context} failed; the server log has the details"),
-        }
+            message: format!("{context} failed; the server log has the details"), retry_after: None }
     }
 
     /// A 503 with `message`.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
+            message: message.into(), retry_after: None }
+    }
+}
+
+impl ApiError {
+    /// The answer to a write the writer did not apply: 503 with `Retry-After` when its queue
+    /// is full or it is stopping, else a 500 whose details are logged.
+    pub fn from_write(context: &str, error: crate::ingest::WriteError) -> ApiError {
+        use crate::ingest::WriteError;
+        match error {
+            WriteError::Busy | WriteError::Stopped => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("{context}: {error}"),
+                retry_after: Some(1),
+            },
+            WriteError::Failed(detail) => ApiError::internal(context, detail),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({"error": {"status": self.status.as_u16(), "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -99,7 +119,7 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
         }
         _ => rejection.body_text(),
     };
-    ApiError { status, message }
+    ApiError { status, message, retry_after: None }
 }
 
 /// The raw body, for handlers that parse it themselves; a body over the limit is a JSON 413.
@@ -118,8 +138,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                         "the request body is larger than the server accepts (max_body_bytes)".into()
                     } else {
                         rejection.body_text()
-                    },
-                })
+                    }, retry_after: None })
             }
         }
     }
@@ -150,6 +169,8 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// The least role that may call it; `None` for public routes.
     pub role: Option<Role>,
+    /// Whether the demo storefront's key (role `demo`) may call it too.
+    pub storefront: bool,
     /// What it does.
     pub summary: &'static str,
     /// Query parameters, `name: description`.
@@ -160,7 +181,10 @@ pub struct RouteSpec {
 
 macro_rules! route {
     ($m:literal, $p:literal, $r:expr, $s:literal, [$($q:literal),*], $b:expr) => {
-        RouteSpec { method: $m, path: $p, role: $r, summary: $s, params: &[$($q),*], body: $b }
+        RouteSpec { method: $m, path: $p, role: $r, storefront: false, summary: $s, params: &[$($q),*], body: $b }
+    };
+    (storefront $m:literal, $p:literal, $r:expr, $s:literal, [$($q:literal),*], $b:expr) => {
+        RouteSpec { method: $m, path: $p, role: $r, storefront: true, summary: $s, params: &[$($q),*], body: $b }
     };
 }
 
@@ -194,7 +218,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route!("GET", "/", None, "The dashboard (HTML)", [], None),
     route!("GET", "/shop", None, "The demo storefront (HTML)", [], None),
     route!(
-        "POST",
+        storefront "POST",
         "/v1/events",
         Some(Role::Ingest),
         "Ingest one event or an array of events; answered once durable",
@@ -222,7 +246,7 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
-        "GET",
+        storefront "GET",
         "/v1/items/{id}",
         Some(Role::Read),
         "An item with the items similar to it",
@@ -246,7 +270,7 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
-        "GET",
+        storefront "GET",
         "/v1/recommend",
         Some(Role::Read),
         "Top items for a user, from their history as of now",
@@ -260,7 +284,7 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
-        "POST",
+        storefront "POST",
         "/v1/recommend/session",
         Some(Role::Read),
         "Top items for an anonymous session, by its id or its items",
@@ -268,7 +292,7 @@ pub const ROUTES: &[RouteSpec] = &[
         Some("{session?: id, items?: [item id]}")
     ),
     route!(
-        "POST",
+        storefront "POST",
         "/v1/recommend/cart",
         Some(Role::Read),
         "Items that go with a cart (complements)",
@@ -284,7 +308,7 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
-        "GET",
+        storefront "GET",
         "/v1/trending",
         Some(Role::Read),
         "Items gaining interest now (time-decayed event counts)",
@@ -292,7 +316,7 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
-        "GET",
+        storefront "GET",
         "/v1/search",
         Some(Role::Read),
         "Search the catalogue, personalised for the user",
@@ -360,6 +384,14 @@ pub const ROUTES: &[RouteSpec] = &[
         None
     ),
     route!(
+        storefront "GET",
+        "/v1/shop/shoppers",
+        Some(Role::Read),
+        "A few shoppers with history, for the storefront's shopper picker",
+        [],
+        None
+    ),
+    route!(
         "POST",
         "/v1/admin/retrain",
         Some(Role::Admin),
@@ -395,6 +427,7 @@ fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
         ("GET", "/v1/explain") => get(h::explain),
         ("GET", "/v1/analytics") => get(h::analytics),
         ("GET", "/v1/dashboard") => get(h::dashboard),
+        ("GET", "/v1/shop/shoppers") => get(h::shoppers),
         ("POST", "/v1/admin/retrain") => post(h::retrain),
         (method, path) => unreachable!("route {method} {path} is listed but has no handler"),
     }
@@ -427,8 +460,7 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "this route does not take that method; see /openapi.json".into(),
-            }
+                message: "this route does not take that method; see /openapi.json".into(), retry_after: None }
         })
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .layer(DefaultBodyLimit::max(limit))
@@ -446,80 +478,158 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Checks the key and the rate limit, then times and logs the request.
-async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// The role a request was admitted with, for handlers that narrow what a role may do
+/// (the demo key may only post storefront kinds of event).
+#[derive(Clone, Copy, Debug)]
+pub struct Caller(pub Option<Role>);
+
+/// The spec that governs `method` on the route `path`: the exact one, or for HEAD the GET
+/// route's (the router answers HEAD with the GET handler, so it must be guarded as GET).
+pub fn spec_for(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    let exact = ROUTES.iter().find(|r| r.path == path && r.method == method);
+    exact.or_else(|| {
+        (method == "HEAD")
+            .then(|| ROUTES.iter().find(|r| r.path == path && r.method == "GET"))
+            .flatten()
+    })
+}
+
+/// Whether `path` is a declared route (under any method).
+fn declared(path: &str) -> bool {
+    ROUTES.iter().any(|r| r.path == path)
+}
+
+/// Who may call `spec`, given the presented key: `Ok(role)` or the refusal.
+fn admit(
+    app: &App,
+    spec: &RouteSpec,
+    method: &str,
+    key: Option<&str>,
+) -> Result<Option<Role>, ApiError> {
+    let role = key.and_then(|k| app.keys.role(k));
+    let Some(needed) = spec.role else {
+        return Ok(role);
+    };
+    let refuse = |status: StatusCode, message: String| ApiError {
+        status,
+        message,
+        retry_after: None,
+    };
+    let route = spec.path;
+    match (key, role) {
+        (Some(_), None) => Err(refuse(StatusCode::UNAUTHORIZED, "unknown API key".into())),
+        (_, Some(r)) if r.may_call(needed, spec.storefront) => Ok(Some(r)),
+        (_, Some(r)) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this key has the {} role; {method} {route} needs {}",
+                r.name(),
+                needed.name()
+            ),
+        )),
+        // Public reads open the read-only routes, never a route that changes anything.
+        (None, _) if needed == Role::Read && app.config.public_reads && spec.method == "GET" => {
+            Ok(None)
+        }
+        (None, _) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{method} {route} needs an API key with the {} role: send Authorization: Bearer KEY",
+                needed.name()
+            ),
+        )),
+    }
+}
+
+/// Checks the key and the rate limit, then times and logs the request. A request is served
+/// only when the route table has a spec for its route and method: a declared route called
+/// with another method is a 405 here, before any handler runs.
+async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let spec = ROUTES
-        .iter()
-        .find(|r| r.path == route && r.method == method.as_str());
+    let spec = spec_for(method.as_str(), &route);
     let caller_addr = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
     let key = presented_key(req.headers()).map(str::to_string);
-    let role = key.as_deref().and_then(|k| app.keys.role(k));
-    let decision: Result<(), ApiError> = match spec.and_then(|s| s.role) {
-        None => Ok(()),
-        Some(needed) => match (&key, role) {
-            (Some(_), None) => Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                message: "unknown API key".into(),
-            }),
-            (_, Some(r)) if r >= needed => Ok(()),
-            (_, Some(r)) => Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                message: format!("this key has the {r:?} role; {method} {route} needs {needed:?}"),
-            }),
-            (None, _) if needed == Role::Read && app.config.public_reads => Ok(()),
-            (None, _) => Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
+    let decision: Result<Option<Role>, ApiError> = match spec {
+        Some(spec) => admit(&app, spec, method.as_str(), key.as_deref()),
+        None if declared(&route) => {
+            let allowed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|r| r.path == route)
+                .flat_map(|r| {
+                    if r.method == "GET" {
+                        vec!["GET", "HEAD"]
+                    } else {
+                        vec![r.method]
+                    }
+                })
+                .collect();
+            Err(ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
                 message: format!(
-                    "{method} {route} needs an API key with the {needed:?} role: send Authorization: Bearer KEY"
+                    "{route} does not take {method}; it takes {}",
+                    allowed.join(", ")
                 ),
-            }),
-        },
+                retry_after: None,
+            })
+        }
+        // Not a route at all: the router's fallback answers 404.
+        None => Ok(None),
     };
-    let caller = key.clone().unwrap_or(caller_addr);
+    // The demo key is shared by every browser: limit it per address, not as one caller.
+    let caller = match (&decision, &key) {
+        (Ok(Some(Role::Demo)), _) | (_, None) => format!("addr:{caller_addr}"),
+        (_, Some(k)) => format!("key:{k}"),
+    };
     // A body announced as too large is refused before a byte of it is read.
     let announced = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let decision = decision.and_then(|()| match announced {
+    let decision = decision.and_then(|role| match announced {
         Some(n) if n > app.config.max_body_bytes => Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!(
                 "the request body ({n} bytes) is larger than the server accepts (max_body_bytes = {})",
                 app.config.max_body_bytes
             ),
+            retry_after: None,
         }),
-        _ => Ok(()),
+        _ => Ok(role),
     });
     let response = match decision {
         Err(e) => e.into_response(),
-        Ok(()) if spec.is_some_and(|s| s.role.is_some()) && !app.limiter.allow(&caller) => {
+        Ok(_) if spec.is_some_and(|s| s.role.is_some()) && !app.limiter.allow(&caller) => {
             ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: "rate limit exceeded; slow down".into(),
+                retry_after: Some(1),
             }
             .into_response()
         }
-        Ok(()) => next.run(req).await,
+        Ok(role) => {
+            req.extensions_mut().insert(Caller(role));
+            next.run(req).await
+        }
     };
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
+    // The route label is a declared pattern or "unmatched", never the raw path, so clients
+    // cannot mint series.
     app.metrics
         .requests
         .get_or_create(&crate::metrics::RequestLabels {
             route: route.clone(),
-            method: method.to_string(),
+            method: crate::metrics::Method::of(&method),
             status,
         })
         .observe(seconds);
@@ -569,7 +679,10 @@ pub fn openapi() -> serde_json::Value {
         }
         if let Some(role) = spec.role {
             operation["security"] = json!([{"apiKey": []}]);
-            operation["x-aisle-role"] = json!(format!("{role:?}").to_lowercase());
+            operation["x-aisle-role"] = json!(role.name());
+            if spec.storefront {
+                operation["x-aisle-storefront"] = json!(true);
+            }
         }
         entry[spec.method.to_lowercase()] = operation;
     }

@@ -6,10 +6,15 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-/// What a key may do. Each role includes the ones below it.
+/// What a key may do. Read, ingest and admin each include the ones below them; `demo` is
+/// outside that ladder and grants only the routes the demo storefront needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The demo storefront's key, published in its HTML: storefront reads (recommend,
+    /// session, cart, item, search, trending, shoppers) and storefront events (view, click,
+    /// cart, purchase, search) only. Never analytics, predictions, promotions or explanations.
+    Demo,
     /// Recommend, search, predict, analytics.
     Read,
     /// Also send events.
@@ -22,12 +27,34 @@ impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Role, String> {
         match s {
+            "demo" => Ok(Role::Demo),
             "read" => Ok(Role::Read),
             "ingest" => Ok(Role::Ingest),
             "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "unknown role {other:?}: roles are read, ingest and admin"
+                "unknown role {other:?}: roles are demo, read, ingest and admin"
             )),
+        }
+    }
+}
+
+impl Role {
+    /// Whether a key with this role may call a route that needs `needed`, where
+    /// `storefront` says the demo storefront may call it too.
+    pub fn may_call(self, needed: Role, storefront: bool) -> bool {
+        match self {
+            Role::Demo => storefront || needed == Role::Demo,
+            role => role >= needed,
+        }
+    }
+
+    /// The role's name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Demo => "demo",
+            Role::Read => "read",
+            Role::Ingest => "ingest",
+            Role::Admin => "admin",
         }
     }
 }
@@ -74,16 +101,33 @@ impl Keys {
 /// address only, and aisle limits by API key first.
 pub struct RateLimiter {
     rate: f64,
+    max_callers: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl RateLimiter {
     /// A limiter allowing `rate` requests per second per caller.
     pub fn new(rate: f64) -> RateLimiter {
+        RateLimiter::with_capacity(rate, 100_000)
+    }
+
+    /// A limiter that tracks at most `max_callers` callers: past that, idle callers are
+    /// forgotten first and, if every caller is recent (a flood of addresses), all of them,
+    /// so a forgotten caller starts again with a full bucket rather than memory growing.
+    pub fn with_capacity(rate: f64, max_callers: usize) -> RateLimiter {
         RateLimiter {
             rate,
+            max_callers: max_callers.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Callers tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Takes one token for `caller`; false when the caller is over the limit.
@@ -94,9 +138,12 @@ impl RateLimiter {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 100_000 {
+        if buckets.len() >= self.max_callers && !buckets.contains_key(caller) {
             // Forget idle callers rather than grow without bound.
             buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
+            if buckets.len() >= self.max_callers {
+                buckets.clear();
+            }
         }
         let (tokens, last) = buckets.entry(caller.to_string()).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
@@ -133,5 +180,14 @@ mod tests {
         let allowed = (0..30).filter(|_| limiter.allow("a")).count();
         assert!((10..=11).contains(&allowed), "burst of 10, got {allowed}");
         assert!(limiter.allow("b"), "callers have their own buckets");
+        let small = RateLimiter::with_capacity(5.0, 100);
+        for i in 0..10_000 {
+            small.allow(&format!("caller-{i}"));
+        }
+        assert!(small.tracked() <= 100, "tracked {}", small.tracked());
+        assert!(Role::Demo.may_call(Role::Read, true));
+        assert!(!Role::Demo.may_call(Role::Read, false));
+        assert!(!Role::Demo.may_call(Role::Ingest, false));
+        assert!(Role::Read.may_call(Role::Read, false) && !Role::Read.may_call(Role::Ingest, true));
     }
 }

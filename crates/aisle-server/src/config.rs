@@ -25,11 +25,27 @@ pub struct ServerConfig {
     pub rate_limit_per_second: f64,
     /// Retrain in the background this often (seconds); 0 only on request. Env: `AISLE_RETRAIN_SECONDS`.
     pub retrain_every_seconds: u64,
-    /// An ingest key the demo storefront may use for its own events (shown to browsers:
-    /// give it the ingest role only). Env: `AISLE_DEMO_KEY`.
+    /// The demo storefront's key, published in its HTML. It gets the `demo` role, which
+    /// may only call the storefront's routes and post storefront events. Env: `AISLE_DEMO_KEY`.
     pub demo_key: Option<String>,
     /// Log as JSON lines (else human-readable). Env: `AISLE_LOG_JSON`.
     pub log_json: bool,
+    /// How far in the future (by the server's clock) an event's time may be, in seconds:
+    /// later times are refused with a 400. Env: `AISLE_MAX_CLOCK_SKEW_SECONDS`.
+    pub max_clock_skew_seconds: u64,
+    /// Distinct search queries counted for the dashboard; past that, the least recently
+    /// searched is dropped. Env: `AISLE_MAX_TRACKED_QUERIES`.
+    pub max_tracked_queries: usize,
+    /// Sessions kept in memory for session recommendations; past that, the least recently
+    /// active is dropped (its events stay in the store). Env: `AISLE_MAX_LIVE_SESSIONS`.
+    pub max_live_sessions: usize,
+    /// Events remembered per live session (the latest). Env: `AISLE_MAX_SESSION_EVENTS`.
+    pub max_session_events: usize,
+    /// Write requests waiting for the writer; past that, writes answer 503 with
+    /// `Retry-After`. Env: `AISLE_WRITE_QUEUE`.
+    pub write_queue: usize,
+    /// Callers (keys, addresses) the rate limiter tracks. Env: `AISLE_MAX_RATE_LIMITED_CALLERS`.
+    pub max_rate_limited_callers: usize,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +60,12 @@ impl Default for ServerConfig {
             retrain_every_seconds: 0,
             demo_key: None,
             log_json: false,
+            max_clock_skew_seconds: 300,
+            max_tracked_queries: 10_000,
+            max_live_sessions: 100_000,
+            max_session_events: 200,
+            write_queue: 1_024,
+            max_rate_limited_callers: 100_000,
         }
     }
 }
@@ -89,6 +111,48 @@ pub fn parse_keys(text: &str, source_name: &str) -> Result<Vec<ApiKey>, ConfigEr
         .collect()
 }
 
+/// Every `AISLE_*` variable the server reads, with the setting it sets (every setting of
+/// the config file has one).
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("AISLE_LISTEN", "listen"),
+    ("AISLE_MODEL", "model"),
+    ("AISLE_API_KEYS", "keys"),
+    ("AISLE_PUBLIC_READS", "public_reads"),
+    ("AISLE_MAX_BODY_BYTES", "max_body_bytes"),
+    ("AISLE_RATE_LIMIT", "rate_limit_per_second"),
+    ("AISLE_RETRAIN_SECONDS", "retrain_every_seconds"),
+    ("AISLE_DEMO_KEY", "demo_key"),
+    ("AISLE_LOG_JSON", "log_json"),
+    ("AISLE_MAX_CLOCK_SKEW_SECONDS", "max_clock_skew_seconds"),
+    ("AISLE_MAX_TRACKED_QUERIES", "max_tracked_queries"),
+    ("AISLE_MAX_LIVE_SESSIONS", "max_live_sessions"),
+    ("AISLE_MAX_SESSION_EVENTS", "max_session_events"),
+    ("AISLE_WRITE_QUEUE", "write_queue"),
+    ("AISLE_MAX_RATE_LIMITED_CALLERS", "max_rate_limited_callers"),
+];
+
+/// The known name closest to `unknown`, if one is close enough to be a likely typo.
+pub fn nearest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::normalized_damerau_levenshtein(unknown, k), k))
+        .filter(|(score, _)| *score >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn file_error(path: &Path, error: &toml::de::Error) -> ConfigError {
+    let mut reason = error.to_string();
+    // serde names an unknown key as "unknown field `name`": add the likely intended one.
+    if let Some(rest) = reason.split("unknown field `").nth(1)
+        && let Some(name) = rest.split('`').next()
+        && let Some(hint) = nearest(name, ENV_VARS.iter().map(|v| v.1))
+    {
+        reason.push_str(&format!("\n(did you mean `{hint}`?)"));
+    }
+    bad(path.display().to_string(), reason)
+}
+
 impl ServerConfig {
     /// Reads `file` (if given), then applies `AISLE_*` variables from `env`.
     pub fn load(
@@ -99,7 +163,7 @@ impl ServerConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| bad(path.display().to_string(), e.to_string()))?;
-                toml::from_str(&text).map_err(|e| bad(path.display().to_string(), e.to_string()))?
+                toml::from_str(&text).map_err(|e| file_error(path, &e))?
             }
             None => ServerConfig::default(),
         };
@@ -135,6 +199,40 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_LOG_JSON") {
             config.log_json = parsed("AISLE_LOG_JSON", &v)?;
         }
+        if let Some(v) = env("AISLE_MAX_CLOCK_SKEW_SECONDS") {
+            config.max_clock_skew_seconds = parsed("AISLE_MAX_CLOCK_SKEW_SECONDS", &v)?;
+        }
+        if let Some(v) = env("AISLE_MAX_TRACKED_QUERIES") {
+            config.max_tracked_queries = parsed("AISLE_MAX_TRACKED_QUERIES", &v)?;
+        }
+        if let Some(v) = env("AISLE_MAX_LIVE_SESSIONS") {
+            config.max_live_sessions = parsed("AISLE_MAX_LIVE_SESSIONS", &v)?;
+        }
+        if let Some(v) = env("AISLE_MAX_SESSION_EVENTS") {
+            config.max_session_events = parsed("AISLE_MAX_SESSION_EVENTS", &v)?;
+        }
+        if let Some(v) = env("AISLE_WRITE_QUEUE") {
+            config.write_queue = parsed("AISLE_WRITE_QUEUE", &v)?;
+        }
+        if let Some(v) = env("AISLE_MAX_RATE_LIMITED_CALLERS") {
+            config.max_rate_limited_callers = parsed("AISLE_MAX_RATE_LIMITED_CALLERS", &v)?;
+        }
+        for (name, value) in [
+            ("max_tracked_queries", config.max_tracked_queries),
+            ("max_live_sessions", config.max_live_sessions),
+            ("max_session_events", config.max_session_events),
+            ("write_queue", config.write_queue),
+            ("max_rate_limited_callers", config.max_rate_limited_callers),
+        ] {
+            if value == 0 {
+                return Err(bad(name, "must be at least 1"));
+            }
+        }
+        if let Some(k) = &config.demo_key
+            && k.len() < 8
+        {
+            return Err(bad("demo_key", "is shorter than 8 characters"));
+        }
         if config.rate_limit_per_second.is_nan() || config.rate_limit_per_second <= 0.0 {
             return Err(bad("rate_limit_per_second", "must be positive"));
         }
@@ -142,6 +240,26 @@ impl ServerConfig {
             return Err(bad("max_body_bytes", "must be at least 1024"));
         }
         Ok(config)
+    }
+}
+
+impl ServerConfig {
+    /// The configured keys, with the demo key (if any) under the `demo` role. A demo key
+    /// also listed under `keys` keeps only the demo role: it is published in HTML.
+    pub fn keys_with_demo(&self) -> Vec<ApiKey> {
+        let mut keys: Vec<ApiKey> = self
+            .keys
+            .iter()
+            .filter(|k| Some(&k.key) != self.demo_key.as_ref())
+            .cloned()
+            .collect();
+        if let Some(demo) = &self.demo_key {
+            keys.push(ApiKey {
+                key: demo.clone(),
+                role: Role::Demo,
+            });
+        }
+        keys
     }
 }
 
@@ -174,6 +292,9 @@ mod tests {
         std::fs::write(&path, "lisen = 1\n").expect("write");
         let err = ServerConfig::load(Some(&path), |_| None).expect_err("typo");
         assert!(err.to_string().contains("lisen"), "{err}");
+        assert!(err.to_string().contains("did you mean `listen`"), "{err}");
+        assert_eq!(nearest("AISLE_LISTN", ENV_VARS.iter().map(|v| v.0)), Some("AISLE_LISTEN"));
+        assert_eq!(nearest("AISLE_COMPLETELY_OTHER", ENV_VARS.iter().map(|v| v.0)), None);
         let err = parse_keys("short:read", "AISLE_API_KEYS").expect_err("short");
         assert!(err.to_string().contains("shorter than 8"), "{err}");
         let err = parse_keys("longenough:writer", "AISLE_API_KEYS").expect_err("role");

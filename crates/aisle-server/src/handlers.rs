@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::api::{ApiError, Body, Params, RawBody};
+use crate::api::{ApiError, Body, Caller, Params, RawBody};
+use crate::auth::Role;
 use crate::ingest::Change;
 
 type Answer = Result<axum::Json<Value>, ApiError>;
@@ -107,13 +108,37 @@ fn check_id(what: &str, id: &str, at: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What an event is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRules<'a> {
+    /// Kinds the store knows beyond the built-in ones.
+    pub custom_kinds: &'a [String],
+    /// The server's clock: the time of an event sent without one.
+    pub now_ms: i64,
+    /// The latest time an event may carry (now plus the allowed clock skew).
+    pub latest_ms: i64,
+    /// Only storefront kinds (the demo key).
+    pub storefront_only: bool,
+}
+
+/// Kinds the demo storefront may send.
+const STOREFRONT_KINDS: &[EventKind] = &[
+    EventKind::Search,
+    EventKind::View,
+    EventKind::Click,
+    EventKind::AddToCart,
+    EventKind::RemoveFromCart,
+    EventKind::Purchase,
+];
+
 /// Turns a client event into a store event, or says what is wrong with it.
-pub fn validate_event(
-    e: EventIn,
-    at: &str,
-    custom_kinds: &[String],
-    now_ms: i64,
-) -> Result<RawEvent, ApiError> {
+pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<RawEvent, ApiError> {
+    let EventRules {
+        custom_kinds,
+        now_ms,
+        latest_ms,
+        storefront_only,
+    } = *rules;
     check_id("user", &e.user, at)?;
     let builtin = EventKind::parse_builtin(&e.kind);
     if builtin.is_none() && !custom_kinds.contains(&e.kind) {
@@ -126,6 +151,16 @@ pub fn validate_event(
                 format!(", {}", custom_kinds.join(", "))
             }
         )));
+    }
+    if storefront_only && !builtin.is_some_and(|k| STOREFRONT_KINDS.contains(&k)) {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "{at}: the demo key may send only search, view, click, add_to_cart, remove_from_cart and purchase events, not {:?}",
+                e.kind
+            ),
+            retry_after: None,
+        });
     }
     if let Some(item) = &e.item {
         check_id("item", item, at)?;
@@ -168,6 +203,13 @@ pub fn validate_event(
             )));
         }
     };
+    if timestamp_ms > latest_ms {
+        let ahead_s = (timestamp_ms - now_ms) / 1000;
+        return Err(ApiError::bad_request(format!(
+            "{at}: timestamp is {ahead_s} s ahead of the server's clock; events may be at most {} s in the future (max_clock_skew_seconds)",
+            (latest_ms - now_ms) / 1000
+        )));
+    }
     for (name, v) in [("quantity", e.quantity), ("value", e.value)] {
         if v.is_some_and(|v| !v.is_finite()) {
             return Err(ApiError::bad_request(format!(
@@ -193,11 +235,7 @@ pub fn validate_event(
 }
 
 /// Parses an ingest body; public so the fuzz test can drive it.
-pub fn parse_events(
-    body: &[u8],
-    custom_kinds: &[String],
-    now_ms: i64,
-) -> Result<Vec<RawEvent>, ApiError> {
+pub fn parse_events(body: &[u8], rules: &EventRules<'_>) -> Result<Vec<RawEvent>, ApiError> {
     let parsed: OneOrMany = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("the body is not an event or a list of events: {e}"))
     })?;
@@ -214,24 +252,35 @@ pub fn parse_events(
             message: format!(
                 "{} events in one request; send at most {MAX_BATCH}",
                 list.len()
-            ),
-        });
+            ), retry_after: None });
     }
     list.into_iter()
         .enumerate()
-        .map(|(i, e)| validate_event(e, &format!("event {i}"), custom_kinds, now_ms))
+        .map(|(i, e)| validate_event(e, &format!("event {i}"), rules))
         .collect()
 }
 
-pub async fn ingest(State(app): State<Arc<App>>, RawBody(body): RawBody) -> Answer {
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    caller: Option<axum::Extension<Caller>>,
+    RawBody(body): RawBody,
+) -> Answer {
     let custom = app.custom_kinds();
     let now = crate::now_ms();
-    let events = parse_events(&body, &custom, now)?;
+    let skew_ms = i64::try_from(app.config.max_clock_skew_seconds.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    let rules = EventRules {
+        custom_kinds: &custom,
+        now_ms: now,
+        latest_ms: now.saturating_add(skew_ms),
+        storefront_only: caller.is_some_and(|c| c.0.0 == Some(Role::Demo)),
+    };
+    let events = parse_events(&body, &rules)?;
     let n = events.len();
     app.writer
         .apply(Change::Events(events.clone()))
         .await
-        .map_err(|e| ApiError::internal("storing the events", e))?;
+        .map_err(|e| ApiError::from_write("storing the events", e))?;
     app.metrics.events_ingested.inc_by(n as u64);
     app.absorb(&events);
     ok(json!({"accepted": n}))
@@ -268,8 +317,7 @@ pub fn parse_items(body: &[u8]) -> Result<Vec<Item>, ApiError> {
             message: format!(
                 "{} items in one request; send at most {MAX_BATCH}",
                 list.len()
-            ),
-        });
+            ), retry_after: None });
     }
     list.into_iter()
         .enumerate()
@@ -322,7 +370,7 @@ pub async fn upsert_items(State(app): State<Arc<App>>, RawBody(body): RawBody) -
     app.writer
         .apply(Change::Items(items.clone()))
         .await
-        .map_err(|e| ApiError::internal("storing the items", e))?;
+        .map_err(|e| ApiError::from_write("storing the items", e))?;
     app.absorb_items(items)
         .map_err(|e| ApiError::internal("indexing the items", e))?;
     ok(json!({"upserted": n}))
@@ -333,7 +381,7 @@ pub async fn delete_item(State(app): State<Arc<App>>, Path(id): Path<String>) ->
         .writer
         .apply(Change::DeleteItem(id.clone()))
         .await
-        .map_err(|e| ApiError::internal("deleting the item", e))?;
+        .map_err(|e| ApiError::from_write("deleting the item", e))?;
     if report.items_deleted == 0 {
         return Err(ApiError::not_found(format!(
             "no item {id:?} in the catalogue"
@@ -372,7 +420,7 @@ pub async fn upsert_users(State(app): State<Arc<App>>, Body(list): Body<Vec<User
     app.writer
         .apply(Change::Users(users))
         .await
-        .map_err(|e| ApiError::internal("storing the users", e))?;
+        .map_err(|e| ApiError::from_write("storing the users", e))?;
     ok(json!({"upserted": n}))
 }
 
@@ -382,7 +430,7 @@ pub async fn forget_user(State(app): State<Arc<App>>, Path(id): Path<String>) ->
         .writer
         .apply(Change::ForgetUser(id.clone()))
         .await
-        .map_err(|e| ApiError::internal("forgetting the user", e))?;
+        .map_err(|e| ApiError::from_write("forgetting the user", e))?;
     if report.users_forgotten == 0 {
         return Err(ApiError::not_found(format!("no user {id:?}")));
     }
@@ -788,6 +836,10 @@ pub async fn analytics(State(app): State<Arc<App>>) -> Answer {
 
 pub async fn dashboard(State(app): State<Arc<App>>) -> Answer {
     ok(app.dashboard())
+}
+
+pub async fn shoppers(State(app): State<Arc<App>>) -> Answer {
+    ok(json!({"users": app.sample_users()}))
 }
 
 pub async fn retrain(State(app): State<Arc<App>>) -> Response {

@@ -1,9 +1,13 @@
 //! The single writer: every change to the store goes through one thread, and events sent
 //! at about the same time share one durable commit (group commit), so acknowledging an event
 //! only after its commit costs one disk flush per batch rather than per request.
+//!
+//! The queue in front of the writer is bounded: when it is full a write is refused at once
+//! ([`WriteError::Busy`], answered 503 with `Retry-After`) instead of memory growing with a
+//! flood of requests.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use aisle_core::{Item, RawEvent, User};
@@ -29,10 +33,24 @@ pub enum Change {
 
 type Reply = oneshot::Sender<Result<WriteReport, String>>;
 
+/// Why a change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The queue is full: try again shortly.
+    #[error("the write queue is full; retry shortly")]
+    Busy,
+    /// The server is stopping.
+    #[error("the server is shutting down")]
+    Stopped,
+    /// The commit failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The sending side; cloning it is cheap.
 #[derive(Clone)]
 pub struct Writer {
-    sender: Sender<(Change, Reply)>,
+    sender: SyncSender<(Change, Reply)>,
 }
 
 /// The writer thread, joined on shutdown after the last sender is gone.
@@ -47,9 +65,9 @@ impl WriterThread {
     }
 }
 
-/// Starts the writer over `store`.
-pub fn start(store: Arc<dyn Store>) -> (Writer, WriterThread) {
-    let (sender, receiver) = channel();
+/// Starts the writer over `store`, with room for `queue` waiting changes.
+pub fn start(store: Arc<dyn Store>, queue: usize) -> (Writer, WriterThread) {
+    let (sender, receiver) = sync_channel(queue.max(1));
     let handle = std::thread::Builder::new()
         .name("aisle-writer".into())
         .spawn(move || run(store.as_ref(), &receiver))
@@ -58,21 +76,26 @@ pub fn start(store: Arc<dyn Store>) -> (Writer, WriterThread) {
 }
 
 impl Writer {
-    /// Queues `change` without waiting for it (for the search log, which nobody awaits).
-    pub fn submit(&self, change: Change) {
+    /// Queues `change` without waiting for it (for the search log, which nobody awaits);
+    /// false when the queue was full and the change was dropped.
+    pub fn submit(&self, change: Change) -> bool {
         let (reply, _) = oneshot::channel();
-        let _ = self.sender.send((change, reply));
+        self.sender.try_send((change, reply)).is_ok()
     }
 
     /// Applies `change` and waits until it is durable.
-    pub async fn apply(&self, change: Change) -> Result<WriteReport, String> {
+    pub async fn apply(&self, change: Change) -> Result<WriteReport, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send((change, reply))
-            .map_err(|_| "the server is shutting down".to_string())?;
+            .try_send((change, reply))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => WriteError::Busy,
+                TrySendError::Disconnected(_) => WriteError::Stopped,
+            })?;
         answer
             .await
-            .map_err(|_| "the writer stopped before committing".to_string())?
+            .map_err(|_| WriteError::Failed("the writer stopped before committing".into()))?
+            .map_err(WriteError::Failed)
     }
 }
 

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::api::ApiError;
 use crate::auth::{Keys, RateLimiter};
 pub use crate::config::ServerConfig;
-pub use crate::handlers::{parse_events, parse_items};
+pub use crate::handlers::{EventRules, parse_events, parse_items};
 use crate::ingest::{Change, Writer, WriterThread};
 use crate::metrics::Metrics;
 use crate::state::{FeedEntry, Live, Served};
@@ -74,17 +74,21 @@ impl App {
         store: Arc<dyn Store>,
         search: Option<SearchEngine>,
     ) -> Result<(Arc<App>, WriterThread), String> {
-        let live = Live::load(store.as_ref()).map_err(|e| e.to_string())?;
+        let live = Live::load(store.as_ref(), state::LiveLimits::of(&config))
+            .map_err(|e| e.to_string())?;
         let served = state::train(store.as_ref(), &config.model, 1)?;
-        let (writer, thread) = ingest::start(store.clone());
+        let (writer, thread) = ingest::start(store.clone(), config.write_queue);
         let metrics = Metrics::new();
         metrics.model_version.set(1);
         metrics
             .last_train_ms
             .set((served.train_seconds * 1000.0) as i64);
         let app = App {
-            keys: Keys::new(config.keys.clone()),
-            limiter: RateLimiter::new(config.rate_limit_per_second),
+            keys: Keys::new(config.keys_with_demo()),
+            limiter: RateLimiter::with_capacity(
+                config.rate_limit_per_second,
+                config.max_rate_limited_callers,
+            ),
             config,
             data_dir,
             store,
@@ -242,7 +246,7 @@ impl App {
     fn session_items(&self, external: &str) -> Vec<u32> {
         let key = aisle_store::session_id(external).0;
         let live = read(&self.live);
-        let positions = live.by_session.get(&key).cloned().unwrap_or_default();
+        let positions = live.session_positions(key);
         live.history_of(&positions).0
     }
 
@@ -432,7 +436,7 @@ impl App {
 
     fn trending(&self, k: usize, category: Option<&str>) -> Vec<Value> {
         let live = read(&self.live);
-        let list = live.trending(86_400_000, 14 * 86_400_000);
+        let list = live.trending(crate::now_ms(), 86_400_000, 14 * 86_400_000);
         list.into_iter()
             .filter_map(|(id, score)| {
                 let item = live.items.get(id as usize)?.as_ref()?;
@@ -512,21 +516,15 @@ impl App {
             .iter()
             .filter_map(|h| h["id"].as_str().map(str::to_string))
             .collect();
-        {
-            let mut live = write(&self.live);
-            let key = request.query.trim().to_lowercase();
-            if !key.is_empty() {
-                let stats = live.queries.entry(key).or_default();
-                stats.searches += 1;
-                stats.zero_results += u64::from(response.total == 0);
-            }
-        }
+        write(&self.live).count_query(&request.query, response.total == 0);
         if !request.query.trim().is_empty() {
             let who = user.map_or_else(|| "anonymous".to_string(), |u| self.user_name(u));
             let mut event = RawEvent::new(who, None, "search", now);
             event.payload.query = Some(request.query.clone());
             event.payload.results = shown;
-            self.writer.submit(Change::Events(vec![event]));
+            if !self.writer.submit(Change::Events(vec![event])) {
+                self.metrics.search_log_dropped.inc();
+            }
         }
         Ok(json!({
             "query": request.query,
@@ -576,6 +574,21 @@ impl App {
         })
     }
 
+    /// A few shoppers with history, for the storefront's shopper picker.
+    fn sample_users(&self) -> Vec<String> {
+        self.sample_users_in(&read(&self.live))
+    }
+
+    fn sample_users_in(&self, live: &Live) -> Vec<String> {
+        live.by_user
+            .iter()
+            .enumerate()
+            .filter(|(_, events)| events.len() >= 10)
+            .take(8)
+            .map(|(u, _)| self.user_name(u as u32))
+            .collect()
+    }
+
     fn dashboard(&self) -> Value {
         let served = self.served();
         let live = read(&self.live);
@@ -587,15 +600,6 @@ impl App {
             .filter(|q| q.1.zero_results > 0)
             .map(|q| q.0)
             .take(10)
-            .collect();
-        // A few shoppers with history, for the storefront's shopper picker.
-        let sample_users: Vec<String> = live
-            .by_user
-            .iter()
-            .enumerate()
-            .filter(|(_, events)| events.len() >= 10)
-            .take(8)
-            .map(|(u, _)| self.user_name(u as u32))
             .collect();
         let leaderboard =
             std::fs::read_to_string(self.data_dir.join("eval").join("leaderboard.json"))
@@ -615,7 +619,9 @@ impl App {
                 "zero_result_queries": zero,
             },
             "notes": served.predictions.notes,
-            "sample_users": sample_users,
+            "memory": {"live_sessions": live.by_session.len(), "tracked_queries": live.queries.len(),
+                       "rate_limited_callers": self.limiter.tracked()},
+            "sample_users": self.sample_users_in(&live),
         })
     }
 }

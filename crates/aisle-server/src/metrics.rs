@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -15,10 +15,40 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The route as declared, e.g. `/v1/items/{id}`.
     pub route: String,
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method, from a fixed set so a client cannot mint new series.
+    pub method: Method,
     /// Response status code.
     pub status: u16,
+}
+
+/// The methods metrics tell apart; anything else is `Other`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms, missing_docs)]
+pub enum Method {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    OPTIONS,
+    Other,
+}
+
+impl Method {
+    /// The label of `method`.
+    pub fn of(method: &axum::http::Method) -> Method {
+        match method.as_str() {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "DELETE" => Method::DELETE,
+            "PATCH" => Method::PATCH,
+            "OPTIONS" => Method::OPTIONS,
+            _ => Method::Other,
+        }
+    }
 }
 
 /// Every metric the server keeps.
@@ -34,6 +64,10 @@ pub struct Metrics {
     pub last_train_ms: Gauge<i64>,
     /// Retrains that failed.
     pub retrain_failures: Counter<u64, AtomicU64>,
+    /// Writes refused because the writer's queue was full.
+    pub writes_refused: Counter<u64, AtomicU64>,
+    /// Search-log events dropped because the writer's queue was full.
+    pub search_log_dropped: Counter<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -73,8 +107,22 @@ impl Metrics {
             "Retrains that failed (the old models stay)",
             retrain_failures.clone(),
         );
+        let writes_refused = Counter::default();
+        registry.register(
+            "writes_refused",
+            "Write requests answered 503 because the write queue was full",
+            writes_refused.clone(),
+        );
+        let search_log_dropped = Counter::default();
+        registry.register(
+            "search_log_dropped",
+            "Search-log events not stored because the write queue was full",
+            search_log_dropped.clone(),
+        );
         Metrics {
             registry,
+            writes_refused,
+            search_log_dropped,
             requests,
             events_ingested,
             model_version,

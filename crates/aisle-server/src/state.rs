@@ -2,6 +2,7 @@
 //! catalogue, and the trained models (replaced whole by a retrain, never edited in place).
 
 use std::collections::VecDeque;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use aisle_core::{EventKind, Item};
 use aisle_features::{CleaningConfig, EventLog, Interaction, KindWeights, NO_ITEM};
 use aisle_models::{MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder};
 use aisle_store::ReadStore;
+use lru::LruCache;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -43,15 +45,46 @@ pub struct QueryStats {
     pub zero_results: u64,
 }
 
+/// Bounds on the live view's maps that client input can grow.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveLimits {
+    /// Distinct queries counted.
+    pub queries: NonZeroUsize,
+    /// Sessions indexed.
+    pub sessions: NonZeroUsize,
+    /// Latest events kept per session.
+    pub session_events: usize,
+}
+
+impl LiveLimits {
+    /// The limits `config` sets.
+    pub fn of(config: &crate::ServerConfig) -> LiveLimits {
+        LiveLimits {
+            queries: NonZeroUsize::new(config.max_tracked_queries).unwrap_or(NonZeroUsize::MIN),
+            sessions: NonZeroUsize::new(config.max_live_sessions).unwrap_or(NonZeroUsize::MIN),
+            session_events: config.max_session_events.max(1),
+        }
+    }
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits::of(&crate::ServerConfig::default())
+    }
+}
+
 /// The event log as of the last acknowledged event, with indexes by user and session.
-#[derive(Default)]
+///
+/// The maps keyed by what clients send (session ids, query text) are least-recently-used
+/// caches with a fixed capacity, so a flood of distinct sessions or queries costs a bounded
+/// amount of memory: the oldest entries go (their events stay in the store and the log).
 pub struct Live {
     /// Every event, in arrival order.
     pub events: Vec<Interaction>,
     /// Event positions per dense user id.
     pub by_user: Vec<Vec<u32>>,
-    /// Event positions per session key.
-    pub by_session: FxHashMap<u64, Vec<u32>>,
+    /// Latest event positions per session key, most recently active sessions kept.
+    pub by_session: LruCache<u64, VecDeque<u32>>,
     /// Users of each dense item id, sorted, without repeats (the evidence of explanations).
     pub item_users: Vec<Vec<u32>>,
     /// The catalogue by dense item id (`None`: known only from events).
@@ -60,21 +93,38 @@ pub struct Live {
     pub feed: VecDeque<FeedEntry>,
     /// Events acknowledged since the server started.
     pub ingested: u64,
-    /// Searches by normalised query.
-    pub queries: FxHashMap<String, QueryStats>,
+    /// Searches by normalised query, most recently searched kept.
+    pub queries: LruCache<String, QueryStats>,
     /// Time of the latest event.
     pub latest_ms: i64,
+    limits: LiveLimits,
 }
 
 const FEED: usize = 50;
 
 impl Live {
+    /// An empty view with these limits.
+    pub fn new(limits: LiveLimits) -> Live {
+        Live {
+            events: Vec::new(),
+            by_user: Vec::new(),
+            by_session: LruCache::new(limits.sessions),
+            item_users: Vec::new(),
+            items: Vec::new(),
+            feed: VecDeque::new(),
+            ingested: 0,
+            queries: LruCache::new(limits.queries),
+            latest_ms: 0,
+            limits,
+        }
+    }
+
     /// Loads everything the store holds.
-    pub fn load(store: &dyn ReadStore) -> aisle_store::Result<Live> {
+    pub fn load(store: &dyn ReadStore, limits: LiveLimits) -> aisle_store::Result<Live> {
         let counts = store.counts()?;
         let mut live = Live {
             items: vec![None; counts.items],
-            ..Live::default()
+            ..Live::new(limits)
         };
         store.scan_items(&mut |id, item| live.items[id.index()] = Some(item))?;
         let log = EventLog::load(store).map_err(|e| aisle_store::Error::Corrupt {
@@ -97,7 +147,12 @@ impl Live {
         }
         self.by_user[user].push(at);
         if e.session != 0 {
-            self.by_session.entry(e.session).or_default().push(at);
+            let cap = self.limits.session_events;
+            let positions = self.by_session.get_or_insert_mut(e.session, VecDeque::new);
+            if positions.len() == cap {
+                positions.pop_front();
+            }
+            positions.push_back(at);
         }
         if e.item != NO_ITEM {
             let item = e.item as usize;
@@ -114,6 +169,25 @@ impl Live {
         }
         self.latest_ms = self.latest_ms.max(e.timestamp_ms);
         self.events.push(e);
+    }
+
+    /// Counts one search for the dashboard's query statistics.
+    pub fn count_query(&mut self, query: &str, found_nothing: bool) {
+        let key = query.trim().to_lowercase();
+        if key.is_empty() {
+            return;
+        }
+        let stats = self.queries.get_or_insert_mut(key, QueryStats::default);
+        stats.searches += 1;
+        stats.zero_results += u64::from(found_nothing);
+    }
+
+    /// The latest event positions of a session (without marking it as used).
+    pub fn session_positions(&self, session: u64) -> Vec<u32> {
+        self.by_session
+            .peek(&session)
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Records an event for the live stream.
@@ -173,13 +247,25 @@ impl Live {
     }
 
     /// Items by recent interest: each event counts `0.5^(age / half_life)`, age measured
-    /// from the latest event.
-    pub fn trending(&self, half_life_ms: i64, horizon_ms: i64) -> Vec<(u32, f32)> {
+    /// from the server's clock `now_ms`. Events later than `now_ms` are not counted (an
+    /// event from the future cannot take over the list). A log with nothing within the
+    /// horizon of now (a historical data set) is aged from its newest event instead.
+    pub fn trending(&self, now_ms: i64, half_life_ms: i64, horizon_ms: i64) -> Vec<(u32, f32)> {
         let weights = KindWeights::default();
+        let newest_past = self
+            .events
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .filter(|&t| t <= now_ms)
+            .max();
+        let reference = match newest_past {
+            Some(t) if now_ms - t > horizon_ms => t,
+            _ => now_ms,
+        };
         let mut scores: FxHashMap<u32, f32> = FxHashMap::default();
         for e in self.events.iter().rev() {
-            let age = self.latest_ms - e.timestamp_ms;
-            if age > horizon_ms {
+            let age = reference - e.timestamp_ms;
+            if !(0..=horizon_ms).contains(&age) {
                 continue;
             }
             if e.item != NO_ITEM {
@@ -274,12 +360,17 @@ fn predictions(store: &dyn ReadStore, log: &EventLog) -> Predictions {
         },
         Err(e) => out.notes.push(format!("departments: {e}")),
     }
+    // The calibration ends on the last day with events, by the server's clock: an event
+    // stamped in the future must not move everyone's recency.
+    let now = crate::now_ms();
     let last_day = log
         .events()
         .iter()
-        .map(|e| e.timestamp_ms.div_euclid(DAY_MS))
+        .map(|e| e.timestamp_ms)
+        .filter(|&t| t <= now)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .div_euclid(DAY_MS);
     let customers = summarise(log, last_day, last_day);
     match BgNbd::fit(&customers) {
         Ok(fit) => {
@@ -387,5 +478,65 @@ impl Served {
     /// Number of items the recommender scores.
     pub fn n_items(&self) -> usize {
         self.model.n_items()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(item: u32, session: u64, timestamp_ms: i64) -> Interaction {
+        Interaction {
+            user: 0,
+            item,
+            kind: EventKind::View,
+            timestamp_ms,
+            session,
+            value: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_event_from_the_future_does_not_take_over_trending() {
+        let now = 1_800_000_000_000;
+        let mut live = Live::new(LiveLimits::default());
+        for (i, item) in [1, 1, 2, 3].into_iter().enumerate() {
+            live.push(event(item, 0, now - 3_600_000 * (i as i64 + 1)));
+        }
+        let before = live.trending(now, DAY_MS, 14 * DAY_MS);
+        live.push(event(9, 0, 4_070_908_800_000));
+        let after = live.trending(now, DAY_MS, 14 * DAY_MS);
+        assert_eq!(before, after);
+        assert_eq!(after[0].0, 1);
+        // A historical log (nothing within the horizon of now) is aged from its newest event.
+        let old = live.trending(now + 100 * DAY_MS, DAY_MS, 14 * DAY_MS);
+        assert_eq!(old.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn sessions_and_queries_stay_within_their_caps() {
+        let limits = LiveLimits {
+            queries: NonZeroUsize::new(10).expect("10"),
+            sessions: NonZeroUsize::new(5).expect("5"),
+            session_events: 2,
+        };
+        let mut live = Live::new(limits);
+        for s in 1..=1_000u64 {
+            live.push(event(1, s, 0));
+            live.count_query(&format!("query {s}"), false);
+        }
+        assert_eq!(live.by_session.len(), 5);
+        assert_eq!(live.queries.len(), 10);
+        assert_eq!(live.session_positions(1_000), vec![999]);
+        assert!(live.session_positions(1).is_empty(), "the oldest session went first");
+        for item in [4, 5, 6] {
+            live.push(event(item, 7, 0));
+        }
+        let kept: Vec<u32> = live
+            .session_positions(7)
+            .iter()
+            .map(|&p| live.events[p as usize].item)
+            .collect();
+        assert_eq!(kept, vec![5, 6], "the latest events of a long session");
     }
 }

@@ -1,10 +1,19 @@
 //! The JSON request parsers, fuzzed: whatever the bytes, they answer Ok or a 4xx, never panic.
 
-use aisle_server::{parse_events, parse_items};
+use aisle_server::{EventRules, parse_events, parse_items};
 use proptest::prelude::*;
 
 /// JSON-ish text built from the pieces a request is made of, so that the fuzzer reaches the
 /// validation code rather than stopping at the first byte.
+fn rules(custom_kinds: &[String], now_ms: i64) -> EventRules<'_> {
+    EventRules {
+        custom_kinds,
+        now_ms,
+        latest_ms: i64::MAX,
+        storefront_only: false,
+    }
+}
+
 fn jsonish() -> impl Strategy<Value = String> {
     let atom = prop_oneof![
         Just("\"user\"".to_string()),
@@ -67,14 +76,14 @@ proptest! {
 
     #[test]
     fn events_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Err(e) = parse_events(&bytes, &[], 0) {
+        if let Err(e) = parse_events(&bytes, &rules(&[], 0)) {
             prop_assert!(e.status.is_client_error());
         }
     }
 
     #[test]
     fn events_parser_on_jsonish_text(text in jsonish()) {
-        if let Err(e) = parse_events(text.as_bytes(), &["wishlist".to_string()], 1) {
+        if let Err(e) = parse_events(text.as_bytes(), &rules(&["wishlist".to_string()], 1)) {
             prop_assert!(e.status.is_client_error());
             prop_assert!(!e.message.is_empty());
         }
@@ -82,7 +91,7 @@ proptest! {
 
     #[test]
     fn events_parser_on_event_shaped_json(event in well_formed_event()) {
-        match parse_events(event.as_bytes(), &[], 5) {
+        match parse_events(event.as_bytes(), &rules(&[], 5)) {
             Ok(list) => {
                 prop_assert_eq!(list.len(), 1);
                 prop_assert!(!list[0].user.is_empty());
