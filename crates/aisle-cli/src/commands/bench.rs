@@ -35,6 +35,8 @@ enum Which {
     Search(super::bench_search::SearchArgs),
     /// Load test of `aisle serve` on loopback; writes bench/results/serve.md.
     Serve(super::bench_serve::ServeBenchArgs),
+    /// Distinct sessions and queries against a server with small caps; writes bench/results/flood.md.
+    Flood(super::bench_flood::FloodArgs),
     /// One measurement in this process, printed as JSON (used by `bench import`).
     #[command(hide = true)]
     ImportOne(OneArgs),
@@ -77,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Import(a) => import_report(a),
         Which::Transformer(a) => super::bench_transformer::run(a),
+        Which::Flood(a) => super::bench_flood::run(a),
         Which::Search(a) => super::bench_search::run(a),
         Which::Purchase(a) => super::bench_purchase::run(a),
         Which::Churn(a) => super::bench_churn::run(a),

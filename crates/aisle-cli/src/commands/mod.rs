@@ -4,6 +4,7 @@ mod analytics;
 mod analytics_report;
 mod bench;
 mod bench_churn;
+mod bench_flood;
 mod bench_purchase;
 mod bench_search;
 mod bench_serve;
