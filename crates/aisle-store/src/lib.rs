@@ -8,7 +8,8 @@
 //!
 //! Implementations: [`MemStore`] for tests and throw-away runs, and [`RedbStore`], the
 //! embedded default. [`open`] picks one from a URI so that an external database can be added
-//! later without touching callers.
+//! later without touching callers. The `testing` feature adds a `testing` module: a fake disk
+//! that loses unsynced writes at a power cut, and knobs to open a [`RedbStore`] on it.
 //!
 //! Events are keyed by `(timestamp, fingerprint)`: a scan returns them in time order and the
 //! same event written twice (a re-imported file, a retried request) is stored once. An event
@@ -20,6 +21,8 @@ mod error;
 mod mem;
 mod redb_store;
 mod staging;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::Path;
 

@@ -8,13 +8,22 @@
 //! add a C dependency and SQL we do not need for key-ordered scans.
 //!
 //! One file, `aisle.redb`, in the data directory. The external-id maps are loaded into memory
-//! at open so ingest interns without a lookup in the file.
+//! at open so ingest interns without a lookup in the file. When `open` creates the file it also
+//! syncs the directory (and the directory's parent when it created that too), so that the new
+//! file's name is as durable as its first commit.
+//!
+//! Every store, whatever it is opened on, is built by one constructor (`from_database`): the
+//! `testing` feature adds only another way to get the [`Database`] (over the fake disk of
+//! `testing`) and knobs that tests turn, never a second write path.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 
 use crate::staging::{
     Catalog, SharedCatalog, Staging, decode, decode_event, encode, event_user, forgotten_key,
@@ -27,7 +36,7 @@ const FORMAT_VERSION: u32 = 2;
 const FILE_NAME: &str = "aisle.redb";
 /// Staged events are written into the open transaction in sorted runs of this size, so an
 /// import of any size streams instead of holding every event twice.
-const FLUSH_EVENTS: usize = 1 << 18;
+pub(crate) const FLUSH_EVENTS: usize = 1 << 18;
 
 const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 const USER_IDS: TableDefinition<&str, u32> = TableDefinition::new("user_ids");
@@ -37,26 +46,76 @@ const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
 const KINDS: TableDefinition<u16, &str> = TableDefinition::new("kinds");
 const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 
+/// How a store writes; fixed at open. Only tests change it (`testing::Knobs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// Durability of writer commits: `Immediate`, i.e. synced before `commit` returns.
+    pub durability: Durability,
+    /// Staged events per flush into the open transaction ([`FLUSH_EVENTS`]).
+    pub flush_events: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Immediate,
+            flush_events: FLUSH_EVENTS,
+        }
+    }
+}
+
 /// The embedded store in a data directory.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
     catalog: SharedCatalog,
+    tuning: Tuning,
 }
 
 impl RedbStore {
     /// Opens (or creates) the store in `dir`. After a crash this recovers the last commit.
     pub fn open(dir: &Path) -> Result<Self> {
+        let dir_created = !dir.exists();
         fs_err::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.clone() },
-            other => Error::Backend(other.into()),
-        })?;
+        let file_created = !path.exists();
+        let db = Database::builder()
+            .create(&path)
+            .map_err(|e| open_error(e, &path))?;
+        if file_created {
+            sync_dir(dir)?;
+        }
+        if let Some(parent) = dir
+            .parent()
+            .filter(|p| dir_created && !p.as_os_str().is_empty())
+        {
+            sync_dir(parent)?;
+        }
+        Self::from_database(db, path, Tuning::default())
+    }
+
+    /// Opens (or creates) a store over any redb storage backend, with test knobs: this is how
+    /// the power-cut test puts the store on a disk that forgets unsynced writes. `path()` of
+    /// such a store is a placeholder, [`crate::testing::BACKEND_PATH`].
+    #[cfg(feature = "testing")]
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        knobs: crate::testing::Knobs,
+    ) -> Result<Self> {
+        let path = PathBuf::from(crate::testing::BACKEND_PATH);
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| open_error(e, &path))?;
+        Self::from_database(db, path, knobs.tuning())
+    }
+
+    /// The one constructor: checks the format, creates the tables and loads the id maps.
+    fn from_database(db: Database, path: PathBuf, tuning: Tuning) -> Result<Self> {
         let store = Self {
             db,
             path,
             catalog: Arc::new(RwLock::new(Catalog::default())),
+            tuning,
         };
         store.init()?;
         Ok(store)
@@ -115,6 +174,25 @@ impl RedbStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
         Ok(())
     }
+}
+
+fn open_error(e: DatabaseError, path: &Path) -> Error {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+            path: path.to_path_buf(),
+        },
+        other => Error::Backend(other.into()),
+    }
+}
+
+/// Makes a new directory entry durable: without this a power cut may keep the file's synced
+/// contents but lose its name. Only Unix can open a directory to sync it.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    fs_err::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 impl ReadStore for RedbStore {
@@ -198,6 +276,7 @@ impl Store for RedbStore {
         Ok(Box::new(RedbWriter {
             tx,
             staging: Staging::new(Arc::clone(&self.catalog)),
+            tuning: self.tuning,
         }))
     }
 }
@@ -205,6 +284,7 @@ impl Store for RedbStore {
 struct RedbWriter {
     tx: redb::WriteTransaction,
     staging: Staging,
+    tuning: Tuning,
 }
 
 impl RedbWriter {
@@ -271,7 +351,7 @@ impl StoreWriter for RedbWriter {
 
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)?;
-        if self.staging.events.len() >= FLUSH_EVENTS {
+        if self.staging.events.len() >= self.tuning.flush_events {
             self.flush_events()?;
             self.flush_records()?;
         }
@@ -324,7 +404,12 @@ impl StoreWriter for RedbWriter {
                 self.staging.report.events_deleted += doomed.len();
             }
         }
-        let RedbWriter { tx, staging } = *self;
+        let RedbWriter {
+            mut tx,
+            staging,
+            tuning,
+        } = *self;
+        tx.set_durability(tuning.durability)?;
         tx.commit()?;
         Ok(staging.publish())
     }
