@@ -38,7 +38,10 @@ pub fn known(command: &clap::Command) -> Vec<String> {
 }
 
 /// The warnings for the unknown `AISLE_*` variables in `vars`, with the likely intended name.
-pub fn unknown(command: &clap::Command, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<String> {
+pub fn unknown(
+    command: &clap::Command,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<String> {
     let known = known(command);
     let mut warnings: Vec<String> = vars
         .into_iter()
@@ -76,8 +79,15 @@ mod tests {
         .map(|(n, v)| (OsString::from(n), OsString::from(v)));
         let warnings = unknown(&command, vars);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings[0].contains("AISLE_API_KEY ") && warnings[0].contains("did you mean AISLE_API_KEYS?"), "{warnings:?}");
-        assert!(warnings[1].contains("did you mean AISLE_LISTEN?"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("AISLE_API_KEY ")
+                && warnings[0].contains("did you mean AISLE_API_KEYS?"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("did you mean AISLE_LISTEN?"),
+            "{warnings:?}"
+        );
         assert!(known(&command).contains(&"AISLE_FORMAT".to_string()));
     }
 }

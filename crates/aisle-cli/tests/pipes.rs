@@ -13,7 +13,11 @@ fn a_closed_stdout_ends_the_program_without_a_panic() {
         .arg(aisle_testkit::bundled_sample())
         .output()
         .expect("run aisle import");
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_aisle"))
         .args(["stats", "--json", "--data-dir"])
         .arg(&store)

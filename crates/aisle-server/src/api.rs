@@ -37,14 +37,18 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            message: message.into(), retry_after: None }
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// A 404 with `message`.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
-            message: message.into(), retry_after: None }
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// A 500 whose details are logged, not sent.
@@ -52,14 +56,18 @@ impl ApiError {
         tracing::error!(%detail, "{context}");
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("{context} failed; the server log has the details"), retry_after: None }
+            message: format!("{context} failed; the server log has the details"),
+            retry_after: None,
+        }
     }
 
     /// A 503 with `message`.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(), retry_after: None }
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 
@@ -119,7 +127,11 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
         }
         _ => rejection.body_text(),
     };
-    ApiError { status, message, retry_after: None }
+    ApiError {
+        status,
+        message,
+        retry_after: None,
+    }
 }
 
 /// The raw body, for handlers that parse it themselves; a body over the limit is a JSON 413.
@@ -138,7 +150,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                         "the request body is larger than the server accepts (max_body_bytes)".into()
                     } else {
                         rejection.body_text()
-                    }, retry_after: None })
+                    },
+                    retry_after: None,
+                })
             }
         }
     }
@@ -460,7 +474,9 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "this route does not take that method; see /openapi.json".into(), retry_after: None }
+                message: "this route does not take that method; see /openapi.json".into(),
+                retry_after: None,
+            }
         })
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .layer(DefaultBodyLimit::max(limit))

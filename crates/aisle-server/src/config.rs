@@ -293,8 +293,14 @@ mod tests {
         let err = ServerConfig::load(Some(&path), |_| None).expect_err("typo");
         assert!(err.to_string().contains("lisen"), "{err}");
         assert!(err.to_string().contains("did you mean `listen`"), "{err}");
-        assert_eq!(nearest("AISLE_LISTN", ENV_VARS.iter().map(|v| v.0)), Some("AISLE_LISTEN"));
-        assert_eq!(nearest("AISLE_COMPLETELY_OTHER", ENV_VARS.iter().map(|v| v.0)), None);
+        assert_eq!(
+            nearest("AISLE_LISTN", ENV_VARS.iter().map(|v| v.0)),
+            Some("AISLE_LISTEN")
+        );
+        assert_eq!(
+            nearest("AISLE_COMPLETELY_OTHER", ENV_VARS.iter().map(|v| v.0)),
+            None
+        );
         let err = parse_keys("short:read", "AISLE_API_KEYS").expect_err("short");
         assert!(err.to_string().contains("shorter than 8"), "{err}");
         let err = parse_keys("longenough:writer", "AISLE_API_KEYS").expect_err("role");

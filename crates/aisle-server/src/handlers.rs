@@ -252,7 +252,9 @@ pub fn parse_events(body: &[u8], rules: &EventRules<'_>) -> Result<Vec<RawEvent>
             message: format!(
                 "{} events in one request; send at most {MAX_BATCH}",
                 list.len()
-            ), retry_after: None });
+            ),
+            retry_after: None,
+        });
     }
     list.into_iter()
         .enumerate()
@@ -267,8 +269,8 @@ pub async fn ingest(
 ) -> Answer {
     let custom = app.custom_kinds();
     let now = crate::now_ms();
-    let skew_ms = i64::try_from(app.config.max_clock_skew_seconds.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let skew_ms =
+        i64::try_from(app.config.max_clock_skew_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
     let rules = EventRules {
         custom_kinds: &custom,
         now_ms: now,
@@ -317,7 +319,9 @@ pub fn parse_items(body: &[u8]) -> Result<Vec<Item>, ApiError> {
             message: format!(
                 "{} items in one request; send at most {MAX_BATCH}",
                 list.len()
-            ), retry_after: None });
+            ),
+            retry_after: None,
+        });
     }
     list.into_iter()
         .enumerate()

@@ -86,12 +86,10 @@ impl Writer {
     /// Applies `change` and waits until it is durable.
     pub async fn apply(&self, change: Change) -> Result<WriteReport, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .try_send((change, reply))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => WriteError::Busy,
-                TrySendError::Disconnected(_) => WriteError::Stopped,
-            })?;
+        self.sender.try_send((change, reply)).map_err(|e| match e {
+            TrySendError::Full(_) => WriteError::Busy,
+            TrySendError::Disconnected(_) => WriteError::Stopped,
+        })?;
         answer
             .await
             .map_err(|_| WriteError::Failed("the writer stopped before committing".into()))?

@@ -528,7 +528,10 @@ mod tests {
         assert_eq!(live.by_session.len(), 5);
         assert_eq!(live.queries.len(), 10);
         assert_eq!(live.session_positions(1_000), vec![999]);
-        assert!(live.session_positions(1).is_empty(), "the oldest session went first");
+        assert!(
+            live.session_positions(1).is_empty(),
+            "the oldest session went first"
+        );
         for item in [4, 5, 6] {
             live.push(event(item, 7, 0));
         }

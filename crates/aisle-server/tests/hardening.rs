@@ -108,7 +108,12 @@ fn every_route_every_method_every_credential_gets_what_the_role_table_says() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked}:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked > 600, "only {checked} combinations");
     // A path that no route declares is a 404 under every method, even for admin.
     for method in METHODS {
@@ -120,7 +125,11 @@ fn every_route_every_method_every_credential_gets_what_the_role_table_says() {
 #[test]
 fn head_on_protected_routes_is_refused_without_a_key() {
     let s = shared();
-    for path in ["/v1/recommend?user=1", "/v1/search?q=milk", "/v1/promo?category=babies"] {
+    for path in [
+        "/v1/recommend?user=1",
+        "/v1/search?q=milk",
+        "/v1/promo?category=babies",
+    ] {
         let (status, _) = call("HEAD", &format!("{}{path}", s.base), None, None);
         assert_eq!(status, 401, "HEAD {path}");
         let (status, _) = call("HEAD", &format!("{}{path}", s.base), Some(READ), None);
@@ -132,32 +141,67 @@ fn head_on_protected_routes_is_refused_without_a_key() {
 fn the_demo_key_reaches_the_storefront_and_nothing_else() {
     let s = shared();
     let get = |path: &str| call("GET", &format!("{}{path}", s.base), Some(DEMO), None);
-    for path in ["/v1/recommend?user=1&k=3", "/v1/search?q=milk", "/v1/trending?k=3", "/v1/items/196", "/v1/shop/shoppers"] {
+    for path in [
+        "/v1/recommend?user=1&k=3",
+        "/v1/search?q=milk",
+        "/v1/trending?k=3",
+        "/v1/items/196",
+        "/v1/shop/shoppers",
+    ] {
         let (status, body) = get(path);
         assert_eq!(status, 200, "{path}: {body}");
     }
-    for path in ["/v1/analytics", "/v1/dashboard", "/v1/predict/purchase?user=1", "/v1/predict/churn?user=1", "/v1/promo?category=babies", "/v1/explain?user=1&item=196"] {
+    for path in [
+        "/v1/analytics",
+        "/v1/dashboard",
+        "/v1/predict/purchase?user=1",
+        "/v1/predict/churn?user=1",
+        "/v1/promo?category=babies",
+        "/v1/explain?user=1&item=196",
+    ] {
         let (status, body) = get(path);
         assert_eq!(status, 403, "{path}: {body}");
     }
     let events = format!("{}/v1/events", s.base);
-    let (status, body) = call("POST", &events, Some(DEMO), Some(r#"{"user": "demo-shopper", "kind": "view", "item": "196"}"#));
+    let (status, body) = call(
+        "POST",
+        &events,
+        Some(DEMO),
+        Some(r#"{"user": "demo-shopper", "kind": "view", "item": "196"}"#),
+    );
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call("POST", &events, Some(DEMO), Some(r#"{"user": "demo-shopper", "kind": "rating", "item": "196", "value": 5}"#));
+    let (status, body) = call(
+        "POST",
+        &events,
+        Some(DEMO),
+        Some(r#"{"user": "demo-shopper", "kind": "rating", "item": "196", "value": 5}"#),
+    );
     assert_eq!(status, 403, "{body}");
-    for (method, path) in [("PUT", "/v1/items"), ("DELETE", "/v1/users/1"), ("POST", "/v1/admin/retrain")] {
+    for (method, path) in [
+        ("PUT", "/v1/items"),
+        ("DELETE", "/v1/users/1"),
+        ("POST", "/v1/admin/retrain"),
+    ] {
         let (status, body) = call(method, &format!("{}{path}", s.base), Some(DEMO), Some("[]"));
         assert_eq!(status, 403, "{method} {path}: {body}");
     }
     let (status, shoppers) = get("/v1/shop/shoppers");
     assert_eq!(status, 200);
-    assert!(shoppers["users"].as_array().is_some_and(|u| !u.is_empty()), "{shoppers}");
+    assert!(
+        shoppers["users"].as_array().is_some_and(|u| !u.is_empty()),
+        "{shoppers}"
+    );
 }
 
 fn trending_ids(base: &str) -> Vec<Value> {
     let (status, body) = call("GET", &format!("{base}/v1/trending?k=20"), Some(READ), None);
     assert_eq!(status, 200, "{body}");
-    body["items"].as_array().expect("items").iter().map(|i| i["id"].clone()).collect()
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect()
 }
 
 #[test]
@@ -170,7 +214,12 @@ fn an_event_from_2099_is_refused_by_name_and_trending_is_unchanged() {
         let body = json!({"user": "time-traveller", "kind": "purchase", "item": "196", "timestamp": timestamp});
         let (status, answer) = call("POST", &events, Some(INGEST), Some(&body.to_string()));
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| m.contains("timestamp")), "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("timestamp")),
+            "{answer}"
+        );
     }
     // Within the allowed skew is fine.
     let soon = aisle_server::now_ms() + 60_000;
@@ -194,10 +243,20 @@ fn client_input_cannot_grow_the_live_maps_past_their_caps() {
     let batch: Vec<Value> = (0..2_000)
         .map(|i| json!({"user": format!("flood-{}", i % 7), "kind": "view", "item": "196", "session": format!("flood-session-{i}")}))
         .collect();
-    let (status, answer) = call("POST", &events, Some(INGEST), Some(&Value::Array(batch).to_string()));
+    let (status, answer) = call(
+        "POST",
+        &events,
+        Some(INGEST),
+        Some(&Value::Array(batch).to_string()),
+    );
     assert_eq!(status, 200, "{answer}");
     for i in 0..300 {
-        let (status, _) = call("GET", &format!("{}/v1/search?q=flood{i}", s.base), Some(READ), None);
+        let (status, _) = call(
+            "GET",
+            &format!("{}/v1/search?q=flood{i}", s.base),
+            Some(READ),
+            None,
+        );
         assert_eq!(status, 200);
     }
     let (status, dashboard) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
@@ -220,24 +279,33 @@ fn a_full_write_queue_answers_503_with_retry_after() {
         .map(|i| json!({"user": format!("queue-{i}"), "kind": "view", "item": "196"}))
         .collect();
     let body = Value::Array(batch).to_string();
-    let burst = || -> Vec<(u16, Option<String>)> { std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..24)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut r = common::agent()
-                        .post(&url)
-                        .header("Authorization", format!("Bearer {INGEST}"))
-                        .header("Content-Type", "application/json")
-                        .send(&body)
-                        .expect("request");
-                    let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-                    let _ = r.body_mut().read_to_string();
-                    (r.status().as_u16(), retry)
+    let burst = || -> Vec<(u16, Option<String>)> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..24)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut r = common::agent()
+                            .post(&url)
+                            .header("Authorization", format!("Bearer {INGEST}"))
+                            .header("Content-Type", "application/json")
+                            .send(&body)
+                            .expect("request");
+                        let retry = r
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let _ = r.body_mut().read_to_string();
+                        (r.status().as_u16(), retry)
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
-    }) };
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        })
+    };
     // Bursts until the queue overflows once (a burst may happen to drain in time).
     let mut results = Vec::new();
     for _ in 0..5 {
@@ -246,9 +314,18 @@ fn a_full_write_queue_answers_503_with_retry_after() {
             break;
         }
     }
-    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 503), "{results:?}");
+    assert!(
+        results.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{results:?}"
+    );
     assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
     let refused: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
-    assert!(!refused.is_empty(), "24 concurrent batches through a queue of 1: {results:?}");
-    assert!(refused.iter().all(|(_, r)| r.as_deref() == Some("1")), "{refused:?}");
+    assert!(
+        !refused.is_empty(),
+        "24 concurrent batches through a queue of 1: {results:?}"
+    );
+    assert!(
+        refused.iter().all(|(_, r)| r.as_deref() == Some("1")),
+        "{refused:?}"
+    );
 }

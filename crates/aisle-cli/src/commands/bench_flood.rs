@@ -101,15 +101,23 @@ fn start(args: &FloodArgs) -> anyhow::Result<Server> {
     if !status.success() {
         bail!("importing {} failed", args.sample.display());
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(&exe)
         .args(["serve", "--data-dir"])
         .arg(&data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("AISLE_API_KEYS", format!("{KEY}:admin"))
         .env("AISLE_RATE_LIMIT", "1000000000")
-        .env("AISLE_MAX_LIVE_SESSIONS", args.max_live_sessions.to_string())
-        .env("AISLE_MAX_TRACKED_QUERIES", args.max_tracked_queries.to_string())
+        .env(
+            "AISLE_MAX_LIVE_SESSIONS",
+            args.max_live_sessions.to_string(),
+        )
+        .env(
+            "AISLE_MAX_TRACKED_QUERIES",
+            args.max_tracked_queries.to_string(),
+        )
         .env("AISLE_MAX_SESSION_EVENTS", "4")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -153,7 +161,8 @@ fn checkpoint(server: &Server, phase: &'static str, sent: usize) -> anyhow::Resu
         phase,
         sent,
         rss_mib: rss_mib(server.child.id())?,
-        store_mib: std::fs::metadata(&server.store_file).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0)),
+        store_mib: std::fs::metadata(&server.store_file)
+            .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0)),
         live_sessions: body["memory"]["live_sessions"].as_u64().unwrap_or(0),
         tracked_queries: body["memory"]["tracked_queries"].as_u64().unwrap_or(0),
     })
@@ -241,17 +250,30 @@ pub fn run(args: FloodArgs) -> anyhow::Result<()> {
         + mib(args.max_tracked_queries * QUERY_ENTRY_BYTES);
     let peak = points.iter().map(|p| p.rss_mib).fold(0.0, f64::max);
     let mut md = String::new();
-    writeln!(md, "# Flood: distinct sessions and queries against capped maps\n")?;
+    writeln!(
+        md,
+        "# Flood: distinct sessions and queries against capped maps\n"
+    )?;
     writeln!(
         md,
         "Made by `aisle bench flood --sessions {} --queries {} --max-live-sessions {} --max-tracked-queries {}` \
          ({} build, {}). `aisle serve` ran as a child process on the bundled Instacart sample; its resident memory (VmRSS) was read \
          from /proc at each checkpoint.\n",
-        args.sessions, args.queries, args.max_live_sessions, args.max_tracked_queries,
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        args.sessions,
+        args.queries,
+        args.max_live_sessions,
+        args.max_tracked_queries,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         chrono::Utc::now().format("%Y-%m-%d")
     )?;
-    writeln!(md, "| phase | sent | RSS (MiB) | store file (MiB) | live sessions | tracked queries |")?;
+    writeln!(
+        md,
+        "| phase | sent | RSS (MiB) | store file (MiB) | live sessions | tracked queries |"
+    )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
     for p in &points {
         writeln!(
@@ -274,7 +296,11 @@ pub fn run(args: FloodArgs) -> anyhow::Result<()> {
         args.sessions,
         args.max_live_sessions,
         args.max_tracked_queries,
-        if peak <= bound { "under the bound" } else { "OVER the bound" }
+        if peak <= bound {
+            "under the bound"
+        } else {
+            "OVER the bound"
+        }
     )?;
     writeln!(
         md,
@@ -293,7 +319,10 @@ pub fn run(args: FloodArgs) -> anyhow::Result<()> {
     fs_err::write(&args.out, &md)?;
     print!("{md}");
     if peak > bound || !alive {
-        bail!("the flood broke the memory bound or the server; see {}", args.out.display());
+        bail!(
+            "the flood broke the memory bound or the server; see {}",
+            args.out.display()
+        );
     }
     Ok(())
 }

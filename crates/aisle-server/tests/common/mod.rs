@@ -130,4 +130,3 @@ pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<&str>) -> (
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
 }
-
