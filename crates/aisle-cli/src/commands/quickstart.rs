@@ -1,16 +1,25 @@
 //! `aisle quickstart`: the README's first command.
+//!
+//! It starts from a fresh store each run, but only ever clears a directory it made itself:
+//! it marks its data directory with [`MARKER`] before writing anything there, and refuses a
+//! directory that is neither empty nor marked (issue 13: it used to delete whatever aisle
+//! store the data directory held).
 
 use std::path::{Path, PathBuf};
 
 use aisle_import::{Adapter, Source};
 use anyhow::{Context, bail};
 
+/// The file that marks a data directory as made by quickstart, and so safe to clear.
+const MARKER: &str = ".aisle-quickstart";
+
 /// Where the bundled sample lives in a checkout.
 const BUNDLED_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/instacart-sample");
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Data directory to create afresh (an existing aisle store in it is replaced).
+    /// Data directory to create afresh. It must be absent, empty, or made by an earlier
+    /// quickstart (which is then cleared); any other directory is refused and left alone.
     #[arg(long, env = "AISLE_DATA_DIR", default_value = "aisle-data/quickstart")]
     pub data_dir: PathBuf,
     /// The sample to import (default: the Instacart sample bundled with the repository).
@@ -43,12 +52,53 @@ fn sample_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Makes `dir` an empty quickstart directory: creates an absent one, claims an empty one,
+/// clears one an earlier quickstart made; refuses any other, leaving it untouched.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let entries: Vec<fs_err::DirEntry> = match fs_err::read_dir(dir) {
+        Ok(entries) => entries
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("while listing {}", dir.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(e).context("while checking the quickstart data directory");
+        }
+    };
+    let marked = dir.join(MARKER).is_file();
+    if !entries.is_empty() && !marked {
+        bail!(
+            "{d} is not empty and was not made by aisle quickstart (it has no {MARKER} file), \
+             so quickstart leaves it alone: choose another directory with --data-dir (or \
+             AISLE_DATA_DIR), or remove {d} yourself if you mean to replace it",
+            d = dir.display()
+        );
+    }
+    for entry in entries {
+        if entry.file_name() == MARKER {
+            continue;
+        }
+        let path = entry.path();
+        // A link is removed, never followed.
+        if entry.file_type()?.is_dir() {
+            fs_err::remove_dir_all(&path)
+        } else {
+            fs_err::remove_file(&path)
+        }
+        .context("while clearing the old quickstart data directory")?;
+    }
+    fs_err::create_dir_all(dir)?;
+    if !marked {
+        fs_err::write(
+            dir.join(MARKER),
+            "Made by aisle quickstart, which clears this directory when it runs again.\n",
+        )?;
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sample = sample_dir(args.sample)?;
-    let store_file = args.data_dir.join("aisle.redb");
-    if store_file.exists() {
-        fs_err::remove_file(&store_file).context("while clearing the old quickstart store")?;
-    }
+    prepare_data_dir(&args.data_dir)?;
     println!(
         "aisle quickstart: importing {} into {}",
         sample.display(),
@@ -142,15 +192,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.listen = listen;
     }
     // The demo: anyone on this machine may read; the storefront sends its events with a
-    // fresh ingest key, and a fresh admin key is printed for retraining and catalogue edits.
+    // fresh demo key (role `demo`: storefront routes only), and a fresh admin key is printed
+    // for the dashboard, retraining and catalogue edits.
     config.public_reads = true;
     let demo = format!("demo-{:016x}", random_u64());
     let admin = format!("admin-{:016x}", random_u64());
-    config.demo_key = Some(demo.clone());
-    config.keys.push(aisle_server::auth::ApiKey {
-        key: demo,
-        role: aisle_server::auth::Role::Ingest,
-    });
+    config.demo_key = Some(demo);
     config.keys.push(aisle_server::auth::ApiKey {
         key: admin.clone(),
         role: aisle_server::auth::Role::Admin,

@@ -7,16 +7,29 @@
 //! dollar value itself when no CD count is given). Customers keep their master-file ids, so
 //! the sample and the master name the same people alike. Identical rows are kept: the file
 //! has a few same-day repeat purchases of the same value.
+//!
+//! A directory stands for its master file, or its sample when it has no master (the sample is
+//! a subset of the master, so the two are never read together).
 
 use std::path::Path;
 
 use aisle_core::{EventPayload, RawEvent};
 
-use super::{for_each_line, parse_field};
+use super::{for_each_line, main_file, parse_field};
 use crate::sink::Sink;
 use crate::{Result, TimeFormat};
 
+/// The files a CDNOW directory may hold, the preferred first.
+const FILES: &[&str] = &[
+    "CDNOW_master.txt",
+    "CDNOW_master.txt.gz",
+    "CDNOW_sample.txt",
+    "CDNOW_sample.txt.gz",
+];
+
 pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
+    let path = &main_file(path, "CDNOW", FILES)?;
+    sink.start_file(path);
     let date_format = TimeFormat::Pattern("%Y%m%d".into());
     for_each_line(path, sink, |sink, line, text| {
         let fields: Vec<&str> = text.split_ascii_whitespace().collect();

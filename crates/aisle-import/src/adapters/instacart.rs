@@ -16,7 +16,7 @@ use std::path::Path;
 
 use aisle_core::{EventPayload, Item, RawEvent};
 
-use super::{mapping_error, parse_field, sibling};
+use super::{main_file, mapping_error, parse_field, sibling};
 use crate::rows::open_text;
 use crate::sink::Sink;
 use crate::{Error, Result, RowError};
@@ -34,17 +34,7 @@ const ORDER_FILES: &[&str] = &[
 ];
 
 pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
-    let orders_file = if path.is_dir() {
-        sibling(path, ORDER_FILES).ok_or_else(|| {
-            mapping_error(format!(
-                "{}: no order-lines file ({}) in this directory",
-                path.display(),
-                ORDER_FILES.join(", ")
-            ))
-        })?
-    } else {
-        path.to_path_buf()
-    };
+    let orders_file = main_file(path, "Instacart order-lines", ORDER_FILES)?;
     import_catalogue(&orders_file, sink)?;
     import_orders(&orders_file, sink)
 }

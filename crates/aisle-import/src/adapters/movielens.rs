@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aisle_core::{EventPayload, Item, RawEvent, User};
 
-use super::{for_each_line, mapping_error, parse_field};
+use super::{files_ending, for_each_line, no_dataset_file, parse_field};
 use crate::Result;
 use crate::sink::Sink;
 
@@ -95,17 +95,10 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
 }
 
 fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf> {
-    let mut found: Vec<PathBuf> = fs_err::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == extension))
-        .collect();
-    found.sort();
-    found.into_iter().next().ok_or_else(|| {
-        mapping_error(format!(
-            "{}: no .{extension} file in this directory",
-            dir.display()
-        ))
-    })
+    files_ending(dir, &format!(".{extension}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| no_dataset_file(dir, "MovieLens", &format!("*.{extension}")))
 }
 
 fn require(

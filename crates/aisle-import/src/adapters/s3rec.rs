@@ -6,19 +6,37 @@
 //! thing leave-one-out needs) but means nothing across users. Reviews stand in for purchases,
 //! so every interaction is a `purchase`. Attribute ids are kept on the item as the space-
 //! separated attribute `attributes`.
+//!
+//! A directory stands for the one dataset in it: the `<name>.txt` beside a
+//! `<name>_item2attributes.json`, or one of S3-Rec's own dataset names. S3-Rec's data folder
+//! holds several datasets whose ids overlap, so a directory with more than one is an error
+//! that names them rather than a guess.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aisle_core::{Item, RawEvent};
 
-use super::{for_each_line, mapping_error};
+use super::{files_ending, for_each_line, mapping_error, no_dataset_file, several_datasets};
 use crate::Result;
 use crate::rows::read_all;
 use crate::sink::Sink;
 
 const DAY_MS: i64 = 86_400_000;
 
+const ATTRIBUTES_SUFFIX: &str = "_item2attributes.json";
+
+/// The datasets of S3-Rec's `data/` folder.
+const KNOWN: &[&str] = &[
+    "Beauty.txt",
+    "Sports_and_Outdoors.txt",
+    "Toys_and_Games.txt",
+    "Yelp.txt",
+    "LastFM.txt",
+];
+
 pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
+    let path = &sequence_file(path)?;
+    sink.start_file(path);
     import_attributes(path, sink)?;
     for_each_line(path, sink, |sink, line, text| {
         sink.row_read();
@@ -52,6 +70,37 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `path` itself, or the one sequence file in the directory `path`.
+fn sequence_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut found: Vec<PathBuf> = files_ending(path, ATTRIBUTES_SUFFIX)?
+        .into_iter()
+        .filter_map(|json| {
+            let name = json.file_name()?.to_str()?;
+            let stem = name.strip_suffix(ATTRIBUTES_SUFFIX)?;
+            Some(path.join(format!("{stem}.txt")))
+        })
+        .chain(KNOWN.iter().map(|n| path.join(n)))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.dedup();
+    match found.len() {
+        0 => Err(no_dataset_file(
+            path,
+            "S3-Rec sequence",
+            &format!(
+                "NAME.txt beside NAME{ATTRIBUTES_SUFFIX}, or {}",
+                KNOWN.join(", ")
+            ),
+        )),
+        1 => Ok(found.remove(0)),
+        _ => Err(several_datasets(path, "S3-Rec", &found)),
+    }
 }
 
 fn import_attributes(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
