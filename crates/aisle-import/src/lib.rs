@@ -102,7 +102,11 @@ pub fn import(
 }
 
 fn import_one(sink: &mut sink::Sink<'_, '_>, source: &Source, path: &Path) -> Result<()> {
-    sink.start_file(path);
+    // An adapter given a dataset's directory names each file it reads itself; the directory
+    // is not one of the files imported.
+    if !(matches!(source, Source::Adapter(_)) && path.is_dir()) {
+        sink.start_file(path);
+    }
     match source {
         Source::Table { format, mapping } => {
             let mut rows = rows::open(*format, path)?;
