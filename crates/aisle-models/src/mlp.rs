@@ -321,27 +321,44 @@ impl Mlp {
 mod tests {
     use super::*;
 
+    /// Mean log-loss of the fitted model's predictions on `data`.
+    fn log_loss_of(model: &Mlp, data: &MlpData<'_>) -> f64 {
+        data.features
+            .chunks_exact(data.n_features)
+            .zip(data.labels)
+            .map(|(row, &y)| {
+                let p = f64::from(model.predict_probability(row)).clamp(1e-7, 1.0 - 1e-7);
+                -(f64::from(y) * p.ln() + (1.0 - f64::from(y)) * (1.0 - p).ln())
+            })
+            .sum::<f64>()
+            / data.labels.len() as f64
+    }
+
     #[test]
     fn learns_a_nonlinear_boundary_and_stops_early() {
-        // Positive inside a ring: no linear model can separate it.
+        // Positive inside a ring: no linear model can separate it. A tenth of the labels are
+        // flipped and the network has no dropout, so it overfits the 1000 training rows and
+        // the validation loss turns up long before the epoch limit.
         let mut rng = StdRng::seed_from_u64(3);
         let mut make = |rows: usize| {
-            let mut x = Vec::new();
-            let mut y = Vec::new();
+            let (mut x, mut noisy, mut clean) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rows {
                 let (a, b): (f32, f32) = (rng.random_range(-2.0..2.0), rng.random_range(-2.0..2.0));
                 x.extend([a * 10.0 + 100.0, b]);
                 let r = (a * a + b * b).sqrt();
-                y.push(f32::from(u8::from((0.7..1.5).contains(&r))));
+                let y = (0.7..1.5).contains(&r);
+                let flip = rng.random::<f32>() < 0.1;
+                noisy.push(f32::from(u8::from(y != flip)));
+                clean.push(y);
             }
-            (x, y)
+            (x, noisy, clean)
         };
-        let (xt, yt) = make(3000);
-        let (xv, yv) = make(1000);
+        let (xt, yt, _) = make(1000);
+        let (xv, yv, clean) = make(1000);
         let config = MlpConfig {
-            max_epochs: 60,
-            patience: 5,
-            dropout: 0.1,
+            max_epochs: 300,
+            patience: 8,
+            dropout: 0.0,
             ..MlpConfig::default()
         };
         let train = MlpData {
@@ -357,17 +374,53 @@ mod tests {
         let model = Mlp::fit(&config, &train, &valid).expect("fit");
         let correct = xv
             .chunks_exact(2)
-            .zip(&yv)
-            .filter(|(row, y)| (model.predict_probability(row) > 0.5) == (**y > 0.5))
+            .zip(&clean)
+            .filter(|(row, y)| (model.predict_probability(row) > 0.5) == **y)
             .count();
         assert!(
-            correct as f64 / yv.len() as f64 > 0.9,
-            "accuracy {correct}/1000"
+            correct as f64 / clean.len() as f64 > 0.9,
+            "accuracy {correct}/1000 against the true ring"
         );
-        // The kept epoch has the lowest validation loss seen.
+
+        // Early stopping happened: training ended `patience` epochs after the best one,
+        // well short of the limit.
+        let epochs = model.valid_loss.len();
+        assert_eq!(model.train_loss.len(), epochs);
+        assert!(epochs < config.max_epochs, "ran all {epochs} epochs");
+        assert_eq!(
+            epochs,
+            model.best_epoch + config.patience + 1,
+            "best epoch {} of {epochs}, patience {}",
+            model.best_epoch,
+            config.patience
+        );
+        // The kept epoch is the first with the lowest validation loss, and no epoch after it
+        // improved on it.
         let best = model.valid_loss[model.best_epoch];
-        assert!(model.valid_loss.iter().all(|&v| v >= best));
-        assert!(model.train_loss[0] > *model.train_loss.last().expect("epochs"));
+        assert!(
+            model.valid_loss[..model.best_epoch]
+                .iter()
+                .all(|&v| v > best)
+        );
+        assert!(
+            model.valid_loss[model.best_epoch + 1..]
+                .iter()
+                .all(|&v| v >= best)
+        );
+        // The weights kept are that epoch's, not the last epoch's: recomputing the
+        // validation loss from the fitted model gives the best epoch's value, and the last
+        // epoch's was clearly worse.
+        let kept = log_loss_of(&model, &valid);
+        let last = *model.valid_loss.last().expect("epochs");
+        assert!(
+            (kept - best).abs() < 1e-4,
+            "kept weights' loss {kept}, best {best}"
+        );
+        assert!(
+            last > best + 1e-3,
+            "last {last}, best {best}: nothing to stop for"
+        );
+        assert!(model.train_loss[0] > model.train_loss[model.best_epoch]);
     }
 
     #[test]

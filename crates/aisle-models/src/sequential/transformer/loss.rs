@@ -270,22 +270,148 @@ mod tests {
         assert_eq!(fast_exp(f32::NEG_INFINITY), fast_exp(-1000.0));
     }
 
-    /// With every other item drawn as a negative, the sampled loss is close to the full one.
-    #[test]
-    fn sampled_softmax_approaches_full_softmax() {
-        let dim = 4;
-        let n = 50;
+    /// A small catalogue whose logits differ item by item (and whose last item has the
+    /// largest), so that a sampler missing an item or a target counted as a negative shows.
+    fn sampled_fixture() -> (Vec<f32>, Vec<f32>, usize, usize) {
+        let (dim, n) = (4, 50);
         let table: Vec<f32> = (0..n * dim)
-            .map(|k| ((k * 13 % 17) as f32 - 8.0) / 9.0)
+            .map(|k| ((k * 13 % 17) as f32 - 8.0) / 9.0 + if k / dim == n - 1 { 0.8 } else { 0.0 })
             .collect();
-        let hidden: Vec<f32> = (0..dim).map(|k| k as f32 / 4.0).collect();
+        let hidden: Vec<f32> = (0..dim).map(|k| k as f32 / 4.0 + 0.5).collect();
+        (table, hidden, dim, n)
+    }
+
+    /// Exhaustive case: asking for at least the whole catalogue as negatives is the full
+    /// softmax, loss and gradients alike.
+    #[test]
+    fn sampled_softmax_over_the_whole_catalogue_is_the_full_softmax() {
+        let (table, hidden, dim, n) = sampled_fixture();
+        let hidden: Vec<f32> = hidden.iter().chain(&hidden).map(|h| h * 0.7).collect();
+        let targets = [3u32, 49];
         let mut rng = StdRng::seed_from_u64(1);
-        let full = next_item_loss(&hidden, &table, dim, &[3], 0, &mut rng).loss;
-        let sampled = next_item_loss(&hidden, &table, dim, &[3], 49, &mut rng).loss;
+        let full = next_item_loss(&hidden, &table, dim, &targets, 0, &mut rng);
+        // The reference: log Σ_j exp(h·e_j) − h·e_target, in f64.
+        let reference: f64 = targets
+            .iter()
+            .enumerate()
+            .map(|(r, &t)| {
+                let h = &hidden[r * dim..(r + 1) * dim];
+                let logit = |j: usize| f64::from(dot(h, &table[j * dim..(j + 1) * dim]));
+                let z: f64 = (0..n).map(|j| logit(j).exp()).sum();
+                z.ln() - logit(t as usize)
+            })
+            .sum::<f64>()
+            / targets.len() as f64;
         assert!(
-            sampled < full,
-            "fewer negatives, lower loss: {sampled} vs {full}"
+            (full.loss - reference).abs() < 1e-5,
+            "{} vs {reference}",
+            full.loss
         );
-        assert!(sampled > 0.3 * full);
+        for negatives in [n, n + 1, 10 * n] {
+            let all = next_item_loss(&hidden, &table, dim, &targets, negatives, &mut rng);
+            assert!(
+                (all.loss - full.loss).abs() < 1e-6,
+                "{negatives} negatives: {} vs {}",
+                all.loss,
+                full.loss
+            );
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+            assert!(close(&all.d_hidden, &full.d_hidden), "{negatives}: ∂hidden");
+            assert!(close(&all.d_items, &full.d_items), "{negatives}: ∂items");
+        }
+    }
+
+    /// Sampled case: the gradients are those of the sampled loss. The draws depend on the
+    /// seed only, so reseeding gives the same negatives for every finite difference; across
+    /// seeds the draws repeat items and hit the targets.
+    #[test]
+    fn sampled_gradients_match_finite_differences() {
+        let dim = 3;
+        let n = 6;
+        let table: Vec<f32> = (0..n * dim)
+            .map(|k| ((k * 7 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let hidden: Vec<f32> = (0..2 * dim)
+            .map(|k| ((k * 5 % 7) as f32 - 3.0) / 4.0)
+            .collect();
+        let targets = [1u32, 4];
+        let eps = 1e-3;
+        for seed in 0..10 {
+            let loss = |h: &[f32], t: &[f32]| {
+                next_item_loss(h, t, dim, &targets, 4, &mut StdRng::seed_from_u64(seed))
+            };
+            let base = loss(&hidden, &table);
+            let numeric = |up: f64, down: f64| (up - down) / (2.0 * f64::from(eps));
+            for k in 0..hidden.len() {
+                let (mut up, mut down) = (hidden.clone(), hidden.clone());
+                up[k] += eps;
+                down[k] -= eps;
+                let d = numeric(loss(&up, &table).loss, loss(&down, &table).loss);
+                let got = f64::from(base.d_hidden[k]);
+                assert!(
+                    (d - got).abs() < 1e-3,
+                    "seed {seed} hidden {k}: {d} vs {got}"
+                );
+            }
+            for k in 0..table.len() {
+                let (mut up, mut down) = (table.clone(), table.clone());
+                up[k] += eps;
+                down[k] -= eps;
+                let d = numeric(loss(&hidden, &up).loss, loss(&hidden, &down).loss);
+                let got = f64::from(base.d_items[k]);
+                assert!((d - got).abs() < 1e-3, "seed {seed} item {k}: {d} vs {got}");
+            }
+        }
+    }
+
+    /// What the sampled loss estimates. With `k` negatives drawn uniformly (with replacement)
+    /// from the `n` items and draws of the target dropped, the negatives' mass
+    /// `N = Σ_sampled exp(s_j)` has expectation `(k / n) · Σ_{j ≠ target} exp(s_j)`; the loss
+    /// is `ln(exp(s_t) + N) − s_t`, so `N = exp(s_t) · (exp(loss) − 1)`. The logQ-corrected
+    /// estimate `(n / k) · N` is then unbiased for the full softmax's negative mass, and the
+    /// corrected loss `ln(exp(s_t) + (n / k) · N) − s_t` approaches the full loss.
+    #[test]
+    fn sampled_softmax_is_an_unbiased_estimate_of_the_full_partition_function() {
+        let (table, hidden, dim, n) = sampled_fixture();
+        let target = 3u32;
+        let mut rng = StdRng::seed_from_u64(1);
+        let full = next_item_loss(&hidden, &table, dim, &[target], 0, &mut rng).loss;
+        let s_t = f64::from(dot(
+            &hidden,
+            &table[target as usize * dim..(target as usize + 1) * dim],
+        ));
+        let full_mass = s_t.exp() * full.exp_m1();
+        for k in [5usize, 20, 45] {
+            let draws = 20_000;
+            let masses: Vec<f64> = (0..draws)
+                .map(|_| {
+                    let loss = next_item_loss(&hidden, &table, dim, &[target], k, &mut rng).loss;
+                    s_t.exp() * loss.exp_m1() * n as f64 / k as f64
+                })
+                .collect();
+            let mean = masses.iter().sum::<f64>() / draws as f64;
+            let var = masses.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
+            let se = (var / draws as f64).sqrt();
+            // Four standard errors, and the standard error itself is under 1% of the mass.
+            assert!(
+                se < 0.01 * full_mass,
+                "k {k}: standard error {se} of {full_mass}"
+            );
+            assert!(
+                (mean - full_mass).abs() < 4.0 * se,
+                "k {k}: corrected negative mass {mean:.4} ± {se:.4}, full softmax {full_mass:.4}"
+            );
+            let corrected = masses
+                .iter()
+                .map(|m| (s_t.exp() + m).ln() - s_t)
+                .sum::<f64>()
+                / draws as f64;
+            // Jensen: the corrected loss is low by about var / (2 (e^s_t + N)²) per draw.
+            let bias = var / (2.0 * (s_t.exp() + full_mass).powi(2));
+            assert!(
+                corrected <= full + 1e-3 && corrected > full - 2.0 * bias - 1e-3,
+                "k {k}: corrected loss {corrected:.5}, full {full:.5}, bias bound {bias:.5}"
+            );
+        }
     }
 }
