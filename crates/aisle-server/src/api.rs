@@ -543,10 +543,9 @@ fn admit(
                 needed.name()
             ),
         )),
-        // Public reads open the read-only routes, never a route that changes anything.
-        (None, _) if needed == Role::Read && app.config.public_reads && spec.method == "GET" => {
-            Ok(None)
-        }
+        // Public reads open the routes of the read role (none of them changes the shop's
+        // data), never an ingest or admin route.
+        (None, _) if needed == Role::Read && app.config.public_reads => Ok(None),
         (None, _) => Err(refuse(
             StatusCode::UNAUTHORIZED,
             format!(

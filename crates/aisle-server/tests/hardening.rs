@@ -329,3 +329,36 @@ fn a_full_write_queue_answers_503_with_retry_after() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn public_reads_open_the_read_routes_and_nothing_that_writes() {
+    let s = start(
+        ServerConfig {
+            public_reads: true,
+            ..config()
+        },
+        false,
+    );
+    let url = |path: &str| format!("{}{path}", s.base);
+    for (method, path, body) in [
+        ("GET", "/v1/recommend?user=1&k=3", None),
+        ("HEAD", "/v1/recommend?user=1&k=3", None),
+        (
+            "POST",
+            "/v1/recommend/cart?k=3",
+            Some(r#"{"items": ["196"]}"#),
+        ),
+    ] {
+        let (status, answer) = call(method, &url(path), None, body);
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+    }
+    for (method, path) in [
+        ("POST", "/v1/events"),
+        ("PUT", "/v1/items"),
+        ("DELETE", "/v1/users/1"),
+        ("POST", "/v1/admin/retrain"),
+    ] {
+        let (status, answer) = call(method, &url(path), None, Some("[]"));
+        assert_eq!(status, 401, "{method} {path}: {answer}");
+    }
+}
