@@ -107,10 +107,30 @@ impl App {
         read(&self.served).clone()
     }
 
-    /// Trains a new generation and swaps it in; the old one keeps serving until then.
+    /// Trains a new generation and swaps it in; the old one keeps serving until then. A
+    /// failure, a panic included, is logged and counted, and the next retrain runs as usual.
     pub fn retrain_now(&self) {
+        /// Clears the "retraining" flag however this function ends.
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.retraining);
         let version = self.served().version + 1;
-        match state::train(self.store.as_ref(), &self.config.model, version) {
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state::train(self.store.as_ref(), &self.config.model, version)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("training panicked: {what}"))
+        });
+        match attempt {
             Ok(next) => {
                 self.metrics
                     .last_train_ms
@@ -124,7 +144,6 @@ impl App {
                 tracing::error!(error = %e, "retraining failed; the previous models stay");
             }
         }
-        self.retraining.store(false, Ordering::SeqCst);
     }
 
     fn custom_kinds(&self) -> Vec<String> {

@@ -126,7 +126,7 @@ impl Live {
             items: vec![None; counts.items],
             ..Live::new(limits)
         };
-        store.scan_items(&mut |id, item| live.items[id.index()] = Some(item))?;
+        store.scan_items(&mut |id, item| put_item(&mut live.items, id.index(), item))?;
         let log = EventLog::load(store).map_err(|e| aisle_store::Error::Corrupt {
             table: "events",
             reason: e.to_string(),
@@ -278,6 +278,14 @@ impl Live {
         list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         list
     }
+}
+
+/// Sets `items[at]`, growing the list when `at` is past its end.
+fn put_item(items: &mut Vec<Option<Item>>, at: usize, item: Item) {
+    if items.len() <= at {
+        items.resize(at + 1, None);
+    }
+    items[at] = Some(item);
 }
 
 /// Next-order predictions, computed when the models were trained.
@@ -448,9 +456,11 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Se
     let raw = log.clone();
     log.clean(&CleaningConfig::default())
         .map_err(|e| e.to_string())?;
-    let mut items = vec![None; counts.items];
+    // Items created after `counts` was read (ingest goes on during a retrain) come with ids
+    // past its count: the list grows to hold them rather than index out of bounds.
+    let mut items: Vec<Option<Item>> = vec![None; counts.items];
     store
-        .scan_items(&mut |id, item| items[id.index()] = Some(item))
+        .scan_items(&mut |id, item| put_item(&mut items, id.index(), item))
         .map_err(|e| e.to_string())?;
     let data = TrainDataBuilder::new().items(items).build(&log);
     let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
@@ -511,6 +521,62 @@ mod tests {
         // A historical log (nothing within the horizon of now) is aged from its newest event.
         let old = live.trending(now + 100 * DAY_MS, DAY_MS, 14 * DAY_MS);
         assert_eq!(old.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    /// A store whose item count is read before some items were created (a retrain racing
+    /// catalogue writes): the count is short of the ids the scan then finds.
+    struct StaleCounts(aisle_store::MemStore);
+
+    impl ReadStore for StaleCounts {
+        fn counts(&self) -> aisle_store::Result<aisle_store::StoreCounts> {
+            let mut c = self.0.counts()?;
+            c.items -= 5;
+            Ok(c)
+        }
+        fn user_id(&self, external: &str) -> aisle_store::Result<Option<aisle_core::UserId>> {
+            self.0.user_id(external)
+        }
+        fn item_id(&self, external: &str) -> aisle_store::Result<Option<aisle_core::ItemId>> {
+            self.0.item_id(external)
+        }
+        fn user(&self, id: aisle_core::UserId) -> aisle_store::Result<Option<aisle_core::User>> {
+            self.0.user(id)
+        }
+        fn item(&self, id: aisle_core::ItemId) -> aisle_store::Result<Option<Item>> {
+            self.0.item(id)
+        }
+        fn scan_items(
+            &self,
+            visit: &mut dyn FnMut(aisle_core::ItemId, Item),
+        ) -> aisle_store::Result<()> {
+            self.0.scan_items(visit)
+        }
+        fn scan_users(
+            &self,
+            visit: &mut dyn FnMut(aisle_core::UserId, aisle_core::User),
+        ) -> aisle_store::Result<()> {
+            self.0.scan_users(visit)
+        }
+        fn scan_events(&self, visit: &mut dyn FnMut(aisle_core::Event)) -> aisle_store::Result<()> {
+            self.0.scan_events(visit)
+        }
+        fn custom_kinds(&self) -> aisle_store::Result<Vec<String>> {
+            self.0.custom_kinds()
+        }
+    }
+
+    #[test]
+    fn items_created_during_a_retrain_do_not_break_it() {
+        let store = StaleCounts(
+            aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample()).expect("sample"),
+        );
+        let served = train(&store, "pop", 2).expect("the retrain succeeds");
+        assert_eq!(served.version, 2);
+        let live = Live::load(&store, LiveLimits::default()).expect("the live view loads");
+        assert_eq!(
+            live.items.iter().flatten().count(),
+            store.0.counts().expect("c").items
+        );
     }
 
     #[test]
