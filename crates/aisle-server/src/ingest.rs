@@ -102,6 +102,9 @@ fn commit(store: &dyn Store, changes: &[&Change]) -> Result<WriteReport, String>
     for change in changes {
         match change {
             Change::Events(events) => {
+                // Each request is a batch of its own: a retry sharing this commit with the
+                // request it repeats is stored once.
+                writer.start_batch();
                 for e in events {
                     writer.add_event(e).map_err(|e| e.to_string())?;
                 }

@@ -118,6 +118,12 @@ pub trait StoreWriter {
     fn upsert_user(&mut self, user: User) -> Result<UserId>;
     /// Adds an event; its user and item are created if unknown.
     fn add_event(&mut self, event: &RawEvent) -> Result<()>;
+    /// Starts the next batch of events from one source (one client request, one file).
+    /// Identical events within a batch are distinct occurrences (two rows of a file, two
+    /// purchases in one request); an event identical to one of another batch, in this write
+    /// or an earlier one, is the same event sent again (a retry) and is stored once. A writer
+    /// starts with one batch open.
+    fn start_batch(&mut self);
     /// Removes an item's record at commit: it leaves the catalogue, while its id and its past
     /// events stay, so trained models and logs keep their meaning (upserting it again brings
     /// it back under the same id). False when the item is unknown.

@@ -153,6 +153,10 @@ impl StoreWriter for MemWriter<'_> {
         Ok(self.staging.forget_user(external))
     }
 
+    fn start_batch(&mut self) {
+        self.staging.start_batch();
+    }
+
     fn commit(self: Box<Self>) -> Result<WriteReport> {
         let MemWriter {
             store,

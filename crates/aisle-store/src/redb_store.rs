@@ -349,6 +349,10 @@ impl StoreWriter for RedbWriter {
         Ok(self.staging.forget_user(external))
     }
 
+    fn start_batch(&mut self) {
+        self.staging.start_batch();
+    }
+
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)?;
         if self.staging.events.len() >= self.tuning.flush_events {

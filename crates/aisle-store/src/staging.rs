@@ -263,6 +263,12 @@ impl Staging {
         Ok(UserId(id))
     }
 
+    /// Restarts occurrence numbering: identical events of the next batch take the keys the
+    /// ones of an earlier batch took, so they are found to be duplicates.
+    pub fn start_batch(&mut self) {
+        self.occurrences.clear();
+    }
+
     pub fn add_event(&mut self, raw: &RawEvent) -> Result<()> {
         check_external_id("user", &raw.user)?;
         let kind = self.resolve_kind(&raw.kind)?;

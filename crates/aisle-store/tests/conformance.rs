@@ -63,6 +63,21 @@ fn identical_rows_within_one_write_are_kept(store: &dyn Store) {
     assert_eq!(store.counts().expect("counts").events, 2);
 }
 
+fn identical_batches_in_one_write_are_one_batch_sent_twice(store: &dyn Store) {
+    // Two requests that share a group commit: the second is a retry of the first.
+    let mut w = store.writer().expect("writer");
+    for _ in 0..2 {
+        w.start_batch();
+        w.add_event(&view("eve", "fig", 10)).expect("add");
+        w.add_event(&view("eve", "fig", 10)).expect("add");
+    }
+    w.start_batch();
+    w.add_event(&view("eve", "fig", 10)).expect("add");
+    let report = w.commit().expect("commit");
+    assert_eq!((report.events_added, report.events_duplicate), (2, 3));
+    assert_eq!(store.counts().expect("counts").events, 2);
+}
+
 fn a_dropped_writer_leaves_nothing(store: &dyn Store) {
     let mut w = store.writer().expect("writer");
     w.add_event(&view("erin", "kiwi", 5)).expect("add");
@@ -171,6 +186,10 @@ const SUITE: &[(&str, Case)] = &[
     (
         "identical rows kept",
         identical_rows_within_one_write_are_kept,
+    ),
+    (
+        "batches in one write",
+        identical_batches_in_one_write_are_one_batch_sent_twice,
     ),
     ("dropped writer", a_dropped_writer_leaves_nothing),
     ("kinds", kinds_must_be_known),
