@@ -107,7 +107,7 @@ fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
                     let users: Vec<String> = (0..5).map(|k| format!("crash-{t}-{n}-{k}")).collect();
                     let body: Vec<serde_json::Value> = users
                         .iter()
-                        .map(|u| serde_json::json!({"user": u, "kind": "view", "item": "i1", "timestamp": 1_800_000_000_000i64}))
+                        .map(|u| serde_json::json!({"user": u, "kind": "view", "item": "i1", "timestamp": 1_700_000_000_000i64}))
                         .collect();
                     let answer = agent
                         .post(&url)

@@ -223,7 +223,7 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
             let body = serde_json::json!({
                 "user": users[n % users.len()], "kind": "view",
                 "item": items[(n * 7919) % items.len()],
-                "timestamp": 1_800_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
+                "timestamp": 1_700_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
             });
             agent
                 .post(&format!("{base}/v1/events"))
