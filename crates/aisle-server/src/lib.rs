@@ -56,6 +56,7 @@ pub struct App {
     /// Prometheus metrics.
     pub metrics: Metrics,
     retraining: AtomicBool,
+    fail_next_retrain: AtomicBool,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -98,8 +99,15 @@ impl App {
             search: RwLock::new(search),
             metrics,
             retraining: AtomicBool::new(false),
+            fail_next_retrain: AtomicBool::new(false),
         };
         Ok((Arc::new(app), thread))
+    }
+
+    /// Makes the next retrain fail with a panic, as a bug would (for tests of the recovery).
+    #[doc(hidden)]
+    pub fn inject_retrain_failure(&self) {
+        self.fail_next_retrain.store(true, Ordering::SeqCst);
     }
 
     /// The generation being served.
@@ -120,6 +128,9 @@ impl App {
         let _done = Done(&self.retraining);
         let version = self.served().version + 1;
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if self.fail_next_retrain.swap(false, Ordering::SeqCst) {
+                panic!("a failure injected on purpose");
+            }
             state::train(self.store.as_ref(), &self.config.model, version)
         }))
         .unwrap_or_else(|panic| {

@@ -362,3 +362,86 @@ fn public_reads_open_the_read_routes_and_nothing_that_writes() {
         assert_eq!(status, 401, "{method} {path}: {answer}");
     }
 }
+
+fn metric(base: &str, name: &str) -> f64 {
+    let (status, text) = call("GET", &format!("{base}/metrics"), None, None);
+    assert_eq!(status, 200);
+    text.as_str()
+        .expect("text")
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// Asks for a retrain and waits until it has ended (the version moved or a failure counted).
+fn retrain_and_wait(base: &str) {
+    let (version, failures) = (
+        metric(base, "aisle_model_version "),
+        metric(base, "aisle_retrain_failures_total "),
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{base}/v1/admin/retrain"),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while metric(base, "aisle_model_version ") == version
+        && metric(base, "aisle_retrain_failures_total ") == failures
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retrain did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn retrains_survive_concurrent_new_items_and_an_injected_failure() {
+    let s = start(config(), false);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // New items arrive the whole time the retrains read the store.
+        let writer = scope.spawn(|| {
+            let mut n = 0;
+            // Bounded, so a retrain that never ends fails the test instead of hanging it.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 300 {
+                let items: Vec<Value> = (0..20)
+                    .map(
+                        |k| json!({"id": format!("during-retrain-{n}-{k}"), "title": "Fresh item"}),
+                    )
+                    .collect();
+                let (status, body) = call(
+                    "PUT",
+                    &format!("{}/v1/items", s.base),
+                    Some(ADMIN),
+                    Some(&Value::Array(items).to_string()),
+                );
+                assert_eq!(status, 200, "{body}");
+                n += 1;
+            }
+            n
+        });
+        for _ in 0..2 {
+            retrain_and_wait(&s.base);
+        }
+        s.app.inject_retrain_failure();
+        retrain_and_wait(&s.base);
+        retrain_and_wait(&s.base);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let batches = writer.join().expect("writer");
+        assert!(batches > 0);
+    });
+    assert_eq!(
+        metric(&s.base, "aisle_retrain_failures_total "),
+        1.0,
+        "only the injected failure"
+    );
+    assert_eq!(
+        metric(&s.base, "aisle_model_version "),
+        4.0,
+        "three retrains succeeded, the one after the failure too"
+    );
+}

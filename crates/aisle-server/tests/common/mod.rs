@@ -18,6 +18,7 @@ pub const DEMO: &str = "demo-key-1234";
 
 pub struct Server {
     pub base: String,
+    pub app: Arc<App>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,8 +44,12 @@ pub fn start(config: ServerConfig, with_search: bool) -> Server {
     let (app, _writer) =
         App::start(config, dir.path().to_path_buf(), store, engine).expect("start the app");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = aisle_server::serve_in_background(app, listener, 2).expect("serve");
-    Server { base, _dir: dir }
+    let base = aisle_server::serve_in_background(app.clone(), listener, 2).expect("serve");
+    Server {
+        base,
+        app,
+        _dir: dir,
+    }
 }
 
 pub fn config() -> ServerConfig {
