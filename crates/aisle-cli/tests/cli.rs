@@ -1,27 +1,8 @@
 //! The `aisle` binary end to end, on the bundled sample.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn aisle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .args(args)
-        .env_remove("AISLE_DATA_DIR")
-        .output()
-        .expect("run aisle")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn dir_arg(path: &Path) -> String {
-    path.display().to_string()
-}
+use common::{aisle, dir_arg, stderr, stdout};
 
 #[test]
 fn quickstart_imports_the_sample_and_prints_its_stats() {

@@ -1,30 +1,13 @@
 //! Regression, issue 13: `aisle quickstart` clears only a data directory it made itself.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{aisle, dir_arg, stderr, stdout};
 
 const MARKER: &str = ".aisle-quickstart";
-
-fn aisle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisle"))
-        .args(args)
-        .env_remove("AISLE_DATA_DIR")
-        .output()
-        .expect("run aisle")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn dir_arg(path: &Path) -> String {
-    path.display().to_string()
-}
 
 /// Every file under `dir` with its bytes.
 fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -181,41 +181,29 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_API_KEYS") {
             config.keys = parse_keys(&v, "AISLE_API_KEYS")?;
         }
-        if let Some(v) = env("AISLE_PUBLIC_READS") {
-            config.public_reads = parsed("AISLE_PUBLIC_READS", &v)?;
-        }
-        if let Some(v) = env("AISLE_MAX_BODY_BYTES") {
-            config.max_body_bytes = parsed("AISLE_MAX_BODY_BYTES", &v)?;
-        }
-        if let Some(v) = env("AISLE_RATE_LIMIT") {
-            config.rate_limit_per_second = parsed("AISLE_RATE_LIMIT", &v)?;
-        }
-        if let Some(v) = env("AISLE_RETRAIN_SECONDS") {
-            config.retrain_every_seconds = parsed("AISLE_RETRAIN_SECONDS", &v)?;
-        }
         if let Some(v) = env("AISLE_DEMO_KEY") {
             config.demo_key = Some(v);
         }
-        if let Some(v) = env("AISLE_LOG_JSON") {
-            config.log_json = parsed("AISLE_LOG_JSON", &v)?;
+        // The settings parsed from their text (the rest are strings or lists, above).
+        macro_rules! parse_env {
+            ($($field:ident: $name:literal),* $(,)?) => {
+                $(if let Some(v) = env($name) {
+                    config.$field = parsed($name, &v)?;
+                })*
+            };
         }
-        if let Some(v) = env("AISLE_MAX_CLOCK_SKEW_SECONDS") {
-            config.max_clock_skew_seconds = parsed("AISLE_MAX_CLOCK_SKEW_SECONDS", &v)?;
-        }
-        if let Some(v) = env("AISLE_MAX_TRACKED_QUERIES") {
-            config.max_tracked_queries = parsed("AISLE_MAX_TRACKED_QUERIES", &v)?;
-        }
-        if let Some(v) = env("AISLE_MAX_LIVE_SESSIONS") {
-            config.max_live_sessions = parsed("AISLE_MAX_LIVE_SESSIONS", &v)?;
-        }
-        if let Some(v) = env("AISLE_MAX_SESSION_EVENTS") {
-            config.max_session_events = parsed("AISLE_MAX_SESSION_EVENTS", &v)?;
-        }
-        if let Some(v) = env("AISLE_WRITE_QUEUE") {
-            config.write_queue = parsed("AISLE_WRITE_QUEUE", &v)?;
-        }
-        if let Some(v) = env("AISLE_MAX_RATE_LIMITED_CALLERS") {
-            config.max_rate_limited_callers = parsed("AISLE_MAX_RATE_LIMITED_CALLERS", &v)?;
+        parse_env! {
+            public_reads: "AISLE_PUBLIC_READS",
+            max_body_bytes: "AISLE_MAX_BODY_BYTES",
+            rate_limit_per_second: "AISLE_RATE_LIMIT",
+            retrain_every_seconds: "AISLE_RETRAIN_SECONDS",
+            log_json: "AISLE_LOG_JSON",
+            max_clock_skew_seconds: "AISLE_MAX_CLOCK_SKEW_SECONDS",
+            max_tracked_queries: "AISLE_MAX_TRACKED_QUERIES",
+            max_live_sessions: "AISLE_MAX_LIVE_SESSIONS",
+            max_session_events: "AISLE_MAX_SESSION_EVENTS",
+            write_queue: "AISLE_WRITE_QUEUE",
+            max_rate_limited_callers: "AISLE_MAX_RATE_LIMITED_CALLERS",
         }
         for (name, value) in [
             ("max_tracked_queries", config.max_tracked_queries),

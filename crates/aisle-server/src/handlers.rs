@@ -121,16 +121,6 @@ pub struct EventRules<'a> {
     pub storefront_only: bool,
 }
 
-/// Kinds the demo storefront may send.
-const STOREFRONT_KINDS: &[EventKind] = &[
-    EventKind::Search,
-    EventKind::View,
-    EventKind::Click,
-    EventKind::AddToCart,
-    EventKind::RemoveFromCart,
-    EventKind::Purchase,
-];
-
 /// Turns a client event into a store event, or says what is wrong with it.
 pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<RawEvent, ApiError> {
     let EventRules {
@@ -152,7 +142,8 @@ pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<Ra
             }
         )));
     }
-    if storefront_only && !builtin.is_some_and(|k| STOREFRONT_KINDS.contains(&k)) {
+    // The storefront sends every built-in kind but ratings, never a custom one.
+    if storefront_only && builtin.is_none_or(|k| k == EventKind::Rating) {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
             message: format!(

@@ -252,12 +252,18 @@ impl Live {
     /// horizon of now (a historical data set) is aged from its newest event instead.
     pub fn trending(&self, now_ms: i64, half_life_ms: i64, horizon_ms: i64) -> Vec<(u32, f32)> {
         let weights = KindWeights::default();
-        let newest_past = self
-            .events
-            .iter()
-            .map(|e| e.timestamp_ms)
-            .filter(|&t| t <= now_ms)
-            .max();
+        // The newest event not in the future: `latest_ms` unless a future one moved it.
+        let newest_past = if self.events.is_empty() {
+            None
+        } else if self.latest_ms <= now_ms {
+            Some(self.latest_ms)
+        } else {
+            self.events
+                .iter()
+                .map(|e| e.timestamp_ms)
+                .filter(|&t| t <= now_ms)
+                .max()
+        };
         let reference = match newest_past {
             Some(t) if now_ms - t > horizon_ms => t,
             _ => now_ms,

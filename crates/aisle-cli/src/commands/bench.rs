@@ -144,12 +144,18 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 
 /// Peak resident set size of this process (VmHWM), in MiB.
 pub(super) fn peak_rss_mib() -> anyhow::Result<f64> {
-    let status = fs_err::read_to_string("/proc/self/status")?;
+    proc_status_mib("self", "VmHWM")
+}
+
+/// A memory line (`field`, in kB) of `/proc/<process>/status`, in MiB (Linux only).
+pub(super) fn proc_status_mib(process: &str, field: &str) -> anyhow::Result<f64> {
+    let path = format!("/proc/{process}/status");
+    let status = fs_err::read_to_string(&path)?;
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmHWM missing from /proc/self/status")?;
+        .with_context(|| format!("{field} missing from {path}"))?;
     Ok(kib / 1024.0)
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 #[derive(clap::Args, Debug)]
 pub struct FloodArgs {
@@ -67,17 +67,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("reading the server's /proc status (Linux only)")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS missing from /proc/PID/status")?;
-    Ok(kib / 1024.0)
 }
 
 fn agent() -> ureq::Agent {
@@ -160,7 +149,7 @@ fn checkpoint(server: &Server, phase: &'static str, sent: usize) -> anyhow::Resu
     Ok(Checkpoint {
         phase,
         sent,
-        rss_mib: rss_mib(server.child.id())?,
+        rss_mib: super::bench::proc_status_mib(&server.child.id().to_string(), "VmRSS")?,
         store_mib: std::fs::metadata(&server.store_file)
             .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0)),
         live_sessions: body["memory"]["live_sessions"].as_u64().unwrap_or(0),

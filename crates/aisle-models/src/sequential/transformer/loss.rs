@@ -217,16 +217,23 @@ mod tests {
 
     use super::*;
 
+    /// A fixed `n × dim` embedding table and two hidden states, small enough for finite
+    /// differences.
+    fn small_table_and_hidden(n: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
+        let table = (0..n * dim)
+            .map(|k| ((k * 7 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let hidden = (0..2 * dim)
+            .map(|k| ((k * 5 % 7) as f32 - 3.0) / 4.0)
+            .collect();
+        (table, hidden)
+    }
+
     /// The fused gradients against finite differences of the loss.
     #[test]
     fn gradients_match_finite_differences() {
         let dim = 3;
-        let table: Vec<f32> = (0..5 * dim)
-            .map(|k| ((k * 7 % 11) as f32 - 5.0) / 7.0)
-            .collect();
-        let hidden: Vec<f32> = (0..2 * dim)
-            .map(|k| ((k * 5 % 7) as f32 - 3.0) / 4.0)
-            .collect();
+        let (table, hidden) = small_table_and_hidden(5, dim);
         let targets = [1u32, 4];
         let mut rng = StdRng::seed_from_u64(0);
         let base = next_item_loss(&hidden, &table, dim, &targets, 0, &mut rng);
@@ -328,12 +335,7 @@ mod tests {
     fn sampled_gradients_match_finite_differences() {
         let dim = 3;
         let n = 6;
-        let table: Vec<f32> = (0..n * dim)
-            .map(|k| ((k * 7 % 11) as f32 - 5.0) / 7.0)
-            .collect();
-        let hidden: Vec<f32> = (0..2 * dim)
-            .map(|k| ((k * 5 % 7) as f32 - 3.0) / 4.0)
-            .collect();
+        let (table, hidden) = small_table_and_hidden(n, dim);
         let targets = [1u32, 4];
         let eps = 1e-3;
         for seed in 0..10 {
