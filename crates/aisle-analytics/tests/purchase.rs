@@ -242,6 +242,7 @@ fn promotion_targets_find_the_next_buyers_and_explain_themselves() {
         .map(|&u| f32::from(u8::from(buyers[u as usize])))
         .collect();
     let share_auc = auc(&share, &row_labels);
+    eprintln!("promotion AUC {value:.3}, by past share {share_auc:.3}");
     let model_list: Vec<u32> = ranked.iter().map(|p| p.user).collect();
     let found =
         |list: &[u32], k: usize| list.iter().take(k).filter(|&&u| buyers[u as usize]).count();
@@ -255,6 +256,8 @@ fn promotion_targets_find_the_next_buyers_and_explain_themselves() {
             found(&most_active, k),
             found(&past_buyers, k),
         );
+        // The measured values, for `--nocapture` (the note quotes them).
+        eprintln!("{report}");
         assert!(model as f64 > 2.0 * random, "{report}");
         assert!(model > 2 * found(&most_active, k), "{report}");
         // The model is no worse than ranking by the aisle's share of past orders (it

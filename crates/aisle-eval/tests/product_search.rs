@@ -144,6 +144,8 @@ fn personalised_reranking_beats_text_ranking_on_later_orders() {
     // the bought products, so the bar is set from this pipeline's own measurement.
     let report =
         format!("personalised {personal:?}, text only {plain:?}, by popularity {popular:?}");
+    // The measured values, for `--nocapture` (the note quotes them).
+    eprintln!("{report}");
     assert!(personal.ndcg_10 > 0.2, "{report}");
     assert!(personal.ndcg_10 > plain.ndcg_10 + 0.18, "{report}");
     assert!(personal.ndcg_10 > popular.ndcg_10 + 0.15, "{report}");

@@ -386,6 +386,12 @@ mod tests {
         // well short of the limit.
         let epochs = model.valid_loss.len();
         assert_eq!(model.train_loss.len(), epochs);
+        eprintln!(
+            "{epochs} epochs run, best epoch {}, validation losses best {:.4} last {:.4}",
+            model.best_epoch,
+            model.valid_loss[model.best_epoch],
+            model.valid_loss[epochs - 1]
+        );
         assert!(epochs < config.max_epochs, "ran all {epochs} epochs");
         assert_eq!(
             epochs,

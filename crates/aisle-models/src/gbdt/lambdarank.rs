@@ -186,6 +186,8 @@ mod tests {
             "held-out NDCG@10 {held_out:.4}, first stage {baseline:.4}, rule {ceiling:.4}, \
              on the training queries {trained:.4}"
         );
+        // The measured values, for `--nocapture` (the note quotes them).
+        eprintln!("{report}");
         assert!(held_out > baseline + 0.2, "{report}");
         assert!(held_out > ceiling - 0.03, "{report}");
         assert!(trained - held_out < 0.05, "{report}");
