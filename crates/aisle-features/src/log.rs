@@ -26,6 +26,19 @@ pub struct Interaction {
 }
 
 impl Interaction {
+    /// A stored event as training sees it. Every view of the log (training, the live state)
+    /// converts through here, so their session keys and values agree.
+    pub fn of(e: &aisle_core::Event) -> Interaction {
+        Interaction {
+            user: e.user.0,
+            item: e.item.map_or(NO_ITEM, |i| i.0),
+            kind: e.kind,
+            timestamp_ms: e.timestamp_ms,
+            session: e.session.map_or(0, |s| s.0),
+            value: e.payload.value.or(e.payload.quantity).unwrap_or(0.0),
+        }
+    }
+
     /// The item, if the event has one.
     pub fn item(&self) -> Option<ItemId> {
         (self.item != NO_ITEM).then_some(ItemId(self.item))
@@ -50,16 +63,7 @@ impl EventLog {
     pub fn load(store: &dyn ReadStore) -> Result<EventLog> {
         let counts = store.counts()?;
         let mut events = Vec::with_capacity(counts.events);
-        store.scan_events(&mut |e| {
-            events.push(Interaction {
-                user: e.user.0,
-                item: e.item.map_or(NO_ITEM, |i| i.0),
-                kind: e.kind,
-                timestamp_ms: e.timestamp_ms,
-                session: e.session.map_or(0, |s| s.0),
-                value: e.payload.value.or(e.payload.quantity).unwrap_or(0.0),
-            })
-        })?;
+        store.scan_events(&mut |e| events.push(Interaction::of(&e)))?;
         Ok(EventLog {
             events,
             n_users: counts.users,

@@ -126,11 +126,9 @@ impl Filter {
             ("category" | "brand", _) => return Err(bad("category and brand take `=`")),
             _ => return Err(bad("unknown field; filter on category, brand or price")),
         }
-        if let (Some(lo), Some(hi)) = (self.price.min, self.price.max)
-            && lo > hi
-        {
-            return Err(bad("the lowest price is above the highest"));
-        }
+        // A range whose lowest price is above its highest is well formed and matches nothing
+        // (as in other search engines), so that every filter the API's grammar allows is
+        // answered.
         Ok(())
     }
 
@@ -187,6 +185,9 @@ mod tests {
         let range = Filter::parse_all(&["price=1..2"]).unwrap();
         assert!(range.accepts(&item(&[], None, Some(2.0))));
         assert!(!range.accepts(&item(&[], None, Some(2.01))));
+        let empty = Filter::parse_all(&["price=5..1"]).unwrap();
+        assert!(!empty.accepts(&item(&[], None, Some(3.0))));
+        assert!(!empty.accepts(&item(&[], None, None)));
     }
 
     #[test]
@@ -194,7 +195,6 @@ mod tests {
         for (expr, says) in [
             ("colour=red", "unknown field"),
             ("price<cheap", "not a number"),
-            ("price=5..1", "above the highest"),
             ("brand<x", "take `=`"),
             ("nonsense", "expected FIELD=VALUE"),
         ] {

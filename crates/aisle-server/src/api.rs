@@ -14,8 +14,22 @@ use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
+use aisle_engine::answers::{
+    Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard,
+    Deleted, Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready,
+    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
+    UserRecommendations,
+};
+use aisle_engine::input::{EventIn, ItemIn, UserIn};
+use aisle_engine::requests::{
+    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams,
+    SessionIn, TrendingParams, UserK, UserParam,
+};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
 use crate::auth::Role;
@@ -71,18 +85,23 @@ impl ApiError {
     }
 }
 
-impl ApiError {
-    /// The answer to a write the writer did not apply: 503 with `Retry-After` when its queue
-    /// is full or it is stopping, else a 500 whose details are logged.
-    pub fn from_write(context: &str, error: crate::ingest::WriteError) -> ApiError {
-        use crate::ingest::WriteError;
-        match error {
-            WriteError::Busy | WriteError::Stopped => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("{context}: {error}"),
-                retry_after: Some(1),
-            },
-            WriteError::Failed(detail) => ApiError::internal(context, detail),
+impl From<aisle_engine::EngineError> for ApiError {
+    /// The engine's refusals as status codes: a busy writer is a 503 with `Retry-After`.
+    fn from(error: aisle_engine::EngineError) -> ApiError {
+        use aisle_engine::ErrorKind;
+        let (status, retry_after) = match error.kind {
+            ErrorKind::BadRequest => (StatusCode::BAD_REQUEST, None),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, None),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, None),
+            ErrorKind::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+            ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        ApiError {
+            status,
+            message: error.message,
+            retry_after,
         }
     }
 }
@@ -175,7 +194,21 @@ fn query_rejection(rejection: &QueryRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }
 
-/// One route: how it is called, who may call it, what it does.
+/// Schemas collected while the document is built: name and schema.
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// What a route answers with.
+#[derive(Clone, Copy)]
+pub enum Reply {
+    /// JSON of this schema.
+    Json(fn(&mut Schemas) -> RefOr<Schema>),
+    /// An HTML page.
+    Html,
+    /// Prometheus text.
+    Metrics,
+}
+
+/// One route: how it is called, who may call it, what it takes and answers.
 pub struct RouteSpec {
     /// GET, POST, PUT or DELETE.
     pub method: &'static str,
@@ -187,233 +220,152 @@ pub struct RouteSpec {
     pub storefront: bool,
     /// What it does.
     pub summary: &'static str,
-    /// Query parameters, `name: description`.
-    pub params: &'static [&'static str],
-    /// Whether it takes a JSON body.
-    pub body: Option<&'static str>,
+    /// Its query parameters, from the engine's request type.
+    pub params: fn() -> Vec<Parameter>,
+    /// Its JSON body's schema, from the engine's request type.
+    pub body: Option<fn(&mut Schemas) -> RefOr<Schema>>,
+    /// Its answer on success.
+    pub reply: Reply,
+    /// The success status (200, or 202 for work started in the background).
+    pub ok: u16,
+}
+
+/// The parameters of a request type.
+fn params_of<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+}
+
+fn no_params() -> Vec<Parameter> {
+    Vec::new()
+}
+
+/// Registers `T` (and what it refers to) and returns a reference to it.
+pub fn schema_of<T: ToSchema>(schemas: &mut Schemas) -> RefOr<Schema> {
+    let name = T::name().to_string();
+    schemas.push((name.clone(), T::schema()));
+    T::schemas(schemas);
+    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
+}
+
+/// A list of at most `MAX_BATCH` of `T`.
+fn list_of<T: ToSchema>(schemas: &mut Schemas) -> RefOr<Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(schema_of::<T>(schemas))
+        .max_items(Some(aisle_engine::input::MAX_BATCH))
+        .into()
+}
+
+/// One event or a non-empty list (refined per request in [`crate::openapi`]).
+fn events_body(schemas: &mut Schemas) -> RefOr<Schema> {
+    let one = schema_of::<EventIn>(schemas);
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(one.clone())
+        .item(
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(one)
+                .min_items(Some(1))
+                .max_items(Some(aisle_engine::input::MAX_BATCH)),
+        )
+        .into()
 }
 
 macro_rules! route {
-    ($m:literal, $p:literal, $r:expr, $s:literal, [$($q:literal),*], $b:expr) => {
-        RouteSpec { method: $m, path: $p, role: $r, storefront: false, summary: $s, params: &[$($q),*], body: $b }
+    (@spec $front:expr, $m:literal, $p:literal, $r:expr, $s:literal, $params:expr, $body:expr, $reply:expr, $ok:literal) => {
+        RouteSpec {
+            method: $m,
+            path: $p,
+            role: $r,
+            storefront: $front,
+            summary: $s,
+            params: $params,
+            body: $body,
+            reply: $reply,
+            ok: $ok,
+        }
     };
-    (storefront $m:literal, $p:literal, $r:expr, $s:literal, [$($q:literal),*], $b:expr) => {
-        RouteSpec { method: $m, path: $p, role: $r, storefront: true, summary: $s, params: &[$($q),*], body: $b }
-    };
+    (storefront $($rest:tt)*) => { route!(@spec true, $($rest)*) };
+    ($m:literal, $($rest:tt)*) => { route!(@spec false, $m, $($rest)*) };
 }
 
 /// Every route the server answers.
 pub const ROUTES: &[RouteSpec] = &[
-    route!(
-        "GET",
-        "/health",
-        None,
-        "Liveness: the process answers",
-        [],
-        None
-    ),
-    route!(
-        "GET",
-        "/ready",
-        None,
-        "Readiness: models are loaded and the store is open",
-        [],
-        None
-    ),
-    route!(
-        "GET",
-        "/metrics",
-        None,
-        "Prometheus metrics (text format)",
-        [],
-        None
-    ),
-    route!("GET", "/openapi.json", None, "This document", [], None),
-    route!("GET", "/", None, "The dashboard (HTML)", [], None),
-    route!("GET", "/shop", None, "The demo storefront (HTML)", [], None),
-    route!(
-        storefront "POST",
-        "/v1/events",
-        Some(Role::Ingest),
-        "Ingest one event or an array of events; answered once durable",
-        [],
-        Some(
-            "Event or [Event]: {user, kind, item?, timestamp? (ms or RFC 3339), session?, query?, quantity?, price?, value?}"
-        )
-    ),
-    route!(
-        "PUT",
-        "/v1/items",
-        Some(Role::Admin),
-        "Create or replace items",
-        [],
-        Some(
-            "[Item]: {id, title?, description?, category? (list or \"a > b\"), brand?, price?, attributes?}"
-        )
-    ),
-    route!(
-        "DELETE",
-        "/v1/items/{id}",
-        Some(Role::Admin),
+    route!("GET", "/health", None, "Liveness: the process answers",
+        no_params, None, Reply::Json(schema_of::<Health>), 200),
+    route!("GET", "/ready", None, "Readiness: models are loaded and the store is open",
+        no_params, None, Reply::Json(schema_of::<Ready>), 200),
+    route!("GET", "/metrics", None, "Prometheus metrics (text format)",
+        no_params, None, Reply::Metrics, 200),
+    route!("GET", "/openapi.json", None, "This document (OpenAPI 3.1)",
+        no_params, None, Reply::Json(any_object), 200),
+    route!("GET", "/", None, "The dashboard (HTML)", no_params, None, Reply::Html, 200),
+    route!("GET", "/shop", None, "The demo storefront (HTML)", no_params, None, Reply::Html, 200),
+    route!(storefront "POST", "/v1/events", Some(Role::Ingest),
+        "Ingest one event or a list; answered once durable. With an Idempotency-Key header, a repeat of the same request gets the same answer and writes nothing (also after a restart); the same key with another body is a 422",
+        no_params, Some(events_body), Reply::Json(schema_of::<Accepted>), 200),
+    route!("PUT", "/v1/items", Some(Role::Admin), "Create or replace items",
+        no_params, Some(list_of::<ItemIn>), Reply::Json(schema_of::<Upserted>), 200),
+    route!("DELETE", "/v1/items/{id}", Some(Role::Admin),
         "Remove an item from the catalogue (its past events stay)",
-        [],
-        None
-    ),
-    route!(
-        storefront "GET",
-        "/v1/items/{id}",
-        Some(Role::Read),
+        no_params, None, Reply::Json(schema_of::<Deleted>), 200),
+    route!(storefront "GET", "/v1/items/{id}", Some(Role::Read),
         "An item with the items similar to it",
-        ["k: similar items (default 8)"],
-        None
-    ),
-    route!(
-        "PUT",
-        "/v1/users",
-        Some(Role::Admin),
-        "Create or replace users",
-        [],
-        Some("[User]: {id, attributes?}")
-    ),
-    route!(
-        "DELETE",
-        "/v1/users/{id}",
-        Some(Role::Admin),
+        params_of::<KParam>, None, Reply::Json(schema_of::<ItemPage>), 200),
+    route!("PUT", "/v1/users", Some(Role::Admin), "Create or replace users",
+        no_params, Some(list_of::<UserIn>), Reply::Json(schema_of::<Upserted>), 200),
+    route!("DELETE", "/v1/users/{id}", Some(Role::Admin),
         "Forget a user: their record and every event of theirs",
-        [],
-        None
-    ),
-    route!(
-        storefront "GET",
-        "/v1/recommend",
-        Some(Role::Read),
+        no_params, None, Reply::Json(schema_of::<Forgotten>), 200),
+    route!(storefront "GET", "/v1/recommend", Some(Role::Read),
         "Top items for a user, from their history as of now",
-        [
-            "user: external user id",
-            "k: how many (default 10)",
-            "exclude_bought: leave out what they bought (default true)",
-            "category: only items with this category",
-            "explain: add the reasons (default true)"
-        ],
-        None
-    ),
-    route!(
-        storefront "POST",
-        "/v1/recommend/session",
-        Some(Role::Read),
-        "Top items for an anonymous session, by its id or its items",
-        ["k: how many (default 10)"],
-        Some("{session?: id, items?: [item id]}")
-    ),
-    route!(
-        storefront "POST",
-        "/v1/recommend/cart",
-        Some(Role::Read),
+        params_of::<RecommendParams>, None, Reply::Json(schema_of::<UserRecommendations>), 200),
+    route!(storefront "POST", "/v1/recommend/session", Some(Role::Read),
+        "Top items for an anonymous session, by its id, its items or both",
+        params_of::<KParam>, Some(schema_of::<SessionIn>),
+        Reply::Json(schema_of::<SessionRecommendations>), 200),
+    route!(storefront "POST", "/v1/recommend/cart", Some(Role::Read),
         "Items that go with a cart (complements)",
-        ["k: how many (default 10)"],
-        Some("{items: [item id]}")
-    ),
-    route!(
-        "GET",
-        "/v1/recommend/cross-category",
-        Some(Role::Read),
+        params_of::<KParam>, Some(schema_of::<CartIn>),
+        Reply::Json(schema_of::<CartRecommendations>), 200),
+    route!("GET", "/v1/recommend/cross-category", Some(Role::Read),
         "Top items for a user from categories they have not used",
-        ["user: external user id", "k: how many (default 10)"],
-        None
-    ),
-    route!(
-        storefront "GET",
-        "/v1/trending",
-        Some(Role::Read),
+        params_of::<UserK>, None, Reply::Json(schema_of::<CrossCategory>), 200),
+    route!(storefront "GET", "/v1/trending", Some(Role::Read),
         "Items gaining interest now (time-decayed event counts)",
-        ["k: how many (default 10)", "category: only this category"],
-        None
-    ),
-    route!(
-        storefront "GET",
-        "/v1/search",
-        Some(Role::Read),
+        params_of::<TrendingParams>, None, Reply::Json(schema_of::<Trending>), 200),
+    route!(storefront "GET", "/v1/search", Some(Role::Read),
         "Search the catalogue, personalised for the user",
-        [
-            "q: the query",
-            "user: external user id",
-            "filter: filters separated by ';' (category=A/B, brand=X|Y, price<N)",
-            "limit: results (default 10)",
-            "offset: skip (default 0)",
-            "mode: lexical, semantic or hybrid"
-        ],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/predict/purchase",
-        Some(Role::Read),
+        params_of::<SearchParams>, None, Reply::Json(schema_of::<SearchResults>), 200),
+    route!("GET", "/v1/predict/purchase", Some(Role::Read),
         "What the user's next order will likely hold: products and departments",
-        ["user: external user id", "k: how many (default 10)"],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/predict/churn",
-        Some(Role::Read),
+        params_of::<UserK>, None, Reply::Json(schema_of::<PurchasePrediction>), 200),
+    route!("GET", "/v1/predict/churn", Some(Role::Read),
         "P(alive) and expected purchases in 4 weeks (BG/NBD)",
-        ["user: external user id"],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/promo",
-        Some(Role::Read),
-        "Users a promotion should reach, most likely buyers first",
-        [
-            "category: promote this category",
-            "items: promote these item ids (comma-separated)",
-            "k: expected buyers among the first k (default 100)",
-            "top: users listed (default 20)"
-        ],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/explain",
-        Some(Role::Read),
-        "Why an item is recommended to a user",
-        ["user: external user id", "item: external item id"],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/analytics",
-        Some(Role::Read),
+        params_of::<UserParam>, None, Reply::Json(schema_of::<ChurnPrediction>), 200),
+    route!("POST", "/v1/promo", Some(Role::Read),
+        "Users a promotion (a category or a list of items) should reach, most likely buyers first",
+        params_of::<PromoParams>, Some(schema_of::<PromoIn>), Reply::Json(schema_of::<Promotion>), 200),
+    route!("GET", "/v1/explain", Some(Role::Read), "Why an item is recommended to a user",
+        params_of::<ExplainParams>, None, Reply::Json(schema_of::<Explanation>), 200),
+    route!("GET", "/v1/analytics", Some(Role::Read),
         "Funnel, cohorts, RFM segments, best sellers (as of the last training)",
-        [],
-        None
-    ),
-    route!(
-        "GET",
-        "/v1/dashboard",
-        Some(Role::Read),
+        no_params, None, Reply::Json(schema_of::<Analytics>), 200),
+    route!("GET", "/v1/dashboard", Some(Role::Read),
         "Live stream, counts, models, leaderboard and search analytics",
-        [],
-        None
-    ),
-    route!(
-        storefront "GET",
-        "/v1/shop/shoppers",
-        Some(Role::Read),
+        no_params, None, Reply::Json(schema_of::<Dashboard>), 200),
+    route!(storefront "GET", "/v1/shop/shoppers", Some(Role::Read),
         "A few shoppers with history, for the storefront's shopper picker",
-        [],
-        None
-    ),
-    route!(
-        "POST",
-        "/v1/admin/retrain",
-        Some(Role::Admin),
+        no_params, None, Reply::Json(schema_of::<Shoppers>), 200),
+    route!("POST", "/v1/admin/retrain", Some(Role::Admin),
         "Retrain in the background; the new models replace the old ones when ready",
-        [],
-        None
-    ),
+        no_params, None, Reply::Json(schema_of::<RetrainStatus>), 202),
 ];
+
+/// Any JSON object (the document itself).
+fn any_object(_: &mut Schemas) -> RefOr<Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .into()
+}
 
 fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
     match (spec.method, spec.path) {
@@ -437,7 +389,7 @@ fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
         ("GET", "/v1/search") => get(h::search),
         ("GET", "/v1/predict/purchase") => get(h::predict_purchase),
         ("GET", "/v1/predict/churn") => get(h::predict_churn),
-        ("GET", "/v1/promo") => get(h::promo),
+        ("POST", "/v1/promo") => post(h::promo),
         ("GET", "/v1/explain") => get(h::explain),
         ("GET", "/v1/analytics") => get(h::analytics),
         ("GET", "/v1/dashboard") => get(h::dashboard),
@@ -654,58 +606,4 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
         tracing::debug!(%method, %route, status, ms = seconds * 1e3, "request");
     }
     response
-}
-
-/// The OpenAPI 3 document of [`ROUTES`].
-pub fn openapi() -> serde_json::Value {
-    let mut paths = serde_json::Map::new();
-    for spec in ROUTES {
-        let entry = paths
-            .entry(spec.path.to_string())
-            .or_insert_with(|| json!({}));
-        let mut parameters: Vec<serde_json::Value> = spec
-            .params
-            .iter()
-            .map(|p| {
-                let (name, description) = p.split_once(": ").unwrap_or((p, ""));
-                json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
-            })
-            .collect();
-        let mut rest = spec.path;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
-            parameters.push(json!({"name": &rest[open + 1..close], "in": "path", "required": true, "schema": {"type": "string"}}));
-            rest = &rest[close..];
-        }
-        let mut operation = json!({
-            "summary": spec.summary,
-            "parameters": parameters,
-            "responses": {
-                "200": {"description": "OK (JSON unless the route serves HTML or metrics)"},
-                "4XX": {"description": "A JSON error: {\"error\": {\"status\", \"message\"}}"},
-            },
-        });
-        if let Some(body) = spec.body {
-            operation["requestBody"] = json!({
-                "required": true,
-                "description": body,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            });
-        }
-        if let Some(role) = spec.role {
-            operation["security"] = json!([{"apiKey": []}]);
-            operation["x-aisle-role"] = json!(role.name());
-            if spec.storefront {
-                operation["x-aisle-storefront"] = json!(true);
-            }
-        }
-        entry[spec.method.to_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "aisle", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Search, recommendations and behaviour analytics for an online shop."},
-        "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
-        "paths": paths,
-    })
 }

@@ -232,6 +232,21 @@ impl ServerConfig {
 }
 
 impl ServerConfig {
+    /// The engine's part of the settings.
+    pub fn engine_config(&self, data_dir: Option<std::path::PathBuf>) -> aisle_engine::EngineConfig {
+        aisle_engine::EngineConfig {
+            model: self.model.clone(),
+            data_dir,
+            limits: aisle_engine::LiveLimits::new(
+                self.max_tracked_queries,
+                self.max_live_sessions,
+                self.max_session_events,
+            ),
+            max_clock_skew_seconds: self.max_clock_skew_seconds,
+            write_queue: self.write_queue,
+        }
+    }
+
     /// The configured keys, with the demo key (if any) under the `demo` role. A demo key
     /// also listed under `keys` keeps only the demo role: it is published in HTML.
     pub fn keys_with_demo(&self) -> Vec<ApiKey> {

@@ -1,11 +1,7 @@
 //! Prometheus metrics, served at /metrics in the text format.
 
-use std::sync::atomic::AtomicU64;
-
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -51,28 +47,17 @@ impl Method {
     }
 }
 
-/// Every metric the server keeps.
+/// Every metric the server exports: request latencies kept here, and the engine's counters
+/// (which share their atomics with the engine).
 pub struct Metrics {
     registry: Registry,
     /// Request latency per route.
     pub requests: Family<RequestLabels, Histogram>,
-    /// Events acknowledged.
-    pub events_ingested: Counter<u64, AtomicU64>,
-    /// The generation of the models being served.
-    pub model_version: Gauge<i64>,
-    /// Seconds the last retrain took, in milliseconds.
-    pub last_train_ms: Gauge<i64>,
-    /// Retrains that failed.
-    pub retrain_failures: Counter<u64, AtomicU64>,
-    /// Writes refused because the writer's queue was full.
-    pub writes_refused: Counter<u64, AtomicU64>,
-    /// Search-log events dropped because the writer's queue was full.
-    pub search_log_dropped: Counter<u64, AtomicU64>,
 }
 
 impl Metrics {
-    /// A fresh registry.
-    pub fn new() -> Metrics {
+    /// A registry over the engine's `counters` and the request histogram.
+    pub fn new(counters: &aisle_engine::Counters) -> Metrics {
         let mut registry = Registry::with_prefix("aisle");
         let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             // 0.1 ms to about 3 s.
@@ -83,52 +68,37 @@ impl Metrics {
             "Time to answer a request, by route, method and status",
             requests.clone(),
         );
-        let events_ingested = Counter::default();
         registry.register(
             "events_ingested",
             "Events acknowledged (durable) since start",
-            events_ingested.clone(),
+            counters.events_ingested.clone(),
         );
-        let model_version = Gauge::default();
         registry.register(
             "model_version",
             "Generation of the models being served",
-            model_version.clone(),
+            counters.model_version.clone(),
         );
-        let last_train_ms = Gauge::default();
         registry.register(
             "last_train_milliseconds",
             "Time the last (re)training took",
-            last_train_ms.clone(),
+            counters.last_train_ms.clone(),
         );
-        let retrain_failures = Counter::default();
         registry.register(
             "retrain_failures",
             "Retrains that failed (the old models stay)",
-            retrain_failures.clone(),
+            counters.retrain_failures.clone(),
         );
-        let writes_refused = Counter::default();
         registry.register(
             "writes_refused",
             "Write requests answered 503 because the write queue was full",
-            writes_refused.clone(),
+            counters.writes_refused.clone(),
         );
-        let search_log_dropped = Counter::default();
         registry.register(
             "search_log_dropped",
             "Search-log events not stored because the write queue was full",
-            search_log_dropped.clone(),
+            counters.search_log_dropped.clone(),
         );
-        Metrics {
-            registry,
-            writes_refused,
-            search_log_dropped,
-            requests,
-            events_ingested,
-            model_version,
-            last_train_ms,
-            retrain_failures,
-        }
+        Metrics { registry, requests }
     }
 
     /// The text exposition.
@@ -138,11 +108,5 @@ impl Metrics {
             out.push_str("# encoding failed\n");
         }
         out
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }

@@ -129,7 +129,7 @@ fn head_on_protected_routes_is_refused_without_a_key() {
     for path in [
         "/v1/recommend?user=1",
         "/v1/search?q=milk",
-        "/v1/promo?category=babies",
+        "/v1/predict/churn?user=1",
     ] {
         let (status, _) = call("HEAD", &format!("{}{path}", s.base), None, None);
         assert_eq!(status, 401, "HEAD {path}");
@@ -157,12 +157,18 @@ fn the_demo_key_reaches_the_storefront_and_nothing_else() {
         "/v1/dashboard",
         "/v1/predict/purchase?user=1",
         "/v1/predict/churn?user=1",
-        "/v1/promo?category=babies",
         "/v1/explain?user=1&item=196",
     ] {
         let (status, body) = get(path);
         assert_eq!(status, 403, "{path}: {body}");
     }
+    let (status, body) = call(
+        "POST",
+        &format!("{}/v1/promo", s.base),
+        Some(DEMO),
+        Some(r#"{"category": "babies"}"#),
+    );
+    assert_eq!(status, 403, "POST /v1/promo: {body}");
     let events = format!("{}/v1/events", s.base);
     let (status, body) = call(
         "POST",
@@ -428,7 +434,7 @@ fn retrains_survive_concurrent_new_items_and_an_injected_failure() {
         for _ in 0..2 {
             retrain_and_wait(&s.base);
         }
-        s.app.inject_retrain_failure();
+        s.app.engine.inject_retrain_failure();
         retrain_and_wait(&s.base);
         retrain_and_wait(&s.base);
         stop.store(true, std::sync::atomic::Ordering::SeqCst);

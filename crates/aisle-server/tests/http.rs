@@ -271,7 +271,7 @@ fn openapi_matches_the_routes_that_answer() {
     let s = shared();
     let (status, doc) = call("GET", &format!("{}/openapi.json", s.base), None, None);
     assert_eq!(status, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     assert_eq!(
         paths
@@ -302,6 +302,8 @@ fn openapi_matches_the_routes_that_answer() {
             let url = format!("{}{}", s.base, path.replace("{id}", "196"));
             let body = if path.contains("cart") || path.contains("session") {
                 Some(r#"{"items": ["196"]}"#)
+            } else if path == "/v1/promo" {
+                Some(r#"{"category": "yogurt"}"#)
             } else if path == "/v1/events" {
                 Some(r#"{"user": "doc-1", "kind": "view", "item": "196"}"#)
             } else if path.ends_with("items") || path.ends_with("users") {
@@ -461,10 +463,10 @@ fn predictions_analytics_and_pages() {
     let alive = c["p_alive"].as_f64().expect("p_alive");
     assert!((0.0..=1.0).contains(&alive));
     let (status, promo) = call(
-        "GET",
-        &format!("{}/v1/promo?category=yogurt&k=50&top=5", s.base),
+        "POST",
+        &format!("{}/v1/promo?k=50&top=5", s.base),
         Some(READ),
-        None,
+        Some(r#"{"category": "yogurt"}"#),
     );
     assert_eq!(status, 200, "{promo}");
     assert_eq!(promo["targets"].as_array().map(Vec::len), Some(5));

@@ -65,6 +65,29 @@ pub struct WriteReport {
     pub events_deleted: usize,
 }
 
+/// What a commit stored, for a caller that keeps a view of the store up to date: the report,
+/// and the events it newly stored (duplicates of stored events are not among them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Committed {
+    /// Counts of what changed.
+    pub report: WriteReport,
+    /// The events newly stored, with their ids; empty unless the writer was asked to keep
+    /// them ([`StoreWriter::keep_added_events`]).
+    pub added: Vec<Event>,
+}
+
+/// The answer an idempotent request was given, kept so that a retry with the same key gets
+/// the same answer and writes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// A hash of the request the key was first used with.
+    pub fingerprint: u64,
+    /// The answer given, as sent.
+    pub answer: Vec<u8>,
+    /// When it was given (ms since the epoch); records expire after a retention window.
+    pub at_ms: i64,
+}
+
 /// Read access. Read paths take `&dyn ReadStore`.
 pub trait ReadStore: Send + Sync {
     /// How many users, items and events are stored.
@@ -85,6 +108,8 @@ pub trait ReadStore: Send + Sync {
     fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()>;
     /// Names of the registered custom event kinds, by code.
     fn custom_kinds(&self) -> Result<Vec<String>>;
+    /// The answer remembered under an idempotency key, if any.
+    fn remembered(&self, key: &str) -> Result<Option<Remembered>>;
 
     /// The display name of an event kind, custom kinds included.
     fn kind_name(&self, kind: EventKind) -> Result<String> {
@@ -131,8 +156,20 @@ pub trait StoreWriter {
     /// Forgets a user at commit: their record, every event of theirs and their external id
     /// (the dense id stays reserved, so other ids do not move). False when unknown.
     fn forget_user(&mut self, external: &str) -> Result<bool>;
+    /// Makes the commit list the events it newly stores ([`Committed::added`]); call it
+    /// before adding events. Off by default: a bulk import does not need the list.
+    fn keep_added_events(&mut self);
+    /// Remembers `record` under an idempotency `key`, in the same transaction as the rest of
+    /// this write (so a crash keeps both or neither). A later record for the key replaces it.
+    fn remember(&mut self, key: &str, record: &Remembered);
+    /// Drops the idempotency records older than `before_ms` at commit.
+    fn forget_remembered_before(&mut self, before_ms: i64);
+    /// Makes everything staged durable and visible, atomically; says what was stored.
+    fn commit_listing_added(self: Box<Self>) -> Result<Committed>;
     /// Makes everything staged durable and visible, atomically.
-    fn commit(self: Box<Self>) -> Result<WriteReport>;
+    fn commit(self: Box<Self>) -> Result<WriteReport> {
+        self.commit_listing_added().map(|c| c.report)
+    }
 }
 
 /// Opens a store by URI: `mem:` for a fresh in-memory store, otherwise a data directory

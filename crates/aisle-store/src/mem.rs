@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
 
 use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, event_user, read_catalog};
-use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
+use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter};
 
 #[derive(Default)]
 struct Tables {
     users: BTreeMap<u32, User>,
     items: BTreeMap<u32, Item>,
     events: BTreeMap<u128, Vec<u8>>,
+    remembered: BTreeMap<String, crate::Remembered>,
 }
 
 /// A store that lives in memory only.
@@ -102,6 +103,10 @@ impl ReadStore for MemStore {
     fn custom_kinds(&self) -> Result<Vec<String>> {
         Ok(read_catalog(&self.catalog).kinds.clone())
     }
+
+    fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
+        Ok(self.tables().remembered.get(key).cloned())
+    }
 }
 
 impl Store for MemStore {
@@ -157,7 +162,19 @@ impl StoreWriter for MemWriter<'_> {
         self.staging.start_batch();
     }
 
-    fn commit(self: Box<Self>) -> Result<WriteReport> {
+    fn keep_added_events(&mut self) {
+        self.staging.keep_added = true;
+    }
+
+    fn remember(&mut self, key: &str, record: &crate::Remembered) {
+        self.staging.remember(key, record);
+    }
+
+    fn forget_remembered_before(&mut self, before_ms: i64) {
+        self.staging.forget_remembered_before = Some(before_ms);
+    }
+
+    fn commit_listing_added(self: Box<Self>) -> Result<crate::Committed> {
         let MemWriter {
             store,
             _guard,
@@ -171,7 +188,16 @@ impl StoreWriter for MemWriter<'_> {
                     duplicate += 1;
                 } else {
                     added += 1;
+                    if staging.keep_added {
+                        staging.added.push(decode_event(bytes)?);
+                    }
                 }
+            }
+            if let Some(before) = staging.forget_remembered_before {
+                tables.remembered.retain(|_, r| r.at_ms >= before);
+            }
+            for (key, record) in std::mem::take(&mut staging.remembered) {
+                tables.remembered.insert(key, crate::staging::decode("idempotency", &record)?);
             }
             staging.events.clear();
             staging.report.events_added += added;
@@ -200,6 +226,10 @@ impl StoreWriter for MemWriter<'_> {
                 staging.report.events_deleted += before - tables.events.len();
             }
         }
-        Ok(staging.publish())
+        let added = std::mem::take(&mut staging.added);
+        Ok(crate::Committed {
+            report: staging.publish(),
+            added,
+        })
     }
 }

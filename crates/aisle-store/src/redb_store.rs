@@ -29,7 +29,7 @@ use crate::staging::{
     Catalog, SharedCatalog, Staging, decode, decode_event, encode, event_user, forgotten_key,
     read_catalog,
 };
-use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter, WriteReport};
+use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter};
 
 /// 2: event payloads carry the results a search showed.
 const FORMAT_VERSION: u32 = 2;
@@ -45,6 +45,8 @@ const ITEM_IDS: TableDefinition<&str, u32> = TableDefinition::new("item_ids");
 const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
 const KINDS: TableDefinition<u16, &str> = TableDefinition::new("kinds");
 const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+/// Idempotency records: key → encoded [`crate::Remembered`].
+const REMEMBERED: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
 /// How a store writes; fixed at open. Only tests change it (`testing::Knobs`).
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +153,7 @@ impl RedbStore {
             tx.open_table(ITEMS)?;
             tx.open_table(KINDS)?;
             tx.open_table(EVENTS)?;
+            tx.open_table(REMEMBERED)?;
         }
         tx.commit()?;
 
@@ -266,6 +269,13 @@ impl ReadStore for RedbStore {
     fn custom_kinds(&self) -> Result<Vec<String>> {
         Ok(read_catalog(&self.catalog).kinds.clone())
     }
+
+    fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
+        let rx = self.db.begin_read()?;
+        let table = rx.open_table(REMEMBERED)?;
+        let value = table.get(key)?;
+        value.map(|v| decode("idempotency", v.value())).transpose()
+    }
 }
 
 impl Store for RedbStore {
@@ -302,6 +312,9 @@ impl RedbWriter {
                     duplicate += 1;
                 } else {
                     added += 1;
+                    if self.staging.keep_added {
+                        self.staging.added.push(decode_event(bytes)?);
+                    }
                 }
             }
         }
@@ -362,9 +375,40 @@ impl StoreWriter for RedbWriter {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<WriteReport> {
+    fn keep_added_events(&mut self) {
+        self.staging.keep_added = true;
+    }
+
+    fn remember(&mut self, key: &str, record: &crate::Remembered) {
+        self.staging.remember(key, record);
+    }
+
+    fn forget_remembered_before(&mut self, before_ms: i64) {
+        self.staging.forget_remembered_before = Some(before_ms);
+    }
+
+    fn commit_listing_added(mut self: Box<Self>) -> Result<crate::Committed> {
         self.flush_events()?;
         self.flush_records()?;
+        {
+            let mut remembered = self.tx.open_table(REMEMBERED)?;
+            if let Some(before) = self.staging.forget_remembered_before {
+                let mut expired = Vec::new();
+                for entry in remembered.iter()? {
+                    let (key, value) = entry?;
+                    let record: crate::Remembered = decode("idempotency", value.value())?;
+                    if record.at_ms < before {
+                        expired.push(key.value().to_string());
+                    }
+                }
+                for key in expired {
+                    remembered.remove(key.as_str())?;
+                }
+            }
+            for (key, record) in std::mem::take(&mut self.staging.remembered) {
+                remembered.insert(key.as_str(), record.as_slice())?;
+            }
+        }
         {
             let (users, items) = self.staging.new_ids();
             let mut user_ids = self.tx.open_table(USER_IDS)?;
@@ -410,11 +454,15 @@ impl StoreWriter for RedbWriter {
         }
         let RedbWriter {
             mut tx,
-            staging,
+            mut staging,
             tuning,
         } = *self;
         tx.set_durability(tuning.durability)?;
         tx.commit()?;
-        Ok(staging.publish())
+        let added = std::mem::take(&mut staging.added);
+        Ok(crate::Committed {
+            report: staging.publish(),
+            added,
+        })
     }
 }

@@ -129,6 +129,14 @@ pub(crate) struct Staging {
     /// Users to forget at commit: external id and dense id.
     pub forgotten_users: Vec<(String, u32)>,
     pub report: WriteReport,
+    /// Whether the commit lists the events it newly stored (see `commit_listing_added`).
+    pub keep_added: bool,
+    /// The events newly stored so far, when `keep_added`.
+    pub added: Vec<Event>,
+    /// Idempotency records to write at commit: key and encoded record.
+    pub remembered: Vec<(String, Vec<u8>)>,
+    /// Idempotency records older than this (ms) are dropped at commit.
+    pub forget_remembered_before: Option<i64>,
 }
 
 impl Staging {
@@ -151,6 +159,10 @@ impl Staging {
             deleted_items: Vec::new(),
             forgotten_users: Vec::new(),
             report: WriteReport::default(),
+            keep_added: false,
+            added: Vec::new(),
+            remembered: Vec::new(),
+            forget_remembered_before: None,
         }
     }
 
@@ -331,6 +343,11 @@ impl Staging {
     }
 
     /// Merges the staged ids into the shared catalog; call after the data is durable.
+    /// Stages an idempotency record.
+    pub fn remember(&mut self, key: &str, record: &crate::Remembered) {
+        self.remembered.push((key.to_string(), encode(record)));
+    }
+
     pub fn publish(self) -> WriteReport {
         let mut catalog = self.base.write().unwrap_or_else(PoisonError::into_inner);
         catalog.users.extend(self.new_users);

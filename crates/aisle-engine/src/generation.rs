@@ -1,0 +1,307 @@
+//! Model generations: everything trained from one read of the store (the recommender, the
+//! purchase and churn predictions, the analytics summary), served whole until the next
+//! generation replaces it, never edited in place.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aisle_analytics::behaviour::{FunnelUnit, cohorts, default_funnel_steps, funnel, rfm};
+use aisle_analytics::bgnbd::{BgNbd, summarise};
+use aisle_analytics::profiles::item_stats;
+use aisle_analytics::propensity::{Prediction, Propensity};
+use aisle_analytics::purchase::{Target, group_rows, item_departments, reorder_rows};
+use aisle_core::{EventKind, Item};
+use aisle_features::{CleaningConfig, EventLog};
+use aisle_models::{MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder};
+use aisle_store::ReadStore;
+use rustc_hash::FxHashMap;
+
+use crate::answers::{AnalyticsSummary, Cohort, FunnelStep, TopItem};
+use crate::live::put_item;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Next-order predictions, computed when the models were trained.
+#[derive(Default)]
+pub struct Predictions {
+    /// Products each user's next order is likely to hold, best first.
+    pub products: FxHashMap<u32, Vec<Prediction>>,
+    /// Departments likewise.
+    pub departments: FxHashMap<u32, Vec<Prediction>>,
+    /// Department names by group id.
+    pub department_names: Vec<String>,
+    /// The reorder model (for explanations).
+    pub reorder: Option<Propensity>,
+    /// The department model (scores promotions too).
+    pub groups: Option<Propensity>,
+    /// The log the models saw (promotions are scored on it).
+    pub log: Option<Arc<EventLog>>,
+    /// BG/NBD, with each customer's P(alive) and expected purchases in the next 4 weeks.
+    pub bgnbd: Option<BgNbd>,
+    /// Per user: (P(alive), expected purchases in 4 weeks).
+    pub churn: FxHashMap<u32, (f64, f64)>,
+    /// Why a part is missing (too little data, ...).
+    pub notes: Vec<String>,
+}
+
+/// A trained generation of models, served until the next retrain replaces it.
+pub struct Generation {
+    /// Increases by one per retrain.
+    pub version: u64,
+    /// The recommender's name.
+    pub model_name: String,
+    /// The recommender.
+    pub model: Model,
+    /// Users the recommender was trained on (higher ids are new).
+    pub trained_users: usize,
+    /// Events it saw.
+    pub trained_events: usize,
+    /// When training finished.
+    pub trained_at_ms: i64,
+    /// Seconds the whole generation took to train.
+    pub train_seconds: f64,
+    /// Purchase and churn predictions.
+    pub predictions: Predictions,
+    /// Analytics summary for the dashboard.
+    pub analytics: AnalyticsSummary,
+}
+
+fn by_user(list: Vec<Prediction>, keep: usize) -> FxHashMap<u32, Vec<Prediction>> {
+    let mut map: FxHashMap<u32, Vec<Prediction>> = FxHashMap::default();
+    for p in list {
+        map.entry(p.user).or_default().push(p);
+    }
+    for v in map.values_mut() {
+        v.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        v.truncate(keep);
+    }
+    map
+}
+
+fn predictions(store: &dyn ReadStore, log: &EventLog) -> Predictions {
+    let mut out = Predictions::default();
+    match Propensity::fit_reorder(log) {
+        Ok(model) => {
+            out.products = by_user(model.predict(&reorder_rows(log, Target::Next), 0), 50);
+            out.reorder = Some(model);
+        }
+        Err(e) => out.notes.push(format!("purchase (products): {e}")),
+    }
+    match item_departments(store) {
+        Ok((groups, names)) => match Propensity::fit_group(log, &groups, names.len()) {
+            Ok(model) => {
+                out.departments = by_user(
+                    model.predict(&group_rows(log, &groups, names.len(), Target::Next), 0),
+                    names.len(),
+                );
+                out.groups = Some(model);
+                out.department_names = names;
+            }
+            Err(e) => out.notes.push(format!("purchase (departments): {e}")),
+        },
+        Err(e) => out.notes.push(format!("departments: {e}")),
+    }
+    // The calibration ends on the last day with events, by the server's clock: an event
+    // stamped in the future must not move everyone's recency.
+    let now = crate::now_ms();
+    let last_day = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms)
+        .filter(|&t| t <= now)
+        .max()
+        .unwrap_or(0)
+        .div_euclid(DAY_MS);
+    let customers = summarise(log, last_day, last_day);
+    match BgNbd::fit(&customers) {
+        Ok(fit) => {
+            for c in &customers {
+                out.churn
+                    .insert(c.user, (fit.p_alive(c), fit.expected_transactions(c, 4.0)));
+            }
+            out.bgnbd = Some(fit);
+        }
+        Err(e) => out.notes.push(format!("churn (BG/NBD): {e}")),
+    }
+    out
+}
+
+fn analytics(store: &dyn ReadStore, log: &EventLog) -> AnalyticsSummary {
+    let present: std::collections::HashSet<EventKind> =
+        log.events().iter().map(|e| e.kind).collect();
+    let steps = default_funnel_steps(log);
+    let funnel_steps = funnel(
+        log,
+        &steps,
+        FunnelUnit::Session,
+        i64::MIN,
+        i64::MAX,
+        &|_| true,
+    )
+    .unwrap_or_default();
+    let cohort_kind = present
+        .contains(&EventKind::Purchase)
+        .then_some(EventKind::Purchase);
+    let cohort_table = cohorts(log, cohort_kind, 7).unwrap_or_default();
+    let end = log.events().last().map_or(0, |e| e.timestamp_ms);
+    let purchases = log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+        .map(|e| (e.user, e.timestamp_ms, 1.0));
+    let mut segments = std::collections::BTreeMap::new();
+    for r in rfm(purchases, end) {
+        *segments.entry(r.segment.to_string()).or_default() += 1;
+    }
+    let top_items = item_stats(log)
+        .into_iter()
+        .take(10)
+        .map(|s| {
+            let item = store.item(aisle_core::ItemId(s.item)).ok().flatten();
+            TopItem {
+                id: item.as_ref().map(|i| i.external_id.clone()),
+                title: item.map(|i| i.title),
+                purchases: s.purchases,
+                buyers: s.buyers,
+                repeat_buyer_share: s.repeat_buyer_share,
+            }
+        })
+        .collect();
+    AnalyticsSummary {
+        funnel: funnel_steps
+            .into_iter()
+            .map(|f| FunnelStep {
+                kind: f.kind,
+                count: f.count,
+                from_previous: f.from_previous,
+                from_first: f.from_first,
+            })
+            .collect(),
+        cohorts: cohort_table
+            .into_iter()
+            .take(12)
+            .map(|c| Cohort {
+                period: c.period,
+                users: c.users,
+                retention: c.retention,
+            })
+            .collect(),
+        segments,
+        top_items,
+    }
+}
+
+/// Trains a new generation from everything in the store.
+pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Generation, String> {
+    if !MODEL_NAMES.contains(&model_name) {
+        return Err(format!(
+            "unknown model {model_name:?}; models are: {}",
+            MODEL_NAMES.join(", ")
+        ));
+    }
+    let started = Instant::now();
+    let counts = store.counts().map_err(|e| e.to_string())?;
+    let mut log = EventLog::load(store).map_err(|e| e.to_string())?;
+    let raw = log.clone();
+    log.clean(&CleaningConfig::default())
+        .map_err(|e| e.to_string())?;
+    // Items created after `counts` was read (ingest goes on during a retrain) come with ids
+    // past its count: the list grows to hold them rather than index out of bounds.
+    let mut items: Vec<Option<Item>> = vec![None; counts.items];
+    store
+        .scan_items(&mut |id, item| put_item(&mut items, id.index(), item))
+        .map_err(|e| e.to_string())?;
+    let data = TrainDataBuilder::new().items(items).build(&log);
+    let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
+    let mut model = Model::build(&config);
+    model.fit(&data).map_err(|e| e.to_string())?;
+    let predictions = predictions(store, &raw);
+    let analytics = analytics(store, &raw);
+    Ok(Generation {
+        version,
+        model_name: model_name.to_string(),
+        trained_users: counts.users,
+        trained_events: log.len(),
+        trained_at_ms: crate::now_ms(),
+        train_seconds: started.elapsed().as_secs_f64(),
+        predictions: Predictions {
+            log: Some(Arc::new(raw)),
+            ..predictions
+        },
+        analytics,
+        model,
+    })
+}
+
+impl Generation {
+    /// Number of items the recommender scores.
+    pub fn n_items(&self) -> usize {
+        self.model.n_items()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::{Live, LiveLimits};
+
+    /// A store whose item count is read before some items were created (a retrain racing
+    /// catalogue writes): the count is short of the ids the scan then finds.
+    struct StaleCounts(aisle_store::MemStore);
+
+    impl ReadStore for StaleCounts {
+        fn counts(&self) -> aisle_store::Result<aisle_store::StoreCounts> {
+            let mut c = self.0.counts()?;
+            c.items -= 5;
+            Ok(c)
+        }
+        fn user_id(&self, external: &str) -> aisle_store::Result<Option<aisle_core::UserId>> {
+            self.0.user_id(external)
+        }
+        fn item_id(&self, external: &str) -> aisle_store::Result<Option<aisle_core::ItemId>> {
+            self.0.item_id(external)
+        }
+        fn user(&self, id: aisle_core::UserId) -> aisle_store::Result<Option<aisle_core::User>> {
+            self.0.user(id)
+        }
+        fn item(&self, id: aisle_core::ItemId) -> aisle_store::Result<Option<Item>> {
+            self.0.item(id)
+        }
+        fn scan_items(
+            &self,
+            visit: &mut dyn FnMut(aisle_core::ItemId, Item),
+        ) -> aisle_store::Result<()> {
+            self.0.scan_items(visit)
+        }
+        fn scan_users(
+            &self,
+            visit: &mut dyn FnMut(aisle_core::UserId, aisle_core::User),
+        ) -> aisle_store::Result<()> {
+            self.0.scan_users(visit)
+        }
+        fn scan_events(&self, visit: &mut dyn FnMut(aisle_core::Event)) -> aisle_store::Result<()> {
+            self.0.scan_events(visit)
+        }
+        fn custom_kinds(&self) -> aisle_store::Result<Vec<String>> {
+            self.0.custom_kinds()
+        }
+        fn remembered(&self, key: &str) -> aisle_store::Result<Option<aisle_store::Remembered>> {
+            self.0.remembered(key)
+        }
+    }
+
+    #[test]
+    fn items_created_during_a_retrain_do_not_break_it() {
+        let store = StaleCounts(
+            aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample()).expect("sample"),
+        );
+        let served = train(&store, "pop", 2).expect("the retrain succeeds");
+        assert_eq!(served.version, 2);
+        let live = Live::load(&store, LiveLimits::default()).expect("the live view loads");
+        assert_eq!(
+            live.items.iter().flatten().count(),
+            store.0.counts().expect("c").items
+        );
+    }
+
+}

@@ -1,0 +1,393 @@
+//! What clients send to be stored (events, items, users), the rules it must follow, and its
+//! checks. The rules are the ones the published schemas state: the contract is derived from
+//! these types, so a request the schema allows is one these checks accept.
+
+use std::collections::BTreeMap;
+
+use aisle_core::{EventKind, Item, RawEvent, User};
+use serde::Deserialize;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::error::{EngineError, Result};
+
+/// Most events, items or users in one request.
+pub const MAX_BATCH: usize = 10_000;
+/// Most characters in an id (user, item, session, idempotency key).
+pub const ID_MAX_CHARS: usize = 256;
+/// An id may not start with a space or a control character (which also rules out an id of
+/// spaces only, and the NUL prefix the store reserves for forgotten users).
+pub const ID_PATTERN: &str = "^[^\\u0000-\\u0020]";
+/// The latest time an event may carry in milliseconds: 2100-01-01 (the clock rule is
+/// stricter: at most the allowed skew ahead of now).
+pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
+/// A date-time string is accepted for any year up to 2025: one of those is in the past
+/// whatever the clock says. Later events give their time in milliseconds.
+pub const DATE_TIME_PATTERN: &str = "^(1[0-9]{3}|20[01][0-9]|202[0-5])-";
+
+/// Checks an id against the rules of [`ID_PATTERN`] and [`ID_MAX_CHARS`].
+pub fn check_id(what: &str, id: &str, at: &str) -> Result<()> {
+    let Some(first) = id.chars().next() else {
+        return Err(EngineError::bad_request(format!("{at}: {what} is empty")));
+    };
+    if first <= ' ' {
+        return Err(EngineError::bad_request(format!(
+            "{at}: {what} must not start with a space or a control character"
+        )));
+    }
+    let chars = id.chars().count();
+    if chars > ID_MAX_CHARS {
+        return Err(EngineError::bad_request(format!(
+            "{at}: {what} has {chars} characters; at most {ID_MAX_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+/// An event time: milliseconds since the epoch, or an RFC 3339 date-time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Timestamp {
+    /// Milliseconds since the Unix epoch.
+    Millis(i64),
+    /// An RFC 3339 date-time, e.g. `2024-05-01T12:00:00Z`.
+    Text(String),
+}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .maximum(Some(MAX_TIMESTAMP_MS))
+                    .description(Some("milliseconds since the Unix epoch")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .pattern(Some(DATE_TIME_PATTERN))
+                    .description(Some("an RFC 3339 date-time up to the year 2025")),
+            )
+            .description(Some(
+                "When it happened; default: now. At most max_clock_skew_seconds ahead of the server's clock.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
+
+/// An event as clients send it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// The shopper's id.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    pub user: String,
+    /// search, view, click, add_to_cart, remove_from_cart, purchase, rating, or a custom
+    /// kind the store knows. Every kind but search and custom ones needs an item.
+    #[schema(example = "view")]
+    pub kind: String,
+    /// The product.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "p7")]
+    pub item: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// The shopper's session.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]")]
+    pub session: Option<String>,
+    /// What was searched.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// How many (cart and purchase events).
+    #[serde(default)]
+    #[schema(minimum = -3.4e38, maximum = 3.4e38)]
+    pub quantity: Option<f32>,
+    /// Unit price paid.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub price: Option<f64>,
+    /// A rating or another value the kind carries.
+    #[serde(default)]
+    #[schema(minimum = -3.4e38, maximum = 3.4e38)]
+    pub value: Option<f32>,
+}
+
+/// One event or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A list of events.
+    Many(Vec<EventIn>),
+    /// A single event.
+    One(Box<EventIn>),
+}
+
+/// What an event is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRules<'a> {
+    /// Kinds the store knows beyond the built-in ones.
+    pub custom_kinds: &'a [String],
+    /// The server's clock: the time of an event sent without one.
+    pub now_ms: i64,
+    /// The latest time an event may carry (now plus the allowed clock skew).
+    pub latest_ms: i64,
+    /// Only storefront kinds (the demo key).
+    pub storefront_only: bool,
+}
+
+/// Whether events of `kind` must name an item.
+pub fn needs_item(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::View
+            | EventKind::Click
+            | EventKind::AddToCart
+            | EventKind::RemoveFromCart
+            | EventKind::Purchase
+            | EventKind::Rating
+    )
+}
+
+/// Turns a client event into a store event, or says what is wrong with it.
+pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<RawEvent> {
+    let EventRules {
+        custom_kinds,
+        now_ms,
+        latest_ms,
+        storefront_only,
+    } = *rules;
+    check_id("user", &e.user, at)?;
+    let builtin = EventKind::parse_builtin(&e.kind);
+    if builtin.is_none() && !custom_kinds.contains(&e.kind) {
+        return Err(EngineError::bad_request(format!(
+            "{at}: unknown kind {:?}; kinds are search, view, click, add_to_cart, remove_from_cart, purchase, rating{}",
+            e.kind,
+            if custom_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", custom_kinds.join(", "))
+            }
+        )));
+    }
+    // The storefront sends every built-in kind but ratings, never a custom one.
+    if storefront_only && builtin.is_none_or(|k| k == EventKind::Rating) {
+        return Err(EngineError::forbidden(format!(
+            "{at}: the demo key may send only search, view, click, add_to_cart, remove_from_cart and purchase events, not {:?}",
+            e.kind
+        )));
+    }
+    if let Some(item) = &e.item {
+        check_id("item", item, at)?;
+    }
+    if builtin.is_some_and(needs_item) && e.item.is_none() {
+        return Err(EngineError::bad_request(format!(
+            "{at}: a {} event needs an item",
+            e.kind
+        )));
+    }
+    let timestamp_ms = match &e.timestamp {
+        None => now_ms,
+        Some(Timestamp::Millis(n)) => Some(*n)
+            .filter(|t| (0..=MAX_TIMESTAMP_MS).contains(t))
+            .ok_or_else(|| {
+                EngineError::bad_request(format!(
+                    "{at}: timestamp {n} is not milliseconds between 1970 and 2100"
+                ))
+            })?,
+        Some(Timestamp::Text(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|err| {
+                EngineError::bad_request(format!("{at}: timestamp {s:?} is not RFC 3339 ({err})"))
+            })?,
+    };
+    if timestamp_ms > latest_ms {
+        let ahead_s = (timestamp_ms - now_ms) / 1000;
+        return Err(EngineError::bad_request(format!(
+            "{at}: timestamp is {ahead_s} s ahead of the server's clock; events may be at most {} s in the future (max_clock_skew_seconds)",
+            (latest_ms - now_ms) / 1000
+        )));
+    }
+    for (name, v) in [("quantity", e.quantity), ("value", e.value)] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(EngineError::bad_request(format!(
+                "{at}: {name} is beyond the range of a 32-bit float"
+            )));
+        }
+    }
+    if e.price.is_some_and(|p| p < 0.0) {
+        return Err(EngineError::bad_request(format!(
+            "{at}: price must be a number ≥ 0"
+        )));
+    }
+    if let Some(s) = &e.session {
+        check_id("session", s, at)?;
+    }
+    let mut raw = RawEvent::new(e.user, e.item, e.kind, timestamp_ms);
+    raw.session = e.session;
+    raw.payload.query = e.query;
+    raw.payload.quantity = e.quantity;
+    raw.payload.price = e.price;
+    raw.payload.value = e.value;
+    Ok(raw)
+}
+
+fn too_many(what: &str, n: usize) -> EngineError {
+    EngineError::bad_request(format!(
+        "{n} {what} in one request; send at most {MAX_BATCH}"
+    ))
+}
+
+/// Parses an ingest body: one event or a non-empty list.
+pub fn parse_events(body: &[u8], rules: &EventRules<'_>) -> Result<Vec<RawEvent>> {
+    let parsed: OneOrMany = serde_json::from_slice(body).map_err(|e| {
+        EngineError::bad_request(format!(
+            "the body is not an event or a list of events: {e}"
+        ))
+    })?;
+    let list = match parsed {
+        OneOrMany::One(e) => vec![*e],
+        OneOrMany::Many(list) => list,
+    };
+    if list.is_empty() {
+        return Err(EngineError::bad_request("the list of events is empty"));
+    }
+    if list.len() > MAX_BATCH {
+        return Err(too_many("events", list.len()));
+    }
+    list.into_iter()
+        .enumerate()
+        .map(|(i, e)| validate_event(e, &format!("event {i}"), rules))
+        .collect()
+}
+
+/// A category: a list of levels, or one string with levels separated by `>`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CategoryIn {
+    /// `["Dairy", "Yogurt"]`.
+    Levels(Vec<String>),
+    /// `"Dairy > Yogurt"`.
+    Path(String),
+}
+
+/// An item as clients send it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemIn {
+    /// The item's id.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "p7")]
+    pub id: String,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Category path.
+    #[serde(default)]
+    pub category: Option<CategoryIn>,
+    /// Brand.
+    #[serde(default)]
+    pub brand: Option<String>,
+    /// Price.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub price: Option<f64>,
+    /// Other attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Parses an item list.
+pub fn parse_items(body: &[u8]) -> Result<Vec<Item>> {
+    let list: Vec<ItemIn> = serde_json::from_slice(body)
+        .map_err(|e| EngineError::bad_request(format!("the body is not a list of items: {e}")))?;
+    if list.len() > MAX_BATCH {
+        return Err(too_many("items", list.len()));
+    }
+    list.into_iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let at = format!("item {i}");
+            check_id("id", &it.id, &at)?;
+            let category = match it.category {
+                None => Vec::new(),
+                Some(CategoryIn::Path(path)) => path
+                    .split('>')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                Some(CategoryIn::Levels(levels)) => levels,
+            };
+            if it.price.is_some_and(|p| p < 0.0) {
+                return Err(EngineError::bad_request(format!(
+                    "{at}: price must be a number ≥ 0"
+                )));
+            }
+            Ok(Item {
+                external_id: it.id,
+                title: it.title,
+                description: it.description,
+                category,
+                brand: it.brand,
+                price: it.price,
+                attributes: it.attributes,
+            })
+        })
+        .collect()
+}
+
+/// A user as clients send it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserIn {
+    /// The user's id.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    pub id: String,
+    /// Attributes (segment, region, ...).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Checks a user list.
+pub fn check_users(list: Vec<UserIn>) -> Result<Vec<User>> {
+    if list.len() > MAX_BATCH {
+        return Err(too_many("users", list.len()));
+    }
+    list.into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            check_id("id", &u.id, &format!("user {i}"))?;
+            Ok(User {
+                external_id: u.id,
+                attributes: u.attributes,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_published_pattern() {
+        for ok in ["a", "é", "x y", &"z".repeat(256)] {
+            assert!(check_id("id", ok, "t").is_ok(), "{ok:?}");
+        }
+        for bad in ["", " a", "\u{0}a", "\ta", &"z".repeat(257)] {
+            assert!(check_id("id", bad, "t").is_err(), "{bad:?}");
+        }
+        // Characters, not bytes: 256 two-byte characters are allowed.
+        assert!(check_id("id", &"é".repeat(256), "t").is_ok());
+    }
+}

@@ -1,0 +1,505 @@
+//! The application core of aisle: one place where an event arrives, the shop's state changes
+//! and a model generation answers. The HTTP server and the CLI both drive an [`Engine`]; neither
+//! has a pipeline of its own.
+//!
+//! - **Ingest** ([`Engine::ingest`] and the catalogue writes): checked against the rules the
+//!   API contract states ([`input`]), deduplicated per request, made durable by the single
+//!   writer ([`writer`]), which then updates the live state from what the commit stored. An
+//!   `Idempotency-Key` is remembered in the same transaction as the events.
+//! - **Live state** ([`live`]): the event log with its indexes, the catalogue, the stream and
+//!   the query counts, bounded against client input.
+//! - **Generations** ([`generation`]): trained in the background, swapped whole; a failure
+//!   (a panic included) is counted and the next retrain runs as usual.
+//! - **Answers** ([`answers`]): every question ([`requests`]) gets a typed answer.
+
+pub mod answers;
+pub mod error;
+pub mod generation;
+pub mod input;
+pub mod live;
+mod reads;
+pub mod requests;
+pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use aisle_core::{Event, EventKind, Item, ItemId};
+use aisle_features::{Interaction, NO_ITEM};
+use aisle_search::SearchEngine;
+use aisle_store::Store;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::oneshot;
+
+pub use error::{EngineError, ErrorKind, Result};
+pub use generation::Generation;
+pub use input::{EventRules, parse_events, parse_items};
+pub use live::{Live, LiveLimits};
+pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
+
+use crate::answers::{Accepted, Deleted, FeedEntry, Forgotten, Upserted};
+use crate::input::{UserIn, check_id};
+
+/// Settings of an engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The recommender each generation trains.
+    pub model: String,
+    /// The data directory (for the offline leaderboard the dashboard shows), if any.
+    pub data_dir: Option<PathBuf>,
+    /// Caps on the live state's maps that client input can grow.
+    pub limits: LiveLimits,
+    /// How far ahead of the clock an event may be.
+    pub max_clock_skew_seconds: u64,
+    /// Writes that may wait for the writer.
+    pub write_queue: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            model: "itemknn".into(),
+            data_dir: None,
+            limits: LiveLimits::default(),
+            max_clock_skew_seconds: 300,
+            write_queue: 1024,
+        }
+    }
+}
+
+/// Counters and gauges the engine keeps; the HTTP layer exports them (they share their
+/// atomics, so a clone is the same metric).
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Events acknowledged.
+    pub events_ingested: Counter<u64, AtomicU64>,
+    /// The generation of the models being served.
+    pub model_version: Gauge<i64>,
+    /// How long the last retrain took, in milliseconds.
+    pub last_train_ms: Gauge<i64>,
+    /// Retrains that failed.
+    pub retrain_failures: Counter<u64, AtomicU64>,
+    /// Writes refused because the writer's queue was full.
+    pub writes_refused: Counter<u64, AtomicU64>,
+    /// Search-log events dropped because the writer's queue was full.
+    pub search_log_dropped: Counter<u64, AtomicU64>,
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the writer thread and the readers share.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub live: RwLock<Live>,
+    pub search: RwLock<Option<SearchEngine>>,
+    pub counters: Counters,
+}
+
+impl Shared {
+    /// Adds events a commit stored to the live state.
+    fn absorb(&self, added: &[Event]) {
+        if added.is_empty() {
+            return;
+        }
+        let mut live = write(&self.live);
+        for e in added {
+            live.push(Interaction::of(e));
+            live.ingested += 1;
+        }
+        // Only the latest few reach the stream: names are looked up for those alone.
+        let start = added.len().saturating_sub(live::FEED);
+        for e in &added[start..] {
+            let item = e.item.and_then(|i| live.items.get(i.index()).cloned().flatten());
+            let entry = FeedEntry {
+                user: self.user_name(e.user.0),
+                kind: self
+                    .store
+                    .kind_name(e.kind)
+                    .unwrap_or_else(|_| e.kind.to_string()),
+                item: item.as_ref().map(|i| i.external_id.clone()).or_else(|| {
+                    e.item
+                        .and_then(|i| self.store.item(i).ok().flatten())
+                        .map(|i| i.external_id)
+                }),
+                title: item.map(|i| i.title),
+                timestamp_ms: e.timestamp_ms,
+            };
+            live.announce(entry);
+        }
+    }
+
+    fn absorb_items(&self, items: &[Item]) {
+        let mut with_ids = Vec::new();
+        {
+            let mut live = write(&self.live);
+            for item in items {
+                let Ok(Some(id)) = self.store.item_id(&item.external_id) else {
+                    continue;
+                };
+                live::put_item(&mut live.items, id.index(), item.clone());
+                with_ids.push((id, item.clone()));
+            }
+        }
+        if let Some(engine) = write(&self.search).as_mut()
+            && let Err(e) = engine.upsert_items(with_ids)
+        {
+            tracing::error!(error = %e, "indexing the items failed; search shows the old records");
+        }
+    }
+
+    fn forget_item(&self, external: &str) {
+        let Ok(Some(id)) = self.store.item_id(external) else {
+            return;
+        };
+        if let Some(slot) = write(&self.live).items.get_mut(id.index()) {
+            *slot = None;
+        }
+        if let Some(engine) = write(&self.search).as_mut()
+            && let Err(e) = engine.delete_items(&[ItemId(id.0)])
+        {
+            tracing::error!(error = %e, "removing the item from search failed");
+        }
+    }
+
+    fn forget_user_live(&self, user: u32) {
+        let mut live = write(&self.live);
+        let positions = live
+            .by_user
+            .get_mut(user as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        // The events stay in the vector (positions elsewhere point into it) but lose their
+        // user and item, so nothing can be learnt from them any more.
+        for p in positions {
+            let e = &mut live.events[p as usize];
+            e.item = NO_ITEM;
+            e.kind = EventKind::Search;
+            e.user = u32::MAX;
+        }
+        live.drop_user_evidence(user);
+        live.feed.clear();
+    }
+
+    fn user_name(&self, user: u32) -> String {
+        self.store
+            .user(aisle_core::UserId(user))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("#{user}"), |u| u.external_id)
+    }
+}
+
+/// A write on its way to the store: await [`Pending::answer`] (async callers) or call
+/// [`Pending::wait`] (the CLI) for its answer once it is durable.
+pub struct Pending<T> {
+    outcome: oneshot::Receiver<Result<Outcome>>,
+    answer: Box<dyn FnOnce(Outcome) -> Result<T> + Send>,
+}
+
+impl<T> Pending<T> {
+    fn new(
+        outcome: oneshot::Receiver<Result<Outcome>>,
+        answer: impl FnOnce(Outcome) -> Result<T> + Send + 'static,
+    ) -> Pending<T> {
+        Pending {
+            outcome,
+            answer: Box::new(answer),
+        }
+    }
+
+    fn stopped() -> EngineError {
+        EngineError::internal("writing", "the writer stopped before committing")
+    }
+
+    /// The answer, once the write is durable.
+    pub async fn answer(self) -> Result<T> {
+        let outcome = self.outcome.await.map_err(|_| Self::stopped())??;
+        (self.answer)(outcome)
+    }
+
+    /// The answer, blocking until the write is durable (not from an async task).
+    pub fn wait(self) -> Result<T> {
+        let outcome = self.outcome.blocking_recv().map_err(|_| Self::stopped())??;
+        (self.answer)(outcome)
+    }
+}
+
+/// The application: the store, the live state, the generation serving, and the writer.
+pub struct Engine {
+    config: EngineConfig,
+    shared: Arc<Shared>,
+    writer: writer::Writer,
+    generation: RwLock<Arc<Generation>>,
+    retraining: AtomicBool,
+    fail_next_retrain: AtomicBool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Engine {
+    /// Loads the live state, trains the first generation and starts the writer.
+    pub fn start(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        search: Option<SearchEngine>,
+    ) -> Result<(Arc<Engine>, WriterThread)> {
+        let live = Live::load(store.as_ref(), config.limits)
+            .map_err(|e| EngineError::internal("loading the live state", e))?;
+        let first = generation::train(store.as_ref(), &config.model, 1)
+            .map_err(EngineError::bad_request)?;
+        let counters = Counters::default();
+        counters.model_version.set(1);
+        counters
+            .last_train_ms
+            .set((first.train_seconds * 1000.0) as i64);
+        let shared = Arc::new(Shared {
+            store,
+            live: RwLock::new(live),
+            search: RwLock::new(search),
+            counters,
+        });
+        let (writer, thread) = writer::start(shared.clone(), config.write_queue);
+        let engine = Engine {
+            config,
+            shared,
+            writer,
+            generation: RwLock::new(Arc::new(first)),
+            retraining: AtomicBool::new(false),
+            fail_next_retrain: AtomicBool::new(false),
+        };
+        Ok((Arc::new(engine), thread))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The counters, for export.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// The generation being served.
+    pub fn generation(&self) -> Arc<Generation> {
+        read(&self.generation).clone()
+    }
+
+    /// The store (read access for front ends that show what it holds).
+    pub fn store(&self) -> &dyn aisle_store::ReadStore {
+        self.shared.store.as_ref()
+    }
+
+    /// Makes the next retrain fail with a panic, as a bug would (for tests of the recovery).
+    #[doc(hidden)]
+    pub fn inject_retrain_failure(&self) {
+        self.fail_next_retrain.store(true, Ordering::SeqCst);
+    }
+
+    /// Claims the right to retrain: false when a retrain is already running. The claim is
+    /// released by [`Engine::retrain_now`], however it ends.
+    pub fn claim_retrain(&self) -> bool {
+        !self.retraining.swap(true, Ordering::SeqCst)
+    }
+
+    /// Trains a new generation and swaps it in; the old one keeps serving until then. A
+    /// failure, a panic included, is logged and counted, and the next retrain runs as usual.
+    pub fn retrain_now(&self) {
+        /// Clears the "retraining" flag however this function ends.
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        self.retraining.store(true, Ordering::SeqCst);
+        let _done = Done(&self.retraining);
+        let version = self.generation().version + 1;
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if self.fail_next_retrain.swap(false, Ordering::SeqCst) {
+                panic!("a failure injected on purpose");
+            }
+            generation::train(self.shared.store.as_ref(), &self.config.model, version)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("training panicked: {what}"))
+        });
+        let counters = &self.shared.counters;
+        match attempt {
+            Ok(next) => {
+                counters
+                    .last_train_ms
+                    .set((next.train_seconds * 1000.0) as i64);
+                counters.model_version.set(version as i64);
+                tracing::info!(version, seconds = next.train_seconds, "new models serving");
+                *write(&self.generation) = Arc::new(next);
+            }
+            Err(e) => {
+                counters.retrain_failures.inc();
+                tracing::error!(error = %e, "retraining failed; the previous models stay");
+            }
+        }
+    }
+
+    /// Kinds the store knows beyond the built-in ones.
+    pub fn custom_kinds(&self) -> Vec<String> {
+        self.shared.store.custom_kinds().unwrap_or_default()
+    }
+
+    /// The latest time an event may carry now (the clock plus the allowed skew).
+    pub fn latest_event_ms(&self) -> i64 {
+        let skew_ms = i64::try_from(self.config.max_clock_skew_seconds.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        now_ms().saturating_add(skew_ms)
+    }
+
+    fn send<T>(
+        &self,
+        change: Change,
+        answer: impl FnOnce(Outcome) -> Result<T> + Send + 'static,
+    ) -> Result<Pending<T>> {
+        match self.writer.send(change) {
+            Ok(outcome) => Ok(Pending::new(outcome, answer)),
+            Err(e) => {
+                self.shared.counters.writes_refused.inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores one event or a list (a JSON body as the API takes it). With an idempotency
+    /// `key`, a request repeated with the same key and body gets the first answer and writes
+    /// nothing, even after a restart; the same key with another body is refused.
+    pub fn ingest(
+        &self,
+        body: &[u8],
+        storefront_only: bool,
+        key: Option<&str>,
+    ) -> Result<Pending<Accepted>> {
+        let key = match key {
+            Some(k) => {
+                check_id("Idempotency-Key", k, "the header")?;
+                Some(IdempotencyKey {
+                    key: k.to_string(),
+                    fingerprint: xxhash_rust::xxh3::xxh3_64(body),
+                })
+            }
+            None => None,
+        };
+        let custom = self.custom_kinds();
+        let now = now_ms();
+        let rules = EventRules {
+            custom_kinds: &custom,
+            now_ms: now,
+            latest_ms: self.latest_event_ms(),
+            storefront_only,
+        };
+        let events = parse_events(body, &rules)?;
+        let n = events.len();
+        self.send(Change::Events { events, key }, move |outcome| {
+            Ok(match outcome {
+                Outcome::Replayed(answer) => answer,
+                Outcome::Written(_) => Accepted { accepted: n },
+            })
+        })
+    }
+
+    /// Creates or replaces items (a JSON list as the API takes it).
+    pub fn upsert_items(&self, body: &[u8]) -> Result<Pending<Upserted>> {
+        let items = parse_items(body)?;
+        let n = items.len();
+        self.send(Change::Items(items), move |_| Ok(Upserted { upserted: n }))
+    }
+
+    /// Creates or replaces users.
+    pub fn upsert_users(&self, list: Vec<UserIn>) -> Result<Pending<Upserted>> {
+        let users = input::check_users(list)?;
+        let n = users.len();
+        self.send(Change::Users(users), move |_| Ok(Upserted { upserted: n }))
+    }
+
+    /// Removes an item from the catalogue (its past events stay).
+    pub fn delete_item(&self, id: &str) -> Result<Pending<Deleted>> {
+        let id = id.to_string();
+        self.send(Change::DeleteItem(id.clone()), move |outcome| match outcome {
+            Outcome::Written(report) if report.items_deleted > 0 => Ok(Deleted { deleted: id }),
+            _ => Err(EngineError::not_found(format!(
+                "no item {id:?} in the catalogue"
+            ))),
+        })
+    }
+
+    /// Forgets a user: their record and every event of theirs, in the store and the live
+    /// state.
+    pub fn forget_user(&self, id: &str) -> Result<Pending<Forgotten>> {
+        let id = id.to_string();
+        self.send(Change::ForgetUser(id.clone()), move |outcome| match outcome {
+            Outcome::Written(report) if report.users_forgotten > 0 => Ok(Forgotten {
+                forgotten: id,
+                events_deleted: report.events_deleted,
+            }),
+            _ => Err(EngineError::not_found(format!("no user {id:?}"))),
+        })
+    }
+
+    /// Reloads the live state from the store and compares it with the one kept up to date
+    /// by the writer: events per user and per item, as `(user counts, item counts)` of each.
+    /// For tests and the consistency check after a crash.
+    #[doc(hidden)]
+    pub fn live_and_stored_counts(&self) -> Result<(LiveCounts, LiveCounts)> {
+        let reloaded = Live::load(self.shared.store.as_ref(), self.config.limits)
+            .map_err(|e| EngineError::internal("reloading the live state", e))?;
+        let live = read(&self.shared.live);
+        Ok((LiveCounts::of(&live), LiveCounts::of(&reloaded)))
+    }
+}
+
+/// Events per user and per item in a live state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveCounts {
+    /// Events per dense user id (trailing zeros trimmed).
+    pub per_user: Vec<usize>,
+    /// Events per dense item id (trailing zeros trimmed).
+    pub per_item: Vec<usize>,
+}
+
+impl LiveCounts {
+    fn of(live: &Live) -> LiveCounts {
+        let mut per_user: Vec<usize> = live.by_user.iter().map(Vec::len).collect();
+        let mut per_item = Vec::new();
+        for e in &live.events {
+            if e.item != NO_ITEM && e.user != u32::MAX {
+                let i = e.item as usize;
+                if per_item.len() <= i {
+                    per_item.resize(i + 1, 0);
+                }
+                per_item[i] += 1;
+            }
+        }
+        while per_user.last() == Some(&0) {
+            per_user.pop();
+        }
+        while per_item.last() == Some(&0) {
+            per_item.pop();
+        }
+        LiveCounts { per_user, per_item }
+    }
+}

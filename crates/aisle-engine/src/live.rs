@@ -1,0 +1,340 @@
+//! The shop's live state: the event log as of the last durable commit, with indexes by user,
+//! session and item, the catalogue, the live stream and the query counts. Only the writer
+//! changes it, from what each commit stored (see `writer.rs`).
+
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+
+use aisle_core::{EventKind, Item};
+use aisle_features::{EventLog, Interaction, KindWeights, NO_ITEM};
+use aisle_store::ReadStore;
+use lru::LruCache;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+pub use crate::answers::FeedEntry;
+
+/// Counts of one logged query.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct QueryStats {
+    /// Times searched.
+    pub searches: u64,
+    /// Times it found nothing.
+    pub zero_results: u64,
+}
+
+/// Bounds on the live view's maps that client input can grow.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveLimits {
+    /// Distinct queries counted.
+    pub queries: NonZeroUsize,
+    /// Sessions indexed.
+    pub sessions: NonZeroUsize,
+    /// Latest events kept per session.
+    pub session_events: usize,
+}
+
+impl LiveLimits {
+    /// Limits from the settings' numbers (a zero is taken as one).
+    pub fn new(queries: usize, sessions: usize, session_events: usize) -> LiveLimits {
+        LiveLimits {
+            queries: NonZeroUsize::new(queries).unwrap_or(NonZeroUsize::MIN),
+            sessions: NonZeroUsize::new(sessions).unwrap_or(NonZeroUsize::MIN),
+            session_events: session_events.max(1),
+        }
+    }
+}
+
+impl Default for LiveLimits {
+    /// 10,000 queries, 100,000 sessions, 200 events per session.
+    fn default() -> Self {
+        LiveLimits::new(10_000, 100_000, 200)
+    }
+}
+
+/// The event log as of the last acknowledged event, with indexes by user and session.
+///
+/// The maps keyed by what clients send (session ids, query text) are least-recently-used
+/// caches with a fixed capacity, so a flood of distinct sessions or queries costs a bounded
+/// amount of memory: the oldest entries go (their events stay in the store and the log).
+pub struct Live {
+    /// Every event, in arrival order.
+    pub events: Vec<Interaction>,
+    /// Event positions per dense user id.
+    pub by_user: Vec<Vec<u32>>,
+    /// Latest event positions per session key, most recently active sessions kept.
+    pub by_session: LruCache<u64, VecDeque<u32>>,
+    /// Users of each dense item id, sorted, without repeats (the evidence of explanations).
+    pub item_users: Vec<Vec<u32>>,
+    /// The catalogue by dense item id (`None`: known only from events).
+    pub items: Vec<Option<Item>>,
+    /// The latest events, newest last.
+    pub feed: VecDeque<FeedEntry>,
+    /// Events acknowledged since the server started.
+    pub ingested: u64,
+    /// Searches by normalised query, most recently searched kept.
+    pub queries: LruCache<String, QueryStats>,
+    /// Time of the latest event.
+    pub latest_ms: i64,
+    limits: LiveLimits,
+}
+
+/// Lines the live stream keeps.
+pub const FEED: usize = 50;
+
+impl Live {
+    /// An empty view with these limits.
+    pub fn new(limits: LiveLimits) -> Live {
+        Live {
+            events: Vec::new(),
+            by_user: Vec::new(),
+            by_session: LruCache::new(limits.sessions),
+            item_users: Vec::new(),
+            items: Vec::new(),
+            feed: VecDeque::new(),
+            ingested: 0,
+            queries: LruCache::new(limits.queries),
+            latest_ms: 0,
+            limits,
+        }
+    }
+
+    /// Loads everything the store holds.
+    pub fn load(store: &dyn ReadStore, limits: LiveLimits) -> aisle_store::Result<Live> {
+        let counts = store.counts()?;
+        let mut live = Live {
+            items: vec![None; counts.items],
+            ..Live::new(limits)
+        };
+        store.scan_items(&mut |id, item| put_item(&mut live.items, id.index(), item))?;
+        let log = EventLog::load(store).map_err(|e| aisle_store::Error::Corrupt {
+            table: "events",
+            reason: e.to_string(),
+        })?;
+        live.by_user = vec![Vec::new(); counts.users];
+        for e in log.events() {
+            live.push(*e);
+        }
+        Ok(live)
+    }
+
+    /// Adds one event (its ids already assigned by the store).
+    pub fn push(&mut self, e: Interaction) {
+        let at = self.events.len() as u32;
+        let user = e.user as usize;
+        if self.by_user.len() <= user {
+            self.by_user.resize(user + 1, Vec::new());
+        }
+        self.by_user[user].push(at);
+        if e.session != 0 {
+            let cap = self.limits.session_events;
+            let positions = self.by_session.get_or_insert_mut(e.session, VecDeque::new);
+            if positions.len() == cap {
+                positions.pop_front();
+            }
+            positions.push_back(at);
+        }
+        if e.item != NO_ITEM {
+            let item = e.item as usize;
+            if self.items.len() <= item {
+                self.items.resize(item + 1, None);
+            }
+            if self.item_users.len() <= item {
+                self.item_users.resize(item + 1, Vec::new());
+            }
+            let users = &mut self.item_users[item];
+            if let Err(slot) = users.binary_search(&e.user) {
+                users.insert(slot, e.user);
+            }
+        }
+        self.latest_ms = self.latest_ms.max(e.timestamp_ms);
+        self.events.push(e);
+    }
+
+    /// Counts one search for the dashboard's query statistics.
+    pub fn count_query(&mut self, query: &str, found_nothing: bool) {
+        let key = query.trim().to_lowercase();
+        if key.is_empty() {
+            return;
+        }
+        let stats = self.queries.get_or_insert_mut(key, QueryStats::default);
+        stats.searches += 1;
+        stats.zero_results += u64::from(found_nothing);
+    }
+
+    /// The latest event positions of a session (without marking it as used).
+    pub fn session_positions(&self, session: u64) -> Vec<u32> {
+        self.by_session
+            .peek(&session)
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records an event for the live stream.
+    pub fn announce(&mut self, entry: FeedEntry) {
+        if self.feed.len() == FEED {
+            self.feed.pop_front();
+        }
+        self.feed.push_back(entry);
+    }
+
+    /// Items, kinds and times of the events at `positions` that say something about taste.
+    pub fn history_of(&self, positions: &[u32]) -> (Vec<u32>, Vec<EventKind>, Vec<i64>) {
+        let weights = KindWeights::default();
+        let mut items = Vec::new();
+        let mut kinds = Vec::new();
+        let mut times = Vec::new();
+        for &p in positions {
+            let e = &self.events[p as usize];
+            if e.item != NO_ITEM && weights.weight(e.kind) != 0.0 {
+                items.push(e.item);
+                kinds.push(e.kind);
+                times.push(e.timestamp_ms);
+            }
+        }
+        (items, kinds, times)
+    }
+
+    /// Users who interacted with `item`, sorted.
+    pub fn users_of(&self, item: u32) -> &[u32] {
+        self.item_users
+            .get(item as usize)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes a forgotten user out of the explanation evidence.
+    pub fn drop_user_evidence(&mut self, user: u32) {
+        for users in &mut self.item_users {
+            if let Ok(slot) = users.binary_search(&user) {
+                users.remove(slot);
+            }
+        }
+    }
+
+    /// Items bought by a user.
+    pub fn bought(&self, user: u32) -> Vec<u32> {
+        self.by_user
+            .get(user as usize)
+            .map(|positions| {
+                positions
+                    .iter()
+                    .map(|&p| &self.events[p as usize])
+                    .filter(|e| e.kind == EventKind::Purchase && e.item != NO_ITEM)
+                    .map(|e| e.item)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Items by recent interest: each event counts `0.5^(age / half_life)`, age measured
+    /// from the server's clock `now_ms`. Events later than `now_ms` are not counted (an
+    /// event from the future cannot take over the list). A log with nothing within the
+    /// horizon of now (a historical data set) is aged from its newest event instead.
+    pub fn trending(&self, now_ms: i64, half_life_ms: i64, horizon_ms: i64) -> Vec<(u32, f32)> {
+        let weights = KindWeights::default();
+        // The newest event not in the future: `latest_ms` unless a future one moved it.
+        let newest_past = if self.events.is_empty() {
+            None
+        } else if self.latest_ms <= now_ms {
+            Some(self.latest_ms)
+        } else {
+            self.events
+                .iter()
+                .map(|e| e.timestamp_ms)
+                .filter(|&t| t <= now_ms)
+                .max()
+        };
+        let reference = match newest_past {
+            Some(t) if now_ms - t > horizon_ms => t,
+            _ => now_ms,
+        };
+        let mut scores: FxHashMap<u32, f32> = FxHashMap::default();
+        for e in self.events.iter().rev() {
+            let age = reference - e.timestamp_ms;
+            if !(0..=horizon_ms).contains(&age) {
+                continue;
+            }
+            if e.item != NO_ITEM {
+                let w = weights.weight(e.kind).max(0.0);
+                *scores.entry(e.item).or_default() +=
+                    w * 0.5f32.powf(age as f32 / half_life_ms as f32);
+            }
+        }
+        let mut list: Vec<(u32, f32)> = scores.into_iter().collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        list
+    }
+}
+
+/// Sets `items[at]`, growing the list when `at` is past its end.
+pub(crate) fn put_item(items: &mut Vec<Option<Item>>, at: usize, item: Item) {
+    if items.len() <= at {
+        items.resize(at + 1, None);
+    }
+    items[at] = Some(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn event(item: u32, session: u64, timestamp_ms: i64) -> Interaction {
+        Interaction {
+            user: 0,
+            item,
+            kind: EventKind::View,
+            timestamp_ms,
+            session,
+            value: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_event_from_the_future_does_not_take_over_trending() {
+        let now = 1_800_000_000_000;
+        let mut live = Live::new(LiveLimits::default());
+        for (i, item) in [1, 1, 2, 3].into_iter().enumerate() {
+            live.push(event(item, 0, now - 3_600_000 * (i as i64 + 1)));
+        }
+        let before = live.trending(now, DAY_MS, 14 * DAY_MS);
+        live.push(event(9, 0, 4_070_908_800_000));
+        let after = live.trending(now, DAY_MS, 14 * DAY_MS);
+        assert_eq!(before, after);
+        assert_eq!(after[0].0, 1);
+        // A historical log (nothing within the horizon of now) is aged from its newest event.
+        let old = live.trending(now + 100 * DAY_MS, DAY_MS, 14 * DAY_MS);
+        assert_eq!(old.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn sessions_and_queries_stay_within_their_caps() {
+        let limits = LiveLimits {
+            queries: NonZeroUsize::new(10).expect("10"),
+            sessions: NonZeroUsize::new(5).expect("5"),
+            session_events: 2,
+        };
+        let mut live = Live::new(limits);
+        for s in 1..=1_000u64 {
+            live.push(event(1, s, 0));
+            live.count_query(&format!("query {s}"), false);
+        }
+        assert_eq!(live.by_session.len(), 5);
+        assert_eq!(live.queries.len(), 10);
+        assert_eq!(live.session_positions(1_000), vec![999]);
+        assert!(
+            live.session_positions(1).is_empty(),
+            "the oldest session went first"
+        );
+        for item in [4, 5, 6] {
+            live.push(event(item, 7, 0));
+        }
+        let kept: Vec<u32> = live
+            .session_positions(7)
+            .iter()
+            .map(|&p| live.events[p as usize].item)
+            .collect();
+        assert_eq!(kept, vec![5, 6], "the latest events of a long session");
+    }
+}

@@ -1,0 +1,778 @@
+//! Every question the engine answers, from the live state and the generation serving.
+
+use aisle_core::{EventKind, ItemId, RawEvent};
+use aisle_features::NO_ITEM;
+use aisle_models::explain::because_with;
+use aisle_models::{Query, RecOptions, Recommender, Scored, recommend as top_n};
+use aisle_search::{BehaviourProfile, Filter, RankingContext, SearchMode, SearchRequest};
+
+use crate::answers::{
+    Analytics, BgNbdParameters, CartRecommendations, ChurnPrediction, Contribution, Counts,
+    CrossCategory, Dashboard, DepartmentChance, Evidence, Explanation, FacetCount, FeatureShare,
+    ItemPage, ItemSummary, Memory, ModelInfo, ProductChance, PromoTarget, Promotion,
+    PurchaseImportance, PurchasePrediction, QueryCount, Ready, Recommended, SearchFacets,
+    SearchHit, SearchResults, SearchStats, SessionRecommendations, Shoppers, Trending,
+    TrendingItem, UserRecommendations,
+};
+use crate::error::{EngineError, Result};
+use crate::live::Live;
+use crate::requests::{
+    CartIn, ExplainParams, KParam, ModeIn, PromoIn, PromoParams, RecommendParams, SearchParams,
+    SessionIn, TrendingParams, UserK, UserParam, check_k,
+};
+use crate::writer::Change;
+use crate::{Engine, now_ms, read, write};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Top `k` for `query` from the served model; history items newer than the model are left
+/// out of the query.
+fn scored(
+    model: &dyn Recommender,
+    query: &Query<'_>,
+    k: usize,
+    options: &RecOptions<'_>,
+) -> Vec<Scored> {
+    let (user, history, kinds, times) = (query.user, query.history, query.kinds, query.times_ms);
+    let n = model.n_items() as u32;
+    // The model knows only the items it was trained on; newer ones cannot be scored yet.
+    let keep: Vec<usize> = (0..history.len()).filter(|&i| history[i] < n).collect();
+    let h: Vec<u32> = keep.iter().map(|&i| history[i]).collect();
+    let kk: Vec<EventKind> = if kinds.len() == history.len() {
+        keep.iter().map(|&i| kinds[i]).collect()
+    } else {
+        Vec::new()
+    };
+    let tt: Vec<i64> = if times.len() == history.len() {
+        keep.iter().map(|&i| times[i]).collect()
+    } else {
+        Vec::new()
+    };
+    top_n(
+        model,
+        &Query {
+            user,
+            history: &h,
+            kinds: &kk,
+            times_ms: &tt,
+        },
+        k,
+        options,
+    )
+}
+
+fn summary(item: &aisle_core::Item) -> ItemSummary {
+    ItemSummary {
+        id: item.external_id.clone(),
+        title: item.title.clone(),
+        category: item.category.clone(),
+        brand: item.brand.clone(),
+        price: item.price,
+    }
+}
+
+fn has_category(item: &aisle_core::Item, category: &str) -> bool {
+    item.category
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(category))
+}
+
+impl Engine {
+    fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        read(&self.shared.live)
+    }
+
+    fn user_id(&self, external: &str) -> Result<u32> {
+        self.shared
+            .store
+            .user_id(external)
+            .ok()
+            .flatten()
+            .map(|u| u.0)
+            .ok_or_else(|| EngineError::not_found(format!("unknown user {external:?}")))
+    }
+
+    fn item_id(&self, external: &str) -> Result<u32> {
+        self.shared
+            .store
+            .item_id(external)
+            .ok()
+            .flatten()
+            .map(|i| i.0)
+            .ok_or_else(|| EngineError::not_found(format!("unknown item {external:?}")))
+    }
+
+    /// Readiness: the generation serving.
+    pub fn ready(&self) -> Ready {
+        let generation = self.generation();
+        Ready {
+            ready: true,
+            model: generation.model_name.clone(),
+            model_version: generation.version,
+        }
+    }
+
+    fn listing(&self, scored: &[Scored], history: &[u32], explain: bool, verb: &str) -> Vec<Recommended> {
+        let live = self.live();
+        let items: Vec<u32> = scored.iter().map(|s| s.item).collect();
+        let reasons = if explain && !history.is_empty() {
+            // The 50 most recent distinct items are the evidence: recent taste explains best,
+            // and it bounds the work per request.
+            let mut recent: Vec<u32> = Vec::new();
+            for &h in history.iter().rev() {
+                if !recent.contains(&h) {
+                    recent.push(h);
+                    if recent.len() == 50 {
+                        break;
+                    }
+                }
+            }
+            because_with(|item| live.users_of(item), &recent, &items, 3)
+        } else {
+            vec![Vec::new(); items.len()]
+        };
+        let known = |id: u32| live.items.get(id as usize).and_then(Option::as_ref);
+        scored
+            .iter()
+            .zip(reasons)
+            .filter_map(|(s, why)| {
+                let item = known(s.item)?;
+                let because: Vec<Evidence> = why
+                    .iter()
+                    .filter_map(|b| {
+                        let evidence = known(b.item)?;
+                        Some(Evidence {
+                            id: evidence.external_id.clone(),
+                            title: evidence.title.clone(),
+                            shared_users: b.shared_users,
+                            similarity: b.similarity,
+                        })
+                    })
+                    .collect();
+                let why = match because.first() {
+                    Some(b) => format!(
+                        "{verb} {} ({} shoppers chose both)",
+                        b.title, b.shared_users
+                    ),
+                    None => "popular with shoppers".to_string(),
+                };
+                Some(Recommended {
+                    id: item.external_id.clone(),
+                    title: item.title.clone(),
+                    category: item.category.clone(),
+                    price: item.price,
+                    score: s.score,
+                    because,
+                    why,
+                })
+            })
+            .collect()
+    }
+
+    fn for_user(
+        &self,
+        user: u32,
+        k: usize,
+        exclude_bought: bool,
+        category: Option<&str>,
+        avoid_categories: Option<&[String]>,
+        explain: bool,
+    ) -> Vec<Recommended> {
+        let generation = self.generation();
+        let (history, kinds, times, exclude, allowed) = {
+            let live = self.live();
+            let positions = live.by_user.get(user as usize).cloned().unwrap_or_default();
+            let (h, kk, t) = live.history_of(&positions);
+            let exclude = if exclude_bought {
+                live.bought(user)
+            } else {
+                Vec::new()
+            };
+            let allowed: Option<Vec<bool>> = (category.is_some() || avoid_categories.is_some())
+                .then(|| {
+                    live.items
+                        .iter()
+                        .map(|i| {
+                            i.as_ref().is_some_and(|i| {
+                                category.is_none_or(|c| has_category(i, c))
+                                    && avoid_categories.is_none_or(|avoid| {
+                                        i.category.first().is_none_or(|d| !avoid.contains(d))
+                                    })
+                            })
+                        })
+                        .collect()
+                });
+            (h, kk, t, exclude, allowed)
+        };
+        let filter = |i: u32| {
+            allowed
+                .as_ref()
+                .is_none_or(|a| a.get(i as usize).copied().unwrap_or(false))
+        };
+        let known_user = ((user as usize) < generation.trained_users).then_some(user);
+        let list = scored(
+            &generation.model,
+            &Query {
+                user: known_user,
+                history: &history,
+                kinds: &kinds,
+                times_ms: &times,
+            },
+            k,
+            &RecOptions {
+                exclude: &exclude,
+                filter: allowed
+                    .is_some()
+                    .then_some(&filter as &(dyn Fn(u32) -> bool + Sync)),
+            },
+        );
+        self.listing(&list, &history, explain, "because you chose")
+    }
+
+    fn from_items(&self, history: &[u32], k: usize, verb: &str) -> Vec<Recommended> {
+        let generation = self.generation();
+        let list = scored(
+            &generation.model,
+            &Query {
+                history,
+                ..Query::default()
+            },
+            k,
+            &RecOptions {
+                exclude: history,
+                filter: None,
+            },
+        );
+        self.listing(&list, history, true, verb)
+    }
+
+    fn items_named(&self, names: &[String]) -> Result<Vec<u32>> {
+        names.iter().map(|n| self.item_id(n)).collect()
+    }
+
+    /// Top items for a user, from their history as of now.
+    pub fn recommend(&self, p: &RecommendParams) -> Result<UserRecommendations> {
+        let k = check_k(p.k)?;
+        let user = self.user_id(&p.user)?;
+        let items = self.for_user(
+            user,
+            k,
+            p.exclude_bought,
+            p.category.as_deref(),
+            None,
+            p.explain,
+        );
+        let generation = self.generation();
+        Ok(UserRecommendations {
+            user: p.user.clone(),
+            model: generation.model_name.clone(),
+            model_version: generation.version,
+            items,
+        })
+    }
+
+    /// Top items for an anonymous session, by its id, its items or both.
+    pub fn recommend_session(&self, k: &KParam, body: &SessionIn) -> Result<SessionRecommendations> {
+        let k = check_k(k.k)?;
+        body.check()?;
+        let mut history: Vec<u32> = Vec::new();
+        if let Some(s) = &body.session {
+            let key = aisle_store::session_id(s).0;
+            let live = self.live();
+            let positions = live.session_positions(key);
+            history.extend(live.history_of(&positions).0);
+            if history.is_empty() && body.items.is_none() {
+                return Err(EngineError::not_found(format!(
+                    "no events of session {s:?}: nothing to recommend from"
+                )));
+            }
+        }
+        history.extend(self.items_named(body.items.as_deref().unwrap_or_default())?);
+        Ok(SessionRecommendations {
+            session: body.session.clone(),
+            items: self.from_items(&history, k, "you viewed"),
+        })
+    }
+
+    /// Items that go with a cart.
+    pub fn recommend_cart(&self, k: &KParam, body: &CartIn) -> Result<CartRecommendations> {
+        let k = check_k(k.k)?;
+        body.check()?;
+        let cart = self.items_named(&body.items)?;
+        Ok(CartRecommendations {
+            cart: body.items.clone(),
+            items: self.from_items(&cart, k, "goes with"),
+        })
+    }
+
+    /// Top items for a user from categories they have not used.
+    pub fn cross_category(&self, p: &UserK) -> Result<CrossCategory> {
+        let k = check_k(p.k)?;
+        let user = self.user_id(&p.user)?;
+        let used: Vec<String> = {
+            let live = self.live();
+            let mut seen = std::collections::BTreeSet::new();
+            for &pos in live.by_user.get(user as usize).map_or(&[][..], Vec::as_slice) {
+                let e = &live.events[pos as usize];
+                if let Some(Some(item)) = live.items.get(e.item as usize)
+                    && let Some(c) = item.category.first()
+                {
+                    seen.insert(c.clone());
+                }
+            }
+            seen.into_iter().collect()
+        };
+        let items = self.for_user(user, k, true, None, Some(&used), true);
+        Ok(CrossCategory {
+            user: p.user.clone(),
+            categories_used: used,
+            items,
+        })
+    }
+
+    /// Items gaining interest now (time-decayed counts of views, carts and purchases).
+    pub fn trending(&self, p: &TrendingParams) -> Result<Trending> {
+        let k = check_k(p.k)?;
+        let live = self.live();
+        let list = live.trending(now_ms(), DAY_MS, 14 * DAY_MS);
+        let items = list
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let item = live.items.get(id as usize)?.as_ref()?;
+                if let Some(c) = &p.category
+                    && !has_category(item, c)
+                {
+                    return None;
+                }
+                Some(TrendingItem {
+                    id: item.external_id.clone(),
+                    title: item.title.clone(),
+                    category: item.category.clone(),
+                    score,
+                    why: "many recent views, carts and purchases".into(),
+                })
+            })
+            .take(k)
+            .collect();
+        Ok(Trending { items })
+    }
+
+    /// An item with the items similar to it.
+    pub fn item_page(&self, id: &str, k: &KParam) -> Result<ItemPage> {
+        let k = check_k(k.k)?;
+        let dense = self.item_id(id)?;
+        let item = self
+            .live()
+            .items
+            .get(dense as usize)
+            .and_then(Option::as_ref)
+            .map(summary)
+            .ok_or_else(|| EngineError::not_found(format!("item {id:?} is not in the catalogue")))?;
+        let generation = self.generation();
+        let similar = if (dense as usize) < generation.n_items() {
+            let list = Recommender::similar_items(&generation.model, dense, k);
+            self.listing(&list, &[dense], true, "shoppers who chose")
+        } else {
+            Vec::new()
+        };
+        Ok(ItemPage { item, similar })
+    }
+
+    /// Searches the catalogue, personalised for the user; the search is logged as an event.
+    pub fn search(&self, p: &SearchParams) -> Result<SearchResults> {
+        let filters = p.check()?;
+        let filter = Filter::parse_all(&filters).map_err(|e| EngineError::bad_request(e.to_string()))?;
+        let user = p.user.as_deref().map(|u| self.user_id(u)).transpose()?;
+        let request = SearchRequest {
+            query: p.q.clone(),
+            filter,
+            limit: p.limit,
+            offset: p.offset,
+            mode: p.mode.map(|m| match m {
+                ModeIn::Lexical => SearchMode::Lexical,
+                ModeIn::Semantic => SearchMode::Semantic,
+                ModeIn::Hybrid => SearchMode::Hybrid,
+            }),
+            typing: true,
+            personalise: true,
+        };
+        let engine_guard = read(&self.shared.search);
+        let Some(engine) = engine_guard.as_ref() else {
+            return Err(EngineError::unavailable(
+                "search is not set up on this server: run aisle index on the data directory",
+            ));
+        };
+        let generation = self.generation();
+        let (events, items): (Vec<(ItemId, EventKind, i64)>, Vec<u32>) = {
+            let live = self.live();
+            let positions = user
+                .and_then(|u| live.by_user.get(u as usize).cloned())
+                .unwrap_or_default();
+            let events = positions
+                .iter()
+                .map(|&p| live.events[p as usize])
+                .filter(|e| e.item != NO_ITEM)
+                .map(|e| (ItemId(e.item), e.kind, e.timestamp_ms))
+                .collect();
+            (events, live.history_of(&positions).0)
+        };
+        let profile = BehaviourProfile::from_events(events.iter().copied(), |id| engine.item(id));
+        let scores = (user.is_some() && engine.ranker().is_some()).then(|| {
+            let n = generation.n_items() as u32;
+            let h: Vec<u32> = items.into_iter().filter(|&i| i < n).collect();
+            let mut s = vec![0f32; generation.n_items()];
+            Recommender::score(
+                &generation.model,
+                &Query {
+                    user: user.filter(|&u| (u as usize) < generation.trained_users),
+                    history: &h,
+                    ..Default::default()
+                },
+                &mut s,
+            );
+            s
+        });
+        let now = now_ms();
+        let ctx = RankingContext {
+            profile: user.map(|_| &profile),
+            recommender_scores: scores.as_deref(),
+            now_ms: now,
+        };
+        let started = std::time::Instant::now();
+        let response = engine
+            .search(&request, &ctx)
+            .map_err(|e| EngineError::bad_request(e.to_string()))?;
+        let took_ms = started.elapsed().as_secs_f64() * 1e3;
+        let hits: Vec<SearchHit> = response
+            .hits
+            .iter()
+            .filter_map(|h| {
+                let item = engine.item(h.item)?;
+                Some(SearchHit {
+                    id: item.external_id.clone(),
+                    title: item.title.clone(),
+                    category: item.category.clone(),
+                    brand: item.brand.clone(),
+                    price: item.price,
+                    score: h.score,
+                    why: h.reasons.clone(),
+                })
+            })
+            .collect();
+        let counts = |list: &[(String, usize)]| -> Vec<FacetCount> {
+            list.iter()
+                .map(|(value, count)| FacetCount {
+                    value: value.clone(),
+                    count: *count,
+                })
+                .collect()
+        };
+        let facets = SearchFacets {
+            departments: counts(&response.facets.departments),
+            categories: counts(&response.facets.categories),
+            brands: counts(&response.facets.brands),
+        };
+        write(&self.shared.live).count_query(&request.query, response.total == 0);
+        if !request.query.trim().is_empty() {
+            let who = user.map_or_else(|| "anonymous".to_string(), |u| self.shared.user_name(u));
+            let mut event = RawEvent::new(who, None, "search", now);
+            event.payload.query = Some(request.query.clone());
+            event.payload.results = hits.iter().map(|h| h.id.clone()).collect();
+            let logged = self.writer.submit(Change::Events {
+                events: vec![event],
+                key: None,
+            });
+            if !logged {
+                self.shared.counters.search_log_dropped.inc();
+            }
+        }
+        Ok(SearchResults {
+            query: request.query,
+            total: response.total,
+            mode: response.mode.map(|m| {
+                match m {
+                    SearchMode::Lexical => "lexical",
+                    SearchMode::Semantic => "semantic",
+                    SearchMode::Hybrid => "hybrid",
+                }
+                .to_string()
+            }),
+            personalised: response.personalised,
+            took_ms,
+            hits,
+            facets,
+            notes: response.notes,
+        })
+    }
+
+    /// What the user's next order will likely hold.
+    pub fn predict_purchase(&self, p: &UserK) -> Result<PurchasePrediction> {
+        let k = check_k(p.k)?;
+        let user = self.user_id(&p.user)?;
+        let generation = self.generation();
+        let preds = &generation.predictions;
+        let live = self.live();
+        let products: Vec<ProductChance> = preds
+            .products
+            .get(&user)
+            .map(|list| {
+                list.iter()
+                    .take(k)
+                    .map(|c| ProductChance {
+                        item: live
+                            .items
+                            .get(c.subject as usize)
+                            .and_then(Option::as_ref)
+                            .map(summary),
+                        probability: c.probability,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let departments: Vec<DepartmentChance> = preds
+            .departments
+            .get(&user)
+            .map(|list| {
+                list.iter()
+                    .take(k)
+                    .map(|c| DepartmentChance {
+                        department: preds.department_names.get(c.subject as usize).cloned(),
+                        probability: c.probability,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let importance = |m: &Option<aisle_analytics::propensity::Propensity>| {
+            m.as_ref().map(|m| {
+                m.importance()
+                    .into_iter()
+                    .take(5)
+                    .map(|(feature, share)| FeatureShare {
+                        feature: feature.to_string(),
+                        share,
+                    })
+                    .collect()
+            })
+        };
+        let notes = if products.is_empty() {
+            vec![
+                "this user has fewer than two orders (as of the last training): too little history"
+                    .to_string(),
+            ]
+        } else {
+            preds.notes.clone()
+        };
+        Ok(PurchasePrediction {
+            user: p.user.clone(),
+            model_version: generation.version,
+            products,
+            departments,
+            importance: PurchaseImportance {
+                products: importance(&preds.reorder),
+                departments: importance(&preds.groups),
+            },
+            notes,
+        })
+    }
+
+    /// P(alive) and expected purchases in 4 weeks (BG/NBD).
+    pub fn predict_churn(&self, p: &UserParam) -> Result<ChurnPrediction> {
+        let user = self.user_id(&p.user)?;
+        let generation = self.generation();
+        let preds = &generation.predictions;
+        let Some(fit) = &preds.bgnbd else {
+            return Err(EngineError::unavailable(format!(
+                "no churn model: {}",
+                preds.notes.join("; ")
+            )));
+        };
+        let (p_alive, expected) = preds.churn.get(&user).copied().ok_or_else(|| {
+            EngineError::not_found(format!(
+                "user {:?} had no purchase when the model was trained",
+                p.user
+            ))
+        })?;
+        Ok(ChurnPrediction {
+            user: p.user.clone(),
+            model: "bgnbd".into(),
+            p_alive,
+            expected_purchases_4_weeks: expected,
+            parameters: BgNbdParameters {
+                r: fit.r,
+                alpha: fit.alpha,
+                a: fit.a,
+                b: fit.b,
+            },
+        })
+    }
+
+    /// Users a promotion should reach, most likely buyers first.
+    pub fn promote(&self, body: &PromoIn, p: &PromoParams) -> Result<Promotion> {
+        body.check()?;
+        p.check()?;
+        let promoted: Vec<u32> = match body {
+            PromoIn::Category(c) => {
+                let live = self.live();
+                live.items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| i.as_ref().is_some_and(|i| has_category(i, &c.category)))
+                    .map(|(id, _)| id as u32)
+                    .collect()
+            }
+            PromoIn::Items(i) => self.items_named(&i.items)?,
+        };
+        if promoted.is_empty() {
+            return Err(EngineError::not_found("no item matches the promotion"));
+        }
+        let generation = self.generation();
+        let (Some(model), Some(log)) = (&generation.predictions.groups, &generation.predictions.log)
+        else {
+            return Err(EngineError::unavailable(format!(
+                "no purchase model: {}",
+                generation.predictions.notes.join("; ")
+            )));
+        };
+        let ranked = model
+            .promotion_targets(log, &promoted, 3)
+            .map_err(|e| EngineError::bad_request(e.to_string()))?;
+        let expected = aisle_analytics::propensity::expected_buyers(&ranked, p.k);
+        Ok(Promotion {
+            users_scored: ranked.len(),
+            k: p.k,
+            expected_buyers_in_top_k: expected,
+            targets: ranked
+                .iter()
+                .take(p.top)
+                .map(|t| PromoTarget {
+                    user: self.shared.user_name(t.user),
+                    probability: t.probability,
+                    because: t
+                        .because
+                        .iter()
+                        .map(|c| Contribution {
+                            feature: c.feature.to_string(),
+                            value: c.value,
+                            log_odds: c.log_odds,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Why an item is recommended to a user.
+    pub fn explain(&self, p: &ExplainParams) -> Result<Explanation> {
+        let user = self.user_id(&p.user)?;
+        let item = self.item_id(&p.item)?;
+        let generation = self.generation();
+        let (history, kinds, times) = {
+            let live = self.live();
+            let positions = live.by_user.get(user as usize).cloned().unwrap_or_default();
+            live.history_of(&positions)
+        };
+        let mut rank = None;
+        if (item as usize) < generation.n_items() {
+            let all = scored(
+                &generation.model,
+                &Query {
+                    user: ((user as usize) < generation.trained_users).then_some(user),
+                    history: &history,
+                    kinds: &kinds,
+                    times_ms: &times,
+                },
+                generation.n_items(),
+                &RecOptions::default(),
+            );
+            rank = all.iter().position(|s| s.item == item).map(|r| r + 1);
+        }
+        let listing = self.listing(&[Scored { item, score: 0.0 }], &history, true, "because you chose");
+        Ok(Explanation {
+            model: generation.model_name.clone(),
+            rank_for_user: rank,
+            history_items: history.len(),
+            item: listing.into_iter().next(),
+        })
+    }
+
+    /// Funnel, cohorts, RFM segments and best sellers, as of the last training.
+    pub fn analytics(&self) -> Analytics {
+        let generation = self.generation();
+        Analytics {
+            as_of_model_version: generation.version,
+            analytics: generation.analytics.clone(),
+        }
+    }
+
+    fn sample_users_in(&self, live: &Live) -> Vec<String> {
+        live.by_user
+            .iter()
+            .enumerate()
+            .filter(|(_, events)| events.len() >= 10)
+            .take(8)
+            .map(|(u, _)| self.shared.user_name(u as u32))
+            .collect()
+    }
+
+    /// A few shoppers with history, for the storefront's shopper picker.
+    pub fn shoppers(&self) -> Shoppers {
+        Shoppers {
+            users: self.sample_users_in(&self.live()),
+        }
+    }
+
+    /// Live stream, counts, models, leaderboard and search analytics.
+    pub fn dashboard(&self) -> Dashboard {
+        let generation = self.generation();
+        let live = self.live();
+        let counts = self.shared.store.counts().unwrap_or_default();
+        let mut queries: Vec<(&String, &crate::live::QueryStats)> = live.queries.iter().collect();
+        queries.sort_by(|a, b| b.1.searches.cmp(&a.1.searches).then(a.0.cmp(b.0)));
+        let leaderboard = self.config.data_dir.as_ref().and_then(|dir| {
+            let text = std::fs::read_to_string(dir.join("eval").join("leaderboard.json")).ok()?;
+            serde_json::from_str(&text).ok()
+        });
+        Dashboard {
+            counts: Counts {
+                users: counts.users,
+                items: counts.items,
+                events: counts.events,
+                ingested_since_start: live.ingested,
+            },
+            feed: live.feed.iter().rev().cloned().collect(),
+            model: ModelInfo {
+                name: generation.model_name.clone(),
+                version: generation.version,
+                trained_at_ms: generation.trained_at_ms,
+                train_seconds: generation.train_seconds,
+                trained_events: generation.trained_events,
+            },
+            analytics: generation.analytics.clone(),
+            leaderboard,
+            search: SearchStats {
+                top_queries: queries
+                    .iter()
+                    .take(10)
+                    .map(|(q, s)| QueryCount {
+                        query: (*q).clone(),
+                        searches: s.searches,
+                        zero_results: s.zero_results,
+                    })
+                    .collect(),
+                zero_result_queries: queries
+                    .iter()
+                    .filter(|q| q.1.zero_results > 0)
+                    .map(|q| q.0.clone())
+                    .take(10)
+                    .collect(),
+            },
+            notes: generation.predictions.notes.clone(),
+            memory: Memory {
+                live_sessions: live.by_session.len(),
+                tracked_queries: live.queries.len(),
+                rate_limited_callers: 0,
+            },
+            sample_users: self.sample_users_in(&live),
+        }
+    }
+}
