@@ -26,6 +26,22 @@ pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
 /// whatever the clock says. Later events give their time in milliseconds.
 pub const DATE_TIME_PATTERN: &str = "^(1[0-9]{3}|20[01][0-9]|202[0-5])-";
 
+/// An id in a list (the schema of each entry of a list of ids).
+pub struct Id;
+
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(ID_MAX_CHARS))
+            .pattern(Some(ID_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
+
 /// Checks an id against the rules of [`ID_PATTERN`] and [`ID_MAX_CHARS`].
 pub fn check_id(what: &str, id: &str, at: &str) -> Result<()> {
     let Some(first) = id.chars().next() else {
@@ -51,6 +67,9 @@ pub fn check_id(what: &str, id: &str, at: &str) -> Result<()> {
 pub enum Timestamp {
     /// Milliseconds since the Unix epoch.
     Millis(i64),
+    /// Milliseconds written with a fraction part (`946.0` is the integer 946 to JSON Schema;
+    /// a fraction other than zero is refused).
+    Float(f64),
     /// An RFC 3339 date-time, e.g. `2024-05-01T12:00:00Z`.
     Text(String),
 }
@@ -203,6 +222,14 @@ pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<Ra
                     "{at}: timestamp {n} is not milliseconds between 1970 and 2100"
                 ))
             })?,
+        Some(Timestamp::Float(x)) => Some(*x)
+            .filter(|x| x.fract() == 0.0 && (0.0..=MAX_TIMESTAMP_MS as f64).contains(x))
+            .map(|x| x as i64)
+            .ok_or_else(|| {
+                EngineError::bad_request(format!(
+                    "{at}: timestamp {x} is not whole milliseconds between 1970 and 2100"
+                ))
+            })?,
         Some(Timestamp::Text(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.timestamp_millis())
             .map_err(|err| {
@@ -246,13 +273,25 @@ fn too_many(what: &str, n: usize) -> EngineError {
     ))
 }
 
+/// Parses JSON that must be an object, or a list of objects: serde would also read a
+/// struct from a list of its fields (`[null, null]`), which the schema does not allow.
+pub fn parse_objects<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let bad = |detail: String| EngineError::bad_request(format!("the body is not {what}: {detail}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let objects = match &value {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(list) => list.iter().all(serde_json::Value::is_object),
+        _ => false,
+    };
+    if !objects {
+        return Err(bad("expected a JSON object, or a list of objects".into()));
+    }
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
 /// Parses an ingest body: one event or a non-empty list.
 pub fn parse_events(body: &[u8], rules: &EventRules<'_>) -> Result<Vec<RawEvent>> {
-    let parsed: OneOrMany = serde_json::from_slice(body).map_err(|e| {
-        EngineError::bad_request(format!(
-            "the body is not an event or a list of events: {e}"
-        ))
-    })?;
+    let parsed: OneOrMany = parse_objects(body, "an event or a list of events")?;
     let list = match parsed {
         OneOrMany::One(e) => vec![*e],
         OneOrMany::Many(list) => list,
@@ -309,8 +348,7 @@ pub struct ItemIn {
 
 /// Parses an item list.
 pub fn parse_items(body: &[u8]) -> Result<Vec<Item>> {
-    let list: Vec<ItemIn> = serde_json::from_slice(body)
-        .map_err(|e| EngineError::bad_request(format!("the body is not a list of items: {e}")))?;
+    let list: Vec<ItemIn> = parse_objects(body, "a list of items")?;
     if list.len() > MAX_BATCH {
         return Err(too_many("items", list.len()));
     }

@@ -18,7 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::live::Live;
 use crate::requests::{
     CartIn, ExplainParams, KParam, ModeIn, PromoIn, PromoParams, RecommendParams, SearchParams,
-    SessionIn, TrendingParams, UserK, UserParam, check_k,
+    SessionIn, TrendingParams, UserK, UserParam, check_category, check_k,
 };
 use crate::writer::Change;
 use crate::{Engine, now_ms, read, write};
@@ -253,6 +253,7 @@ impl Engine {
     /// Top items for a user, from their history as of now.
     pub fn recommend(&self, p: &RecommendParams) -> Result<UserRecommendations> {
         let k = check_k(p.k)?;
+        check_category(p.category.as_deref())?;
         let user = self.user_id(&p.user)?;
         let items = self.for_user(
             user,
@@ -271,7 +272,8 @@ impl Engine {
         })
     }
 
-    /// Top items for an anonymous session, by its id, its items or both.
+    /// Top items for an anonymous session, by its id, its items or both; with neither (or a
+    /// session without events yet) the model's answer for a new visitor.
     pub fn recommend_session(&self, k: &KParam, body: &SessionIn) -> Result<SessionRecommendations> {
         let k = check_k(k.k)?;
         body.check()?;
@@ -281,11 +283,6 @@ impl Engine {
             let live = self.live();
             let positions = live.session_positions(key);
             history.extend(live.history_of(&positions).0);
-            if history.is_empty() && body.items.is_none() {
-                return Err(EngineError::not_found(format!(
-                    "no events of session {s:?}: nothing to recommend from"
-                )));
-            }
         }
         history.extend(self.items_named(body.items.as_deref().unwrap_or_default())?);
         Ok(SessionRecommendations {
@@ -333,6 +330,7 @@ impl Engine {
     /// Items gaining interest now (time-decayed counts of views, carts and purchases).
     pub fn trending(&self, p: &TrendingParams) -> Result<Trending> {
         let k = check_k(p.k)?;
+        check_category(p.category.as_deref())?;
         let live = self.live();
         let list = live.trending(now_ms(), DAY_MS, 14 * DAY_MS);
         let items = list

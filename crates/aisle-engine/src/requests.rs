@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{EngineError, Result};
-use crate::input::check_id;
+use crate::input::{ID_MAX_CHARS, Id, check_id};
 
 /// Most items a list may ask for.
 pub const MAX_K: usize = 200;
@@ -52,6 +52,16 @@ fn hundred() -> usize {
 }
 fn twenty() -> usize {
     20
+}
+
+/// Checks an optional category name's length.
+pub fn check_category(category: Option<&str>) -> Result<()> {
+    if category.is_some_and(|c| c.chars().count() > ID_MAX_CHARS) {
+        return Err(EngineError::bad_request(format!(
+            "category is longer than {ID_MAX_CHARS} characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a list length `k`.
@@ -111,9 +121,9 @@ pub struct KParam {
 }
 
 /// An anonymous session: its id (its events so far), items, or both.
+/// With neither (or a session without events yet), the answer is what a new visitor gets.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
 pub struct SessionIn {
     /// The session's id, as sent with its events.
     #[serde(default)]
@@ -121,25 +131,17 @@ pub struct SessionIn {
     pub session: Option<String>,
     /// Items viewed, oldest first.
     #[serde(default)]
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(max_items = 1000, value_type = Option<Vec<Id>>)]
     pub items: Option<Vec<String>>,
 }
 
 impl SessionIn {
     /// Checks the bounds the schema states.
     pub fn check(&self) -> Result<()> {
-        if self.session.is_none() && self.items.is_none() {
-            return Err(EngineError::bad_request(
-                "give a session, items or both: nothing to recommend from",
-            ));
-        }
         if let Some(s) = &self.session {
             check_id("session", s, "the body")?;
         }
         if let Some(items) = &self.items {
-            if items.is_empty() {
-                return Err(EngineError::bad_request("items is an empty list"));
-            }
             check_named("items", items)?;
         }
         Ok(())
@@ -151,7 +153,7 @@ impl SessionIn {
 #[serde(deny_unknown_fields)]
 pub struct CartIn {
     /// The items in the cart.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<Id>)]
     pub items: Vec<String>,
 }
 
@@ -289,7 +291,7 @@ pub struct PromoteCategory {
 #[serde(deny_unknown_fields)]
 pub struct PromoteItems {
     /// The items' ids.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<Id>)]
     pub items: Vec<String>,
 }
 

@@ -128,10 +128,13 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        let bytes = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => serde_json::to_vec(&value).unwrap_or_default(),
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        aisle_engine::input::parse_objects(&bytes, "what this route takes")
+            .map(Body)
+            .map_err(ApiError::from)
     }
 }
 

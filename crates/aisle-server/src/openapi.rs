@@ -42,14 +42,21 @@ fn refine_events(schemas: &mut Map<String, Value>, custom_kinds: &[String], late
     let variant = |kinds: &[String], item_required: bool| {
         let mut v = event.clone();
         v["properties"]["kind"]["enum"] = json!(kinds);
-        if let Some(t) = v["properties"]["timestamp"]["oneOf"].get_mut(0) {
-            t["maximum"] = json!(latest_ms);
-        }
-        if item_required && let Some(required) = v["required"].as_array_mut() {
-            required.push(json!("item"));
+        if item_required {
+            if let Some(required) = v["required"].as_array_mut() {
+                required.push(json!("item"));
+            }
+            v["properties"]["item"]["type"] = json!("string");
         }
         v
     };
+    // The clock rule: milliseconds up to now plus the allowed skew.
+    if let Some(millis) = schemas
+        .get_mut(aisle_engine::input::Timestamp::name().as_ref())
+        .and_then(|t| t["oneOf"].get_mut(0))
+    {
+        millis["maximum"] = json!(latest_ms);
+    }
     let description = event["description"].clone();
     schemas.insert(
         EventIn::name().to_string(),
