@@ -13,8 +13,8 @@ out=target/api-fuzz
 rm -rf "$out" && mkdir -p "$out"
 if [ ! -x .cache/fuzz-venv/bin/schemathesis ]; then
   python3 -m venv .cache/fuzz-venv
-  .cache/fuzz-venv/bin/pip install --quiet "schemathesis==4.*" "openapi-spec-validator==0.7.*" \
-    "openapi-python-client==0.2*"
+  .cache/fuzz-venv/bin/pip install --quiet "schemathesis==4.*" "openapi-spec-validator==0.9.*" \
+    "openapi-python-client==0.29.*"
 fi
 cargo build --quiet -p aisle-cli
 aisle=target/debug/aisle

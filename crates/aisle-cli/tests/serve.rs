@@ -52,13 +52,10 @@ fn wait_healthy(port: u16) {
     panic!("aisle serve did not become healthy on port {port}");
 }
 
-#[test]
-fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("shop");
-    let data_arg = data.display().to_string();
-    // A small shop: 40 users with two orders each.
-    let csv = tmp.path().join("events.csv");
+/// Imports a small shop into `tmp/shop`: 40 users with two orders each.
+fn small_shop(tmp: &std::path::Path) -> String {
+    let data_arg = tmp.join("shop").display().to_string();
+    let csv = tmp.join("events.csv");
     let mut file = std::fs::File::create(&csv).expect("csv");
     writeln!(file, "user,item,kind,timestamp,session").expect("write");
     for u in 0..40 {
@@ -85,7 +82,63 @@ fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    data_arg
+}
 
+/// Posts `body` to /v1/events with an idempotency key: (status, answer).
+fn post_events(port: u16, key: &str, body: &str) -> (u16, String) {
+    let mut response = agent()
+        .post(&format!("http://127.0.0.1:{port}/v1/events"))
+        .header("Authorization", &format!("Bearer {KEY}"))
+        .header("Idempotency-Key", key)
+        .content_type("application/json")
+        .send(body)
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn an_idempotent_request_repeated_after_a_sigkill_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_arg = small_shop(tmp.path());
+    let body = r#"[{"user": "idem", "kind": "view", "item": "i1", "timestamp": 1700000000000},
+                   {"user": "idem", "kind": "view", "item": "i2", "timestamp": 1700000000001},
+                   {"user": "idem", "kind": "purchase", "item": "i2", "timestamp": 1700000000002}]"#;
+    let port = free_port();
+    let mut server = start_server(&data_arg, port);
+    wait_healthy(port);
+    let (status, first) = post_events(port, "checkout-7", body);
+    assert_eq!(status, 200, "{first}");
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reap");
+
+    let port = free_port();
+    let mut again = start_server(&data_arg, port);
+    wait_healthy(port);
+    let (status, replayed) = post_events(port, "checkout-7", body);
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed, first, "the same answer after the restart");
+    let other = body.replace("purchase", "click");
+    let (status, refused) = post_events(port, "checkout-7", &other);
+    assert_eq!(status, 422, "{refused}");
+    again.kill().expect("stop");
+    let _ = again.wait();
+
+    let store = aisle_store::open(&data_arg).expect("reopen");
+    let user = store.user_id("idem").expect("lookup").expect("the user exists");
+    let mut n = 0;
+    store
+        .scan_events(&mut |e| n += usize::from(e.user == user))
+        .expect("scan");
+    assert_eq!(n, 3, "the request's three events, once");
+    eprintln!("after a SIGKILL: the retry got {replayed}, another body got 422, 3 events stored");
+}
+
+#[test]
+fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_arg = small_shop(tmp.path());
     let port = free_port();
     let mut server = start_server(&data_arg, port);
     wait_healthy(port);
