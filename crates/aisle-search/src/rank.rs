@@ -339,14 +339,12 @@ impl LearnedRanker {
         gains
     }
 
-    /// Writes the ranker (write to a temporary file, then rename: never half-written).
+    /// Writes the ranker atomically ([`aisle_core::fs::write_atomic`]: never half-written).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = postcard::to_allocvec(self).map_err(|e| Error::Ranker {
             message: format!("cannot encode the ranker: {e}"),
         })?;
-        let tmp = path.with_extension("tmp");
-        fs_err::write(&tmp, bytes)?;
-        fs_err::rename(&tmp, path)?;
+        aisle_core::fs::write_atomic(path, &bytes)?;
         Ok(())
     }
 

@@ -754,12 +754,8 @@ fn write_checkpoint(
             ))
         })
         .collect::<Result<_>>()?;
-    if let Some(parent) = path.parent() {
-        fs_err::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    fs_err::rename(&tmp, path)?;
+    let bytes = safetensors::serialize(&tensors, None).map_err(candle_core::Error::from)?;
+    aisle_core::fs::write_atomic(path, &bytes)?;
     Ok(())
 }
 
