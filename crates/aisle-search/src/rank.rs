@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aisle_core::{EventKind, Item, ItemId};
-use aisle_models::{Gbdt, GbdtConfig, GbdtData, Objective};
+use aisle_trees::{Gbdt, GbdtConfig, GbdtData, Objective};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
