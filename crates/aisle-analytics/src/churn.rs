@@ -46,7 +46,7 @@ pub fn churn_row(c: &Customer, units: f64) -> [f32; 7] {
 /// Fits the churn classifier: gradient-boosted trees (200 trees of depth 4, learning rate
 /// 0.05) predicting "buys again in the holdout" from each customer's [`CHURN_FEATURES`] at
 /// the calibration end. `units[user]` are the units bought by then.
-pub fn fit_churn_gbdt(customers: &[&Customer], units: &[f64]) -> crate::Result<aisle_models::Gbdt> {
+pub fn fit_churn_gbdt(customers: &[&Customer], units: &[f64]) -> crate::Result<aisle_trees::Gbdt> {
     let x: Vec<f32> = customers
         .iter()
         .flat_map(|c| churn_row(c, units[c.user as usize]))
@@ -60,15 +60,15 @@ pub fn fit_churn_gbdt(customers: &[&Customer], units: &[f64]) -> crate::Result<a
             "every customer behaves alike in the holdout (all buy again, or none): choose another calibration end".into(),
         ));
     }
-    let config = aisle_models::GbdtConfig {
+    let config = aisle_trees::GbdtConfig {
         trees: 200,
         learning_rate: 0.05,
         max_depth: 4,
-        ..aisle_models::GbdtConfig::default()
+        ..aisle_trees::GbdtConfig::default()
     };
-    aisle_models::Gbdt::fit(
+    aisle_trees::Gbdt::fit(
         &config,
-        &aisle_models::GbdtData {
+        &aisle_trees::GbdtData {
             features: &x,
             n_features: CHURN_FEATURES.len(),
             labels: &y,

@@ -7,7 +7,7 @@
 //! holds out a fifth of the users.
 
 use aisle_features::EventLog;
-use aisle_models::{Gbdt, GbdtConfig, GbdtData};
+use aisle_trees::{Gbdt, GbdtConfig, GbdtData};
 
 use crate::purchase::{
     GROUP_FEATURES, PurchaseRows, REORDER_FEATURES, Target, group_rows, reorder_rows,

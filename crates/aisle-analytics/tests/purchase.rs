@@ -3,8 +3,8 @@
 
 use aisle_analytics::purchase::{REORDER_FEATURES, Target, auc, reorder_rows};
 use aisle_features::EventLog;
-use aisle_models::{Gbdt, GbdtConfig, GbdtData};
 use aisle_store::MemStore;
+use aisle_trees::{Gbdt, GbdtConfig, GbdtData};
 
 #[test]
 fn gbdt_predicts_reorders_of_the_last_order() {

@@ -4,9 +4,11 @@
 //! user and item gets a dense integer id ([`UserId`], [`ItemId`]) so that models index plain
 //! arrays. The store owns the mapping and keeps it stable across restarts.
 //!
-//! This crate depends on nothing internal and knows nothing about storage or transport.
+//! This crate depends on nothing internal and knows nothing about storage or transport; its
+//! one piece of I/O is [`fs::write_atomic`], the durable file replacement every crate uses.
 
 mod event;
+pub mod fs;
 mod ids;
 mod item;
 

@@ -10,7 +10,10 @@
 //! * [`product_search`]: personalised product search after Ai et al. (SIGIR 2017).
 //! * [`run_leaderboard`] fits each model, optionally tunes it within a budget on the
 //!   validation split, refits on the whole training part and scores the test cases.
+//! * [`chart`]: the SVG charts of every report (bars, training curves), used by the CLI and
+//!   the benches too.
 
+pub mod chart;
 mod error;
 pub mod metrics;
 pub mod product_search;
@@ -19,8 +22,9 @@ mod runner;
 mod split;
 mod tuning;
 
+pub use chart::{bar_chart_svg, training_curve_svg};
 pub use error::{Error, Result};
-pub use report::{bar_chart_svg, html_report, leaderboard_table, training_curve_svg};
+pub use report::{html_report, leaderboard_table};
 pub use runner::{
     EvalSettings, LeaderboardRow, ModelResult, evaluate, rank_all, run_leaderboard, score_ranked,
 };

@@ -81,7 +81,7 @@ fn personalised_reranking_beats_text_ranking_on_later_orders() {
     let defaults = RankerConfig::default();
     let config = RankerConfig {
         depth: 50,
-        gbdt: aisle_models::GbdtConfig {
+        gbdt: aisle_trees::GbdtConfig {
             trees: 60,
             ..defaults.gbdt
         },

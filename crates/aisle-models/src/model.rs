@@ -1,6 +1,5 @@
 //! Every model by name: configs, construction, and the versioned model file.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -200,24 +199,17 @@ impl Model {
         }
     }
 
-    /// Writes the fitted model to `path` atomically (temporary file, fsync, rename).
+    /// Writes the fitted model to `path` atomically ([`aisle_core::fs::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let payload = postcard::to_stdvec(self).map_err(|e| Error::ModelFile {
             path: path.to_path_buf(),
             reason: format!("cannot encode: {e}"),
         })?;
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut file = fs_err::File::create(&tmp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&FILE_VERSION.to_le_bytes())?;
-            file.write_all(&payload)?;
-            file.sync_all()?;
-        }
-        fs_err::rename(&tmp, path)?;
+        let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + payload.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FILE_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        aisle_core::fs::write_atomic(path, &bytes)?;
         Ok(())
     }
 

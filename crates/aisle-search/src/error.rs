@@ -56,9 +56,9 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] aisle_store::Error),
-    /// A model failed.
+    /// Fitting the learned ranker's trees failed.
     #[error(transparent)]
-    Model(#[from] aisle_models::Error),
+    Trees(#[from] aisle_trees::Error),
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aisle_core::{EventKind, Item, ItemId};
-use aisle_models::{Gbdt, GbdtConfig, GbdtData, Objective};
+use aisle_trees::{Gbdt, GbdtConfig, GbdtData, Objective};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -339,14 +339,12 @@ impl LearnedRanker {
         gains
     }
 
-    /// Writes the ranker (write to a temporary file, then rename: never half-written).
+    /// Writes the ranker atomically ([`aisle_core::fs::write_atomic`]: never half-written).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = postcard::to_allocvec(self).map_err(|e| Error::Ranker {
             message: format!("cannot encode the ranker: {e}"),
         })?;
-        let tmp = path.with_extension("tmp");
-        fs_err::write(&tmp, bytes)?;
-        fs_err::rename(&tmp, path)?;
+        aisle_core::fs::write_atomic(path, &bytes)?;
         Ok(())
     }
 

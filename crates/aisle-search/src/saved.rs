@@ -16,8 +16,9 @@ struct SavedVectors {
     index: VectorIndex,
 }
 
-/// Writes the vectors and the fingerprint of what made them (temporary file, then rename:
-/// a crash leaves the old file or the new one, never half of one).
+/// Writes the vectors and the fingerprint of what made them atomically
+/// ([`aisle_core::fs::write_atomic`]: a crash leaves the old file or the new one, never half
+/// of one).
 pub fn save_vectors(path: &Path, fingerprint: &str, index: &VectorIndex) -> Result<()> {
     let saved = SavedVectors {
         format: FORMAT,
@@ -28,12 +29,7 @@ pub fn save_vectors(path: &Path, fingerprint: &str, index: &VectorIndex) -> Resu
         path: path.to_path_buf(),
         message: format!("cannot encode the vectors: {e}"),
     })?;
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
+    aisle_core::fs::write_atomic(path, &bytes)?;
     Ok(())
 }
 

@@ -188,13 +188,9 @@ fn open_error(e: DatabaseError, path: &Path) -> Error {
     }
 }
 
-/// Makes a new directory entry durable: without this a power cut may keep the file's synced
-/// contents but lose its name. Only Unix can open a directory to sync it.
+/// Makes a new directory entry durable ([`aisle_core::fs::sync_dir`]).
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    fs_err::File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
+    aisle_core::fs::sync_dir(dir)?;
     Ok(())
 }
 

@@ -9,18 +9,12 @@ use aisle_analytics::behaviour::{
 use aisle_analytics::profiles::{Affinity, ItemStats, category_affinity, item_stats};
 use aisle_analytics::rules::{Rule, RuleSettings, association_rules, baskets};
 use aisle_core::{EventKind, ItemId};
+use aisle_eval::chart::{BarChart, escape};
 use aisle_features::EventLog;
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::analytics::OverviewArgs;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
     if !args.data.data_dir.join("aisle.redb").is_file() {
@@ -219,29 +213,24 @@ pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One bar per funnel step, scaled to the first step (the chart sits under its own heading).
 fn funnel_svg(steps: &[FunnelStep]) -> String {
-    let width = 640.0;
     let max = steps.first().map_or(1, |s| s.count.max(1)) as f64;
-    let mut svg = format!(
-        r#"<svg viewBox="0 0 {width} {}" width="{width}" role="img" aria-label="funnel">"#,
-        40 * steps.len() + 10
-    );
-    for (i, s) in steps.iter().enumerate() {
-        let w = 420.0 * s.count as f64 / max;
-        let y = 10 + 40 * i;
-        let _ = write!(
-            svg,
-            r##"<text x="0" y="{}" font-size="13">{}</text><rect x="110" y="{y}" width="{w:.1}" height="28" fill="#4878a8"/><text x="{:.1}" y="{}" font-size="12">{} ({:.1}%)</text>"##,
-            y + 19,
-            escape(&s.kind),
-            116.0 + w,
-            y + 19,
-            s.count,
-            100.0 * s.from_first
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+    steps
+        .iter()
+        .fold(
+            BarChart::new("")
+                .width(640.0)
+                .label_width(110.0)
+                .value_width(110.0)
+                .row_height(34.0)
+                .scale_max(max),
+            |chart, s| {
+                let shown = format!("{} ({:.1}%)", s.count, 100.0 * s.from_first);
+                chart.bar(&s.kind, s.count as f64, &shown)
+            },
+        )
+        .to_svg()
 }
 
 fn retention_svg(table: &[Cohort]) -> String {

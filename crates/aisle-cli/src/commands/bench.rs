@@ -4,7 +4,7 @@
 //! training structures. Each measurement runs in a fresh child process (`aisle bench
 //! import-one`) so that its peak resident memory is its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -253,19 +253,8 @@ fn import_report(args: ImportArgs) -> anyhow::Result<()> {
         "\nTargets (issue #2): at least 500,000 events/s bulk import; under 1 s to build the CSR for Beauty \
          (the \"load+clean\" column reads every event back from the store; \"CSR\" builds the matrix from it).\n",
     );
-    if let Some(parent) = args.out.parent() {
-        fs_err::create_dir_all(parent)?;
-    }
-    write_atomically(&args.out, &md)?;
+    aisle_core::fs::write_atomic(&args.out, md.as_bytes())?;
     print!("{md}");
     eprintln!("wrote {}", args.out.display());
-    Ok(())
-}
-
-/// Writes via a temporary file and a rename, so a crash never leaves half a report.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("md.tmp");
-    fs_err::write(&tmp, text)?;
-    fs_err::rename(&tmp, path)?;
     Ok(())
 }

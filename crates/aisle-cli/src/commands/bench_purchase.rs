@@ -11,7 +11,8 @@ use aisle_analytics::purchase::{
     reorder_rows,
 };
 use aisle_features::EventLog;
-use aisle_models::{Gbdt, GbdtData, Mlp, MlpConfig, MlpData};
+use aisle_models::{Mlp, MlpConfig, MlpData};
+use aisle_trees::{Gbdt, GbdtData};
 use anyhow::{Context, bail};
 
 #[derive(clap::Args, Debug)]
