@@ -18,12 +18,12 @@ if ! bench/.venv/bin/python -c "import recbole, torch" 2>/dev/null; then
   bench/.venv/bin/pip install --quiet torch recbole
   bench/.venv/bin/pip install --quiet "setuptools<80" "numpy<2" "pandas<2.3"
 fi
-cargo build --release --quiet
+cargo build --release --quiet -p aisle-cli -p aisle-bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 settings="{\"epochs\":$epochs,\"patience\":1000,\"learning_rate\":0.002,\"dropout\":0.4,\"item_features\":false,\"validation_sequences\":100000}"
-target/release/aisle bench transformer --dataset beauty --config "$settings" --out "$work/aisle" >&2
+target/release/aisle-bench transformer --dataset beauty --config "$settings" --out "$work/aisle" >&2
 aisle_fit=$(sed -n 's/^- Wall time \([0-9.]*\) s.*/\1/p' "$work/aisle/transformer-beauty.md")
 aisle_row=$(grep '^| aisle transformer (float)' "$work/aisle/transformer-beauty.md")
 peer=$(bench/.venv/bin/python bench/recbole_peer.py "$input" "$work/recbole" "$epochs" | tail -1)

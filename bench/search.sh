@@ -14,15 +14,15 @@ if [ ! -x bench/.venv/bin/python ]; then
   python3 -m venv bench/.venv
 fi
 bench/.venv/bin/python -c "import rank_bm25" 2>/dev/null || bench/.venv/bin/pip install --quiet "rank_bm25==0.2.2" numpy
-cargo build --release --quiet
+cargo build --release --quiet -p aisle-cli -p aisle-bench
 aisle=target/release/aisle
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export RAYON_NUM_THREADS=2
-$aisle bench search --export "$work/peer"
+target/release/aisle-bench search --export "$work/peer"
 bench/.venv/bin/python bench/search_peer.py "$work/peer" "$work/rank_bm25.txt" 2> "$work/peer.log"
 cat "$work/peer.log" >&2
-$aisle bench search --peer "rank_bm25 BM25Okapi (Python peer)=$work/rank_bm25.txt" --out bench/results/search.md
+target/release/aisle-bench search --peer "rank_bm25 BM25Okapi (Python peer)=$work/rank_bm25.txt" --out bench/results/search.md
 {
   echo
   echo "Peer timing (same machine, same run): $(cat "$work/peer.log")"

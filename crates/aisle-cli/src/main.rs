@@ -3,9 +3,7 @@
 //! The binary is thin: it parses arguments, turns them into validated settings and calls the
 //! engine crates. Every subcommand has `--help`.
 
-mod commands;
-mod environment;
-mod output;
+use aisle_cli::{commands, environment};
 
 use std::process::ExitCode;
 

@@ -24,6 +24,7 @@ fn date(ms: i64) -> String {
     )
 }
 
+/// Prints an import report for a person.
 pub fn print_report(report: &ImportReport) {
     let w = &report.write;
     println!(
@@ -47,6 +48,7 @@ pub fn print_report(report: &ImportReport) {
     }
 }
 
+/// An import report as JSON.
 pub fn report_json(report: &ImportReport) -> serde_json::Value {
     let w = &report.write;
     json!({
@@ -64,6 +66,7 @@ pub fn report_json(report: &ImportReport) -> serde_json::Value {
     })
 }
 
+/// Prints a data set's statistics for a person.
 pub fn print_stats(s: &DatasetStats) {
     let row = |name: &str, value: String| println!("  {name:<28} {value}");
     println!("dataset");

@@ -158,7 +158,7 @@ fn helpful_errors_for_common_mistakes() {
         stderr(&out)
     );
 
-    for command in ["import", "stats", "quickstart", "bench"] {
+    for command in ["import", "stats", "quickstart", "serve"] {
         let out = aisle(&[command, "--help"]);
         assert!(
             out.status.success() && stdout(&out).contains("Usage"),

@@ -95,7 +95,10 @@ fn post_events(port: u16, key: &str, body: &str) -> (u16, String) {
         .send(body)
         .expect("request");
     let status = response.status().as_u16();
-    (status, response.body_mut().read_to_string().unwrap_or_default())
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -126,7 +129,10 @@ fn an_idempotent_request_repeated_after_a_sigkill_writes_nothing() {
     let _ = again.wait();
 
     let store = aisle_store::open(&data_arg).expect("reopen");
-    let user = store.user_id("idem").expect("lookup").expect("the user exists");
+    let user = store
+        .user_id("idem")
+        .expect("lookup")
+        .expect("the user exists");
     let mut n = 0;
     store
         .scan_events(&mut |e| n += usize::from(e.user == user))

@@ -85,7 +85,10 @@ impl EngineError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::BadRequest | ErrorKind::Forbidden | ErrorKind::NotFound | ErrorKind::KeyReused
+            ErrorKind::BadRequest
+                | ErrorKind::Forbidden
+                | ErrorKind::NotFound
+                | ErrorKind::KeyReused
         )
     }
 }

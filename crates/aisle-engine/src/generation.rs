@@ -303,5 +303,4 @@ mod tests {
             store.0.counts().expect("c").items
         );
     }
-
 }

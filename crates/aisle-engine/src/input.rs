@@ -106,7 +106,12 @@ impl ToSchema for Timestamp {}
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// The shopper's id.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub user: String,
     /// search, view, click, add_to_cart, remove_from_cart, purchase, rating, or a custom
     /// kind the store knows. Every kind but search and custom ones needs an item.
@@ -114,7 +119,12 @@ pub struct EventIn {
     pub kind: String,
     /// The product.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "p7")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "p7"
+    )]
     pub item: Option<String>,
     /// When.
     #[serde(default)]
@@ -276,7 +286,8 @@ fn too_many(what: &str, n: usize) -> EngineError {
 /// Parses JSON that must be an object, or a list of objects: serde would also read a
 /// struct from a list of its fields (`[null, null]`), which the schema does not allow.
 pub fn parse_objects<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
-    let bad = |detail: String| EngineError::bad_request(format!("the body is not {what}: {detail}"));
+    let bad =
+        |detail: String| EngineError::bad_request(format!("the body is not {what}: {detail}"));
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let objects = match &value {
         serde_json::Value::Object(_) => true,
@@ -323,7 +334,12 @@ pub enum CategoryIn {
 #[serde(deny_unknown_fields)]
 pub struct ItemIn {
     /// The item's id.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "p7")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "p7"
+    )]
     pub id: String,
     /// Title.
     #[serde(default)]
@@ -389,7 +405,12 @@ pub fn parse_items(body: &[u8]) -> Result<Vec<Item>> {
 #[serde(deny_unknown_fields)]
 pub struct UserIn {
     /// The user's id.
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub id: String,
     /// Attributes (segment, region, ...).
     #[serde(default)]

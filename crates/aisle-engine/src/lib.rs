@@ -117,7 +117,9 @@ impl Shared {
         // Only the latest few reach the stream: names are looked up for those alone.
         let start = added.len().saturating_sub(live::FEED);
         for e in &added[start..] {
-            let item = e.item.and_then(|i| live.items.get(i.index()).cloned().flatten());
+            let item = e
+                .item
+                .and_then(|i| live.items.get(i.index()).cloned().flatten());
             let entry = FeedEntry {
                 user: self.user_name(e.user.0),
                 kind: self
@@ -227,7 +229,10 @@ impl<T> Pending<T> {
 
     /// The answer, blocking until the write is durable (not from an async task).
     pub fn wait(self) -> Result<T> {
-        let outcome = self.outcome.blocking_recv().map_err(|_| Self::stopped())??;
+        let outcome = self
+            .outcome
+            .blocking_recv()
+            .map_err(|_| Self::stopped())??;
         (self.answer)(outcome)
     }
 }
@@ -439,25 +444,31 @@ impl Engine {
     /// Removes an item from the catalogue (its past events stay).
     pub fn delete_item(&self, id: &str) -> Result<Pending<Deleted>> {
         let id = id.to_string();
-        self.send(Change::DeleteItem(id.clone()), move |outcome| match outcome {
-            Outcome::Written(report) if report.items_deleted > 0 => Ok(Deleted { deleted: id }),
-            _ => Err(EngineError::not_found(format!(
-                "no item {id:?} in the catalogue"
-            ))),
-        })
+        self.send(
+            Change::DeleteItem(id.clone()),
+            move |outcome| match outcome {
+                Outcome::Written(report) if report.items_deleted > 0 => Ok(Deleted { deleted: id }),
+                _ => Err(EngineError::not_found(format!(
+                    "no item {id:?} in the catalogue"
+                ))),
+            },
+        )
     }
 
     /// Forgets a user: their record and every event of theirs, in the store and the live
     /// state.
     pub fn forget_user(&self, id: &str) -> Result<Pending<Forgotten>> {
         let id = id.to_string();
-        self.send(Change::ForgetUser(id.clone()), move |outcome| match outcome {
-            Outcome::Written(report) if report.users_forgotten > 0 => Ok(Forgotten {
-                forgotten: id,
-                events_deleted: report.events_deleted,
-            }),
-            _ => Err(EngineError::not_found(format!("no user {id:?}"))),
-        })
+        self.send(
+            Change::ForgetUser(id.clone()),
+            move |outcome| match outcome {
+                Outcome::Written(report) if report.users_forgotten > 0 => Ok(Forgotten {
+                    forgotten: id,
+                    events_deleted: report.events_deleted,
+                }),
+                _ => Err(EngineError::not_found(format!("no user {id:?}"))),
+            },
+        )
     }
 
     /// Reloads the live state from the store and compares it with the one kept up to date

@@ -112,7 +112,13 @@ impl Engine {
         }
     }
 
-    fn listing(&self, scored: &[Scored], history: &[u32], explain: bool, verb: &str) -> Vec<Recommended> {
+    fn listing(
+        &self,
+        scored: &[Scored],
+        history: &[u32],
+        explain: bool,
+        verb: &str,
+    ) -> Vec<Recommended> {
         let live = self.live();
         let items: Vec<u32> = scored.iter().map(|s| s.item).collect();
         let reasons = if explain && !history.is_empty() {
@@ -274,7 +280,11 @@ impl Engine {
 
     /// Top items for an anonymous session, by its id, its items or both; with neither (or a
     /// session without events yet) the model's answer for a new visitor.
-    pub fn recommend_session(&self, k: &KParam, body: &SessionIn) -> Result<SessionRecommendations> {
+    pub fn recommend_session(
+        &self,
+        k: &KParam,
+        body: &SessionIn,
+    ) -> Result<SessionRecommendations> {
         let k = check_k(k.k)?;
         body.check()?;
         let mut history: Vec<u32> = Vec::new();
@@ -309,7 +319,11 @@ impl Engine {
         let used: Vec<String> = {
             let live = self.live();
             let mut seen = std::collections::BTreeSet::new();
-            for &pos in live.by_user.get(user as usize).map_or(&[][..], Vec::as_slice) {
+            for &pos in live
+                .by_user
+                .get(user as usize)
+                .map_or(&[][..], Vec::as_slice)
+            {
                 let e = &live.events[pos as usize];
                 if let Some(Some(item)) = live.items.get(e.item as usize)
                     && let Some(c) = item.category.first()
@@ -365,7 +379,9 @@ impl Engine {
             .get(dense as usize)
             .and_then(Option::as_ref)
             .map(summary)
-            .ok_or_else(|| EngineError::not_found(format!("item {id:?} is not in the catalogue")))?;
+            .ok_or_else(|| {
+                EngineError::not_found(format!("item {id:?} is not in the catalogue"))
+            })?;
         let generation = self.generation();
         let similar = if (dense as usize) < generation.n_items() {
             let list = Recommender::similar_items(&generation.model, dense, k);
@@ -379,7 +395,8 @@ impl Engine {
     /// Searches the catalogue, personalised for the user; the search is logged as an event.
     pub fn search(&self, p: &SearchParams) -> Result<SearchResults> {
         let filters = p.check()?;
-        let filter = Filter::parse_all(&filters).map_err(|e| EngineError::bad_request(e.to_string()))?;
+        let filter =
+            Filter::parse_all(&filters).map_err(|e| EngineError::bad_request(e.to_string()))?;
         let user = p.user.as_deref().map(|u| self.user_id(u)).transpose()?;
         let request = SearchRequest {
             query: p.q.clone(),
@@ -624,7 +641,8 @@ impl Engine {
             return Err(EngineError::not_found("no item matches the promotion"));
         }
         let generation = self.generation();
-        let (Some(model), Some(log)) = (&generation.predictions.groups, &generation.predictions.log)
+        let (Some(model), Some(log)) =
+            (&generation.predictions.groups, &generation.predictions.log)
         else {
             return Err(EngineError::unavailable(format!(
                 "no purchase model: {}",
@@ -684,7 +702,12 @@ impl Engine {
             );
             rank = all.iter().position(|s| s.item == item).map(|r| r + 1);
         }
-        let listing = self.listing(&[Scored { item, score: 0.0 }], &history, true, "because you chose");
+        let listing = self.listing(
+            &[Scored { item, score: 0.0 }],
+            &history,
+            true,
+            "because you chose",
+        );
         Ok(Explanation {
             model: generation.model_name.clone(),
             rank_for_user: rank,

@@ -90,7 +90,12 @@ fn check_named(what: &str, items: &[String]) -> Result<()> {
 #[into_params(parameter_in = Query)]
 pub struct RecommendParams {
     /// The user's id.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub user: String,
     /// How many items.
     #[serde(default = "default_k")]
@@ -127,7 +132,12 @@ pub struct KParam {
 pub struct SessionIn {
     /// The session's id, as sent with its events.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "s1")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "s1"
+    )]
     pub session: Option<String>,
     /// Items viewed, oldest first.
     #[serde(default)]
@@ -172,7 +182,12 @@ impl CartIn {
 #[into_params(parameter_in = Query)]
 pub struct UserK {
     /// The user's id.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub user: String,
     /// How many.
     #[serde(default = "default_k")]
@@ -185,7 +200,12 @@ pub struct UserK {
 #[into_params(parameter_in = Query)]
 pub struct UserParam {
     /// The user's id.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub user: String,
 }
 
@@ -282,7 +302,12 @@ impl SearchParams {
 #[serde(deny_unknown_fields)]
 pub struct PromoteCategory {
     /// The category (any level, case-insensitive).
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "yogurt")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "yogurt"
+    )]
     pub category: String,
 }
 
@@ -351,10 +376,20 @@ impl PromoParams {
 #[into_params(parameter_in = Query)]
 pub struct ExplainParams {
     /// The user's id.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "u42")]
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "u42"
+    )]
     pub user: String,
     /// The item's id.
-    #[param(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u0020]", example = "p7")]
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u0020]",
+        example = "p7"
+    )]
     pub item: String,
 }
 

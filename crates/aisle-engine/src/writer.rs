@@ -196,8 +196,8 @@ fn commit(
                     writer.add_event(e).map_err(|e| e.to_string())?;
                 }
                 if let Some(key) = key {
-                    let answer = serde_json::to_vec(&accepted_answer(events))
-                        .map_err(|e| e.to_string())?;
+                    let answer =
+                        serde_json::to_vec(&accepted_answer(events)).map_err(|e| e.to_string())?;
                     writer.remember(
                         &key.key,
                         &Remembered {

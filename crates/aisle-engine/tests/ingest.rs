@@ -49,7 +49,12 @@ fn events_of(store: &dyn aisle_store::ReadStore, user: &str) -> usize {
 fn the_live_state_equals_the_store_after_retries_cancels_and_concurrent_identical_events() {
     let store = sample();
     let (engine, _writer) = start(store.clone());
-    let wait = |body: &str| engine.ingest(body.as_bytes(), false, None).expect("queued").wait();
+    let wait = |body: &str| {
+        engine
+            .ingest(body.as_bytes(), false, None)
+            .expect("queued")
+            .wait()
+    };
 
     // A retried request (the client timed out and sent it again, twice): stored once.
     let retried = views("retry-user", 3);
@@ -90,7 +95,10 @@ fn the_live_state_equals_the_store_after_retries_cancels_and_concurrent_identica
     let differ: Vec<usize> = (0..live.per_user.len())
         .filter(|&u| live.per_user[u] != reloaded.per_user[u])
         .collect();
-    assert!(differ.is_empty(), "users whose live events differ from the store's: {differ:?}");
+    assert!(
+        differ.is_empty(),
+        "users whose live events differ from the store's: {differ:?}"
+    );
     assert_eq!(live.per_item, reloaded.per_item, "events per item");
     eprintln!(
         "live state = store: {} users, {} items compared",
@@ -136,14 +144,22 @@ fn an_idempotency_key_replays_its_answer_and_survives_a_restart() {
         .wait()
         .expect_err("still refused after the restart");
     assert_eq!(refused.kind, ErrorKind::KeyReused);
-    assert_eq!(events_of(engine.store(), "idem-user"), 3, "nothing written twice");
+    assert_eq!(
+        events_of(engine.store(), "idem-user"),
+        3,
+        "nothing written twice"
+    );
     // A new key is a new request.
     engine
         .ingest(other.as_bytes(), false, Some("order-43"))
         .expect("queued")
         .wait()
         .expect("stored");
-    assert_eq!(events_of(engine.store(), "idem-user"), 3, "its events were already stored");
+    assert_eq!(
+        events_of(engine.store(), "idem-user"),
+        3,
+        "its events were already stored"
+    );
 }
 
 /// Seeds an empty store with a few purchases so a generation can train.

@@ -5,6 +5,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use aisle_engine::answers::{
+    Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
+    Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready, RetrainStatus,
+    SearchResults, SessionRecommendations, Shoppers, Trending, Upserted, UserRecommendations,
+};
+use aisle_engine::input::{EventIn, ItemIn, UserIn};
+use aisle_engine::requests::{
+    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams, SessionIn,
+    TrendingParams, UserK, UserParam,
+};
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{
@@ -14,17 +24,6 @@ use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use aisle_engine::answers::{
-    Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard,
-    Deleted, Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready,
-    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
-    UserRecommendations,
-};
-use aisle_engine::input::{EventIn, ItemIn, UserIn};
-use aisle_engine::requests::{
-    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams,
-    SessionIn, TrendingParams, UserK, UserParam,
-};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use utoipa::openapi::path::Parameter;
@@ -292,32 +291,112 @@ macro_rules! route {
 
 /// Every route the server answers.
 pub const ROUTES: &[RouteSpec] = &[
-    route!("GET", "/health", None, "Liveness: the process answers",
-        no_params, None, Reply::Json(schema_of::<Health>), 200),
-    route!("GET", "/ready", None, "Readiness: models are loaded and the store is open",
-        no_params, None, Reply::Json(schema_of::<Ready>), 200),
-    route!("GET", "/metrics", None, "Prometheus metrics (text format)",
-        no_params, None, Reply::Metrics, 200),
-    route!("GET", "/openapi.json", None, "This document (OpenAPI 3.1)",
-        no_params, None, Reply::Json(any_object), 200),
-    route!("GET", "/", None, "The dashboard (HTML)", no_params, None, Reply::Html, 200),
-    route!("GET", "/shop", None, "The demo storefront (HTML)", no_params, None, Reply::Html, 200),
+    route!(
+        "GET",
+        "/health",
+        None,
+        "Liveness: the process answers",
+        no_params,
+        None,
+        Reply::Json(schema_of::<Health>),
+        200
+    ),
+    route!(
+        "GET",
+        "/ready",
+        None,
+        "Readiness: models are loaded and the store is open",
+        no_params,
+        None,
+        Reply::Json(schema_of::<Ready>),
+        200
+    ),
+    route!(
+        "GET",
+        "/metrics",
+        None,
+        "Prometheus metrics (text format)",
+        no_params,
+        None,
+        Reply::Metrics,
+        200
+    ),
+    route!(
+        "GET",
+        "/openapi.json",
+        None,
+        "This document (OpenAPI 3.1)",
+        no_params,
+        None,
+        Reply::Json(any_object),
+        200
+    ),
+    route!(
+        "GET",
+        "/",
+        None,
+        "The dashboard (HTML)",
+        no_params,
+        None,
+        Reply::Html,
+        200
+    ),
+    route!(
+        "GET",
+        "/shop",
+        None,
+        "The demo storefront (HTML)",
+        no_params,
+        None,
+        Reply::Html,
+        200
+    ),
     route!(storefront "POST", "/v1/events", Some(Role::Ingest),
         "Ingest one event or a list; answered once durable. With an Idempotency-Key header, a repeat of the same request gets the same answer and writes nothing (also after a restart); the same key with another body is a 422",
         no_params, Some(events_body), Reply::Json(schema_of::<Accepted>), 200),
-    route!("PUT", "/v1/items", Some(Role::Admin), "Create or replace items",
-        no_params, Some(list_of::<ItemIn>), Reply::Json(schema_of::<Upserted>), 200),
-    route!("DELETE", "/v1/items/{id}", Some(Role::Admin),
+    route!(
+        "PUT",
+        "/v1/items",
+        Some(Role::Admin),
+        "Create or replace items",
+        no_params,
+        Some(list_of::<ItemIn>),
+        Reply::Json(schema_of::<Upserted>),
+        200
+    ),
+    route!(
+        "DELETE",
+        "/v1/items/{id}",
+        Some(Role::Admin),
         "Remove an item from the catalogue (its past events stay)",
-        no_params, None, Reply::Json(schema_of::<Deleted>), 200),
+        no_params,
+        None,
+        Reply::Json(schema_of::<Deleted>),
+        200
+    ),
     route!(storefront "GET", "/v1/items/{id}", Some(Role::Read),
         "An item with the items similar to it",
         params_of::<KParam>, None, Reply::Json(schema_of::<ItemPage>), 200),
-    route!("PUT", "/v1/users", Some(Role::Admin), "Create or replace users",
-        no_params, Some(list_of::<UserIn>), Reply::Json(schema_of::<Upserted>), 200),
-    route!("DELETE", "/v1/users/{id}", Some(Role::Admin),
+    route!(
+        "PUT",
+        "/v1/users",
+        Some(Role::Admin),
+        "Create or replace users",
+        no_params,
+        Some(list_of::<UserIn>),
+        Reply::Json(schema_of::<Upserted>),
+        200
+    ),
+    route!(
+        "DELETE",
+        "/v1/users/{id}",
+        Some(Role::Admin),
         "Forget a user: their record and every event of theirs",
-        no_params, None, Reply::Json(schema_of::<Forgotten>), 200),
+        no_params,
+        None,
+        Reply::Json(schema_of::<Forgotten>),
+        200
+    ),
     route!(storefront "GET", "/v1/recommend", Some(Role::Read),
         "Top items for a user, from their history as of now",
         params_of::<RecommendParams>, None, Reply::Json(schema_of::<UserRecommendations>), 200),
@@ -329,38 +408,95 @@ pub const ROUTES: &[RouteSpec] = &[
         "Items that go with a cart (complements)",
         params_of::<KParam>, Some(schema_of::<CartIn>),
         Reply::Json(schema_of::<CartRecommendations>), 200),
-    route!("GET", "/v1/recommend/cross-category", Some(Role::Read),
+    route!(
+        "GET",
+        "/v1/recommend/cross-category",
+        Some(Role::Read),
         "Top items for a user from categories they have not used",
-        params_of::<UserK>, None, Reply::Json(schema_of::<CrossCategory>), 200),
+        params_of::<UserK>,
+        None,
+        Reply::Json(schema_of::<CrossCategory>),
+        200
+    ),
     route!(storefront "GET", "/v1/trending", Some(Role::Read),
         "Items gaining interest now (time-decayed event counts)",
         params_of::<TrendingParams>, None, Reply::Json(schema_of::<Trending>), 200),
     route!(storefront "GET", "/v1/search", Some(Role::Read),
         "Search the catalogue, personalised for the user",
         params_of::<SearchParams>, None, Reply::Json(schema_of::<SearchResults>), 200),
-    route!("GET", "/v1/predict/purchase", Some(Role::Read),
+    route!(
+        "GET",
+        "/v1/predict/purchase",
+        Some(Role::Read),
         "What the user's next order will likely hold: products and departments",
-        params_of::<UserK>, None, Reply::Json(schema_of::<PurchasePrediction>), 200),
-    route!("GET", "/v1/predict/churn", Some(Role::Read),
+        params_of::<UserK>,
+        None,
+        Reply::Json(schema_of::<PurchasePrediction>),
+        200
+    ),
+    route!(
+        "GET",
+        "/v1/predict/churn",
+        Some(Role::Read),
         "P(alive) and expected purchases in 4 weeks (BG/NBD)",
-        params_of::<UserParam>, None, Reply::Json(schema_of::<ChurnPrediction>), 200),
-    route!("POST", "/v1/promo", Some(Role::Read),
+        params_of::<UserParam>,
+        None,
+        Reply::Json(schema_of::<ChurnPrediction>),
+        200
+    ),
+    route!(
+        "POST",
+        "/v1/promo",
+        Some(Role::Read),
         "Users a promotion (a category or a list of items) should reach, most likely buyers first",
-        params_of::<PromoParams>, Some(schema_of::<PromoIn>), Reply::Json(schema_of::<Promotion>), 200),
-    route!("GET", "/v1/explain", Some(Role::Read), "Why an item is recommended to a user",
-        params_of::<ExplainParams>, None, Reply::Json(schema_of::<Explanation>), 200),
-    route!("GET", "/v1/analytics", Some(Role::Read),
+        params_of::<PromoParams>,
+        Some(schema_of::<PromoIn>),
+        Reply::Json(schema_of::<Promotion>),
+        200
+    ),
+    route!(
+        "GET",
+        "/v1/explain",
+        Some(Role::Read),
+        "Why an item is recommended to a user",
+        params_of::<ExplainParams>,
+        None,
+        Reply::Json(schema_of::<Explanation>),
+        200
+    ),
+    route!(
+        "GET",
+        "/v1/analytics",
+        Some(Role::Read),
         "Funnel, cohorts, RFM segments, best sellers (as of the last training)",
-        no_params, None, Reply::Json(schema_of::<Analytics>), 200),
-    route!("GET", "/v1/dashboard", Some(Role::Read),
+        no_params,
+        None,
+        Reply::Json(schema_of::<Analytics>),
+        200
+    ),
+    route!(
+        "GET",
+        "/v1/dashboard",
+        Some(Role::Read),
         "Live stream, counts, models, leaderboard and search analytics",
-        no_params, None, Reply::Json(schema_of::<Dashboard>), 200),
+        no_params,
+        None,
+        Reply::Json(schema_of::<Dashboard>),
+        200
+    ),
     route!(storefront "GET", "/v1/shop/shoppers", Some(Role::Read),
         "A few shoppers with history, for the storefront's shopper picker",
         no_params, None, Reply::Json(schema_of::<Shoppers>), 200),
-    route!("POST", "/v1/admin/retrain", Some(Role::Admin),
+    route!(
+        "POST",
+        "/v1/admin/retrain",
+        Some(Role::Admin),
         "Retrain in the background; the new models replace the old ones when ready",
-        no_params, None, Reply::Json(schema_of::<RetrainStatus>), 202),
+        no_params,
+        None,
+        Reply::Json(schema_of::<RetrainStatus>),
+        202
+    ),
 ];
 
 /// Any JSON object (the document itself).

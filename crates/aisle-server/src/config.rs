@@ -233,7 +233,10 @@ impl ServerConfig {
 
 impl ServerConfig {
     /// The engine's part of the settings.
-    pub fn engine_config(&self, data_dir: Option<std::path::PathBuf>) -> aisle_engine::EngineConfig {
+    pub fn engine_config(
+        &self,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> aisle_engine::EngineConfig {
         aisle_engine::EngineConfig {
             model: self.model.clone(),
             data_dir,

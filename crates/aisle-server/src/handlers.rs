@@ -3,15 +3,14 @@
 use std::sync::Arc;
 
 use aisle_engine::answers::{
-    Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard,
-    Deleted, Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready,
-    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
-    UserRecommendations,
+    Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
+    Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready, RetrainStatus,
+    SearchResults, SessionRecommendations, Shoppers, Trending, Upserted, UserRecommendations,
 };
 use aisle_engine::input::UserIn;
 use aisle_engine::requests::{
-    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams,
-    SessionIn, TrendingParams, UserK, UserParam,
+    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams, SessionIn,
+    TrendingParams, UserK, UserParam,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -99,10 +98,7 @@ pub async fn upsert_users(
     Ok(Json(app.engine.upsert_users(list)?.answer().await?))
 }
 
-pub async fn forget_user(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Answer<Forgotten> {
+pub async fn forget_user(State(app): State<Arc<App>>, Path(id): Path<String>) -> Answer<Forgotten> {
     Ok(Json(app.engine.forget_user(&id)?.answer().await?))
 }
 

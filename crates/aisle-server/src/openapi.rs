@@ -71,9 +71,7 @@ fn refine_events(schemas: &mut Map<String, Value>, custom_kinds: &[String], late
 pub fn document(engine: &Engine) -> Value {
     let mut schemas: Schemas = Vec::new();
     let error = crate::api::schema_of::<ErrorBody>(&mut schemas);
-    let error_response = |what: &str| {
-        json!({"description": what, "content": {"application/json": {"schema": to_json(&error)}}})
-    };
+    let error_response = |what: &str| json!({"description": what, "content": {"application/json": {"schema": to_json(&error)}}});
     let mut paths = Map::new();
     for spec in ROUTES {
         let mut parameters: Vec<Value> = (spec.params)().iter().map(to_json).collect();
@@ -102,7 +100,10 @@ pub fn document(engine: &Engine) -> Value {
             json!({"description": "Success", "content": content}),
         );
         responses.insert("4XX".into(), error_response("The request was refused"));
-        responses.insert("5XX".into(), error_response("A fault, or the server is busy"));
+        responses.insert(
+            "5XX".into(),
+            error_response("A fault, or the server is busy"),
+        );
         let mut operation = json!({
             "summary": spec.summary,
             "operationId": operation_id(spec.method, spec.path),
@@ -144,7 +145,11 @@ pub fn document(engine: &Engine) -> Value {
     for (name, schema) in schemas {
         components.entry(name).or_insert_with(|| to_json(&schema));
     }
-    refine_events(&mut components, &engine.custom_kinds(), engine.latest_event_ms());
+    refine_events(
+        &mut components,
+        &engine.custom_kinds(),
+        engine.latest_event_ms(),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "aisle", "version": env!("CARGO_PKG_VERSION"),
@@ -164,7 +169,10 @@ fn operation_id(method: &str, path: &str) -> String {
     for part in path.split('/').filter(|p| !p.is_empty()) {
         id.push('_');
         let part = part.trim_start_matches('{').trim_end_matches('}');
-        id.extend(part.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+        id.extend(
+            part.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
     }
     if path == "/" {
         id.push_str("_root");

@@ -197,7 +197,9 @@ impl StoreWriter for MemWriter<'_> {
                 tables.remembered.retain(|_, r| r.at_ms >= before);
             }
             for (key, record) in std::mem::take(&mut staging.remembered) {
-                tables.remembered.insert(key, crate::staging::decode("idempotency", &record)?);
+                tables
+                    .remembered
+                    .insert(key, crate::staging::decode("idempotency", &record)?);
             }
             staging.events.clear();
             staging.report.events_added += added;

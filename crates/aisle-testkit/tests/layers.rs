@@ -47,7 +47,12 @@ fn aisle_dependencies(manifest: &Path) -> Vec<String> {
     table
         .get("dependencies")
         .and_then(|d| d.as_table())
-        .map(|deps| deps.keys().filter(|k| k.starts_with("aisle-")).cloned().collect())
+        .map(|deps| {
+            deps.keys()
+                .filter(|k| k.starts_with("aisle-"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -66,15 +71,24 @@ fn no_crate_depends_on_one_above_it() {
         let own = layer(&name);
         for dep in aisle_dependencies(&manifest) {
             if layer(&dep) >= own {
-                wrong.push(format!("{name} (layer {own}) depends on {dep} (layer {})", layer(&dep)));
+                wrong.push(format!(
+                    "{name} (layer {own}) depends on {dep} (layer {})",
+                    layer(&dep)
+                ));
             }
             if name == "aisle-server" && NOT_IN_THE_HTTP_LAYER.contains(&dep.as_str()) {
-                wrong.push(format!("aisle-server depends on {dep}: that is the engine's work"));
+                wrong.push(format!(
+                    "aisle-server depends on {dep}: that is the engine's work"
+                ));
             }
         }
         checked += 1;
     }
-    assert!(checked >= 12, "only {checked} crates found under {}", crates.display());
+    assert!(
+        checked >= 12,
+        "only {checked} crates found under {}",
+        crates.display()
+    );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     eprintln!("{checked} crates, every dependency points down");
 }
@@ -89,7 +103,10 @@ fn the_product_cli_has_no_benchmark_code() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n.to_string_lossy().contains("bench")) {
+            } else if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("bench"))
+            {
                 found.push(path.display().to_string());
             }
         }

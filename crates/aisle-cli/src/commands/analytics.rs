@@ -143,7 +143,7 @@ pub(super) fn open(data: &DataDir) -> anyhow::Result<(Box<dyn aisle_store::Store
 }
 
 /// Days since 1970-01-01 of a YYYY-MM-DD date given with `flag`.
-pub(super) fn day_number(text: &str, flag: &str) -> anyhow::Result<i64> {
+pub fn day_number(text: &str, flag: &str) -> anyhow::Result<i64> {
     let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .with_context(|| format!("{flag} {text:?}: expected a date as YYYY-MM-DD"))?;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?;

@@ -2,13 +2,6 @@
 
 mod analytics;
 mod analytics_report;
-mod bench;
-mod bench_churn;
-mod bench_flood;
-mod bench_purchase;
-mod bench_search;
-mod bench_serve;
-mod bench_transformer;
 mod eval;
 mod import;
 mod predict;
@@ -21,6 +14,9 @@ mod train;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+pub use analytics::day_number;
+pub use search::find_encoder;
 
 /// aisle: search, recommendations and behaviour analytics for an online shop, in one program.
 #[derive(Parser, Debug)]
@@ -52,8 +48,6 @@ enum Command {
     Analyze(analytics::AnalyzeArgs),
     /// Predictions: the next order (purchase), churn, and promotion targets, each explainable.
     Predict(analytics::PredictArgs),
-    /// Run a benchmark and write its report under bench/results/.
-    Bench(bench::Args),
     /// Serve the HTTP API, the dashboard and the demo storefront.
     Serve(serve::ServeArgs),
 }
@@ -66,12 +60,12 @@ pub struct DataDir {
     pub data_dir: PathBuf,
 }
 
+/// Runs the subcommand `cli` names.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Quickstart(args) => quickstart::run(args),
         Command::Import(args) => import::run(args),
         Command::Stats(args) => stats::run(args),
-        Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::train(args),
         Command::Recommend(args) => train::recommend_command(args),

@@ -115,7 +115,7 @@ fn encoder(args: &EngineArgs) -> anyhow::Result<Option<SentenceEncoder>> {
 }
 
 /// The encoder in `explicit`, else where scripts/fetch-encoder.sh puts it, else none.
-pub(super) fn find_encoder(explicit: Option<&Path>) -> anyhow::Result<Option<SentenceEncoder>> {
+pub fn find_encoder(explicit: Option<&Path>) -> anyhow::Result<Option<SentenceEncoder>> {
     let dir = match explicit {
         Some(dir) => dir.to_path_buf(),
         None if Path::new(FETCHED_ENCODER).is_dir() => PathBuf::from(FETCHED_ENCODER),

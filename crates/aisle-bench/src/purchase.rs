@@ -1,4 +1,4 @@
-//! `aisle bench purchase`: purchase prediction on the bundled Instacart sample (reorders, and
+//! `aisle-bench purchase`: purchase prediction on the bundled Instacart sample (reorders, and
 //! departments in the next order), aisle's GBDT and MLP against a peer (LightGBM in
 //! bench/purchase.sh) on the same exported features and split.
 
@@ -50,14 +50,14 @@ fn write_csv(path: &std::path::Path, names: &[&str], rows: &PurchaseRows) -> any
     Ok(())
 }
 
-pub(super) struct Scores {
+pub struct Scores {
     name: String,
     probabilities: Vec<f32>,
     seconds: Option<f64>,
     trees: Option<usize>,
 }
 
-pub(super) fn metrics_row(s: &Scores, labels: &[f32]) -> String {
+pub fn metrics_row(s: &Scores, labels: &[f32]) -> String {
     let n = labels.len() as f64;
     let mut log_loss = 0.0;
     let (mut tp, mut fp, mut fn_, mut correct) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -89,7 +89,7 @@ pub(super) fn metrics_row(s: &Scores, labels: &[f32]) -> String {
     )
 }
 
-pub(super) fn calibration(probabilities: &[f32], labels: &[f32]) -> String {
+pub fn calibration(probabilities: &[f32], labels: &[f32]) -> String {
     let mut md = String::from(
         "| predicted | rows | mean predicted | observed rate |\n| --- | ---: | ---: | ---: |\n",
     );

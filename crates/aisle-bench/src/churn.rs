@@ -1,4 +1,4 @@
-//! `aisle bench churn`: who is still buying after the calibration period? BG/NBD's P(alive)
+//! `aisle-bench churn`: who is still buying after the calibration period? BG/NBD's P(alive)
 //! against a GBDT on RFM and behaviour features, on held-out CDNOW customers.
 
 use std::fmt::Write as _;
@@ -39,7 +39,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("while importing {}", args.data.display()))?;
     let log = EventLog::load(&store)?;
-    let end = super::analytics::day_number(&args.calibration_end, "--calibration-end")?;
+    let end = aisle_cli::commands::day_number(&args.calibration_end, "--calibration-end")?;
     let last = log
         .events()
         .iter()
@@ -75,7 +75,7 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     writeln!(md)?;
     writeln!(
         md,
-        "Command: `cargo run --release -- bench churn` ({}). Calibration to {}; the label is \"bought at",
+        "Command: `cargo run --release -p aisle-bench -- churn` ({}). Calibration to {}; the label is \"bought at",
         args.data.display(),
         args.calibration_end
     )?;

@@ -1,4 +1,4 @@
-//! `aisle bench transformer`: trains the transformer on a shared dataset under the
+//! `aisle-bench transformer`: trains the transformer on a shared dataset under the
 //! published protocol, scores it in float and int8, and writes a report with the training
 //! curve beside the published rows and aisle's classic models.
 
@@ -108,7 +108,7 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let fit = model.fit(&data)?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    let peak_rss = super::bench::peak_rss_mib()?;
+    let peak_rss = crate::import::peak_rss_mib()?;
     let epochs = fit.loss_curve.len();
     let best_epoch = fit
         .validation_curve
@@ -149,7 +149,7 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
-        "Command: `cargo run --release -- bench transformer --dataset {} --config '{}'`\n",
+        "Command: `cargo run --release -p aisle-bench -- transformer --dataset {} --config '{}'`\n",
         args.dataset, args.config
     );
     let _ = writeln!(

@@ -1,7 +1,5 @@
-//! `aisle bench`: benchmarks that write a report under bench/results/.
-//!
-//! `aisle bench import` measures bulk-import throughput, peak memory and the time to build the
-//! training structures. Each measurement runs in a fresh child process (`aisle bench
+//! `aisle-bench import` measures bulk-import throughput, peak memory and the time to build the
+//! training structures. Each measurement runs in a fresh child process (`aisle-bench
 //! import-one`) so that its peak resident memory is its own.
 
 use std::path::PathBuf;
@@ -16,34 +14,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    which: Which,
-}
-
-#[derive(clap::Subcommand, Debug)]
-enum Which {
-    /// Bulk import and training-structure build on the shared datasets; writes bench/results/import.md.
-    Import(ImportArgs),
-    /// Train and score the transformer on a shared dataset; writes bench/results/transformer-DATASET.md.
-    Transformer(super::bench_transformer::TransformerArgs),
-    /// Churn on CDNOW: BG/NBD P(alive) against a GBDT; writes bench/results/churn-cdnow.md.
-    Churn(super::bench_churn::ChurnArgs),
-    /// Reorder prediction on the bundled Instacart sample; writes bench/results/purchase.md.
-    Purchase(super::bench_purchase::PurchaseArgs),
-    /// Personalised product search on the bundled Instacart sample; writes bench/results/search.md.
-    Search(super::bench_search::SearchArgs),
-    /// Load test of `aisle serve` on loopback; writes bench/results/serve.md.
-    Serve(super::bench_serve::ServeBenchArgs),
-    /// Distinct sessions and queries against a server with small caps; writes bench/results/flood.md.
-    Flood(super::bench_flood::FloodArgs),
-    /// One measurement in this process, printed as JSON (used by `bench import`).
-    #[command(hide = true)]
-    ImportOne(OneArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct ImportArgs {
+pub struct ImportArgs {
     /// Folder holding the shared datasets.
     #[arg(long, env = "AISLE_SHARED_DATA", default_value = "../shared/data")]
     shared: PathBuf,
@@ -56,7 +27,7 @@ struct ImportArgs {
 }
 
 #[derive(clap::Args, Debug)]
-struct OneArgs {
+pub struct OneArgs {
     #[arg(long)]
     adapter: String,
     #[arg(long, required = true)]
@@ -64,7 +35,7 @@ struct OneArgs {
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
-struct Measurement {
+pub struct Measurement {
     rows: u64,
     events: usize,
     import_seconds: f64,
@@ -75,24 +46,7 @@ struct Measurement {
     peak_rss_mib: f64,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    match args.which {
-        Which::Import(a) => import_report(a),
-        Which::Transformer(a) => super::bench_transformer::run(a),
-        Which::Flood(a) => super::bench_flood::run(a),
-        Which::Search(a) => super::bench_search::run(a),
-        Which::Purchase(a) => super::bench_purchase::run(a),
-        Which::Churn(a) => super::bench_churn::run(a),
-        Which::Serve(a) => super::bench_serve::run(a),
-        Which::ImportOne(a) => {
-            let m = measure(&a)?;
-            println!("{}", serde_json::to_string(&m)?);
-            Ok(())
-        }
-    }
-}
-
-fn measure(args: &OneArgs) -> anyhow::Result<Measurement> {
+pub fn measure(args: &OneArgs) -> anyhow::Result<Measurement> {
     let adapter = Adapter::from_name(&args.adapter).context("unknown adapter")?;
     let dir = tempdir()?;
     let store = aisle_store::RedbStore::open(&dir)?;
@@ -143,12 +97,12 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
-pub(super) fn peak_rss_mib() -> anyhow::Result<f64> {
+pub fn peak_rss_mib() -> anyhow::Result<f64> {
     proc_status_mib("self", "VmHWM")
 }
 
 /// A memory line (`field`, in kB) of `/proc/<process>/status`, in MiB (Linux only).
-pub(super) fn proc_status_mib(process: &str, field: &str) -> anyhow::Result<f64> {
+pub fn proc_status_mib(process: &str, field: &str) -> anyhow::Result<f64> {
     let path = format!("/proc/{process}/status");
     let status = fs_err::read_to_string(&path)?;
     let kib: f64 = status
@@ -164,7 +118,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn import_report(args: ImportArgs) -> anyhow::Result<()> {
+pub fn import_report(args: ImportArgs) -> anyhow::Result<()> {
     let datasets: [(&str, &str, &[&str]); 4] = [
         (
             "yoochoose-100k (train_full)",
@@ -208,7 +162,7 @@ fn import_report(args: ImportArgs) -> anyhow::Result<()> {
         for run in 0..args.runs {
             eprintln!("{name}: run {}/{}", run + 1, args.runs);
             let mut cmd = Command::new(&exe);
-            cmd.args(["bench", "import-one", "--adapter", adapter]);
+            cmd.args(["import-one", "--adapter", adapter]);
             for p in &paths {
                 cmd.arg("--path").arg(p);
             }
@@ -222,7 +176,7 @@ fn import_report(args: ImportArgs) -> anyhow::Result<()> {
     }
     let mut md = String::from("# Bulk import and training structures\n\n");
     md.push_str(&format!(
-        "Command: `cargo run --release -- bench import --runs {}` (from the repository root, with `../shared/data` beside it).\n\n",
+        "Command: `cargo run --release -p aisle-bench -- import --runs {}` (from the repository root, with `../shared/data` beside it).\n\n",
         args.runs
     ));
     md.push_str(&format!(
@@ -240,8 +194,8 @@ fn import_report(args: ImportArgs) -> anyhow::Result<()> {
         let ms = |f: fn(&Measurement) -> f64| median(runs.iter().map(f).collect()) * 1000.0;
         md.push_str(&format!(
             "| {name} | {} | {import:.3} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-            crate::output::thousands(events as u64),
-            crate::output::thousands((events as f64 / import) as u64),
+            aisle_cli::output::thousands(events as u64),
+            aisle_cli::output::thousands((events as f64 / import) as u64),
             runs.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
             ms(|r| r.load_seconds),
             ms(|r| r.csr_seconds),

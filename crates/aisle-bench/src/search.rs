@@ -1,4 +1,4 @@
-//! `aisle bench search`: personalised product search on the bundled Instacart sample, after
+//! `aisle-bench search`: personalised product search on the bundled Instacart sample, after
 //! Ai et al. (SIGIR 2017); writes bench/results/search.md.
 //!
 //! Variants, all on the same searches and scored by the same metric code: aisle's BM25,
@@ -150,7 +150,7 @@ fn read_peer(spec: &str, n_cases: usize) -> anyhow::Result<(String, Vec<Vec<u32>
 /// The encoder named by `AISLE_ENCODER`, else the fetched one, else none.
 fn find_encoder() -> anyhow::Result<Option<SentenceEncoder>> {
     let explicit = std::env::var_os(aisle_search::ENCODER_ENV).map(PathBuf::from);
-    super::search::find_encoder(explicit.as_deref())
+    aisle_cli::commands::find_encoder(explicit.as_deref())
 }
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
@@ -196,7 +196,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             "no sentence encoder (run scripts/fetch-encoder.sh): semantic variants are skipped"
         );
     }
-    let bar = super::progress_bar(
+    let bar = aisle_cli::commands::progress_bar(
         catalogue.iter().flatten().count() as u64,
         "indexing and embedding",
     );
@@ -313,7 +313,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     writeln!(md)?;
     writeln!(
         md,
-        "Command: `bash bench/search.sh` (runs `aisle bench search` with the `rank_bm25` peer)."
+        "Command: `bash bench/search.sh` (runs `aisle-bench search` with the `rank_bm25` peer)."
     )?;
     writeln!(md)?;
     writeln!(

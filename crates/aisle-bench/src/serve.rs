@@ -1,4 +1,4 @@
-//! `aisle bench serve`: a load test of the HTTP server on loopback, at increasing request
+//! `aisle-bench serve`: a load test of the HTTP server on loopback, at increasing request
 //! rates, for recommend, search and ingest. The server runs in this process on the bundled
 //! sample (in a temporary data directory); the load generator is open-loop: requests are
 //! scheduled at the target rate and each latency is measured from its scheduled time, so a
@@ -248,7 +248,7 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     writeln!(md)?;
     writeln!(
         md,
-        "Command: `cargo run --release -- bench serve`. The server runs in the same process as the load generator, on this"
+        "Command: `cargo run --release -p aisle-bench -- serve`. The server runs in the same process as the load generator, on this"
     )?;
     writeln!(
         md,

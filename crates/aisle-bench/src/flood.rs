@@ -1,4 +1,4 @@
-//! `aisle bench flood`: what a flood of distinct client input does to the server's memory.
+//! `aisle-bench flood`: what a flood of distinct client input does to the server's memory.
 //!
 //! `aisle serve` runs as a child process on a copy of the bundled sample, with small caps on
 //! the maps that client input grows (live sessions, tracked queries). The bench sends events
@@ -77,8 +77,21 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn start(args: &FloodArgs) -> anyhow::Result<Server> {
+/// The product binary `aisle`, built beside this one (the flood measures its memory).
+fn product_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
+    let aisle = exe.with_file_name(format!("aisle{}", std::env::consts::EXE_SUFFIX));
+    if !aisle.is_file() {
+        bail!(
+            "{} is missing: build the product binary first (cargo build --release -p aisle-cli)",
+            aisle.display()
+        );
+    }
+    Ok(aisle)
+}
+
+fn start(args: &FloodArgs) -> anyhow::Result<Server> {
+    let exe = product_binary()?;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("store");
     let status = Command::new(&exe)
@@ -149,7 +162,7 @@ fn checkpoint(server: &Server, phase: &'static str, sent: usize) -> anyhow::Resu
     Ok(Checkpoint {
         phase,
         sent,
-        rss_mib: super::bench::proc_status_mib(&server.child.id().to_string(), "VmRSS")?,
+        rss_mib: crate::import::proc_status_mib(&server.child.id().to_string(), "VmRSS")?,
         store_mib: std::fs::metadata(&server.store_file)
             .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0)),
         live_sessions: body["memory"]["live_sessions"].as_u64().unwrap_or(0),
@@ -245,7 +258,7 @@ pub fn run(args: FloodArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "Made by `aisle bench flood --sessions {} --queries {} --max-live-sessions {} --max-tracked-queries {}` \
+        "Made by `aisle-bench flood --sessions {} --queries {} --max-live-sessions {} --max-tracked-queries {}` \
          ({} build, {}). `aisle serve` ran as a child process on the bundled Instacart sample; its resident memory (VmRSS) was read \
          from /proc at each checkpoint.\n",
         args.sessions,

@@ -1,0 +1,75 @@
+//! `aisle-bench`: the benchmarks and peer comparisons, out of the product binary. Each
+//! subcommand measures one thing on real data and writes its report under bench/results/.
+//! Run from the repository root, with `../shared/data` beside it:
+//! `cargo run --release -p aisle-bench -- <subcommand>`.
+
+mod churn;
+mod flood;
+mod import;
+mod purchase;
+mod search;
+mod serve;
+mod transformer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Benchmarks of aisle; each writes a report under bench/results/.
+#[derive(Parser, Debug)]
+#[command(name = "aisle-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Which {
+    /// Bulk import and training-structure build on the shared datasets; writes bench/results/import.md.
+    Import(import::ImportArgs),
+    /// Train and score the transformer on a shared dataset; writes bench/results/transformer-DATASET.md.
+    Transformer(transformer::TransformerArgs),
+    /// Churn on CDNOW: BG/NBD P(alive) against a GBDT; writes bench/results/churn-cdnow.md.
+    Churn(churn::ChurnArgs),
+    /// Reorder prediction on the bundled Instacart sample; writes bench/results/purchase.md.
+    Purchase(purchase::PurchaseArgs),
+    /// Personalised product search on the bundled Instacart sample; writes bench/results/search.md.
+    Search(search::SearchArgs),
+    /// Load test of the HTTP server on loopback; writes bench/results/serve.md.
+    Serve(serve::ServeBenchArgs),
+    /// Distinct sessions and queries against `aisle serve` with small caps; writes bench/results/flood.md.
+    Flood(flood::FloodArgs),
+    /// One measurement in this process, printed as JSON (used by `import`).
+    #[command(hide = true)]
+    ImportOne(import::OneArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.which {
+        Which::Import(a) => import::import_report(a),
+        Which::Transformer(a) => transformer::run(a),
+        Which::Flood(a) => flood::run(a),
+        Which::Search(a) => search::run(a),
+        Which::Purchase(a) => purchase::run(a),
+        Which::Churn(a) => churn::run(a),
+        Which::Serve(a) => serve::run(a),
+        Which::ImportOne(a) => {
+            let m = import::measure(&a)?;
+            println!("{}", serde_json::to_string(&m)?);
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
