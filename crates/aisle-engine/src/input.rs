@@ -19,6 +19,22 @@ pub const ID_MAX_CHARS: usize = 256;
 /// An id may not start with a space or a control character (which also rules out an id of
 /// spaces only, and the NUL prefix the store reserves for forgotten users).
 pub const ID_PATTERN: &str = "^[^\\u0000-\\u0020]";
+/// An idempotency key: 1 to [`ID_MAX_CHARS`] visible ASCII characters (it travels in a header).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]+$";
+
+/// Checks an idempotency key against [`IDEMPOTENCY_KEY_PATTERN`].
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > ID_MAX_CHARS
+        || !key.bytes().all(|b| (b'!'..=b'~').contains(&b))
+    {
+        return Err(EngineError::bad_request(format!(
+            "the Idempotency-Key must be 1 to {ID_MAX_CHARS} visible ASCII characters (no spaces)"
+        )));
+    }
+    Ok(())
+}
+
 /// The latest time an event may carry in milliseconds: 2100-01-01 (the clock rule is
 /// stricter: at most the allowed skew ahead of now).
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;

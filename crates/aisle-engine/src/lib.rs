@@ -40,7 +40,7 @@ pub use live::{Live, LiveLimits};
 pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
 
 use crate::answers::{Accepted, Deleted, FeedEntry, Forgotten, Upserted};
-use crate::input::{UserIn, check_id};
+use crate::input::UserIn;
 
 /// Settings of an engine.
 #[derive(Clone, Debug)]
@@ -401,7 +401,7 @@ impl Engine {
     ) -> Result<Pending<Accepted>> {
         let key = match key {
             Some(k) => {
-                check_id("Idempotency-Key", k, "the header")?;
+                input::check_idempotency_key(k)?;
                 Some(IdempotencyKey {
                     key: k.to_string(),
                     fingerprint: xxhash_rust::xxh3::xxh3_64(body),

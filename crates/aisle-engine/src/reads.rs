@@ -235,7 +235,7 @@ impl Engine {
         self.listing(&list, &history, explain, "because you chose")
     }
 
-    fn from_items(&self, history: &[u32], k: usize, verb: &str) -> Vec<Recommended> {
+    fn recommend_from_items(&self, history: &[u32], k: usize, verb: &str) -> Vec<Recommended> {
         let generation = self.generation();
         let list = scored(
             &generation.model,
@@ -297,7 +297,7 @@ impl Engine {
         history.extend(self.items_named(body.items.as_deref().unwrap_or_default())?);
         Ok(SessionRecommendations {
             session: body.session.clone(),
-            items: self.from_items(&history, k, "you viewed"),
+            items: self.recommend_from_items(&history, k, "you viewed"),
         })
     }
 
@@ -308,7 +308,7 @@ impl Engine {
         let cart = self.items_named(&body.items)?;
         Ok(CartRecommendations {
             cart: body.items.clone(),
-            items: self.from_items(&cart, k, "goes with"),
+            items: self.recommend_from_items(&cart, k, "goes with"),
         })
     }
 

@@ -5,7 +5,7 @@
 //! latest event time (now plus the allowed clock skew), and the filter grammar's expansion.
 
 use aisle_engine::Engine;
-use aisle_engine::input::{EventIn, ID_MAX_CHARS, ID_PATTERN, needs_item};
+use aisle_engine::input::{EventIn, ID_MAX_CHARS, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, needs_item};
 use aisle_engine::requests::filter_pattern;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -117,14 +117,15 @@ pub fn document(engine: &Engine) -> Value {
                 "content": {"application/json": {"schema": schema}},
             });
         }
-        if spec.method == "POST" && spec.path == "/v1/events" {
-            operation["parameters"]
-                .as_array_mut()
-                .map(|p| p.push(json!({
-                    "name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "Repeat a request safely: the same key and body get the first answer and write nothing; another body is a 422. Keys are kept 24 hours.",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX_CHARS, "pattern": "^[!-~]+$"},
-                })));
+        if spec.method == "POST"
+            && spec.path == "/v1/events"
+            && let Some(p) = operation["parameters"].as_array_mut()
+        {
+            p.push(json!({
+                "name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "Repeat a request safely: the same key and body get the first answer and write nothing; another body is a 422. Keys are kept 24 hours.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX_CHARS, "pattern": IDEMPOTENCY_KEY_PATTERN},
+            }));
         }
         match spec.role {
             Some(role) => {
