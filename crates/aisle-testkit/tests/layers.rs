@@ -14,13 +14,13 @@ const LAYERS: &[(&str, u32)] = &[
     ("aisle-import", 2),
     ("aisle-trees", 2),
     ("aisle-models", 3),
+    ("aisle-search", 3),
+    ("aisle-analytics", 3),
     ("aisle-eval", 4),
-    ("aisle-search", 4),
-    ("aisle-analytics", 4),
     ("aisle-engine", 5),
     ("aisle-server", 6),
     ("aisle-cli", 7),
-    ("aisle-bench", 7),
+    ("aisle-bench", 8),
 ];
 
 /// Crates the HTTP layer must not use: training and prediction belong to the engine.
