@@ -58,6 +58,10 @@ impl PartialSchema for Id {
 
 impl ToSchema for Id {}
 
+/// The largest quantity or value an event may carry (they are stored as 32-bit floats); the
+/// schema states the same bound.
+pub const MAX_AMOUNT: f64 = 3.4e38;
+
 /// Checks an id against the rules of [`ID_PATTERN`] and [`ID_MAX_CHARS`].
 pub fn check_id(what: &str, id: &str, at: &str) -> Result<()> {
     let Some(first) = id.chars().next() else {
@@ -155,7 +159,7 @@ pub struct EventIn {
     /// How many (cart and purchase events).
     #[serde(default)]
     #[schema(minimum = -3.4e38, maximum = 3.4e38)]
-    pub quantity: Option<f32>,
+    pub quantity: Option<f64>,
     /// Unit price paid.
     #[serde(default)]
     #[schema(minimum = 0)]
@@ -163,7 +167,7 @@ pub struct EventIn {
     /// A rating or another value the kind carries.
     #[serde(default)]
     #[schema(minimum = -3.4e38, maximum = 3.4e38)]
-    pub value: Option<f32>,
+    pub value: Option<f64>,
 }
 
 /// One event or a list.
@@ -270,9 +274,9 @@ pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<Ra
         )));
     }
     for (name, v) in [("quantity", e.quantity), ("value", e.value)] {
-        if v.is_some_and(|v| !v.is_finite()) {
+        if v.is_some_and(|v| !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&v)) {
             return Err(EngineError::bad_request(format!(
-                "{at}: {name} is beyond the range of a 32-bit float"
+                "{at}: {name} must be between -{MAX_AMOUNT:e} and {MAX_AMOUNT:e}"
             )));
         }
     }
@@ -287,9 +291,9 @@ pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<Ra
     let mut raw = RawEvent::new(e.user, e.item, e.kind, timestamp_ms);
     raw.session = e.session;
     raw.payload.query = e.query;
-    raw.payload.quantity = e.quantity;
+    raw.payload.quantity = e.quantity.map(|q| q as f32);
     raw.payload.price = e.price;
-    raw.payload.value = e.value;
+    raw.payload.value = e.value.map(|v| v as f32);
     Ok(raw)
 }
 

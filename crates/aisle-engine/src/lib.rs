@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub max_clock_skew_seconds: u64,
     /// Writes that may wait for the writer.
     pub write_queue: usize,
+    /// A fixed "now" instead of the system clock (tests, replays of a recorded day).
+    pub fixed_clock_ms: Option<i64>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             limits: LiveLimits::default(),
             max_clock_skew_seconds: 300,
             write_queue: 1024,
+            fixed_clock_ms: None,
         }
     }
 }
@@ -369,11 +372,16 @@ impl Engine {
         self.shared.store.custom_kinds().unwrap_or_default()
     }
 
+    /// The engine's "now": the system clock, or the fixed clock the settings name.
+    pub fn clock_ms(&self) -> i64 {
+        self.config.fixed_clock_ms.unwrap_or_else(now_ms)
+    }
+
     /// The latest time an event may carry now (the clock plus the allowed skew).
     pub fn latest_event_ms(&self) -> i64 {
         let skew_ms = i64::try_from(self.config.max_clock_skew_seconds.saturating_mul(1000))
             .unwrap_or(i64::MAX);
-        now_ms().saturating_add(skew_ms)
+        self.clock_ms().saturating_add(skew_ms)
     }
 
     fn send<T>(
@@ -410,7 +418,7 @@ impl Engine {
             None => None,
         };
         let custom = self.custom_kinds();
-        let now = now_ms();
+        let now = self.clock_ms();
         let rules = EventRules {
             custom_kinds: &custom,
             now_ms: now,

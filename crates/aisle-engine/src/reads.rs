@@ -21,7 +21,7 @@ use crate::requests::{
     SessionIn, TrendingParams, UserK, UserParam, check_category, check_k,
 };
 use crate::writer::Change;
-use crate::{Engine, now_ms, read, write};
+use crate::{Engine, read, write};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -346,7 +346,7 @@ impl Engine {
         let k = check_k(p.k)?;
         check_category(p.category.as_deref())?;
         let live = self.live();
-        let list = live.trending(now_ms(), DAY_MS, 14 * DAY_MS);
+        let list = live.trending(self.clock_ms(), DAY_MS, 14 * DAY_MS);
         let items = list
             .into_iter()
             .filter_map(|(id, score)| {
@@ -447,7 +447,7 @@ impl Engine {
             );
             s
         });
-        let now = now_ms();
+        let now = self.clock_ms();
         let ctx = RankingContext {
             profile: user.map(|_| &profile),
             recommender_scores: scores.as_deref(),

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub write_queue: usize,
     /// Callers (keys, addresses) the rate limiter tracks. Env: `AISLE_MAX_RATE_LIMITED_CALLERS`.
     pub max_rate_limited_callers: usize,
+    /// A fixed "now" (ms since the epoch) instead of the system clock, for tests and replays
+    /// of a recorded day: events are checked against it and trending is aged from it.
+    /// Env: `AISLE_FIXED_CLOCK_MS`.
+    pub fixed_clock_ms: Option<i64>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             max_session_events: 200,
             write_queue: 1_024,
             max_rate_limited_callers: 100_000,
+            fixed_clock_ms: None,
         }
     }
 }
@@ -129,6 +134,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_MAX_SESSION_EVENTS", "max_session_events"),
     ("AISLE_WRITE_QUEUE", "write_queue"),
     ("AISLE_MAX_RATE_LIMITED_CALLERS", "max_rate_limited_callers"),
+    ("AISLE_FIXED_CLOCK_MS", "fixed_clock_ms"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -183,6 +189,9 @@ impl ServerConfig {
         }
         if let Some(v) = env("AISLE_DEMO_KEY") {
             config.demo_key = Some(v);
+        }
+        if let Some(v) = env("AISLE_FIXED_CLOCK_MS") {
+            config.fixed_clock_ms = Some(parsed("AISLE_FIXED_CLOCK_MS", &v)?);
         }
         // The settings parsed from their text (the rest are strings or lists, above).
         macro_rules! parse_env {
@@ -247,6 +256,7 @@ impl ServerConfig {
             ),
             max_clock_skew_seconds: self.max_clock_skew_seconds,
             write_queue: self.write_queue,
+            fixed_clock_ms: self.fixed_clock_ms,
         }
     }
 
