@@ -340,7 +340,14 @@ impl Engine {
             if self.fail_next_retrain.swap(false, Ordering::SeqCst) {
                 panic!("a failure injected on purpose");
             }
-            generation::train(self.shared.store.as_ref(), &self.config.model, version)
+            // One snapshot: ingest goes on while training reads, and every read must see
+            // the same commit (ids sized by one read, filled by another, would not fit).
+            let snapshot = self
+                .shared
+                .store
+                .snapshot()
+                .map_err(|e| format!("opening a snapshot of the store: {e}"))?;
+            generation::train(snapshot.as_ref(), &self.config.model, version)
         }))
         .unwrap_or_else(|panic| {
             let what = panic

@@ -128,6 +128,10 @@ pub trait ReadStore: Send + Sync {
 pub trait Store: ReadStore {
     /// Starts a write. Only one writer exists at a time; a second call waits for the first.
     fn writer(&self) -> Result<Box<dyn StoreWriter + '_>>;
+    /// A read-only view of the store as of one commit: every read through it (counts, ids,
+    /// records, events) sees that commit and nothing later, however long it is held. For
+    /// work that reads the store several times and must see one state (training).
+    fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>>;
 }
 
 /// A staged write: nothing is visible to readers until [`StoreWriter::commit`], and dropping

@@ -9,7 +9,7 @@ use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
 use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, event_user, read_catalog};
 use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter};
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Tables {
     users: BTreeMap<u32, User>,
     items: BTreeMap<u32, Item>,
@@ -110,6 +110,20 @@ impl ReadStore for MemStore {
 }
 
 impl Store for MemStore {
+    fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>> {
+        // No commit is in progress while the writer lock is held, so the tables and the
+        // catalog are copied as of one commit.
+        let _writing = self
+            .writer_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let copy = MemStore::new();
+        *copy.tables.write().unwrap_or_else(PoisonError::into_inner) = self.tables().clone();
+        *copy.catalog.write().unwrap_or_else(PoisonError::into_inner) =
+            read_catalog(&self.catalog).clone();
+        Ok(Box::new(copy))
+    }
+
     fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
         let guard = self
             .writer_lock

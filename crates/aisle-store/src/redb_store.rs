@@ -274,7 +274,96 @@ impl ReadStore for RedbStore {
     }
 }
 
+/// One read transaction of the store: ids, counts and kinds come from its tables too (not
+/// from the shared in-memory catalog, which moves on with every commit).
+struct RedbSnapshot {
+    rx: redb::ReadTransaction,
+}
+
+impl ReadStore for RedbSnapshot {
+    fn counts(&self) -> Result<StoreCounts> {
+        Ok(StoreCounts {
+            users: self.rx.open_table(USER_IDS)?.len()? as usize,
+            items: self.rx.open_table(ITEM_IDS)?.len()? as usize,
+            events: self.rx.open_table(EVENTS)?.len()? as usize,
+        })
+    }
+
+    fn user_id(&self, external: &str) -> Result<Option<UserId>> {
+        Ok(self
+            .rx
+            .open_table(USER_IDS)?
+            .get(external)?
+            .map(|v| UserId(v.value())))
+    }
+
+    fn item_id(&self, external: &str) -> Result<Option<ItemId>> {
+        Ok(self
+            .rx
+            .open_table(ITEM_IDS)?
+            .get(external)?
+            .map(|v| ItemId(v.value())))
+    }
+
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        let table = self.rx.open_table(USERS)?;
+        let value = table.get(id.0)?;
+        value.map(|v| decode("users", v.value())).transpose()
+    }
+
+    fn item(&self, id: ItemId) -> Result<Option<Item>> {
+        let table = self.rx.open_table(ITEMS)?;
+        let value = table.get(id.0)?;
+        value.map(|v| decode("items", v.value())).transpose()
+    }
+
+    fn scan_items(&self, visit: &mut dyn FnMut(ItemId, Item)) -> Result<()> {
+        for entry in self.rx.open_table(ITEMS)?.iter()? {
+            let (k, v) = entry?;
+            visit(ItemId(k.value()), decode("items", v.value())?);
+        }
+        Ok(())
+    }
+
+    fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()> {
+        for entry in self.rx.open_table(USERS)?.iter()? {
+            let (k, v) = entry?;
+            visit(UserId(k.value()), decode("users", v.value())?);
+        }
+        Ok(())
+    }
+
+    fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()> {
+        for entry in self.rx.open_table(EVENTS)?.iter()? {
+            let (_, v) = entry?;
+            visit(decode_event(v.value())?);
+        }
+        Ok(())
+    }
+
+    fn custom_kinds(&self) -> Result<Vec<String>> {
+        let mut kinds = Vec::new();
+        for entry in self.rx.open_table(KINDS)?.iter()? {
+            let (_, v) = entry?;
+            kinds.push(v.value().to_string());
+        }
+        Ok(kinds)
+    }
+
+    fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
+        let table = self.rx.open_table(REMEMBERED)?;
+        let value = table.get(key)?;
+        value.map(|v| decode("idempotency", v.value())).transpose()
+    }
+}
+
 impl Store for RedbStore {
+    fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>> {
+        Ok(Box::new(RedbSnapshot {
+            rx: self.db.begin_read()?,
+        }))
+    }
+
     fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
         // begin_write blocks while another writer is open, so the staging below sees the
         // catalog as the previous writer left it.

@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use crate::{Error, Result, WriteReport};
 
 /// The id maps every reader and writer consults; loaded once when a store opens.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Catalog {
     pub users: HashMap<String, u32>,
     pub items: HashMap<String, u32>,

@@ -177,6 +177,25 @@ fn deleting_an_item_keeps_its_events(store: &dyn Store) {
     assert!(store.item(id).expect("get").is_some());
 }
 
+fn a_snapshot_sees_one_commit_and_nothing_later(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("amy", "a", 1)).expect("add");
+    w.commit().expect("commit");
+    let snapshot = store.snapshot().expect("snapshot");
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("ben", "b", 2)).expect("add");
+    w.add_event(&view("amy", "c", 3)).expect("add");
+    w.commit().expect("commit");
+    let then = snapshot.counts().expect("counts");
+    assert_eq!((then.users, then.items, then.events), (1, 1, 1));
+    assert_eq!(snapshot.user_id("ben").expect("lookup"), None);
+    assert_eq!(all_events(snapshot.as_ref()).len(), 1);
+    let now = store.snapshot().expect("snapshot");
+    let counts = now.counts().expect("counts");
+    assert_eq!((counts.users, counts.items, counts.events), (2, 3, 3));
+    assert!(now.user_id("ben").expect("lookup").is_some());
+}
+
 /// A conformance case: takes a fresh, empty store.
 type Case = fn(&dyn Store);
 
@@ -196,6 +215,7 @@ const SUITE: &[(&str, Case)] = &[
     ("upserts", upserts_replace_records),
     ("forget", forgetting_a_user_removes_them_and_their_events),
     ("delete item", deleting_an_item_keeps_its_events),
+    ("snapshot", a_snapshot_sees_one_commit_and_nothing_later),
 ];
 
 #[test]
