@@ -13,16 +13,7 @@ fn main() -> ExitCode {
     quiet_on_closed_pipe();
     environment::warn_unknown(&commands::Cli::command(), std::env::vars_os());
     let cli = commands::Cli::parse();
-    match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    aisle_cli::exit_code(commands::run(cli))
 }
 
 /// Lets the process end quietly when the program reading its output goes away

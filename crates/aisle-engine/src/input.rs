@@ -38,9 +38,24 @@ pub fn check_idempotency_key(key: &str) -> Result<()> {
 /// The latest time an event may carry in milliseconds: 2100-01-01 (the clock rule is
 /// stricter: at most the allowed skew ahead of now).
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
-/// A date-time string is accepted for any year up to 2025: one of those is in the past
-/// whatever the clock says. Later events give their time in milliseconds.
+/// The schema's date-time strings are those of years up to 2025 (refined per request to the
+/// years before the clock's, see [`date_time_pattern`]): JSON Schema cannot say "before now"
+/// of a string, and a date in an earlier year is in the past whatever the time of day.
 pub const DATE_TIME_PATTERN: &str = "^(1[0-9]{3}|20[01][0-9]|202[0-5])-";
+
+/// A pattern for date-time strings of the years 1000 to the year before `now_ms`'s.
+pub fn date_time_pattern(now_ms: i64) -> String {
+    let year = chrono::DateTime::from_timestamp_millis(now_ms)
+        .map_or(2026, |t| chrono::Datelike::year(&t));
+    let last = (year - 1).clamp(1000, 9999);
+    let (century, decade, unit) = (last / 100, (last / 10) % 10, last % 10);
+    // Whole earlier centuries, whole earlier decades of the last century, then the years of
+    // the last decade.
+    let mut parts: Vec<String> = (10..century).map(|c| format!("{c}[0-9]{{2}}")).collect();
+    parts.extend((0..decade).map(|d| format!("{century}{d}[0-9]")));
+    parts.push(format!("{century}{decade}[0-{unit}]"));
+    format!("^({})-", parts.join("|"))
+}
 
 /// An id in a list (the schema of each entry of a list of ids).
 pub struct Id;
@@ -457,6 +472,18 @@ pub fn check_users(list: Vec<UserIn>) -> Result<Vec<User>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_times_of_earlier_years_only() {
+        // 2026-12-01.
+        let pattern = regex::Regex::new(&date_time_pattern(1_796_083_200_000)).expect("regex");
+        for ok in ["1000-01-01", "1999-12-31", "2019-06-01", "2025-12-31"] {
+            assert!(pattern.is_match(ok), "{ok}");
+        }
+        for bad in ["0999-01-01", "2026-01-01", "2030-01-01", "9999-01-01"] {
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn ids_follow_the_published_pattern() {

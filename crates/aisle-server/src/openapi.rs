@@ -57,6 +57,12 @@ fn refine_events(schemas: &mut Map<String, Value>, custom_kinds: &[String], late
     {
         millis["maximum"] = json!(latest_ms);
     }
+    if let Some(text) = schemas
+        .get_mut(aisle_engine::input::Timestamp::name().as_ref())
+        .and_then(|t| t["oneOf"].get_mut(1))
+    {
+        text["pattern"] = json!(aisle_engine::input::date_time_pattern(latest_ms));
+    }
     let description = event["description"].clone();
     schemas.insert(
         EventIn::name().to_string(),
