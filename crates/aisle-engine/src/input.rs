@@ -38,12 +38,9 @@ pub fn check_idempotency_key(key: &str) -> Result<()> {
 /// The latest time an event may carry in milliseconds: 2100-01-01 (the clock rule is
 /// stricter: at most the allowed skew ahead of now).
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
-/// The schema's date-time strings are those of years up to 2025 (refined per request to the
-/// years before the clock's, see [`date_time_pattern`]): JSON Schema cannot say "before now"
-/// of a string, and a date in an earlier year is in the past whatever the time of day.
-pub const DATE_TIME_PATTERN: &str = "^(1[0-9]{3}|20[01][0-9]|202[0-5])-";
-
-/// A pattern for date-time strings of the years 1000 to the year before `now_ms`'s.
+/// A pattern for date-time strings of the years 1000 to the year before `now_ms`'s: JSON
+/// Schema cannot say "before now" of a string, and a date in an earlier year is in the past
+/// whatever the time of day.
 pub fn date_time_pattern(now_ms: i64) -> String {
     let year = chrono::DateTime::from_timestamp_millis(now_ms)
         .map_or(2026, |t| chrono::Datelike::year(&t));
@@ -124,8 +121,8 @@ impl PartialSchema for Timestamp {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-                    .pattern(Some(DATE_TIME_PATTERN))
-                    .description(Some("an RFC 3339 date-time up to the year 2025")),
+                    .pattern(Some(date_time_pattern(crate::now_ms())))
+                    .description(Some("an RFC 3339 date-time of a year before this one")),
             )
             .description(Some(
                 "When it happened; default: now. At most max_clock_skew_seconds ahead of the server's clock.",
@@ -321,9 +318,18 @@ fn too_many(what: &str, n: usize) -> EngineError {
 /// Parses JSON that must be an object, or a list of objects: serde would also read a
 /// struct from a list of its fields (`[null, null]`), which the schema does not allow.
 pub fn parse_objects<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| EngineError::bad_request(format!("the body is not {what}: {e}")))?;
+    objects_from_value(value, what)
+}
+
+/// [`parse_objects`] for JSON already parsed.
+pub fn objects_from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    what: &str,
+) -> Result<T> {
     let bad =
         |detail: String| EngineError::bad_request(format!("the body is not {what}: {detail}"));
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let objects = match &value {
         serde_json::Value::Object(_) => true,
         serde_json::Value::Array(list) => list.iter().all(serde_json::Value::is_object),

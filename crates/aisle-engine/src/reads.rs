@@ -21,7 +21,7 @@ use crate::requests::{
     SessionIn, TrendingParams, UserK, UserParam, check_category, check_k,
 };
 use crate::writer::Change;
-use crate::{Engine, read, write};
+use crate::{Engine, Generation, read, write};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -59,6 +59,18 @@ fn scored(
         k,
         options,
     )
+}
+
+/// What a list for a user is to hold.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    k: usize,
+    exclude_bought: bool,
+    /// Only items with this category.
+    category: Option<&'a str>,
+    /// No items whose top-level category is one of these.
+    avoid_categories: Option<&'a [String]>,
+    explain: bool,
 }
 
 fn summary(item: &aisle_core::Item) -> ItemSummary {
@@ -175,16 +187,14 @@ impl Engine {
             .collect()
     }
 
-    fn for_user(
-        &self,
-        user: u32,
-        k: usize,
-        exclude_bought: bool,
-        category: Option<&str>,
-        avoid_categories: Option<&[String]>,
-        explain: bool,
-    ) -> Vec<Recommended> {
-        let generation = self.generation();
+    fn for_user(&self, generation: &Generation, user: u32, want: &Wanted<'_>) -> Vec<Recommended> {
+        let Wanted {
+            k,
+            exclude_bought,
+            category,
+            avoid_categories,
+            explain,
+        } = *want;
         let (history, kinds, times, exclude, allowed) = {
             let live = self.live();
             let positions = live.by_user.get(user as usize).cloned().unwrap_or_default();
@@ -261,15 +271,16 @@ impl Engine {
         let k = check_k(p.k)?;
         check_category(p.category.as_deref())?;
         let user = self.user_id(&p.user)?;
-        let items = self.for_user(
-            user,
-            k,
-            p.exclude_bought,
-            p.category.as_deref(),
-            None,
-            p.explain,
-        );
+        // One generation for the whole answer: the version it names is the one that ranked.
         let generation = self.generation();
+        let want = Wanted {
+            k,
+            exclude_bought: p.exclude_bought,
+            category: p.category.as_deref(),
+            avoid_categories: None,
+            explain: p.explain,
+        };
+        let items = self.for_user(&generation, user, &want);
         Ok(UserRecommendations {
             user: p.user.clone(),
             model: generation.model_name.clone(),
@@ -333,7 +344,14 @@ impl Engine {
             }
             seen.into_iter().collect()
         };
-        let items = self.for_user(user, k, true, None, Some(&used), true);
+        let want = Wanted {
+            k,
+            exclude_bought: true,
+            category: None,
+            avoid_categories: Some(&used),
+            explain: true,
+        };
+        let items = self.for_user(&self.generation(), user, &want);
         Ok(CrossCategory {
             user: p.user.clone(),
             categories_used: used,

@@ -253,6 +253,22 @@ fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: 
     }
 }
 
+/// What one change of a committed group came to; events written are counted.
+fn reply_to(shared: &Shared, plan: Plan<'_>, report: WriteReport) -> Result<Outcome> {
+    match plan {
+        Plan::Write(Change::Events { events, .. }) => {
+            shared.counters.events_ingested.inc_by(events.len() as u64);
+            Ok(Outcome::Written(WriteReport {
+                events_added: events.len(),
+                ..report
+            }))
+        }
+        Plan::Write(_) => Ok(Outcome::Written(report)),
+        Plan::Replay(answer) => Ok(Outcome::Replayed(answer)),
+        Plan::Refuse(e) => Err(e),
+    }
+}
+
 /// The dense ids of the users a group forgets, read before the commit removes their names.
 fn to_forget(shared: &Shared, changes: &[&Change]) -> Vec<u32> {
     changes
@@ -311,24 +327,9 @@ fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
                 apply(shared, &plans, &committed, &forgotten);
                 let replies: Vec<Result<Outcome>> = plans
                     .into_iter()
-                    .map(|p| match p {
-                        Plan::Write(change) => Ok(Outcome::Written(match change {
-                            Change::Events { events, .. } => WriteReport {
-                                events_added: events.len(),
-                                ..committed.report
-                            },
-                            _ => committed.report,
-                        })),
-                        Plan::Replay(answer) => Ok(Outcome::Replayed(answer)),
-                        Plan::Refuse(e) => Err(e),
-                    })
+                    .map(|p| reply_to(shared, p, committed.report))
                     .collect();
-                for ((change, reply), result) in group.into_iter().zip(replies) {
-                    if let (Change::Events { events, .. }, Ok(Outcome::Written(_))) =
-                        (&change, &result)
-                    {
-                        shared.counters.events_ingested.inc_by(events.len() as u64);
-                    }
+                for ((_, reply), result) in group.into_iter().zip(replies) {
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
                     }
@@ -344,16 +345,10 @@ fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
                     let result = match commit(shared, &plans, None) {
                         Ok(committed) => {
                             apply(shared, &plans, &committed, &forgotten);
-                            match plans.into_iter().next() {
-                                Some(Plan::Replay(answer)) => Ok(Outcome::Replayed(answer)),
-                                Some(Plan::Refuse(e)) => Err(e),
-                                _ => {
-                                    if let Change::Events { events, .. } = &change {
-                                        shared.counters.events_ingested.inc_by(events.len() as u64);
-                                    }
-                                    Ok(Outcome::Written(committed.report))
-                                }
-                            }
+                            let single = plans.into_iter().next();
+                            single.map_or(Ok(Outcome::Written(committed.report)), |p| {
+                                reply_to(shared, p, committed.report)
+                            })
                         }
                         Err(e) => Err(EngineError::internal("storing the change", e)),
                     };

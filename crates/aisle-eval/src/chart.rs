@@ -174,6 +174,15 @@ pub fn bar_chart_svg(title: &str, bars: &[(String, f64)]) -> String {
         .to_svg()
 }
 
+/// Appends a line through `points` (`"x,y"` pairs) in `colour`.
+pub fn polyline(svg: &mut String, colour: &str, points: &[String]) {
+    let _ = write!(
+        svg,
+        r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+        points.join(" ")
+    );
+}
+
 /// A training curve as a standalone SVG: loss per epoch (left, blue) and the validation
 /// metric per epoch (right, orange), each on its own scale, the best epoch marked.
 pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric: &str) -> String {
@@ -219,11 +228,7 @@ pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric:
             .enumerate()
             .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v, r)))
             .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            points.join(" ")
-        );
+        polyline(&mut svg, colour, &points);
         let _ = write!(
             svg,
             r#"<text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{:.4}</text><text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{:.4}</text><text x="{anchor_x}" y="{:.1}" fill="{colour}" text-anchor="{anchor}">{}</text>"#,

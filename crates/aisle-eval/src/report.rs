@@ -106,11 +106,7 @@ fn k_curve(rows: &[LeaderboardRow], metric: &str, ks: &[usize]) -> String {
                     .map(|v| format!("{:.1},{:.1}", x(i), y(*v)))
             })
             .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            points.join(" ")
-        );
+        crate::chart::polyline(&mut svg, colour, &points);
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,

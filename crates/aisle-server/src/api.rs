@@ -25,7 +25,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use utoipa::openapi::path::Parameter;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
@@ -73,15 +72,6 @@ impl ApiError {
             retry_after: None,
         }
     }
-
-    /// A 503 with `message`.
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
 }
 
 impl From<aisle_engine::EngineError> for ApiError {
@@ -109,7 +99,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            axum::Json(json!({"error": {"status": self.status.as_u16(), "message": self.message}})),
+            axum::Json(crate::openapi::ErrorBody {
+                error: crate::openapi::ErrorDetail {
+                    status: self.status.as_u16(),
+                    message: self.message,
+                },
+            }),
         )
             .into_response();
         if let Some(seconds) = self.retry_after {
@@ -127,11 +122,11 @@ pub struct Body<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(value)) => serde_json::to_vec(&value).unwrap_or_default(),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(json_rejection(&rejection)),
         };
-        aisle_engine::input::parse_objects(&bytes, "what this route takes")
+        aisle_engine::input::objects_from_value(value, "what this route takes")
             .map(Body)
             .map_err(ApiError::from)
     }

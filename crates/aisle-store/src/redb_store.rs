@@ -221,45 +221,26 @@ impl ReadStore for RedbStore {
             .map(ItemId))
     }
 
+    // Records and events are read through a read transaction of their own; ids, counts and
+    // kinds come from the in-memory catalog (no transaction needed).
     fn user(&self, id: UserId) -> Result<Option<User>> {
-        let rx = self.db.begin_read()?;
-        let table = rx.open_table(USERS)?;
-        let value = table.get(id.0)?;
-        value.map(|v| decode("users", v.value())).transpose()
+        self.read()?.user(id)
     }
 
     fn item(&self, id: ItemId) -> Result<Option<Item>> {
-        let rx = self.db.begin_read()?;
-        let table = rx.open_table(ITEMS)?;
-        let value = table.get(id.0)?;
-        value.map(|v| decode("items", v.value())).transpose()
+        self.read()?.item(id)
     }
 
     fn scan_items(&self, visit: &mut dyn FnMut(ItemId, Item)) -> Result<()> {
-        let rx = self.db.begin_read()?;
-        for entry in rx.open_table(ITEMS)?.iter()? {
-            let (k, v) = entry?;
-            visit(ItemId(k.value()), decode("items", v.value())?);
-        }
-        Ok(())
+        self.read()?.scan_items(visit)
     }
 
     fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()> {
-        let rx = self.db.begin_read()?;
-        for entry in rx.open_table(USERS)?.iter()? {
-            let (k, v) = entry?;
-            visit(UserId(k.value()), decode("users", v.value())?);
-        }
-        Ok(())
+        self.read()?.scan_users(visit)
     }
 
     fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()> {
-        let rx = self.db.begin_read()?;
-        for entry in rx.open_table(EVENTS)?.iter()? {
-            let (_, v) = entry?;
-            visit(decode_event(v.value())?);
-        }
-        Ok(())
+        self.read()?.scan_events(visit)
     }
 
     fn custom_kinds(&self) -> Result<Vec<String>> {
@@ -267,10 +248,7 @@ impl ReadStore for RedbStore {
     }
 
     fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
-        let rx = self.db.begin_read()?;
-        let table = rx.open_table(REMEMBERED)?;
-        let value = table.get(key)?;
-        value.map(|v| decode("idempotency", v.value())).transpose()
+        self.read()?.remembered(key)
     }
 }
 
@@ -357,11 +335,18 @@ impl ReadStore for RedbSnapshot {
     }
 }
 
+impl RedbStore {
+    /// A read transaction as of the latest commit.
+    fn read(&self) -> Result<RedbSnapshot> {
+        Ok(RedbSnapshot {
+            rx: self.db.begin_read()?,
+        })
+    }
+}
+
 impl Store for RedbStore {
     fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>> {
-        Ok(Box::new(RedbSnapshot {
-            rx: self.db.begin_read()?,
-        }))
+        Ok(Box::new(self.read()?))
     }
 
     fn writer(&self) -> Result<Box<dyn StoreWriter + '_>> {
