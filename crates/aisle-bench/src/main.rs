@@ -6,6 +6,7 @@
 mod churn;
 mod flood;
 mod import;
+mod policy;
 mod purchase;
 mod search;
 mod serve;
@@ -39,6 +40,9 @@ enum Which {
     Serve(serve::ServeBenchArgs),
     /// Distinct sessions and queries against `aisle serve` with small caps; writes bench/results/flood.md.
     Flood(flood::FloodArgs),
+    /// Off-policy evaluation against obp, simulator calibration, bandits against Vowpal
+    /// Wabbit, interleaving; writes bench/results/policy.md (run scripts/bench-policy.sh).
+    Policy(policy::PolicyArgs),
     /// One measurement in this process, printed as JSON (used by `import`).
     #[command(hide = true)]
     ImportOne(import::OneArgs),
@@ -53,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Purchase(a) => purchase::run(a),
         Which::Churn(a) => churn::run(a),
         Which::Serve(a) => serve::run(a),
+        Which::Policy(a) => policy::run(a),
         Which::ImportOne(a) => {
             let m = import::measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

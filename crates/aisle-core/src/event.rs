@@ -116,6 +116,9 @@ pub struct EventPayload {
     /// External ids of the items a search showed, in order.
     #[serde(default)]
     pub results: Vec<String>,
+    /// The served list this event responds to (its impression id), when the client says.
+    #[serde(default)]
+    pub impression: Option<u64>,
 }
 
 impl EventPayload {
@@ -126,6 +129,7 @@ impl EventPayload {
             && self.price.is_none()
             && self.value.is_none()
             && self.results.is_empty()
+            && self.impression.is_none()
     }
 }
 

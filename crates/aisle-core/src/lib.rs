@@ -10,8 +10,10 @@
 mod event;
 pub mod fs;
 mod ids;
+mod impression;
 mod item;
 
 pub use event::{Event, EventKind, EventPayload, ParseKindError, RawEvent};
 pub use ids::{ItemId, SessionId, UserId};
+pub use impression::{Impression, ShownItem, impression_label, parse_impression_label};
 pub use item::{Item, User};

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use crate::strategy::ServedList;
+
 /// The process answers.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -97,6 +99,9 @@ pub struct Recommended {
     pub price: Option<f64>,
     /// The model's score (comparable within one list only).
     pub score: f32,
+    /// The probability the serving policy gave this item at this position, given the
+    /// positions above it (1 for a list served as ranked).
+    pub propensity: f32,
     /// History items that explain it, strongest first.
     pub because: Vec<Evidence>,
     /// The reason in words.
@@ -112,6 +117,8 @@ pub struct UserRecommendations {
     pub model: String,
     /// Its generation.
     pub model_version: u64,
+    /// This list's impression and serving policy.
+    pub served: ServedList,
     /// Best first.
     pub items: Vec<Recommended>,
 }
@@ -121,6 +128,8 @@ pub struct UserRecommendations {
 pub struct SessionRecommendations {
     /// The session, if one was named.
     pub session: Option<String>,
+    /// This list's impression and serving policy.
+    pub served: ServedList,
     /// Best first.
     pub items: Vec<Recommended>,
 }
@@ -130,6 +139,8 @@ pub struct SessionRecommendations {
 pub struct CartRecommendations {
     /// The cart.
     pub cart: Vec<String>,
+    /// This list's impression and serving policy.
+    pub served: ServedList,
     /// Best first.
     pub items: Vec<Recommended>,
 }
@@ -141,6 +152,8 @@ pub struct CrossCategory {
     pub user: String,
     /// Top-level categories of their history (left out).
     pub categories_used: Vec<String>,
+    /// This list's impression and serving policy.
+    pub served: ServedList,
     /// Best first.
     pub items: Vec<Recommended>,
 }
@@ -156,6 +169,8 @@ pub struct TrendingItem {
     pub category: Vec<String>,
     /// Time-decayed count of views, carts and purchases.
     pub score: f32,
+    /// The probability of this item at this position (1: served as ranked).
+    pub propensity: f32,
     /// The reason in words.
     pub why: String,
 }
@@ -163,6 +178,8 @@ pub struct TrendingItem {
 /// Items gaining interest now.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Trending {
+    /// This list's impression and serving policy.
+    pub served: ServedList,
     /// Most interest first.
     pub items: Vec<TrendingItem>,
 }
@@ -172,6 +189,8 @@ pub struct Trending {
 pub struct ItemPage {
     /// The item.
     pub item: ItemSummary,
+    /// The similar list's impression and serving policy.
+    pub served: ServedList,
     /// Similar items, most similar first.
     pub similar: Vec<Recommended>,
 }
@@ -191,6 +210,8 @@ pub struct SearchHit {
     pub price: Option<f64>,
     /// Ranking score.
     pub score: f32,
+    /// The probability of this hit at this position (1: served as ranked).
+    pub propensity: f32,
     /// Why it ranks where it does.
     pub why: Vec<String>,
 }
@@ -228,6 +249,8 @@ pub struct SearchResults {
     pub personalised: bool,
     /// Time spent searching.
     pub took_ms: f64,
+    /// This page's impression and serving policy.
+    pub served: ServedList,
     /// The page.
     pub hits: Vec<SearchHit>,
     /// Facet counts.

@@ -288,6 +288,15 @@ mod tests {
         fn remembered(&self, key: &str) -> aisle_store::Result<Option<aisle_store::Remembered>> {
             self.0.remembered(key)
         }
+        fn scan_impressions(
+            &self,
+            visit: &mut dyn FnMut(aisle_core::Impression),
+        ) -> aisle_store::Result<()> {
+            self.0.scan_impressions(visit)
+        }
+        fn impression(&self, id: u64) -> aisle_store::Result<Option<aisle_core::Impression>> {
+            self.0.impression(id)
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use aisle_core::{EventKind, Item, RawEvent, User};
+use aisle_core::{EventKind, Item, RawEvent, User, parse_impression_label};
 use serde::Deserialize;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -180,6 +180,11 @@ pub struct EventIn {
     #[serde(default)]
     #[schema(minimum = -3.4e38, maximum = 3.4e38)]
     pub value: Option<f64>,
+    /// The served list this event answers: the `served.impression` of the list the shopper
+    /// clicked, carted or bought from. It makes the event that list's reward.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{16}$", example = "0001234abcd00001")]
+    pub impression: Option<String>,
 }
 
 /// One event or a list.
@@ -300,12 +305,25 @@ pub fn validate_event(e: EventIn, at: &str, rules: &EventRules<'_>) -> Result<Ra
     if let Some(s) = &e.session {
         check_id("session", s, at)?;
     }
+    let impression = match &e.impression {
+        None => None,
+        Some(label) => Some(
+            parse_impression_label(label)
+                .filter(|_| label.bytes().all(|b| !b.is_ascii_uppercase()))
+                .ok_or_else(|| {
+                    EngineError::bad_request(format!(
+                        "{at}: impression {label:?} is not an impression id (16 lower-case hex digits, as the list was served with)"
+                    ))
+                })?,
+        ),
+    };
     let mut raw = RawEvent::new(e.user, e.item, e.kind, timestamp_ms);
     raw.session = e.session;
     raw.payload.query = e.query;
     raw.payload.quantity = e.quantity.map(|q| q as f32);
     raw.payload.price = e.price;
     raw.payload.value = e.value.map(|v| v as f32);
+    raw.payload.impression = impression;
     Ok(raw)
 }
 

@@ -19,6 +19,7 @@ pub mod input;
 pub mod live;
 mod reads;
 pub mod requests;
+pub mod strategy;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use generation::Generation;
 pub use input::{EventRules, parse_events, parse_items};
 pub use live::{Live, LiveLimits};
+pub use aisle_policy::policy::ServingPolicy;
+pub use strategy::{ServedList, Strategy};
 pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
 
 use crate::answers::{Accepted, Deleted, FeedEntry, Forgotten, Upserted};
@@ -57,6 +60,8 @@ pub struct EngineConfig {
     pub write_queue: usize,
     /// A fixed "now" instead of the system clock (tests, replays of a recorded day).
     pub fixed_clock_ms: Option<i64>,
+    /// The serving policy of the recommendation lists.
+    pub strategy: Strategy,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +73,7 @@ impl Default for EngineConfig {
             max_clock_skew_seconds: 300,
             write_queue: 1024,
             fixed_clock_ms: None,
+            strategy: Strategy::default(),
         }
     }
 }
@@ -88,6 +94,10 @@ pub struct Counters {
     pub writes_refused: Counter<u64, AtomicU64>,
     /// Search-log events dropped because the writer's queue was full.
     pub search_log_dropped: Counter<u64, AtomicU64>,
+    /// Lists served and logged as impressions.
+    pub impressions_served: Counter<u64, AtomicU64>,
+    /// Impressions dropped because the buffer waiting for the writer was full.
+    pub impressions_dropped: Counter<u64, AtomicU64>,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -104,6 +114,7 @@ pub(crate) struct Shared {
     pub live: RwLock<Live>,
     pub search: RwLock<Option<SearchEngine>>,
     pub counters: Counters,
+    pub impressions: strategy::PendingImpressions,
 }
 
 impl Shared {
@@ -278,6 +289,7 @@ impl Engine {
             live: RwLock::new(live),
             search: RwLock::new(search),
             counters,
+            impressions: strategy::PendingImpressions::default(),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {

@@ -20,6 +20,7 @@ use crate::requests::{
     CartIn, ExplainParams, KParam, ModeIn, PromoIn, PromoParams, RecommendParams, SearchParams,
     SessionIn, TrendingParams, UserK, UserParam, check_category, check_k,
 };
+use crate::strategy::{Audience, ServedList, pool_size};
 use crate::writer::Change;
 use crate::{Engine, Generation, read, write};
 
@@ -90,7 +91,7 @@ fn has_category(item: &aisle_core::Item, category: &str) -> bool {
 }
 
 impl Engine {
-    fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+    pub(crate) fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
         read(&self.shared.live)
     }
 
@@ -126,13 +127,13 @@ impl Engine {
 
     fn listing(
         &self,
-        scored: &[Scored],
+        scored: &[(Scored, f32)],
         history: &[u32],
         explain: bool,
         verb: &str,
     ) -> Vec<Recommended> {
         let live = self.live();
-        let items: Vec<u32> = scored.iter().map(|s| s.item).collect();
+        let items: Vec<u32> = scored.iter().map(|(s, _)| s.item).collect();
         let reasons = if explain && !history.is_empty() {
             // The 50 most recent distinct items are the evidence: recent taste explains best,
             // and it bounds the work per request.
@@ -153,7 +154,7 @@ impl Engine {
         scored
             .iter()
             .zip(reasons)
-            .filter_map(|(s, why)| {
+            .filter_map(|((s, propensity), why)| {
                 let item = known(s.item)?;
                 let because: Vec<Evidence> = why
                     .iter()
@@ -180,6 +181,7 @@ impl Engine {
                     category: item.category.clone(),
                     price: item.price,
                     score: s.score,
+                    propensity: *propensity,
                     because,
                     why,
                 })
@@ -187,7 +189,13 @@ impl Engine {
             .collect()
     }
 
-    fn for_user(&self, generation: &Generation, user: u32, want: &Wanted<'_>) -> Vec<Recommended> {
+    fn for_user(
+        &self,
+        surface: &str,
+        generation: &Generation,
+        user: u32,
+        want: &Wanted<'_>,
+    ) -> (Vec<Recommended>, ServedList) {
         let Wanted {
             k,
             exclude_bought,
@@ -234,7 +242,7 @@ impl Engine {
                 kinds: &kinds,
                 times_ms: &times,
             },
-            k,
+            pool_size(k),
             &RecOptions {
                 exclude: &exclude,
                 filter: allowed
@@ -242,10 +250,25 @@ impl Engine {
                     .then_some(&filter as &(dyn Fn(u32) -> bool + Sync)),
             },
         );
-        self.listing(&list, &history, explain, "because you chose")
+        let audience = Audience {
+            user: Some(user),
+            session: None,
+        };
+        let (shown, served) = self.serve(surface, audience, list, k, true);
+        (
+            self.listing(&shown, &history, explain, "because you chose"),
+            served,
+        )
     }
 
-    fn recommend_from_items(&self, history: &[u32], k: usize, verb: &str) -> Vec<Recommended> {
+    fn recommend_from_items(
+        &self,
+        surface: &str,
+        audience: Audience,
+        history: &[u32],
+        k: usize,
+        verb: &str,
+    ) -> (Vec<Recommended>, ServedList) {
         let generation = self.generation();
         let list = scored(
             &generation.model,
@@ -253,13 +276,14 @@ impl Engine {
                 history,
                 ..Query::default()
             },
-            k,
+            pool_size(k),
             &RecOptions {
                 exclude: history,
                 filter: None,
             },
         );
-        self.listing(&list, history, true, verb)
+        let (shown, served) = self.serve(surface, audience, list, k, true);
+        (self.listing(&shown, history, true, verb), served)
     }
 
     fn items_named(&self, names: &[String]) -> Result<Vec<u32>> {
@@ -280,11 +304,12 @@ impl Engine {
             avoid_categories: None,
             explain: p.explain,
         };
-        let items = self.for_user(&generation, user, &want);
+        let (items, served) = self.for_user("recommend", &generation, user, &want);
         Ok(UserRecommendations {
             user: p.user.clone(),
             model: generation.model_name.clone(),
             model_version: generation.version,
+            served,
             items,
         })
     }
@@ -299,16 +324,21 @@ impl Engine {
         let k = check_k(k.k)?;
         body.check()?;
         let mut history: Vec<u32> = Vec::new();
+        let mut audience = Audience::default();
         if let Some(s) = &body.session {
             let key = aisle_store::session_id(s).0;
+            audience.session = Some(aisle_core::SessionId(key));
             let live = self.live();
             let positions = live.session_positions(key);
             history.extend(live.history_of(&positions).0);
         }
         history.extend(self.items_named(body.items.as_deref().unwrap_or_default())?);
+        let (items, served) =
+            self.recommend_from_items("session", audience, &history, k, "you viewed");
         Ok(SessionRecommendations {
             session: body.session.clone(),
-            items: self.recommend_from_items(&history, k, "you viewed"),
+            served,
+            items,
         })
     }
 
@@ -317,9 +347,12 @@ impl Engine {
         let k = check_k(k.k)?;
         body.check()?;
         let cart = self.items_named(&body.items)?;
+        let (items, served) =
+            self.recommend_from_items("cart", Audience::default(), &cart, k, "goes with");
         Ok(CartRecommendations {
             cart: body.items.clone(),
-            items: self.recommend_from_items(&cart, k, "goes with"),
+            served,
+            items,
         })
     }
 
@@ -351,10 +384,11 @@ impl Engine {
             avoid_categories: Some(&used),
             explain: true,
         };
-        let items = self.for_user(&self.generation(), user, &want);
+        let (items, served) = self.for_user("cross-category", &self.generation(), user, &want);
         Ok(CrossCategory {
             user: p.user.clone(),
             categories_used: used,
+            served,
             items,
         })
     }
@@ -363,28 +397,37 @@ impl Engine {
     pub fn trending(&self, p: &TrendingParams) -> Result<Trending> {
         let k = check_k(p.k)?;
         check_category(p.category.as_deref())?;
+        let ranked: Vec<Scored> = {
+            let live = self.live();
+            live.trending(self.clock_ms(), DAY_MS, 14 * DAY_MS)
+                .into_iter()
+                .filter(|&(id, _)| {
+                    live.items
+                        .get(id as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|item| p.category.as_ref().is_none_or(|c| has_category(item, c)))
+                })
+                .take(k)
+                .map(|(item, score)| Scored { item, score })
+                .collect()
+        };
+        let (shown, served) = self.serve("trending", Audience::default(), ranked, k, false);
         let live = self.live();
-        let list = live.trending(self.clock_ms(), DAY_MS, 14 * DAY_MS);
-        let items = list
+        let items = shown
             .into_iter()
-            .filter_map(|(id, score)| {
-                let item = live.items.get(id as usize)?.as_ref()?;
-                if let Some(c) = &p.category
-                    && !has_category(item, c)
-                {
-                    return None;
-                }
+            .filter_map(|(s, propensity)| {
+                let item = live.items.get(s.item as usize)?.as_ref()?;
                 Some(TrendingItem {
                     id: item.external_id.clone(),
                     title: item.title.clone(),
                     category: item.category.clone(),
-                    score,
+                    score: s.score,
+                    propensity,
                     why: "many recent views, carts and purchases".into(),
                 })
             })
-            .take(k)
             .collect();
-        Ok(Trending { items })
+        Ok(Trending { served, items })
     }
 
     /// An item with the items similar to it.
@@ -401,13 +444,18 @@ impl Engine {
                 EngineError::not_found(format!("item {id:?} is not in the catalogue"))
             })?;
         let generation = self.generation();
-        let similar = if (dense as usize) < generation.n_items() {
-            let list = Recommender::similar_items(&generation.model, dense, k);
-            self.listing(&list, &[dense], true, "shoppers who chose")
+        let list = if (dense as usize) < generation.n_items() {
+            Recommender::similar_items(&generation.model, dense, pool_size(k))
         } else {
             Vec::new()
         };
-        Ok(ItemPage { item, similar })
+        let (shown, served) = self.serve("similar", Audience::default(), list, k, true);
+        let similar = self.listing(&shown, &[dense], true, "shoppers who chose");
+        Ok(ItemPage {
+            item,
+            served,
+            similar,
+        })
     }
 
     /// Searches the catalogue, personalised for the user; the search is logged as an event.
@@ -476,10 +524,23 @@ impl Engine {
             .search(&request, &ctx)
             .map_err(|e| EngineError::bad_request(e.to_string()))?;
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
-        let hits: Vec<SearchHit> = response
+        let page: Vec<Scored> = response
             .hits
             .iter()
-            .filter_map(|h| {
+            .map(|h| Scored {
+                item: h.item.0,
+                score: h.score,
+            })
+            .collect();
+        let audience = Audience {
+            user,
+            session: None,
+        };
+        let (shown, served) = self.serve("search", audience, page, response.hits.len(), false);
+        let hits: Vec<SearchHit> = shown
+            .iter()
+            .filter_map(|(s, propensity)| {
+                let h = response.hits.iter().find(|h| h.item.0 == s.item)?;
                 let item = engine.item(h.item)?;
                 Some(SearchHit {
                     id: item.external_id.clone(),
@@ -488,6 +549,7 @@ impl Engine {
                     brand: item.brand.clone(),
                     price: item.price,
                     score: h.score,
+                    propensity: *propensity,
                     why: h.reasons.clone(),
                 })
             })
@@ -532,6 +594,7 @@ impl Engine {
             }),
             personalised: response.personalised,
             took_ms,
+            served,
             hits,
             facets,
             notes: response.notes,
@@ -721,7 +784,7 @@ impl Engine {
             rank = all.iter().position(|s| s.item == item).map(|r| r + 1);
         }
         let listing = self.listing(
-            &[Scored { item, score: 0.0 }],
+            &[(Scored { item, score: 0.0 }, 1.0)],
             &history,
             true,
             "because you chose",

@@ -53,6 +53,9 @@ pub enum Change {
     DeleteItem(String),
     /// A user to forget.
     ForgetUser(String),
+    /// Served lists are waiting in the impression buffer (every commit empties it; this
+    /// only wakes the writer when nothing else would).
+    Impressions,
 }
 
 /// What a change came to.
@@ -228,7 +231,11 @@ fn commit(
             Change::ForgetUser(id) => {
                 writer.forget_user(id).map_err(|e| e.to_string())?;
             }
+            Change::Impressions => {}
         }
+    }
+    for impression in shared.impressions.take() {
+        writer.log_impression(&impression);
     }
     writer.commit_listing_added().map_err(|e| e.to_string())
 }
@@ -280,6 +287,15 @@ fn to_forget(shared: &Shared, changes: &[&Change]) -> Vec<u32> {
         .collect()
 }
 
+/// The size of a change that shares a commit with others, or None for one that commits alone.
+fn groupable(change: &Change) -> Option<usize> {
+    match change {
+        Change::Events { events, .. } => Some(events.len()),
+        Change::Impressions => Some(0),
+        _ => None,
+    }
+}
+
 fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
     let mut carried: Option<(Change, Option<Reply>)> = None;
     let mut last_prune: Option<Instant> = None;
@@ -292,15 +308,14 @@ fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
             },
         };
         let mut group = vec![first];
-        if let Change::Events { events, .. } = &group[0].0 {
-            // Take the events already waiting, up to a bound, into the same commit. Catalogue
-            // and user changes commit alone, so each gets its own report.
-            let mut n = events.len();
+        if let Some(mut n) = groupable(&group[0].0) {
+            // Take the events and impressions already waiting, up to a bound, into the same
+            // commit. Catalogue and user changes commit alone, so each gets its own report.
             while n < MAX_GROUP {
                 match receiver.try_recv() {
-                    Ok(next) => match &next.0 {
-                        Change::Events { events, .. } => {
-                            n += events.len();
+                    Ok(next) => match groupable(&next.0) {
+                        Some(size) => {
+                            n += size;
                             group.push(next);
                         }
                         _ => {

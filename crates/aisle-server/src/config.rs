@@ -50,6 +50,13 @@ pub struct ServerConfig {
     /// of a recorded day: events are checked against it and trending is aged from it.
     /// Env: `AISLE_FIXED_CLOCK_MS`.
     pub fixed_clock_ms: Option<i64>,
+    /// How recommendation lists are drawn from the ranker's candidates, each shown item with
+    /// its probability: `epsilon-greedy:EPSILON`, `plackett-luce:TEMPERATURE:FLOOR` or
+    /// `deterministic` (the ranking as is; nothing else can be evaluated from its log).
+    /// Env: `AISLE_EXPLORATION`.
+    pub exploration: String,
+    /// The version logged with that policy (`aisle policy deploy` raises it). Env: `AISLE_POLICY_VERSION`.
+    pub policy_version: u32,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +78,8 @@ impl Default for ServerConfig {
             write_queue: 1_024,
             max_rate_limited_callers: 100_000,
             fixed_clock_ms: None,
+            exploration: "epsilon-greedy:0.05".into(),
+            policy_version: 1,
         }
     }
 }
@@ -135,6 +144,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_WRITE_QUEUE", "write_queue"),
     ("AISLE_MAX_RATE_LIMITED_CALLERS", "max_rate_limited_callers"),
     ("AISLE_FIXED_CLOCK_MS", "fixed_clock_ms"),
+    ("AISLE_EXPLORATION", "exploration"),
+    ("AISLE_POLICY_VERSION", "policy_version"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -190,6 +201,9 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_DEMO_KEY") {
             config.demo_key = Some(v);
         }
+        if let Some(v) = env("AISLE_EXPLORATION") {
+            config.exploration = v;
+        }
         if let Some(v) = env("AISLE_FIXED_CLOCK_MS") {
             config.fixed_clock_ms = Some(parsed("AISLE_FIXED_CLOCK_MS", &v)?);
         }
@@ -213,6 +227,7 @@ impl ServerConfig {
             max_session_events: "AISLE_MAX_SESSION_EVENTS",
             write_queue: "AISLE_WRITE_QUEUE",
             max_rate_limited_callers: "AISLE_MAX_RATE_LIMITED_CALLERS",
+            policy_version: "AISLE_POLICY_VERSION",
         }
         for (name, value) in [
             ("max_tracked_queries", config.max_tracked_queries),
@@ -236,6 +251,10 @@ impl ServerConfig {
         if config.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes", "must be at least 1024"));
         }
+        config
+            .exploration
+            .parse::<aisle_engine::ServingPolicy>()
+            .map_err(|e| bad("exploration", e))?;
         Ok(config)
     }
 }
@@ -257,6 +276,15 @@ impl ServerConfig {
             max_clock_skew_seconds: self.max_clock_skew_seconds,
             write_queue: self.write_queue,
             fixed_clock_ms: self.fixed_clock_ms,
+            strategy: self
+                .exploration
+                .parse::<aisle_engine::ServingPolicy>()
+                .map(|policy| aisle_engine::Strategy {
+                    id: policy.name(),
+                    policy,
+                    version: self.policy_version,
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -98,6 +98,16 @@ impl Metrics {
             "Search-log events not stored because the write queue was full",
             counters.search_log_dropped.clone(),
         );
+        registry.register(
+            "impressions_served",
+            "Lists served and logged as impressions",
+            counters.impressions_served.clone(),
+        );
+        registry.register(
+            "impressions_dropped",
+            "Impressions not logged because the buffer waiting for the writer was full",
+            counters.impressions_dropped.clone(),
+        );
         Metrics { registry, requests }
     }
 

@@ -26,7 +26,7 @@ pub mod testing;
 
 use std::path::Path;
 
-use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
 
 pub use error::{Error, Result};
 pub use mem::MemStore;
@@ -110,6 +110,10 @@ pub trait ReadStore: Send + Sync {
     fn custom_kinds(&self) -> Result<Vec<String>>;
     /// The answer remembered under an idempotency key, if any.
     fn remembered(&self, key: &str) -> Result<Option<Remembered>>;
+    /// Every logged impression (served list), in id order.
+    fn scan_impressions(&self, visit: &mut dyn FnMut(Impression)) -> Result<()>;
+    /// One logged impression by id.
+    fn impression(&self, id: u64) -> Result<Option<Impression>>;
 
     /// The display name of an event kind, custom kinds included.
     fn kind_name(&self, kind: EventKind) -> Result<String> {
@@ -168,6 +172,9 @@ pub trait StoreWriter {
     fn remember(&mut self, key: &str, record: &Remembered);
     /// Drops the idempotency records older than `before_ms` at commit.
     fn forget_remembered_before(&mut self, before_ms: i64);
+    /// Logs a served list at commit (a later record with the same id replaces it). Forgetting
+    /// a user removes their impressions too.
+    fn log_impression(&mut self, impression: &Impression);
     /// Makes everything staged durable and visible, atomically; says what was stored.
     fn commit_listing_added(self: Box<Self>) -> Result<Committed>;
     /// Makes everything staged durable and visible, atomically.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
 
 use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, event_user, read_catalog};
 use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter};
@@ -15,6 +15,7 @@ struct Tables {
     items: BTreeMap<u32, Item>,
     events: BTreeMap<u128, Vec<u8>>,
     remembered: BTreeMap<String, crate::Remembered>,
+    impressions: BTreeMap<u64, Vec<u8>>,
 }
 
 /// A store that lives in memory only.
@@ -107,6 +108,21 @@ impl ReadStore for MemStore {
     fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
         Ok(self.tables().remembered.get(key).cloned())
     }
+
+    fn scan_impressions(&self, visit: &mut dyn FnMut(Impression)) -> Result<()> {
+        for bytes in self.tables().impressions.values() {
+            visit(crate::staging::decode("impressions", bytes)?);
+        }
+        Ok(())
+    }
+
+    fn impression(&self, id: u64) -> Result<Option<Impression>> {
+        self.tables()
+            .impressions
+            .get(&id)
+            .map(|b| crate::staging::decode("impressions", b))
+            .transpose()
+    }
 }
 
 impl Store for MemStore {
@@ -188,6 +204,10 @@ impl StoreWriter for MemWriter<'_> {
         self.staging.forget_remembered_before = Some(before_ms);
     }
 
+    fn log_impression(&mut self, impression: &Impression) {
+        self.staging.log_impression(impression);
+    }
+
     fn commit_listing_added(self: Box<Self>) -> Result<crate::Committed> {
         let MemWriter {
             store,
@@ -215,6 +235,9 @@ impl StoreWriter for MemWriter<'_> {
                     .remembered
                     .insert(key, crate::staging::decode("idempotency", &record)?);
             }
+            for (id, bytes) in std::mem::take(&mut staging.impressions) {
+                tables.impressions.insert(id, bytes);
+            }
             staging.events.clear();
             staging.report.events_added += added;
             staging.report.events_duplicate += duplicate;
@@ -238,6 +261,14 @@ impl StoreWriter for MemWriter<'_> {
                     }
                 }
                 tables.events = keep;
+                let mut shown = BTreeMap::new();
+                for (id, bytes) in std::mem::take(&mut tables.impressions) {
+                    let i: Impression = crate::staging::decode("impressions", &bytes)?;
+                    if !i.user.is_some_and(|u| forgotten.contains(&u.0)) {
+                        shown.insert(id, bytes);
+                    }
+                }
+                tables.impressions = shown;
                 staging.report.users_forgotten += forgotten.len();
                 staging.report.events_deleted += before - tables.events.len();
             }

@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use aisle_core::{Event, EventKind, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
@@ -31,8 +31,9 @@ use crate::staging::{
 };
 use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter};
 
-/// 2: event payloads carry the results a search showed.
-const FORMAT_VERSION: u32 = 2;
+/// 2: event payloads carry the results a search showed. 3: they carry the impression they
+/// answer, and served lists are logged (`impressions`).
+const FORMAT_VERSION: u32 = 3;
 const FILE_NAME: &str = "aisle.redb";
 /// Staged events are written into the open transaction in sorted runs of this size, so an
 /// import of any size streams instead of holding every event twice.
@@ -47,6 +48,8 @@ const KINDS: TableDefinition<u16, &str> = TableDefinition::new("kinds");
 const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 /// Idempotency records: key → encoded [`crate::Remembered`].
 const REMEMBERED: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// Served lists by impression id.
+const IMPRESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("impressions");
 
 /// How a store writes; fixed at open. Only tests change it (`testing::Knobs`).
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +157,7 @@ impl RedbStore {
             tx.open_table(KINDS)?;
             tx.open_table(EVENTS)?;
             tx.open_table(REMEMBERED)?;
+            tx.open_table(IMPRESSIONS)?;
         }
         tx.commit()?;
 
@@ -250,6 +254,14 @@ impl ReadStore for RedbStore {
     fn remembered(&self, key: &str) -> Result<Option<crate::Remembered>> {
         self.read()?.remembered(key)
     }
+
+    fn scan_impressions(&self, visit: &mut dyn FnMut(Impression)) -> Result<()> {
+        self.read()?.scan_impressions(visit)
+    }
+
+    fn impression(&self, id: u64) -> Result<Option<Impression>> {
+        self.read()?.impression(id)
+    }
 }
 
 /// One read transaction of the store: ids, counts and kinds come from its tables too (not
@@ -332,6 +344,20 @@ impl ReadStore for RedbSnapshot {
         let table = self.rx.open_table(REMEMBERED)?;
         let value = table.get(key)?;
         value.map(|v| decode("idempotency", v.value())).transpose()
+    }
+
+    fn scan_impressions(&self, visit: &mut dyn FnMut(Impression)) -> Result<()> {
+        for entry in self.rx.open_table(IMPRESSIONS)?.iter()? {
+            let (_, v) = entry?;
+            visit(decode("impressions", v.value())?);
+        }
+        Ok(())
+    }
+
+    fn impression(&self, id: u64) -> Result<Option<Impression>> {
+        let table = self.rx.open_table(IMPRESSIONS)?;
+        let value = table.get(id)?;
+        value.map(|v| decode("impressions", v.value())).transpose()
     }
 }
 
@@ -457,6 +483,10 @@ impl StoreWriter for RedbWriter {
         self.staging.forget_remembered_before = Some(before_ms);
     }
 
+    fn log_impression(&mut self, impression: &Impression) {
+        self.staging.log_impression(impression);
+    }
+
     fn commit_listing_added(mut self: Box<Self>) -> Result<crate::Committed> {
         self.flush_events()?;
         self.flush_records()?;
@@ -477,6 +507,10 @@ impl StoreWriter for RedbWriter {
             }
             for (key, record) in std::mem::take(&mut self.staging.remembered) {
                 remembered.insert(key.as_str(), record.as_slice())?;
+            }
+            let mut impressions = self.tx.open_table(IMPRESSIONS)?;
+            for (id, record) in std::mem::take(&mut self.staging.impressions) {
+                impressions.insert(id, record.as_slice())?;
             }
         }
         {
@@ -517,6 +551,18 @@ impl StoreWriter for RedbWriter {
                 }
                 for key in &doomed {
                     events.remove(*key)?;
+                }
+                let mut impressions = self.tx.open_table(IMPRESSIONS)?;
+                let mut shown_to = Vec::new();
+                for entry in impressions.iter()? {
+                    let (key, value) = entry?;
+                    let i: Impression = decode("impressions", value.value())?;
+                    if i.user.is_some_and(|u| forgotten.contains(&u.0)) {
+                        shown_to.push(key.value());
+                    }
+                }
+                for key in shown_to {
+                    impressions.remove(key)?;
                 }
                 self.staging.report.users_forgotten += forgotten.len();
                 self.staging.report.events_deleted += doomed.len();

@@ -137,6 +137,8 @@ pub(crate) struct Staging {
     pub remembered: Vec<(String, Vec<u8>)>,
     /// Idempotency records older than this (ms) are dropped at commit.
     pub forget_remembered_before: Option<i64>,
+    /// Impressions to write at commit: id and encoded record.
+    pub impressions: Vec<(u64, Vec<u8>)>,
 }
 
 impl Staging {
@@ -163,6 +165,7 @@ impl Staging {
             added: Vec::new(),
             remembered: Vec::new(),
             forget_remembered_before: None,
+            impressions: Vec::new(),
         }
     }
 
@@ -344,6 +347,10 @@ impl Staging {
 
     /// Merges the staged ids into the shared catalog; call after the data is durable.
     /// Stages an idempotency record.
+    pub fn log_impression(&mut self, impression: &aisle_core::Impression) {
+        self.impressions.push((impression.id, encode(impression)));
+    }
+
     pub fn remember(&mut self, key: &str, record: &crate::Remembered) {
         self.remembered.push((key.to_string(), encode(record)));
     }

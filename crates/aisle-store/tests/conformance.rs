@@ -1,6 +1,6 @@
 //! One suite, run against every store implementation.
 
-use aisle_core::{EventKind, Item, RawEvent, User};
+use aisle_core::{EventKind, Impression, Item, RawEvent, ShownItem, User};
 use aisle_store::{MemStore, ReadStore, RedbStore, Store};
 
 fn view(user: &str, item: &str, ts: i64) -> RawEvent {
@@ -196,6 +196,56 @@ fn a_snapshot_sees_one_commit_and_nothing_later(store: &dyn Store) {
     assert!(now.user_id("ben").expect("lookup").is_some());
 }
 
+fn impressions_are_logged_with_their_events_and_forgotten_with_their_user(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("amy", "a", 1)).expect("add");
+    w.add_event(&view("ben", "b", 1)).expect("add");
+    w.commit().expect("commit");
+    let (amy, ben) = (
+        store.user_id("amy").expect("lookup"),
+        store.user_id("ben").expect("lookup"),
+    );
+    let a = store.item_id("a").expect("lookup").expect("a");
+    let b = store.item_id("b").expect("lookup").expect("b");
+    let shown = |id: u64, user| Impression {
+        id,
+        at_ms: 5,
+        surface: "recommend".into(),
+        policy: "epsilon-greedy".into(),
+        policy_version: 1,
+        user,
+        session: None,
+        candidates: vec![a, b],
+        scores: vec![0.5, 0.25],
+        shown: vec![
+            ShownItem { item: b, propensity: 0.975 },
+            ShownItem { item: a, propensity: 1.0 },
+        ],
+    };
+    let mut w = store.writer().expect("writer");
+    w.log_impression(&shown(7, amy));
+    w.log_impression(&shown(9, ben));
+    // A dropped writer logs nothing.
+    drop(w);
+    assert_eq!(store.impression(7).expect("get"), None);
+    let mut w = store.writer().expect("writer");
+    w.log_impression(&shown(7, amy));
+    w.log_impression(&shown(9, ben));
+    w.log_impression(&shown(11, amy));
+    w.commit().expect("commit");
+    assert_eq!(store.impression(7).expect("get"), Some(shown(7, amy)));
+    let mut ids = Vec::new();
+    store.scan_impressions(&mut |i| ids.push(i.id)).expect("scan");
+    assert_eq!(ids, [7, 9, 11]);
+    let mut w = store.writer().expect("writer");
+    w.forget_user("amy").expect("forget");
+    w.commit().expect("commit");
+    let mut ids = Vec::new();
+    store.scan_impressions(&mut |i| ids.push(i.id)).expect("scan");
+    assert_eq!(ids, [9], "amy's impressions go with her");
+    assert_eq!(store.impression(11).expect("get"), None);
+}
+
 /// A conformance case: takes a fresh, empty store.
 type Case = fn(&dyn Store);
 
@@ -216,6 +266,10 @@ const SUITE: &[(&str, Case)] = &[
     ("forget", forgetting_a_user_removes_them_and_their_events),
     ("delete item", deleting_an_item_keeps_its_events),
     ("snapshot", a_snapshot_sees_one_commit_and_nothing_later),
+    (
+        "impressions",
+        impressions_are_logged_with_their_events_and_forgotten_with_their_user,
+    ),
 ];
 
 #[test]

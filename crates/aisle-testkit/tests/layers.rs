@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("aisle-models", 3),
     ("aisle-search", 3),
     ("aisle-analytics", 3),
+    ("aisle-policy", 3),
     ("aisle-eval", 4),
     ("aisle-engine", 5),
     ("aisle-server", 6),

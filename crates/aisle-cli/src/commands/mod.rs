@@ -4,6 +4,7 @@ mod analytics;
 mod analytics_report;
 mod eval;
 mod import;
+mod policy;
 mod predict;
 mod quickstart;
 mod search;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use analytics::day_number;
+pub use policy::{Deployed, deployed};
 pub use search::find_encoder;
 
 /// aisle: search, recommendations and behaviour analytics for an online shop, in one program.
@@ -50,6 +52,8 @@ enum Command {
     Predict(analytics::PredictArgs),
     /// Serve the HTTP API, the dashboard and the demo storefront.
     Serve(serve::ServeArgs),
+    /// Serving policies: evaluate off-policy, simulate, train a bandit, deploy behind a gate, list.
+    Policy(policy::PolicyArgs),
 }
 
 /// Where the embedded store lives.
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => analytics::predict(args),
         Command::Index(args) => search::index(args),
         Command::Serve(args) => serve::run(args),
+        Command::Policy(args) => policy::run(args),
     }
 }
 

@@ -56,9 +56,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     serve_with(config, &args.engine)
 }
 
-pub fn serve_with(config: ServerConfig, engine_args: &EngineArgs) -> anyhow::Result<()> {
+pub fn serve_with(mut config: ServerConfig, engine_args: &EngineArgs) -> anyhow::Result<()> {
     init_logs(config.log_json);
     let data_dir = engine_args.data.data_dir.clone();
+    if let Some(d) = super::deployed(&data_dir)? {
+        eprintln!(
+            "serving the deployed policy {} (version {}) from {}",
+            d.policy,
+            d.version,
+            super::policy::deployed_path(&data_dir).display()
+        );
+        config.exploration = d.policy;
+        config.policy_version = d.version;
+    }
     if !data_dir.join("aisle.redb").is_file() {
         bail!(
             "{} holds no aisle store yet: import data first (aisle import, or aisle quickstart)",

@@ -1,0 +1,168 @@
+//! Every list the engine serves goes through here: the serving policy draws the shown items
+//! from the ranker's candidates with a known probability each, and the list is logged as an
+//! impression (surface, policy and version, candidates, shown items with propensities), so
+//! any other policy can later be evaluated on what shoppers did with it.
+//!
+//! Impressions wait in a bounded buffer that the writer empties into its next commit: serving
+//! never waits for the disk and never takes a place in the write queue that ingest needs.
+//! They are durable at that commit (within milliseconds); a crash before it loses the last
+//! few, never an acknowledged event. A full buffer drops new ones and counts them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use aisle_core::{Impression, ItemId, SessionId, ShownItem, UserId, impression_label};
+use aisle_models::Scored;
+use aisle_policy::policy::ServingPolicy;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::Engine;
+use crate::writer::Change;
+
+/// Most impressions waiting for a commit; beyond it new ones are dropped (and counted).
+pub const MAX_PENDING_IMPRESSIONS: usize = 100_000;
+
+/// How a served list is identified to the client: events that answer it carry `impression`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ServedList {
+    /// The impression id (16 hex digits); send it back as the `impression` of the clicks,
+    /// carts and purchases this list led to.
+    pub impression: String,
+    /// The serving policy's id.
+    pub policy: String,
+    /// Its version.
+    pub policy_version: u32,
+}
+
+/// The serving policy of the recommendation surfaces, with its identity.
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    /// How shown items are drawn from the candidates.
+    pub policy: ServingPolicy,
+    /// Its id in logs and answers.
+    pub id: String,
+    /// Its version.
+    pub version: u32,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        let policy = ServingPolicy::default();
+        Self { id: policy.name(), policy, version: 1 }
+    }
+}
+
+/// The candidate pool a policy chooses `k` items from: enough to explore, bounded per request.
+pub fn pool_size(k: usize) -> usize {
+    (2 * k + 10).min(1_000)
+}
+
+/// The impressions waiting for the writer's next commit.
+#[derive(Default)]
+pub(crate) struct PendingImpressions {
+    queue: Mutex<Vec<Impression>>,
+    sequence: AtomicU64,
+}
+
+impl PendingImpressions {
+    /// A new impression id: the time in milliseconds in the high bits, a counter below, so ids
+    /// are unique in a process and sort by time.
+    fn next_id(&self, now_ms: i64) -> u64 {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        ((now_ms.max(0) as u64) << 20) | (n & 0xF_FFFF)
+    }
+
+    /// Adds one; false when the buffer is full. `wake` is true when it was empty (the writer
+    /// is told once per batch, not once per impression).
+    fn push(&self, impression: Impression) -> (bool, bool) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() >= MAX_PENDING_IMPRESSIONS {
+            return (false, false);
+        }
+        queue.push(impression);
+        (true, queue.len() == 1)
+    }
+
+    /// Everything waiting (the writer's side).
+    pub(crate) fn take(&self) -> Vec<Impression> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Who a list is for.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Audience {
+    pub user: Option<u32>,
+    pub session: Option<SessionId>,
+}
+
+impl Engine {
+    /// Draws `k` of the ranked `candidates` with the serving policy (`explore`) or keeps the
+    /// ranking (propensity 1 each), logs the impression, and returns the shown items with
+    /// their propensities and the list's identity. Candidates not in the catalogue any more
+    /// are left out first, so every logged item was one the client could see.
+    pub(crate) fn serve(
+        &self,
+        surface: &str,
+        audience: Audience,
+        candidates: Vec<Scored>,
+        k: usize,
+        explore: bool,
+    ) -> (Vec<(Scored, f32)>, ServedList) {
+        let candidates: Vec<Scored> = {
+            let live = self.live();
+            candidates
+                .into_iter()
+                .filter(|s| live.items.get(s.item as usize).is_some_and(Option::is_some))
+                .collect()
+        };
+        let now = self.clock_ms();
+        let id = self.shared.impressions.next_id(now);
+        let strategy = &self.config.strategy;
+        let (policy, policy_id, version) = if explore {
+            (strategy.policy, strategy.id.clone(), strategy.version)
+        } else {
+            (ServingPolicy::Deterministic, "ranking".to_string(), 1)
+        };
+        let scores: Vec<f64> = candidates.iter().map(|s| f64::from(s.score)).collect();
+        // One generator per list, seeded from its id: a replay of the log can redraw it.
+        let mut rng = StdRng::seed_from_u64(id ^ 0x9E37_79B9_7F4A_7C15);
+        let picks = policy.choose(&scores, k, &mut rng);
+        let shown: Vec<(Scored, f32)> = picks
+            .iter()
+            .map(|p| (candidates[p.candidate], p.propensity as f32))
+            .collect();
+        let impression = Impression {
+            id,
+            at_ms: now,
+            surface: surface.to_string(),
+            policy: policy_id.clone(),
+            policy_version: version,
+            user: audience.user.map(UserId),
+            session: audience.session,
+            candidates: candidates.iter().map(|s| ItemId(s.item)).collect(),
+            scores: candidates.iter().map(|s| s.score).collect(),
+            shown: shown
+                .iter()
+                .map(|(s, p)| ShownItem { item: ItemId(s.item), propensity: *p })
+                .collect(),
+        };
+        let (kept, wake) = self.shared.impressions.push(impression);
+        if !kept {
+            self.shared.counters.impressions_dropped.inc();
+        } else {
+            self.shared.counters.impressions_served.inc();
+            if wake {
+                // A full queue is fine: the writer empties the buffer at its next commit anyway.
+                let _ = self.writer.submit(Change::Impressions);
+            }
+        }
+        (
+            shown,
+            ServedList { impression: impression_label(id), policy: policy_id, policy_version: version },
+        )
+    }
+}
