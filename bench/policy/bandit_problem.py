@@ -81,7 +81,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="/work/shared/data/movielens-100k")
+    ap.add_argument("--data", default=os.path.join(root, "..", "shared", "data", "movielens-100k"))
     ap.add_argument("--out", default=os.path.join(root, "target", "bench-policy", "bandit"))
     ap.add_argument("--stride", type=int, default=3,
                     help="keep every S-th liked rating (time order, index %% S == 0) as a round")

@@ -67,7 +67,7 @@ from obp.ope import (
 from obp.policy import BernoulliTS, Random
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = Path("/work/shared/data/open-bandit-sample")
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "open-bandit-sample"
 
 # examples/obd/conf/hyperparams.yaml of the example (the values, restated)
 BASE_MODELS = {

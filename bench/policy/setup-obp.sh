@@ -4,7 +4,7 @@
 #
 #   bash bench/policy/setup-obp.sh
 #
-# The pins are those /work/shared/PEERS.md records as working on Python 3.11. obp 0.5.7 is an
+# The pins are those ../shared/PEERS.md records as working on Python 3.11. obp 0.5.7 is an
 # sdist built by poetry-core, whose metadata pins torch==1.12, Pillow==9.1.1 and PyYAML==6.0.0
 # and declares Python < 3.11; no torch 1.12 wheel exists for 3.11, so one `pip install obp==0.5.7
 # ... torch` fails with ResolutionImpossible. Hence two steps: the pinned dependencies (plus what

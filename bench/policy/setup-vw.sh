@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the Python environment for the Vowpal Wabbit contextual-bandit peer at
 # .cache/venv-vw: vowpalwabbit 9.x from the package registry with numpy 1.23.5, the pair
-# that /work/shared/PEERS.md records as working on these machines (Python 3.11).
+# that ../shared/PEERS.md records as working on these machines (Python 3.11).
 #
 #   bash bench/policy/setup-vw.sh          # prints the venv's python path when done
 #

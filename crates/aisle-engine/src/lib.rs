@@ -34,11 +34,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::oneshot;
 
+pub use aisle_policy::policy::ServingPolicy;
 pub use error::{EngineError, ErrorKind, Result};
 pub use generation::Generation;
 pub use input::{EventRules, parse_events, parse_items};
 pub use live::{Live, LiveLimits};
-pub use aisle_policy::policy::ServingPolicy;
 pub use strategy::{ServedList, Strategy};
 pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
 

@@ -405,7 +405,9 @@ impl Engine {
                     live.items
                         .get(id as usize)
                         .and_then(Option::as_ref)
-                        .is_some_and(|item| p.category.as_ref().is_none_or(|c| has_category(item, c)))
+                        .is_some_and(|item| {
+                            p.category.as_ref().is_none_or(|c| has_category(item, c))
+                        })
                 })
                 .take(k)
                 .map(|(item, score)| Scored { item, score })

@@ -51,7 +51,11 @@ pub struct Strategy {
 impl Default for Strategy {
     fn default() -> Self {
         let policy = ServingPolicy::default();
-        Self { id: policy.name(), policy, version: 1 }
+        Self {
+            id: policy.name(),
+            policy,
+            version: 1,
+        }
     }
 }
 
@@ -147,7 +151,10 @@ impl Engine {
             scores: candidates.iter().map(|s| s.score).collect(),
             shown: shown
                 .iter()
-                .map(|(s, p)| ShownItem { item: ItemId(s.item), propensity: *p })
+                .map(|(s, p)| ShownItem {
+                    item: ItemId(s.item),
+                    propensity: *p,
+                })
                 .collect(),
         };
         let (kept, wake) = self.shared.impressions.push(impression);
@@ -162,7 +169,11 @@ impl Engine {
         }
         (
             shown,
-            ServedList { impression: impression_label(id), policy: policy_id, policy_version: version },
+            ServedList {
+                impression: impression_label(id),
+                policy: policy_id,
+                policy_version: version,
+            },
         )
     }
 }

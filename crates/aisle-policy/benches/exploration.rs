@@ -3,7 +3,9 @@
 //! The end-to-end cost over HTTP is in `aisle-bench serve`; this isolates the policy's part.
 
 use aisle_policy::policy::ServingPolicy;
-use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -14,7 +16,10 @@ fn draw(c: &mut Criterion) {
     for policy in [
         ServingPolicy::Deterministic,
         ServingPolicy::EpsilonGreedy { epsilon: 0.05 },
-        ServingPolicy::PlackettLuce { temperature: 0.1, floor: 0.05 },
+        ServingPolicy::PlackettLuce {
+            temperature: 0.1,
+            floor: 0.05,
+        },
     ] {
         group.bench_function(policy.name(), |b| {
             let mut seed = 0u64;

@@ -27,13 +27,19 @@ impl Split {
                 acc
             })
             .collect();
-        Self { salt: salt.to_owned(), cumulative }
+        Self {
+            salt: salt.to_owned(),
+            cumulative,
+        }
     }
 
     /// The arm of `user`: the same user always gets the same arm.
     pub fn assign(&self, user: &str) -> usize {
         let u = (fnv1a(self.salt.as_bytes(), user.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64;
-        self.cumulative.iter().position(|&c| u < c).unwrap_or(self.cumulative.len().saturating_sub(1))
+        self.cumulative
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.cumulative.len().saturating_sub(1))
     }
 }
 
@@ -67,7 +73,11 @@ pub fn compare_means(a: &ArmStats, b: &ArmStats, alpha: f64) -> Comparison {
     let difference = a.mean() - b.mean();
     let se = (a.variance() / a.n.max(1) as f64 + b.variance() / b.n.max(1) as f64).sqrt();
     let z = normal_quantile(1.0 - alpha / 2.0);
-    Comparison { difference, low: difference - z * se, high: difference + z * se }
+    Comparison {
+        difference,
+        low: difference - z * se,
+        high: difference + z * se,
+    }
 }
 
 /// Which ranker contributed an interleaved item.
@@ -84,7 +94,11 @@ pub enum Team {
 pub fn team_draft(a: &[u32], b: &[u32], k: usize, rng: &mut impl Rng) -> Vec<(u32, Team)> {
     let mut out: Vec<(u32, Team)> = Vec::with_capacity(k);
     let (mut count_a, mut count_b) = (0usize, 0usize);
-    let next = |list: &[u32], out: &[(u32, Team)]| list.iter().copied().find(|i| !out.iter().any(|(o, _)| o == i));
+    let next = |list: &[u32], out: &[(u32, Team)]| {
+        list.iter()
+            .copied()
+            .find(|i| !out.iter().any(|(o, _)| o == i))
+    };
     while out.len() < k {
         let a_first = count_a < count_b || (count_a == count_b && rng.random::<bool>());
         let (team, list) = if a_first { (Team::A, a) } else { (Team::B, b) };
@@ -144,6 +158,9 @@ pub struct PowerStudy {
     pub noise_a: f64,
     /// Noise of ranker B's scores.
     pub noise_b: f64,
+    /// Shoppers differ in how much they click: each impression's user multiplies every click
+    /// chance by a Gamma(shape, 1/shape) activity (mean 1; smaller shapes, more spread).
+    pub activity_shape: f64,
     /// Repetitions per sample size.
     pub trials: usize,
     /// Confidence level of each test.
@@ -158,6 +175,7 @@ impl Default for PowerStudy {
             examination: vec![1.0, 0.7, 0.5, 0.35, 0.25],
             noise_a: 0.05,
             noise_b: 0.12,
+            activity_shape: 0.5,
             trials: 200,
             alpha: 0.05,
         }
@@ -179,21 +197,38 @@ impl PowerStudy {
     /// Runs every trial at each of `sizes`.
     pub fn run(&self, sizes: &[usize], seed: u64) -> Vec<PowerRow> {
         use rand::SeedableRng;
-        use rand_distr::{Distribution, Normal};
+        use rand_distr::{Distribution, Gamma, Normal};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         // Attractiveness: mostly low, a few strong items (a long tail).
-        let attractiveness: Vec<f64> = (0..self.items).map(|_| 0.02 + 0.4 * rng.random::<f64>().powi(3)).collect();
+        let attractiveness: Vec<f64> = (0..self.items)
+            .map(|_| 0.02 + 0.4 * rng.random::<f64>().powi(3))
+            .collect();
         let rank = |noise: f64, rng: &mut rand::rngs::StdRng| -> Vec<u32> {
-            let normal = Normal::new(0.0, noise).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
-            let mut scored: Vec<(f64, u32)> =
-                attractiveness.iter().enumerate().map(|(i, &a)| (a + normal.sample(rng), i as u32)).collect();
+            let normal = Normal::new(0.0, noise)
+                .unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
+            let mut scored: Vec<(f64, u32)> = attractiveness
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| (a + normal.sample(rng), i as u32))
+                .collect();
             scored.sort_by(|x, y| y.0.total_cmp(&x.0));
-            scored.into_iter().take(self.slots).map(|(_, i)| i).collect()
+            scored
+                .into_iter()
+                .take(self.slots)
+                .map(|(_, i)| i)
+                .collect()
         };
+        let activity = Gamma::new(self.activity_shape, 1.0 / self.activity_shape)
+            .unwrap_or_else(|_| Gamma::new(1.0, 1.0).expect("the unit gamma"));
         let clicks = |list: &[u32], rng: &mut rand::rngs::StdRng| -> Vec<bool> {
+            let m: f64 = activity.sample(rng);
             list.iter()
                 .enumerate()
-                .map(|(k, &i)| rng.random::<f64>() < self.examination[k.min(self.examination.len() - 1)] * attractiveness[i as usize])
+                .map(|(k, &i)| {
+                    rng.random::<f64>()
+                        < m * self.examination[k.min(self.examination.len() - 1)]
+                            * attractiveness[i as usize]
+                })
                 .collect()
         };
         sizes
@@ -203,7 +238,11 @@ impl PowerStudy {
                 for _ in 0..self.trials {
                     let (mut a, mut b) = (ArmStats::default(), ArmStats::default());
                     for u in 0..n {
-                        let (list, arm) = if u % 2 == 0 { (rank(self.noise_a, &mut rng), &mut a) } else { (rank(self.noise_b, &mut rng), &mut b) };
+                        let (list, arm) = if u % 2 == 0 {
+                            (rank(self.noise_a, &mut rng), &mut a)
+                        } else {
+                            (rank(self.noise_b, &mut rng), &mut b)
+                        };
                         let c = clicks(&list, &mut rng);
                         arm.add(c.iter().filter(|&&x| x).count() as f64);
                     }
@@ -237,7 +276,9 @@ impl PowerStudy {
 
 /// The smallest sample size whose power reaches `target`, if any.
 pub fn needed(rows: &[PowerRow], target: f64, power: impl Fn(&PowerRow) -> f64) -> Option<usize> {
-    rows.iter().find(|r| power(r) >= target).map(|r| r.impressions)
+    rows.iter()
+        .find(|r| power(r) >= target)
+        .map(|r| r.impressions)
 }
 
 #[cfg(test)]
@@ -250,11 +291,15 @@ mod tests {
     fn splits_are_sticky_and_follow_the_shares() {
         let split = Split::new("exp-1", &[0.8, 0.2]);
         let n = 50_000;
-        let in_b = (0..n).filter(|u| split.assign(&format!("u{u}")) == 1).count();
+        let in_b = (0..n)
+            .filter(|u| split.assign(&format!("u{u}")) == 1)
+            .count();
         assert!((in_b as f64 / f64::from(n) - 0.2).abs() < 0.01, "{in_b}");
         assert!((0..100).all(|u| split.assign(&format!("u{u}")) == split.assign(&format!("u{u}"))));
         let other = Split::new("exp-2", &[0.8, 0.2]);
-        let same = (0..2_000).filter(|u| split.assign(&format!("u{u}")) == other.assign(&format!("u{u}"))).count();
+        let same = (0..2_000)
+            .filter(|u| split.assign(&format!("u{u}")) == other.assign(&format!("u{u}")))
+            .count();
         assert!(same < 1_900, "salts must decorrelate experiments: {same}");
     }
 
@@ -262,9 +307,14 @@ mod tests {
     /// needs for the same power.
     #[test]
     fn interleaving_needs_fewer_impressions_than_ab() {
-        let study = PowerStudy { trials: 40, items: 30, ..Default::default() };
+        let study = PowerStudy {
+            trials: 40,
+            items: 30,
+            ..Default::default()
+        };
         let rows = study.run(&[250, 500, 1_000, 2_000, 4_000], 17);
-        let il = needed(&rows, 0.8, |r| r.interleaving_power).expect("interleaving reaches 80% power");
+        let il =
+            needed(&rows, 0.8, |r| r.interleaving_power).expect("interleaving reaches 80% power");
         let ab = needed(&rows, 0.8, |r| r.ab_power).unwrap_or(usize::MAX);
         assert!(il < ab, "interleaving {il} vs A/B {ab}: {rows:?}");
     }
@@ -295,6 +345,9 @@ mod tests {
                 None => {}
             }
         }
-        assert!(!sign_test(wins[0], wins[1], 0.05) && !sign_test(wins[1], wins[0], 0.05), "{wins:?}");
+        assert!(
+            !sign_test(wins[0], wins[1], 0.05) && !sign_test(wins[1], wins[0], 0.05),
+            "{wins:?}"
+        );
     }
 }

@@ -27,7 +27,11 @@ pub struct RewardRule {
 impl Default for RewardRule {
     fn default() -> Self {
         Self {
-            weights: vec![(EventKind::Click, 1.0), (EventKind::AddToCart, 1.0), (EventKind::Purchase, 1.0)],
+            weights: vec![
+                (EventKind::Click, 1.0),
+                (EventKind::AddToCart, 1.0),
+                (EventKind::Purchase, 1.0),
+            ],
             window_ms: 30 * 60 * 1000,
             purchase_value: false,
         }
@@ -55,9 +59,12 @@ impl RewardRule {
     }
 
     fn reward_of(&self, e: &Event) -> f64 {
-        let Some(&(_, w)) = self.weights.iter().find(|(k, _)| *k == e.kind) else { return 0.0 };
+        let Some(&(_, w)) = self.weights.iter().find(|(k, _)| *k == e.kind) else {
+            return 0.0;
+        };
         if self.purchase_value && e.kind == EventKind::Purchase {
-            let value = e.payload.price.unwrap_or(1.0) * f64::from(e.payload.quantity.unwrap_or(1.0));
+            let value =
+                e.payload.price.unwrap_or(1.0) * f64::from(e.payload.quantity.unwrap_or(1.0));
             w * value
         } else {
             w
@@ -75,7 +82,11 @@ pub struct RewardedList {
 }
 
 /// Joins impressions with the events that reward them.
-pub fn attribute(impressions: Vec<Impression>, events: &[Event], rule: &RewardRule) -> Vec<RewardedList> {
+pub fn attribute(
+    impressions: Vec<Impression>,
+    events: &[Event],
+    rule: &RewardRule,
+) -> Vec<RewardedList> {
     let mut by_impression: HashMap<u64, Vec<&Event>> = HashMap::new();
     let mut by_user: HashMap<u32, Vec<&Event>> = HashMap::new();
     for e in events {
@@ -112,7 +123,10 @@ pub fn attribute(impressions: Vec<Impression>, events: &[Event], rule: &RewardRu
                         .fold(0.0, f64::max)
                 })
                 .collect();
-            RewardedList { impression: imp, rewards }
+            RewardedList {
+                impression: imp,
+                rewards,
+            }
         })
         .collect()
 }
@@ -139,7 +153,12 @@ pub fn slot_terms(lists: &[RewardedList], candidate: &ServingPolicy) -> Vec<Roun
         let mut weight = 1.0;
         for ((s, p_e), r) in imp.shown.iter().zip(target).zip(&list.rewards) {
             weight *= p_e / f64::from(s.propensity).max(f64::MIN_POSITIVE);
-            out.push(RoundTerms { weight, reward: *r, q_logged: 0.0, q_policy: 0.0 });
+            out.push(RoundTerms {
+                weight,
+                reward: *r,
+                q_logged: 0.0,
+                q_policy: 0.0,
+            });
         }
     }
     out
@@ -157,7 +176,10 @@ mod tests {
             kind,
             timestamp_ms: t,
             session: None,
-            payload: EventPayload { impression, ..Default::default() },
+            payload: EventPayload {
+                impression,
+                ..Default::default()
+            },
         }
     }
 
@@ -172,19 +194,31 @@ mod tests {
             session: None,
             candidates: vec![ItemId(1), ItemId(2), ItemId(3)],
             scores: vec![3.0, 2.0, 1.0],
-            shown: vec![ShownItem { item: ItemId(1), propensity: 0.9 }, ShownItem { item: ItemId(3), propensity: 0.05 }],
+            shown: vec![
+                ShownItem {
+                    item: ItemId(1),
+                    propensity: 0.9,
+                },
+                ShownItem {
+                    item: ItemId(3),
+                    propensity: 0.05,
+                },
+            ],
         }
     }
 
     #[test]
     fn rewards_come_from_tagged_events_and_the_window() {
-        let rule = RewardRule { window_ms: 1_000, ..Default::default() };
+        let rule = RewardRule {
+            window_ms: 1_000,
+            ..Default::default()
+        };
         let events = [
-            event(7, 1, EventKind::Click, 1_500, None),      // in the window: slot 0
+            event(7, 1, EventKind::Click, 1_500, None), // in the window: slot 0
             event(7, 3, EventKind::Purchase, 9_000, Some(5)), // tagged, late: slot 1
-            event(7, 3, EventKind::Click, 9_500, None),      // outside the window
-            event(8, 1, EventKind::Click, 1_200, None),      // another user
-            event(7, 1, EventKind::View, 1_100, None),       // not a rewarded kind
+            event(7, 3, EventKind::Click, 9_500, None), // outside the window
+            event(8, 1, EventKind::Click, 1_200, None), // another user
+            event(7, 1, EventKind::View, 1_100, None),  // not a rewarded kind
         ];
         let out = attribute(vec![list(5, 7, 1_000)], &events, &rule);
         assert_eq!(out[0].rewards, [1.0, 1.0]);
@@ -194,13 +228,22 @@ mod tests {
 
     #[test]
     fn prefix_weights_multiply_down_the_list() {
-        let lists = [RewardedList { impression: list(5, 7, 0), rewards: vec![1.0, 0.0] }];
+        let lists = [RewardedList {
+            impression: list(5, 7, 0),
+            rewards: vec![1.0, 0.0],
+        }];
         // The logging policy's own probabilities give weight 1 on every slot.
         let logged = ServingPolicy::EpsilonGreedy { epsilon: 0.15 };
         let p = logged.slate_probabilities(&[3.0, 2.0, 1.0], &[0, 2]);
-        assert!((p[0] - 0.9).abs() < 1e-12 && (p[1] - 0.075).abs() < 1e-12, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-12 && (p[1] - 0.075).abs() < 1e-12,
+            "{p:?}"
+        );
         let terms = slot_terms(&lists, &ServingPolicy::Deterministic);
         assert!((terms[0].weight - 1.0 / 0.9).abs() < 1e-6);
-        assert_eq!(terms[1].weight, 0.0, "the ranking never shows item 3 second");
+        assert_eq!(
+            terms[1].weight, 0.0,
+            "the ranking never shows item 3 second"
+        );
     }
 }

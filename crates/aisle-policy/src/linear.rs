@@ -23,7 +23,13 @@ impl Ridge {
         for i in 0..dim {
             a_inv[i * dim + i] = 1.0 / lambda;
         }
-        Self { dim, a_inv, b: vec![0.0; dim], theta: vec![0.0; dim], updates: 0 }
+        Self {
+            dim,
+            a_inv,
+            b: vec![0.0; dim],
+            theta: vec![0.0; dim],
+            updates: 0,
+        }
     }
 
     /// Feature count.
@@ -34,7 +40,9 @@ impl Ridge {
     /// Adds one observation of reward `r` for features `x`, with importance `weight`.
     pub fn update(&mut self, x: &[f64], r: f64, weight: f64) {
         let d = self.dim;
-        let ax: Vec<f64> = (0..d).map(|i| (0..d).map(|j| self.a_inv[i * d + j] * x[j]).sum()).collect();
+        let ax: Vec<f64> = (0..d)
+            .map(|i| (0..d).map(|j| self.a_inv[i * d + j] * x[j]).sum())
+            .collect();
         let denom = 1.0 / weight + x.iter().zip(&ax).map(|(a, b)| a * b).sum::<f64>();
         for i in 0..d {
             for j in 0..d {
@@ -100,7 +108,10 @@ pub struct DisjointBandit {
 impl DisjointBandit {
     /// `arms` empty models over `dim` features.
     pub fn new(arms: usize, dim: usize, lambda: f64, explorer: Explorer) -> Self {
-        Self { arms: vec![Ridge::new(dim, lambda); arms], explorer }
+        Self {
+            arms: vec![Ridge::new(dim, lambda); arms],
+            explorer,
+        }
     }
 
     /// The score of each arm for context `x` (random for Thompson sampling).
@@ -164,7 +175,10 @@ mod tests {
     /// On a problem where the best arm depends on the context, both explorers learn it.
     #[test]
     fn explorers_learn_a_contextual_problem() {
-        for explorer in [Explorer::LinUcb { alpha: 0.5 }, Explorer::Thompson { v: 0.3 }] {
+        for explorer in [
+            Explorer::LinUcb { alpha: 0.5 },
+            Explorer::Thompson { v: 0.3 },
+        ] {
             let mut rng = StdRng::seed_from_u64(9);
             let mut bandit = DisjointBandit::new(3, 3, 1.0, explorer);
             let mut late = 0.0;

@@ -118,7 +118,11 @@ impl BanditLog {
             let position = number(c_pos, "position")?;
             let pscore = number(c_ps, "propensity_score")?;
             if action < 0.0 || action.fract() != 0.0 || action > f64::from(u32::MAX) {
-                return Err(format_error(&name, line, "`item_id` must be a whole number ≥ 0"));
+                return Err(format_error(
+                    &name,
+                    line,
+                    "`item_id` must be a whole number ≥ 0",
+                ));
             }
             if !(1.0..=255.0).contains(&position) || position.fract() != 0.0 {
                 return Err(format_error(&name, line, "`position` must be 1 to 255"));
@@ -157,10 +161,18 @@ impl BanditLog {
         // Positions are ranked densely, as the Open Bandit Pipeline does.
         let rank: Vec<u8> = positions.iter().copied().collect();
         for round in &mut log.rounds {
-            round.position = rank.iter().position(|&p| p == round.position + 1).unwrap_or(0) as u8;
+            round.position = rank
+                .iter()
+                .position(|&p| p == round.position + 1)
+                .unwrap_or(0) as u8;
         }
         log.len_list = rank.len();
-        log.n_actions = log.rounds.iter().map(|r| r.action as usize + 1).max().unwrap_or(0);
+        log.n_actions = log
+            .rounds
+            .iter()
+            .map(|r| r.action as usize + 1)
+            .max()
+            .unwrap_or(0);
         log.context = one_hot_drop_first(&log.user_features);
         Ok(log)
     }
@@ -193,7 +205,12 @@ impl BanditLog {
                 .ok_or_else(|| format_error(&name, line, "`item_id` is not a whole number"))?;
             rows.push((item, record.iter().map(str::to_owned).collect()));
         }
-        let n_actions = rows.iter().map(|(i, _)| i + 1).max().unwrap_or(0).max(self.n_actions);
+        let n_actions = rows
+            .iter()
+            .map(|(i, _)| i + 1)
+            .max()
+            .unwrap_or(0)
+            .max(self.n_actions);
         let mut features = vec![Vec::new(); n_actions];
         let cat_values: Vec<Vec<String>> = cat_cols
             .iter()
@@ -209,9 +226,11 @@ impl BanditLog {
                 .map(|(&c, values)| values.binary_search(&row[c]).unwrap_or(0) as f64)
                 .collect();
             if let Some(c) = numeric_col {
-                f.push(row[c].parse().map_err(|_| {
-                    format_error(&name, 0, "`item_feature_0` is not a number")
-                })?);
+                f.push(
+                    row[c]
+                        .parse()
+                        .map_err(|_| format_error(&name, 0, "`item_feature_0` is not a number"))?,
+                );
             }
             features[*item] = f;
         }
@@ -232,10 +251,16 @@ impl BanditLog {
         let folder = dir.join(policy).join(campaign);
         std::fs::create_dir_all(&folder).map_err(|e| io_error(&folder, e))?;
         let path = folder.join(format!("{campaign}.csv"));
-        let mut out = csv::Writer::from_path(&path).map_err(|e| csv_error(&path.display().to_string(), e))?;
+        let mut out =
+            csv::Writer::from_path(&path).map_err(|e| csv_error(&path.display().to_string(), e))?;
         let n_user = self.user_features.first().map_or(0, Vec::len);
         let n_aff = self.affinity.first().map_or(0, Vec::len);
-        let mut header = vec![String::new(), "timestamp".into(), "item_id".into(), "position".into()];
+        let mut header = vec![
+            String::new(),
+            "timestamp".into(),
+            "item_id".into(),
+            "position".into(),
+        ];
         header.extend(["click".into(), "propensity_score".into()]);
         header.extend((0..n_user).map(|i| format!("user_feature_{i}")));
         header.extend((0..n_aff).map(|i| format!("user-item_affinity_{i}")));
@@ -262,9 +287,11 @@ impl BanditLog {
         out.flush().map_err(|e| io_error(&path, e))?;
         if !self.item_table.is_empty() {
             let path = folder.join("item_context.csv");
-            let mut out = csv::Writer::from_path(&path).map_err(|e| csv_error(&path.display().to_string(), e))?;
+            let mut out = csv::Writer::from_path(&path)
+                .map_err(|e| csv_error(&path.display().to_string(), e))?;
             for row in &self.item_table {
-                out.write_record(row).map_err(|e| csv_error(&path.display().to_string(), e))?;
+                out.write_record(row)
+                    .map_err(|e| csv_error(&path.display().to_string(), e))?;
             }
             out.flush().map_err(|e| io_error(&path, e))?;
         }
@@ -284,9 +311,18 @@ impl BanditLog {
             n_actions: self.n_actions,
             len_list: self.len_list,
             rounds: indices.iter().map(|&i| self.rounds[i]).collect(),
-            timestamps: indices.iter().filter_map(|&i| self.timestamps.get(i).cloned()).collect(),
-            user_features: indices.iter().filter_map(|&i| self.user_features.get(i).cloned()).collect(),
-            affinity: indices.iter().filter_map(|&i| self.affinity.get(i).cloned()).collect(),
+            timestamps: indices
+                .iter()
+                .filter_map(|&i| self.timestamps.get(i).cloned())
+                .collect(),
+            user_features: indices
+                .iter()
+                .filter_map(|&i| self.user_features.get(i).cloned())
+                .collect(),
+            affinity: indices
+                .iter()
+                .filter_map(|&i| self.affinity.get(i).cloned())
+                .collect(),
             context: pick(&self.context),
             action_context: self.action_context.clone(),
             item_table: self.item_table.clone(),

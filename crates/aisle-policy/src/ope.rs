@@ -41,27 +41,46 @@ pub struct ActionDist {
 impl ActionDist {
     /// `π_e(action | round, position)`.
     pub fn prob(&self, round: usize, action: usize, position: usize) -> f64 {
-        let base = if self.per_round { round * self.n_actions * self.len_list } else { 0 };
+        let base = if self.per_round {
+            round * self.n_actions * self.len_list
+        } else {
+            0
+        };
         self.values[base + action * self.len_list + position]
     }
 
     /// Reads raw little-endian f64 values (the layout `numpy.ndarray.tofile` writes).
-    pub fn from_le_bytes(bytes: &[u8], n_actions: usize, len_list: usize, per_round: bool) -> Result<Self> {
-        if bytes.len() % 8 != 0 {
-            return Err(Error::Invalid("action distribution: length is not a multiple of 8 bytes".into()));
+    pub fn from_le_bytes(
+        bytes: &[u8],
+        n_actions: usize,
+        len_list: usize,
+        per_round: bool,
+    ) -> Result<Self> {
+        if !bytes.len().is_multiple_of(8) {
+            return Err(Error::Invalid(
+                "action distribution: length is not a multiple of 8 bytes".into(),
+            ));
         }
         let values: Vec<f64> = bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
             .collect();
         let table = n_actions * len_list;
-        if table == 0 || values.len() % table != 0 || (!per_round && values.len() != table) {
+        if table == 0
+            || !values.len().is_multiple_of(table)
+            || (!per_round && values.len() != table)
+        {
             return Err(Error::Invalid(format!(
                 "action distribution: {} values do not fit {n_actions} actions x {len_list} positions",
                 values.len()
             )));
         }
-        Ok(Self { n_actions, len_list, per_round, values })
+        Ok(Self {
+            n_actions,
+            len_list,
+            per_round,
+            values,
+        })
     }
 
     /// The logging policy of a uniform-random log: `1 / n_actions` everywhere.
@@ -81,8 +100,11 @@ impl ActionDist {
                 self.n_actions, self.len_list, log.n_actions, log.len_list
             )));
         }
-        if self.per_round && self.values.len() != log.rounds.len() * self.n_actions * self.len_list {
-            return Err(Error::Invalid("the per-round action distribution does not have one table per logged round".into()));
+        if self.per_round && self.values.len() != log.rounds.len() * self.n_actions * self.len_list
+        {
+            return Err(Error::Invalid(
+                "the per-round action distribution does not have one table per logged round".into(),
+            ));
         }
         Ok(())
     }
@@ -103,7 +125,11 @@ pub struct RoundTerms {
 
 /// Per-round terms of a log under an evaluation policy, with a reward model's predictions
 /// `q_hat[round][action]` at the round's position (none: the model-based terms are zero).
-pub fn round_terms(log: &BanditLog, dist: &ActionDist, q_hat: Option<&[Vec<f64>]>) -> Result<Vec<RoundTerms>> {
+pub fn round_terms(
+    log: &BanditLog,
+    dist: &ActionDist,
+    q_hat: Option<&[Vec<f64>]>,
+) -> Result<Vec<RoundTerms>> {
     dist.check(log)?;
     log.rounds
         .iter()
@@ -112,11 +138,21 @@ pub fn round_terms(log: &BanditLog, dist: &ActionDist, q_hat: Option<&[Vec<f64>]
             let (a, k) = (r.action as usize, usize::from(r.position));
             let (q_logged, q_policy) = match q_hat {
                 Some(q) => {
-                    let q = q.get(i).filter(|q| q.len() >= log.n_actions).ok_or_else(|| {
-                        Error::Invalid(format!("the reward model has no prediction for round {i}"))
-                    })?;
-                    let policy = (0..log.n_actions).map(|b| dist.prob(i, b, k) * q[b]).sum::<f64>()
-                        / (0..log.n_actions).map(|b| dist.prob(i, b, k)).sum::<f64>().max(f64::MIN_POSITIVE);
+                    let q = q
+                        .get(i)
+                        .filter(|q| q.len() >= log.n_actions)
+                        .ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "the reward model has no prediction for round {i}"
+                            ))
+                        })?;
+                    let policy = (0..log.n_actions)
+                        .map(|b| dist.prob(i, b, k) * q[b])
+                        .sum::<f64>()
+                        / (0..log.n_actions)
+                            .map(|b| dist.prob(i, b, k))
+                            .sum::<f64>()
+                            .max(f64::MIN_POSITIVE);
                     (q[a], policy)
                 }
                 None => (0.0, 0.0),
@@ -199,7 +235,10 @@ impl Estimator {
     pub fn estimate_on(&self, terms: &[RoundTerms], rows: &[usize]) -> f64 {
         let n = rows.len().max(1) as f64;
         let mean_w = rows.iter().map(|&i| terms[i].weight).sum::<f64>() / n;
-        rows.iter().map(|&i| self.round_value(&terms[i], mean_w)).sum::<f64>() / n
+        rows.iter()
+            .map(|&i| self.round_value(&terms[i], mean_w))
+            .sum::<f64>()
+            / n
     }
 
     /// One round's term; `mean_w` is the mean weight of the rounds it is averaged with (the
@@ -216,7 +255,11 @@ impl Estimator {
                 t.q_policy + keep * t.weight * (t.reward - t.q_logged)
             }
             Self::DrOs { lambda } => {
-                let shrunk = if lambda.is_infinite() { t.weight } else { lambda * t.weight / (t.weight * t.weight + lambda) };
+                let shrunk = if lambda.is_infinite() {
+                    t.weight
+                } else {
+                    lambda * t.weight / (t.weight * t.weight + lambda)
+                };
                 t.q_policy + shrunk * (t.reward - t.q_logged)
             }
         }
@@ -225,14 +268,38 @@ impl Estimator {
     /// The seven estimators with Switch-DR's and DR-os's λ chosen by SLOPE on `terms` from
     /// [`LAMBDAS`], as the Open Bandit protocol does.
     pub fn tuned(terms: &[RoundTerms]) -> Vec<Self> {
-        let switch: Vec<Self> = LAMBDAS.iter().rev().map(|&lambda| Self::SwitchDr { lambda }).collect();
-        let shrink: Vec<Self> = LAMBDAS.iter().map(|&lambda| Self::DrOs { lambda }).collect();
-        vec![Self::Dm, Self::Ips, Self::Snips, Self::Dr, Self::Sndr, slope(terms, &switch, 0.1), slope(terms, &shrink, 0.1)]
+        let switch: Vec<Self> = LAMBDAS
+            .iter()
+            .rev()
+            .map(|&lambda| Self::SwitchDr { lambda })
+            .collect();
+        let shrink: Vec<Self> = LAMBDAS
+            .iter()
+            .map(|&lambda| Self::DrOs { lambda })
+            .collect();
+        vec![
+            Self::Dm,
+            Self::Ips,
+            Self::Snips,
+            Self::Dr,
+            Self::Sndr,
+            slope(terms, &switch, 0.1),
+            slope(terms, &shrink, 0.1),
+        ]
     }
 }
 
 /// The λ candidates the Open Bandit protocol tunes Switch-DR and DR-os over.
-pub const LAMBDAS: [f64; 8] = [10.0, 50.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, f64::INFINITY];
+pub const LAMBDAS: [f64; 8] = [
+    10.0,
+    50.0,
+    100.0,
+    500.0,
+    1_000.0,
+    5_000.0,
+    10_000.0,
+    f64::INFINITY,
+];
 
 /// SLOPE (Su, Srinath and Krishnamurthy, 2020; the SLOPE++ form of Tucker and Lee, 2021, as
 /// the Open Bandit Pipeline implements it): candidates ordered from the widest one-sided
@@ -246,7 +313,10 @@ pub fn slope(terms: &[RoundTerms], candidates: &[Estimator], delta: f64) -> Esti
     let scored: Vec<(f64, f64)> = candidates
         .iter()
         .map(|e| {
-            let values: Vec<f64> = all.iter().map(|&i| e.round_value(&terms[i], mean_w)).collect();
+            let values: Vec<f64> = all
+                .iter()
+                .map(|&i| e.round_value(&terms[i], mean_w))
+                .collect();
             let m = mean(&values);
             let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n.max(1) as f64;
             (m, (var / (n.max(2) - 1) as f64).sqrt() * t_quantile)
@@ -259,7 +329,10 @@ pub fn slope(terms: &[RoundTerms], candidates: &[Estimator], delta: f64) -> Esti
     let mut kept: Vec<usize> = Vec::new();
     for (i, &idx) in order.iter().enumerate() {
         let (theta_i, cnf_i) = scored[idx];
-        if kept.iter().all(|&j| (scored[j].0 - theta_i).abs() <= cnf_i + c * scored[j].1) {
+        if kept
+            .iter()
+            .all(|&j| (scored[j].0 - theta_i).abs() <= cnf_i + c * scored[j].1)
+        {
             kept.push(idx);
         } else {
             return candidates[order[i - 1]];
@@ -312,17 +385,30 @@ pub fn diagnostics(terms: &[RoundTerms]) -> WeightDiagnostics {
     let sum: f64 = terms.iter().map(|t| t.weight).sum();
     let sum_sq: f64 = terms.iter().map(|t| t.weight * t.weight).sum();
     let max_weight = terms.iter().map(|t| t.weight).fold(0.0, f64::max);
-    let ess = if sum_sq > 0.0 { sum * sum / sum_sq } else { 0.0 };
+    let ess = if sum_sq > 0.0 {
+        sum * sum / sum_sq
+    } else {
+        0.0
+    };
     let share = if sum > 0.0 { max_weight / sum } else { 0.0 };
     let mut warnings = Vec::new();
     if share > 0.05 {
-        warnings.push(format!("one round carries {:.1}% of all weight (max weight {max_weight:.1})", share * 100.0));
+        warnings.push(format!(
+            "one round carries {:.1}% of all weight (max weight {max_weight:.1})",
+            share * 100.0
+        ));
     }
     if ess < 0.01 * terms.len() as f64 {
-        warnings.push(format!("effective sample size {ess:.1} is under 1% of {} rounds", terms.len()));
+        warnings.push(format!(
+            "effective sample size {ess:.1} is under 1% of {} rounds",
+            terms.len()
+        ));
     }
     if sum == 0.0 {
-        warnings.push("the evaluation policy never takes a logged action: the log says nothing about it".into());
+        warnings.push(
+            "the evaluation policy never takes a logged action: the log says nothing about it"
+                .into(),
+        );
     }
     WeightDiagnostics {
         rounds: terms.len(),
@@ -336,13 +422,26 @@ pub fn diagnostics(terms: &[RoundTerms]) -> WeightDiagnostics {
 
 /// Estimates with percentile-bootstrap intervals at level `1 - alpha` (rounds resampled,
 /// the reward model held fixed).
-pub fn evaluate(terms: &[RoundTerms], estimators: &[Estimator], resamples: usize, alpha: f64, seed: u64) -> Vec<Estimate> {
+pub fn evaluate(
+    terms: &[RoundTerms],
+    estimators: &[Estimator],
+    resamples: usize,
+    alpha: f64,
+    seed: u64,
+) -> Vec<Estimate> {
     estimators
         .iter()
         .map(|e| {
             let mut rng = StdRng::seed_from_u64(seed);
-            let (low, high) = bootstrap_interval(terms.len(), resamples, alpha, &mut rng, |rows| e.estimate_on(terms, rows));
-            Estimate { estimator: e.name(), value: e.estimate(terms), low, high }
+            let (low, high) = bootstrap_interval(terms.len(), resamples, alpha, &mut rng, |rows| {
+                e.estimate_on(terms, rows)
+            });
+            Estimate {
+                estimator: e.name(),
+                value: e.estimate(terms),
+                low,
+                high,
+            }
         })
         .collect()
 }
@@ -399,7 +498,9 @@ impl SlateEstimator {
                     Self::SlateIps => s.slate_weight * total,
                     Self::IndependentIps => s.slots.iter().map(|t| t.weight * t.reward).sum(),
                     Self::PseudoInverse => {
-                        let w = s.slots.iter().map(|t| t.weight).sum::<f64>() - s.slots.len() as f64 + 1.0;
+                        let w = s.slots.iter().map(|t| t.weight).sum::<f64>()
+                            - s.slots.len() as f64
+                            + 1.0;
                         w * total
                     }
                 }
@@ -427,7 +528,12 @@ mod tests {
                 let reward = f64::from(rng.random::<f64>() < mean_r);
                 // A deliberately biased reward model: off by 0.1 on both actions.
                 let q = [0.3, 0.5];
-                RoundTerms { weight: p_e / p_b, reward, q_logged: q[a], q_policy: 0.2 * q[0] + 0.8 * q[1] }
+                RoundTerms {
+                    weight: p_e / p_b,
+                    reward,
+                    q_logged: q[a],
+                    q_policy: 0.2 * q[0] + 0.8 * q[1],
+                }
             })
             .collect()
     }
@@ -435,7 +541,12 @@ mod tests {
     #[test]
     fn unbiased_estimators_find_the_truth_and_dm_keeps_its_bias() {
         let terms = synthetic(200_000, 1);
-        for e in [Estimator::Ips, Estimator::Snips, Estimator::Dr, Estimator::Sndr] {
+        for e in [
+            Estimator::Ips,
+            Estimator::Snips,
+            Estimator::Dr,
+            Estimator::Sndr,
+        ] {
             let v = e.estimate(&terms);
             assert!((v - 0.52).abs() < 0.01, "{}: {v}", e.name());
         }
@@ -458,11 +569,20 @@ mod tests {
 
     #[test]
     fn diagnostics_warn_about_one_dominant_weight() {
-        let mut terms = vec![RoundTerms { weight: 1.0, ..Default::default() }; 100];
+        let mut terms = vec![
+            RoundTerms {
+                weight: 1.0,
+                ..Default::default()
+            };
+            100
+        ];
         assert!(diagnostics(&terms).warning.is_none());
         assert!((diagnostics(&terms).effective_sample_size - 100.0).abs() < 1e-9);
         terms[0].weight = 500.0;
         let d = diagnostics(&terms);
-        assert!(d.warning.is_some() && d.effective_sample_size < 2.0, "{d:?}");
+        assert!(
+            d.warning.is_some() && d.effective_sample_size < 2.0,
+            "{d:?}"
+        );
     }
 }

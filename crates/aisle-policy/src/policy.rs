@@ -54,7 +54,9 @@ impl ServingPolicy {
         match self {
             Self::Deterministic => "deterministic".into(),
             Self::EpsilonGreedy { epsilon } => format!("epsilon-greedy({epsilon})"),
-            Self::PlackettLuce { temperature, floor } => format!("plackett-luce(t={temperature},floor={floor})"),
+            Self::PlackettLuce { temperature, floor } => {
+                format!("plackett-luce(t={temperature},floor={floor})")
+            }
         }
     }
 
@@ -62,7 +64,9 @@ impl ServingPolicy {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Self::Deterministic => Ok(()),
-            Self::EpsilonGreedy { epsilon } if (0.0..=1.0).contains(&epsilon) && epsilon > 0.0 => Ok(()),
+            Self::EpsilonGreedy { epsilon } if (0.0..=1.0).contains(&epsilon) && epsilon > 0.0 => {
+                Ok(())
+            }
             Self::EpsilonGreedy { .. } => Err("epsilon must be in (0, 1]".into()),
             Self::PlackettLuce { temperature, floor }
                 if temperature > 0.0 && temperature.is_finite() && (0.0..=1.0).contains(&floor) =>
@@ -88,9 +92,14 @@ impl ServingPolicy {
                 .collect(),
             Self::PlackettLuce { temperature, floor } => {
                 let top = scores[best] / temperature;
-                let e: Vec<f64> = remaining.iter().map(|&c| (scores[c] / temperature - top).exp()).collect();
+                let e: Vec<f64> = remaining
+                    .iter()
+                    .map(|&c| (scores[c] / temperature - top).exp())
+                    .collect();
                 let z: f64 = e.iter().sum();
-                e.iter().map(|v| (1.0 - floor) * v / z + floor / m as f64).collect()
+                e.iter()
+                    .map(|v| (1.0 - floor) * v / z + floor / m as f64)
+                    .collect()
             }
         }
     }
@@ -114,7 +123,10 @@ impl ServingPolicy {
             if probs[at] == 0.0 {
                 at = probs.iter().position(|&p| p > 0.0).unwrap_or(0);
             }
-            picks.push(Pick { candidate: remaining[at], propensity: probs[at] });
+            picks.push(Pick {
+                candidate: remaining[at],
+                propensity: probs[at],
+            });
             remaining.remove(at);
         }
         picks
@@ -128,7 +140,10 @@ impl ServingPolicy {
             .iter()
             .map(|&c| {
                 let probs = self.slot_probabilities(scores, &remaining);
-                let p = remaining.iter().position(|&r| r == c).map_or(0.0, |j| probs[j]);
+                let p = remaining
+                    .iter()
+                    .position(|&r| r == c)
+                    .map_or(0.0, |j| probs[j]);
                 remaining.retain(|&r| r != c);
                 p
             })
@@ -149,7 +164,9 @@ impl std::str::FromStr for ServingPolicy {
         };
         let policy = match parts.next() {
             Some("deterministic") => Self::Deterministic,
-            Some("epsilon-greedy") => Self::EpsilonGreedy { epsilon: number(parts.next(), "epsilon")? },
+            Some("epsilon-greedy") => Self::EpsilonGreedy {
+                epsilon: number(parts.next(), "epsilon")?,
+            },
             Some("plackett-luce") => Self::PlackettLuce {
                 temperature: number(parts.next(), "temperature")?,
                 floor: number(parts.next(), "floor")?,
@@ -190,18 +207,28 @@ mod tests {
     fn slot_probabilities_sum_to_one_and_keep_the_floor() {
         for policy in [
             ServingPolicy::EpsilonGreedy { epsilon: 0.1 },
-            ServingPolicy::PlackettLuce { temperature: 0.2, floor: 0.05 },
+            ServingPolicy::PlackettLuce {
+                temperature: 0.2,
+                floor: 0.05,
+            },
         ] {
             let p = policy.slot_probabilities(&SCORES, &[0, 1, 2, 3, 4]);
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{p:?}");
-            assert!(p.iter().all(|&v| v >= 0.01 - 1e-12), "{} {p:?}", policy.name());
+            assert!(
+                p.iter().all(|&v| v >= 0.01 - 1e-12),
+                "{} {p:?}",
+                policy.name()
+            );
         }
     }
 
     /// The logged propensities are the frequencies with which slates are actually drawn.
     #[test]
     fn logged_propensities_match_sampling_frequencies() {
-        let policy = ServingPolicy::PlackettLuce { temperature: 0.3, floor: 0.1 };
+        let policy = ServingPolicy::PlackettLuce {
+            temperature: 0.3,
+            floor: 0.1,
+        };
         let mut rng = StdRng::seed_from_u64(4);
         let n = 200_000;
         let target = [0usize, 4];
@@ -212,11 +239,20 @@ mod tests {
                 hits += 1;
             }
         }
-        let expected: f64 = policy.slate_probabilities(&SCORES, &target).iter().product();
+        let expected: f64 = policy
+            .slate_probabilities(&SCORES, &target)
+            .iter()
+            .product();
         let observed = f64::from(hits) / f64::from(n);
-        assert!((observed - expected).abs() < 4.0 * (expected / f64::from(n)).sqrt(), "{observed} vs {expected}");
+        assert!(
+            (observed - expected).abs() < 4.0 * (expected / f64::from(n)).sqrt(),
+            "{observed} vs {expected}"
+        );
         let drawn = policy.choose(&SCORES, 3, &mut rng);
-        let again = policy.slate_probabilities(&SCORES, &drawn.iter().map(|p| p.candidate).collect::<Vec<_>>());
+        let again = policy.slate_probabilities(
+            &SCORES,
+            &drawn.iter().map(|p| p.candidate).collect::<Vec<_>>(),
+        );
         for (p, q) in drawn.iter().zip(again) {
             assert!((p.propensity - q).abs() < 1e-12);
         }
@@ -224,7 +260,10 @@ mod tests {
 
     #[test]
     fn policies_parse_from_settings() {
-        assert_eq!("epsilon-greedy:0.1".parse(), Ok(ServingPolicy::EpsilonGreedy { epsilon: 0.1 }));
+        assert_eq!(
+            "epsilon-greedy:0.1".parse(),
+            Ok(ServingPolicy::EpsilonGreedy { epsilon: 0.1 })
+        );
         assert_eq!("deterministic".parse(), Ok(ServingPolicy::Deterministic));
         assert!("epsilon-greedy:1.5".parse::<ServingPolicy>().is_err());
         assert!("softmax".parse::<ServingPolicy>().is_err());

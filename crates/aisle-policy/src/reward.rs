@@ -37,7 +37,9 @@ impl LogisticRegression {
         let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
         let mut beta = vec![0.0; d + 1]; // the intercept last
         let total_w: f64 = (0..y.len()).map(weight).sum();
-        let mean_y = ((0..y.len()).map(|i| weight(i) * y[i]).sum::<f64>() / total_w.max(f64::MIN_POSITIVE)).clamp(1e-6, 1.0 - 1e-6);
+        let mean_y = ((0..y.len()).map(|i| weight(i) * y[i]).sum::<f64>()
+            / total_w.max(f64::MIN_POSITIVE))
+        .clamp(1e-6, 1.0 - 1e-6);
         beta[d] = (mean_y / (1.0 - mean_y)).ln();
         let objective = |beta: &[f64]| -> f64 {
             let mut loss = 0.0;
@@ -59,7 +61,12 @@ impl LogisticRegression {
                 let h = w * p * (1.0 - p);
                 // Only the non-zero features (one-hot rows are sparse), the intercept last.
                 nonzero.clear();
-                nonzero.extend(row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i, *v)));
+                nonzero.extend(
+                    row.iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v != 0.0)
+                        .map(|(i, v)| (i, *v)),
+                );
                 nonzero.push((d, 1.0));
                 for (a, &(i, xi)) in nonzero.iter().enumerate() {
                     grad[i] += w * (p - t) * xi;
@@ -78,7 +85,9 @@ impl LogisticRegression {
                 hess[(i, i)] += 1.0 / c;
             }
             hess[(d, d)] += 1e-9;
-            let Ok(llt) = hess.llt(Side::Lower) else { break };
+            let Ok(llt) = hess.llt(Side::Lower) else {
+                break;
+            };
             let rhs = Mat::from_fn(d + 1, 1, |i, _| grad[i]);
             let step = llt.solve(&rhs);
             let mut t = 1.0;
@@ -124,7 +133,11 @@ pub struct RewardModelConfig {
 
 impl Default for RewardModelConfig {
     fn default() -> Self {
-        Self { c: 100.0, folds: 3, seed: 12345 }
+        Self {
+            c: 100.0,
+            folds: 3,
+            seed: 12345,
+        }
     }
 }
 
@@ -152,7 +165,10 @@ pub fn cross_fit(log: &BanditLog, config: RewardModelConfig) -> Vec<Vec<f64>> {
     for fold in 0..folds {
         for position in 0..log.len_list.max(1) {
             let train: Vec<usize> = (0..n)
-                .filter(|&i| (folds == 1 || fold_of[i] != fold) && usize::from(log.rounds[i].position) == position)
+                .filter(|&i| {
+                    (folds == 1 || fold_of[i] != fold)
+                        && usize::from(log.rounds[i].position) == position
+                })
                 .collect();
             let x: Vec<Vec<f64>> = train
                 .iter()
@@ -160,8 +176,12 @@ pub fn cross_fit(log: &BanditLog, config: RewardModelConfig) -> Vec<Vec<f64>> {
                 .collect();
             let y: Vec<f64> = train.iter().map(|&i| log.rounds[i].reward).collect();
             let model = LogisticRegression::fit(&x, &y, config.c);
-            for i in (0..n).filter(|&i| fold_of[i] == fold && usize::from(log.rounds[i].position) == position) {
-                q[i] = (0..log.n_actions).map(|a| model.predict(&pair_features(log, i, a))).collect();
+            for i in (0..n)
+                .filter(|&i| fold_of[i] == fold && usize::from(log.rounds[i].position) == position)
+            {
+                q[i] = (0..log.n_actions)
+                    .map(|a| model.predict(&pair_features(log, i, a)))
+                    .collect();
             }
         }
     }
@@ -189,7 +209,14 @@ mod tests {
     fn logistic_regression_recovers_known_weights() {
         let mut rng = StdRng::seed_from_u64(7);
         let (w, b) = ([1.5, -2.0], -0.5);
-        let x: Vec<Vec<f64>> = (0..20_000).map(|_| vec![rng.random::<f64>() * 2.0 - 1.0, rng.random::<f64>() * 2.0 - 1.0]).collect();
+        let x: Vec<Vec<f64>> = (0..20_000)
+            .map(|_| {
+                vec![
+                    rng.random::<f64>() * 2.0 - 1.0,
+                    rng.random::<f64>() * 2.0 - 1.0,
+                ]
+            })
+            .collect();
         let y: Vec<f64> = x
             .iter()
             .map(|r| f64::from(rng.random::<f64>() < sigmoid(w[0] * r[0] + w[1] * r[1] + b)))

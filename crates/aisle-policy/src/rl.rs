@@ -33,16 +33,28 @@ pub struct QLearning {
     n_actions: usize,
     /// Discount.
     pub gamma: f64,
-    /// Step size.
+    /// Step size: `visits(s,a)^-alpha_power` when `alpha_power` is set (a decaying step
+    /// that averages out the simulator's noise), else this constant.
     pub alpha: f64,
+    /// See `alpha`.
+    pub alpha_power: Option<f64>,
     /// Exploration while learning.
     pub epsilon: f64,
+    visits: Vec<u32>,
 }
 
 impl QLearning {
     /// Zero values over `n_states x n_actions`.
     pub fn new(n_states: usize, n_actions: usize, gamma: f64, alpha: f64, epsilon: f64) -> Self {
-        Self { q: vec![0.0; n_states * n_actions], n_actions, gamma, alpha, epsilon }
+        Self {
+            q: vec![0.0; n_states * n_actions],
+            n_actions,
+            gamma,
+            alpha,
+            alpha_power: None,
+            epsilon,
+            visits: vec![0; n_states * n_actions],
+        }
     }
 
     /// The best action in state `s` (ties to the lowest index).
@@ -58,16 +70,30 @@ impl QLearning {
             row.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         });
         let target = r + self.gamma * future;
-        let cell = &mut self.q[s * self.n_actions + a];
-        *cell += self.alpha * (target - *cell);
+        let at = s * self.n_actions + a;
+        self.visits[at] = self.visits[at].saturating_add(1);
+        let step = self
+            .alpha_power
+            .map_or(self.alpha, |p| f64::from(self.visits[at]).powf(-p));
+        let cell = &mut self.q[at];
+        *cell += step * (target - *cell);
     }
 
     /// Learns from `episodes` episodes of `env`.
-    pub fn train(&mut self, env: &mut dyn Environment, episodes: usize, rng: &mut dyn rand::RngCore) {
+    pub fn train(
+        &mut self,
+        env: &mut dyn Environment,
+        episodes: usize,
+        rng: &mut dyn rand::RngCore,
+    ) {
         for _ in 0..episodes {
             let mut s = env.reset(rng);
             loop {
-                let a = if rng.random::<f64>() < self.epsilon { rng.random_range(0..self.n_actions) } else { self.greedy(s) };
+                let a = if rng.random::<f64>() < self.epsilon {
+                    rng.random_range(0..self.n_actions)
+                } else {
+                    self.greedy(s)
+                };
                 let (r, next) = env.step(a, rng);
                 self.update(s, a, r, next);
                 match next {
@@ -80,7 +106,12 @@ impl QLearning {
 }
 
 /// The mean return per episode of `policy` over `episodes` episodes.
-pub fn mean_return(env: &mut dyn Environment, policy: &dyn Fn(usize) -> usize, episodes: usize, rng: &mut dyn rand::RngCore) -> f64 {
+pub fn mean_return(
+    env: &mut dyn Environment,
+    policy: &dyn Fn(usize) -> usize,
+    episodes: usize,
+    rng: &mut dyn rand::RngCore,
+) -> f64 {
     let mut total = 0.0;
     for _ in 0..episodes {
         let mut s = env.reset(rng);
@@ -96,18 +127,12 @@ pub fn mean_return(env: &mut dyn Environment, policy: &dyn Fn(usize) -> usize, e
     total / episodes.max(1) as f64
 }
 
-/// Cart sizes are bucketed: 1-2, 3-5, 6-10, 11-20, 21+ items.
-pub const SIZE_BUCKETS: usize = 5;
+/// Cart sizes are bucketed: each size up to 24 items its own bucket, then 25 and more.
+pub const SIZE_BUCKETS: usize = 26;
 
 /// The size bucket of a cart with `size` items.
 pub fn size_bucket(size: usize) -> usize {
-    match size {
-        0..=2 => 0,
-        3..=5 => 1,
-        6..=10 => 2,
-        11..=20 => 3,
-        _ => 4,
-    }
+    size.min(SIZE_BUCKETS - 1)
 }
 
 /// A shopper filling a cart, fitted on real carts (see the module's notes).
@@ -155,8 +180,19 @@ impl CartSimulator {
             let total: f64 = row.iter().sum();
             row.iter_mut().for_each(|v| *v /= total);
         }
-        let stop = ends.iter().zip(&seen).map(|(e, s)| e.iter().zip(s).map(|(a, b)| a / b).collect()).collect();
-        Self { departments: n, transition, stop, lift, add_reward: 1.0, state: (n, 0) }
+        let stop = ends
+            .iter()
+            .zip(&seen)
+            .map(|(e, s)| e.iter().zip(s).map(|(a, b)| a / b).collect())
+            .collect();
+        Self {
+            departments: n,
+            transition,
+            stop,
+            lift,
+            add_reward: 1.0,
+            state: (n, 0),
+        }
     }
 
     /// The state index of (last department, size bucket).
@@ -167,6 +203,64 @@ impl CartSimulator {
     /// The last department of a state.
     pub fn last_of(&self, state: usize) -> usize {
         state / SIZE_BUCKETS
+    }
+
+    fn accept(&self, last: usize, action: usize) -> f64 {
+        (self.lift * self.transition[last][action]).min(1.0)
+    }
+
+    /// The chance the next department is `next` when `action` was suggested after `last`.
+    fn next_probability(&self, last: usize, action: usize, next: usize) -> f64 {
+        let row = &self.transition[last];
+        let accept = self.accept(last, action);
+        if next == action {
+            accept
+        } else {
+            (1.0 - accept) * row[next] / (1.0 - row[action]).max(f64::MIN_POSITIVE)
+        }
+    }
+
+    /// The best policy of this simulator by value iteration on its own model (the state is
+    /// exact here: last department and cart size), with `gamma` as Q-learning's; returns the
+    /// best action per state index of [`Environment`]. It is the ceiling Q-learning can
+    /// approach, and says how much any policy can gain over the myopic one.
+    pub fn optimal_policy(&self, gamma: f64) -> Vec<usize> {
+        let (n, b) = (self.departments, SIZE_BUCKETS);
+        let mut v = vec![0.0; (n + 1) * b];
+        let mut best = vec![0usize; (n + 1) * b];
+        for _ in 0..500 {
+            let mut delta: f64 = 0.0;
+            for last in 0..=n {
+                for size in 0..b {
+                    let next_size = size_bucket(size + 1);
+                    let value_of = |a: usize| -> f64 {
+                        (0..n)
+                            .map(|next| {
+                                let p = self.next_probability(last, a, next);
+                                let reward = if next == a { self.add_reward } else { 0.0 };
+                                let go_on = 1.0 - self.stop[next][next_size];
+                                p * (reward + gamma * go_on * v[next * b + next_size])
+                            })
+                            .sum()
+                    };
+                    let (a_best, value) =
+                        (0..n)
+                            .map(|a| (a, value_of(a)))
+                            .fold(
+                                (0, f64::NEG_INFINITY),
+                                |acc, x| if x.1 > acc.1 { x } else { acc },
+                            );
+                    let at = last * b + size;
+                    delta = delta.max((value - v[at]).abs());
+                    v[at] = value;
+                    best[at] = a_best;
+                }
+            }
+            if delta < 1e-9 {
+                break;
+            }
+        }
+        best
     }
 }
 
@@ -187,14 +281,18 @@ impl Environment for CartSimulator {
     fn step(&mut self, action: usize, rng: &mut dyn rand::RngCore) -> (f64, Option<usize>) {
         let (last, size) = self.state;
         let row = &self.transition[last];
-        let accept = (self.lift * row[action]).min(1.0);
+        let accept = self.accept(last, action);
         let (next, reward) = if rng.random::<f64>() < accept {
             (action, self.add_reward)
         } else {
             // As they would have gone on, the suggested department left out.
             let rest = 1.0 - row[action];
             let mut u = rng.random::<f64>() * rest;
-            let mut pick = if action == 0 { 1.min(self.departments - 1) } else { 0 };
+            let mut pick = if action == 0 {
+                1.min(self.departments - 1)
+            } else {
+                0
+            };
             for (d, p) in row.iter().enumerate() {
                 if d == action {
                     continue;
@@ -210,7 +308,10 @@ impl Environment for CartSimulator {
         let size = size + 1;
         self.state = (next, size);
         let ended = rng.random::<f64>() < self.stop[next][size_bucket(size)];
-        (reward, (!ended).then(|| self.state_of(next, size_bucket(size))))
+        (
+            reward,
+            (!ended).then(|| self.state_of(next, size_bucket(size))),
+        )
     }
 }
 
@@ -261,7 +362,11 @@ mod tests {
         // Carts that go 0 -> 1 -> 2 and end.
         let carts = vec![vec![0, 1, 2]; 500];
         let mut sim = CartSimulator::fit(&carts, 3, 1.0);
-        assert!(sim.transition[3][0] > 0.99 - 0.01 && sim.transition[0][1] > 0.98, "{:?}", sim.transition);
+        assert!(
+            sim.transition[3][0] > 0.99 - 0.01 && sim.transition[0][1] > 0.98,
+            "{:?}",
+            sim.transition
+        );
         let mut rng = StdRng::seed_from_u64(1);
         let mut lengths = 0.0f64;
         for _ in 0..2_000 {

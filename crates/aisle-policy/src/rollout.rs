@@ -26,12 +26,20 @@ pub enum GateDecision {
 /// estimate was made, 95 % by default) is above the current policy's value. A warning on the
 /// weights (one round dominating, a tiny effective sample) also fails it: such an interval
 /// cannot be trusted.
-pub fn gate(candidate: &Estimate, current_value: f64, weight_warning: Option<&str>) -> GateDecision {
+pub fn gate(
+    candidate: &Estimate,
+    current_value: f64,
+    weight_warning: Option<&str>,
+) -> GateDecision {
     if let Some(w) = weight_warning {
-        return GateDecision::Fail { reason: format!("the estimate is not trustworthy: {w}") };
+        return GateDecision::Fail {
+            reason: format!("the estimate is not trustworthy: {w}"),
+        };
     }
     if candidate.low > current_value {
-        GateDecision::Pass { margin: candidate.low - current_value }
+        GateDecision::Pass {
+            margin: candidate.low - current_value,
+        }
     } else {
         GateDecision::Fail {
             reason: format!(
@@ -77,7 +85,12 @@ pub struct RolloutConfig {
 
 impl Default for RolloutConfig {
     fn default() -> Self {
-        Self { shadow_requests: 1_000, canary_share: 0.1, min_impressions: 2_000, alpha: 0.05 }
+        Self {
+            shadow_requests: 1_000,
+            canary_share: 0.1,
+            min_impressions: 2_000,
+            alpha: 0.05,
+        }
     }
 }
 
@@ -102,7 +115,11 @@ impl ArmStats {
 
     /// Mean reward.
     pub fn mean(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { self.sum / self.n as f64 }
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum / self.n as f64
+        }
     }
 
     /// Sample variance.
@@ -137,7 +154,12 @@ pub struct Rollout {
 
 impl Rollout {
     /// Starts a rollout of a candidate that passed the gate (in shadow mode).
-    pub fn start(candidate: &str, current: &str, gate: &GateDecision, config: RolloutConfig) -> Result<Self, String> {
+    pub fn start(
+        candidate: &str,
+        current: &str,
+        gate: &GateDecision,
+        config: RolloutConfig,
+    ) -> Result<Self, String> {
         if let GateDecision::Fail { reason } = gate {
             return Err(format!("{candidate} did not pass the gate: {reason}"));
         }
@@ -149,7 +171,10 @@ impl Rollout {
             shadow_seen: 0,
             candidate_stats: ArmStats::default(),
             current_stats: ArmStats::default(),
-            split: Split::new(&format!("rollout:{candidate}"), &[1.0 - config.canary_share, config.canary_share]),
+            split: Split::new(
+                &format!("rollout:{candidate}"),
+                &[1.0 - config.canary_share, config.canary_share],
+            ),
         })
     }
 
@@ -167,7 +192,9 @@ impl Rollout {
         if self.stage == Stage::Shadow {
             self.shadow_seen += 1;
             if self.shadow_seen >= self.config.shadow_requests {
-                self.stage = Stage::Canary { share: self.config.canary_share };
+                self.stage = Stage::Canary {
+                    share: self.config.canary_share,
+                };
             }
         }
     }
@@ -197,7 +224,14 @@ impl Rollout {
             self.stage = Stage::RolledBack {
                 reason: format!(
                     "online reward {:.5} vs {:.5} for {}: difference {:.5} (95% interval {:.5} to {:.5}) after {} and {} impressions",
-                    c.mean(), o.mean(), self.current, cmp.difference, cmp.low, cmp.high, c.n, o.n
+                    c.mean(),
+                    o.mean(),
+                    self.current,
+                    cmp.difference,
+                    cmp.low,
+                    cmp.high,
+                    c.n,
+                    o.n
                 ),
             };
         } else if cmp.low > 0.0 {
@@ -209,19 +243,37 @@ impl Rollout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
     use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     fn estimate(value: f64, low: f64, high: f64) -> Estimate {
-        Estimate { estimator: "snipw", value, low, high }
+        Estimate {
+            estimator: "snipw",
+            value,
+            low,
+            high,
+        }
     }
 
     #[test]
     fn the_gate_needs_the_lower_bound_above_the_current_value() {
-        assert!(matches!(gate(&estimate(0.06, 0.052, 0.07), 0.05, None), GateDecision::Pass { .. }));
+        assert!(matches!(
+            gate(&estimate(0.06, 0.052, 0.07), 0.05, None),
+            GateDecision::Pass { .. }
+        ));
         // Better on average, but the interval reaches under the current value.
-        assert!(matches!(gate(&estimate(0.06, 0.045, 0.07), 0.05, None), GateDecision::Fail { .. }));
-        assert!(matches!(gate(&estimate(0.06, 0.055, 0.07), 0.05, Some("one round carries 40%")), GateDecision::Fail { .. }));
+        assert!(matches!(
+            gate(&estimate(0.06, 0.045, 0.07), 0.05, None),
+            GateDecision::Fail { .. }
+        ));
+        assert!(matches!(
+            gate(
+                &estimate(0.06, 0.055, 0.07),
+                0.05,
+                Some("one round carries 40%")
+            ),
+            GateDecision::Fail { .. }
+        ));
     }
 
     /// A canary whose users click less is withdrawn; one whose users click more is promoted.
@@ -229,7 +281,16 @@ mod tests {
     fn a_worse_canary_is_rolled_back_and_a_better_one_promoted() {
         for (candidate_rate, expect_back) in [(0.03, true), (0.08, false)] {
             let pass = GateDecision::Pass { margin: 0.001 };
-            let mut r = Rollout::start("planted", "current", &pass, RolloutConfig { shadow_requests: 10, ..Default::default() }).unwrap();
+            let mut r = Rollout::start(
+                "planted",
+                "current",
+                &pass,
+                RolloutConfig {
+                    shadow_requests: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             for _ in 0..10 {
                 r.shadow_request();
             }
@@ -237,13 +298,22 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(5);
             for u in 0..400_000 {
                 let user = format!("user-{u}");
-                let rate = if r.serves_candidate(&user) { candidate_rate } else { 0.05 };
+                let rate = if r.serves_candidate(&user) {
+                    candidate_rate
+                } else {
+                    0.05
+                };
                 let reward = f64::from(rng.random::<f64>() < rate);
                 if !matches!(r.record(&user, reward), Stage::Canary { .. }) {
                     break;
                 }
             }
-            assert_eq!(matches!(r.stage, Stage::RolledBack { .. }), expect_back, "{:?}", r.stage);
+            assert_eq!(
+                matches!(r.stage, Stage::RolledBack { .. }),
+                expect_back,
+                "{:?}",
+                r.stage
+            );
             assert_eq!(r.stage == Stage::Full, !expect_back, "{:?}", r.stage);
         }
     }

@@ -218,8 +218,14 @@ fn impressions_are_logged_with_their_events_and_forgotten_with_their_user(store:
         candidates: vec![a, b],
         scores: vec![0.5, 0.25],
         shown: vec![
-            ShownItem { item: b, propensity: 0.975 },
-            ShownItem { item: a, propensity: 1.0 },
+            ShownItem {
+                item: b,
+                propensity: 0.975,
+            },
+            ShownItem {
+                item: a,
+                propensity: 1.0,
+            },
         ],
     };
     let mut w = store.writer().expect("writer");
@@ -235,13 +241,17 @@ fn impressions_are_logged_with_their_events_and_forgotten_with_their_user(store:
     w.commit().expect("commit");
     assert_eq!(store.impression(7).expect("get"), Some(shown(7, amy)));
     let mut ids = Vec::new();
-    store.scan_impressions(&mut |i| ids.push(i.id)).expect("scan");
+    store
+        .scan_impressions(&mut |i| ids.push(i.id))
+        .expect("scan");
     assert_eq!(ids, [7, 9, 11]);
     let mut w = store.writer().expect("writer");
     w.forget_user("amy").expect("forget");
     w.commit().expect("commit");
     let mut ids = Vec::new();
-    store.scan_impressions(&mut |i| ids.push(i.id)).expect("scan");
+    store
+        .scan_impressions(&mut |i| ids.push(i.id))
+        .expect("scan");
     assert_eq!(ids, [9], "amy's impressions go with her");
     assert_eq!(store.impression(11).expect("get"), None);
 }

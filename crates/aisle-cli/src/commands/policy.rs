@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aisle_policy::impressions::{self, RewardRule};
 use aisle_policy::linear::{DisjointBandit, Explorer};
 use aisle_policy::log::BanditLog;
 use aisle_policy::ope::{self, ActionDist, Estimate, Estimator, RoundTerms, WeightDiagnostics};
@@ -10,7 +11,6 @@ use aisle_policy::policy::ServingPolicy;
 use aisle_policy::reward::{self, RewardModelConfig};
 use aisle_policy::rollout::{GateDecision, gate};
 use aisle_policy::simulator::{self, ClickModel, ClickModelConfig};
-use aisle_policy::impressions::{self, RewardRule};
 use anyhow::Context;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,13 @@ struct SimulateArgs {
     /// the held-out rate's 95% interval).
     #[arg(long, default_value_t = 1.96)]
     max_z: f64,
+    /// The L2 strength of the click model (default: chosen by cross-validation on the fitting log).
+    #[arg(long)]
+    c: Option<f64>,
+    /// Clip the normalised importance weights here (default: the largest clip that keeps half
+    /// the log's effective sample size).
+    #[arg(long, default_value_t = 0.0)]
+    max_weight: f64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -191,7 +198,8 @@ pub fn deployed(data_dir: &Path) -> anyhow::Result<Option<Deployed>> {
         return Ok(None);
     }
     let text = fs_err::read_to_string(&path)?;
-    let d: Deployed = serde_json::from_str(&text).with_context(|| format!("{} is not a deployed policy", path.display()))?;
+    let d: Deployed = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a deployed policy", path.display()))?;
     d.policy
         .parse::<ServingPolicy>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -229,7 +237,10 @@ fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
         return Ok(());
     }
-    println!("log: {} ({} rounds, logged value {:.6})", evaluation.log, evaluation.rounds, evaluation.logged_value);
+    println!(
+        "log: {} ({} rounds, logged value {:.6})",
+        evaluation.log, evaluation.rounds, evaluation.logged_value
+    );
     println!("evaluated: {}", evaluation.evaluated);
     print_estimates(&evaluation.estimates, evaluation.truth);
     print_diagnostics(&evaluation.diagnostics);
@@ -238,13 +249,22 @@ fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
 
 fn print_estimates(estimates: &[Estimate], truth: Option<f64>) {
     match truth {
-        Some(t) => println!("{:<10} {:>10} {:>23} {:>10}   (truth {t:.6})", "estimator", "value", "95% interval", "rel.error"),
+        Some(t) => println!(
+            "{:<10} {:>10} {:>23} {:>10}   (truth {t:.6})",
+            "estimator", "value", "95% interval", "rel.error"
+        ),
         None => println!("{:<10} {:>10} {:>23}", "estimator", "value", "95% interval"),
     }
     for e in estimates {
         let interval = format!("{:.6} .. {:.6}", e.low, e.high);
         match truth {
-            Some(t) => println!("{:<10} {:>10.6} {:>23} {:>10.4}", e.estimator, e.value, interval, (e.value - t).abs() / t),
+            Some(t) => println!(
+                "{:<10} {:>10.6} {:>23} {:>10.4}",
+                e.estimator,
+                e.value,
+                interval,
+                (e.value - t).abs() / t
+            ),
             None => println!("{:<10} {:>10.6} {:>23}", e.estimator, e.value, interval),
         }
     }
@@ -265,7 +285,12 @@ fn print_diagnostics(d: &WeightDiagnostics) {
 }
 
 fn read_obd(dir: &Path, policy: &str, campaign: &str) -> anyhow::Result<BanditLog> {
-    BanditLog::read_obd(dir, policy, campaign).with_context(|| format!("while reading the {policy}/{campaign} log in {}", dir.display()))
+    BanditLog::read_obd(dir, policy, campaign).with_context(|| {
+        format!(
+            "while reading the {policy}/{campaign} log in {}",
+            dir.display()
+        )
+    })
 }
 
 /// The context-free action distribution of a log: how often it showed each item at each
@@ -282,7 +307,12 @@ fn empirical_dist(log: &BanditLog, n_actions: usize) -> ActionDist {
             counts[a * log.len_list + k] /= per_position[k].max(1.0);
         }
     }
-    ActionDist { n_actions, len_list: log.len_list, per_round: false, values: counts }
+    ActionDist {
+        n_actions,
+        len_list: log.len_list,
+        per_round: false,
+        values: counts,
+    }
 }
 
 fn evaluate_obd(a: &EvaluateArgs, dir: &Path) -> anyhow::Result<Evaluation> {
@@ -290,7 +320,11 @@ fn evaluate_obd(a: &EvaluateArgs, dir: &Path) -> anyhow::Result<Evaluation> {
     let (dist, evaluated, truth) = match (&a.target_log, &a.action_dist) {
         (Some(target), None) => {
             let other = read_obd(dir, target, &a.log.campaign)?;
-            (empirical_dist(&other, log.n_actions), format!("the {target} policy (its empirical action distribution)"), Some(other.mean_reward()))
+            (
+                empirical_dist(&other, log.n_actions),
+                format!("the {target} policy (its empirical action distribution)"),
+                Some(other.mean_reward()),
+            )
         }
         (None, Some(file)) => {
             let bytes = fs_err::read(file)?;
@@ -300,7 +334,13 @@ fn evaluate_obd(a: &EvaluateArgs, dir: &Path) -> anyhow::Result<Evaluation> {
         }
         _ => anyhow::bail!("say what to evaluate: --target-log POLICY or --action-dist FILE"),
     };
-    let q = reward::cross_fit(&log, RewardModelConfig { seed: a.seed, ..Default::default() });
+    let q = reward::cross_fit(
+        &log,
+        RewardModelConfig {
+            seed: a.seed,
+            ..Default::default()
+        },
+    );
     let terms = ope::round_terms(&log, &dist, Some(&q))?;
     Ok(Evaluation {
         log: log.source.clone(),
@@ -314,11 +354,15 @@ fn evaluate_obd(a: &EvaluateArgs, dir: &Path) -> anyhow::Result<Evaluation> {
 }
 
 /// This store's impressions joined with their rewards.
-fn rewarded_lists(data: &DataDir, r: &RewardArgs) -> anyhow::Result<Vec<impressions::RewardedList>> {
+fn rewarded_lists(
+    data: &DataDir,
+    r: &RewardArgs,
+) -> anyhow::Result<Vec<impressions::RewardedList>> {
     if !data.data_dir.join("aisle.redb").is_file() {
         anyhow::bail!("{} holds no aisle store yet", data.data_dir.display());
     }
-    let store = aisle_store::open(&data.data_dir.to_string_lossy()).with_context(|| format!("while opening {}", data.data_dir.display()))?;
+    let store = aisle_store::open(&data.data_dir.to_string_lossy())
+        .with_context(|| format!("while opening {}", data.data_dir.display()))?;
     let mut shown = Vec::new();
     store.scan_impressions(&mut |i| {
         if r.surface.as_ref().is_none_or(|s| *s == i.surface) {
@@ -328,7 +372,8 @@ fn rewarded_lists(data: &DataDir, r: &RewardArgs) -> anyhow::Result<Vec<impressi
     let mut events = Vec::new();
     store.scan_events(&mut |e| events.push(e))?;
     let rule = RewardRule {
-        weights: RewardRule::parse_weights(&r.reward).map_err(|e| anyhow::anyhow!("--reward: {e}"))?,
+        weights: RewardRule::parse_weights(&r.reward)
+            .map_err(|e| anyhow::anyhow!("--reward: {e}"))?,
         window_ms: r.window_minutes * 60_000,
         purchase_value: r.purchase_value,
     };
@@ -338,16 +383,30 @@ fn rewarded_lists(data: &DataDir, r: &RewardArgs) -> anyhow::Result<Vec<impressi
 fn logged_terms(lists: &[impressions::RewardedList]) -> Vec<RoundTerms> {
     lists
         .iter()
-        .flat_map(|l| l.rewards.iter().map(|&reward| RoundTerms { weight: 1.0, reward, ..Default::default() }))
+        .flat_map(|l| {
+            l.rewards.iter().map(|&reward| RoundTerms {
+                weight: 1.0,
+                reward,
+                ..Default::default()
+            })
+        })
         .collect()
 }
 
 fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
-    let spec = a.candidate.as_deref().context("say what to evaluate: --candidate POLICY (or --obd for an Open Bandit log)")?;
-    let candidate: ServingPolicy = spec.parse().map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
+    let spec = a
+        .candidate
+        .as_deref()
+        .context("say what to evaluate: --candidate POLICY (or --obd for an Open Bandit log)")?;
+    let candidate: ServingPolicy = spec
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
     let lists = rewarded_lists(&a.data, &a.reward)?;
     if lists.is_empty() {
-        anyhow::bail!("{} has no logged impressions yet: serve some lists first", a.data.data_dir.display());
+        anyhow::bail!(
+            "{} has no logged impressions yet: serve some lists first",
+            a.data.data_dir.display()
+        );
     }
     let terms = impressions::slot_terms(&lists, &candidate);
     let logged = logged_terms(&lists);
@@ -357,21 +416,46 @@ fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
         rounds: terms.len(),
         logged_value: ope::Estimator::Ips.estimate(&logged),
         truth: None,
-        estimates: ope::evaluate(&terms, &[Estimator::Ips, Estimator::Snips], a.bootstrap, 0.05, a.seed),
+        estimates: ope::evaluate(
+            &terms,
+            &[Estimator::Ips, Estimator::Snips],
+            a.bootstrap,
+            0.05,
+            a.seed,
+        ),
         diagnostics: ope::diagnostics(&terms),
     })
 }
 
 fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    let dir = a.log.obd.as_deref().context("--obd DIR is needed: the simulator is fitted on an Open Bandit log")?;
+    let dir = a
+        .log
+        .obd
+        .as_deref()
+        .context("--obd DIR is needed: the simulator is fitted on an Open Bandit log")?;
     let fit = read_obd(dir, &a.fit, &a.log.campaign)?;
     let check = read_obd(dir, &a.check, &a.log.campaign)?;
-    let model = ClickModel::fit(&fit, &ClickModelConfig::default())?;
+    let mut config = ClickModelConfig {
+        max_weight: a.max_weight,
+        ..Default::default()
+    };
+    if let Some(c) = a.c {
+        config.c_grid = vec![c];
+    }
+    let model = ClickModel::fit(&fit, &config)?;
     let c = simulator::calibrate(&model, &check);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"calibration": c, "inside": c.inside(), "c": model.c}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"calibration": c, "inside": c.inside(), "c": model.c})
+            )?
+        );
     } else {
-        println!("fitted on {} (L2 C = {}), checked on {}", c.fitted_on, model.c, c.checked_on);
+        println!(
+            "fitted on {} (L2 C = {}), checked on {}",
+            c.fitted_on, model.c, c.checked_on
+        );
         println!(
             "predicted click rate {:.5}; observed {:.5} ({} clicks in {} rounds, 95% interval {:.5} .. {:.5}); miss {:+.2} standard errors",
             c.predicted, c.observed, c.clicks, c.rounds, c.low, c.high, c.z
@@ -391,14 +475,16 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         anyhow::bail!("--train-share must be between 0.1 and 0.9");
     }
     let cut = (log.rounds.len() as f64 * a.train_share) as usize;
-    let (train_rows, test_rows): (Vec<usize>, Vec<usize>) = (0..log.rounds.len()).partition(|&i| i < cut);
+    let (train_rows, test_rows): (Vec<usize>, Vec<usize>) =
+        (0..log.rounds.len()).partition(|&i| i < cut);
     let features = |log: &BanditLog, i: usize| -> Vec<f64> {
         let mut x = vec![1.0];
         x.extend_from_slice(&log.context[i]);
         x
     };
     let dim = 1 + log.context.first().map_or(0, Vec::len);
-    let mut bandit = DisjointBandit::new(log.n_actions, dim, 1.0, Explorer::LinUcb { alpha: a.alpha });
+    let mut bandit =
+        DisjointBandit::new(log.n_actions, dim, 1.0, Explorer::LinUcb { alpha: a.alpha });
     let bar = super::progress_bar(train_rows.len() as u64, "warm start");
     for &i in &train_rows {
         let r = log.rounds[i];
@@ -408,7 +494,10 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     // Judged on the later rounds: the bandit's ranking puts its k-th best item in slot k.
     let test = log.select(&test_rows);
-    let greedy = DisjointBandit { explorer: Explorer::Greedy, ..bandit.clone() };
+    let greedy = DisjointBandit {
+        explorer: Explorer::Greedy,
+        ..bandit.clone()
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let (n_actions, len_list) = (log.n_actions, log.len_list);
     let mut values = vec![0.0; test.rounds.len() * n_actions * len_list];
@@ -420,15 +509,23 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             values[(row * n_actions + item) * len_list + k] = 1.0;
         }
     }
-    let dist = ActionDist { n_actions, len_list, per_round: true, values };
+    let dist = ActionDist {
+        n_actions,
+        len_list,
+        per_round: true,
+        values,
+    };
     let q = reward::cross_fit(&test, RewardModelConfig::default());
     let terms = ope::round_terms(&test, &dist, Some(&q))?;
     let estimates = ope::evaluate(&terms, &Estimator::tuned(&terms), a.bootstrap, 0.05, 7);
     let diagnostics = ope::diagnostics(&terms);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
             "trained_on": train_rows.len(), "judged_on": test_rows.len(), "logged_value": test.mean_reward(),
-            "estimates": estimates, "diagnostics": diagnostics }))?);
+            "estimates": estimates, "diagnostics": diagnostics }))?
+        );
         return Ok(());
     }
     println!(
@@ -445,10 +542,16 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn deploy(a: DeployArgs) -> anyhow::Result<()> {
-    let candidate: ServingPolicy = a.candidate.parse().map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
+    let candidate: ServingPolicy = a
+        .candidate
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
     let lists = rewarded_lists(&a.data, &a.reward)?;
     if lists.is_empty() {
-        anyhow::bail!("{} has no logged impressions: the gate has nothing to judge the candidate on", a.data.data_dir.display());
+        anyhow::bail!(
+            "{} has no logged impressions: the gate has nothing to judge the candidate on",
+            a.data.data_dir.display()
+        );
     }
     let logged = logged_terms(&lists);
     let current = Estimator::Ips.estimate(&logged);
@@ -458,18 +561,33 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
     let decision = gate(&estimate, current, diagnostics.warning.as_deref());
     print_estimates(std::slice::from_ref(&estimate), None);
     print_diagnostics(&diagnostics);
-    println!("current policy's value {current:.6} over {} shown slots", logged.len());
+    println!(
+        "current policy's value {current:.6} over {} shown slots",
+        logged.len()
+    );
     match decision {
-        GateDecision::Fail { reason } => anyhow::bail!("the gate refuses {}: {reason}", candidate.name()),
+        GateDecision::Fail { reason } => {
+            anyhow::bail!("the gate refuses {}: {reason}", candidate.name())
+        }
         GateDecision::Pass { margin } => {
             let version = deployed(&a.data.data_dir)?.map_or(1, |d| d.version) + 1;
             let record = Deployed {
                 policy: a.candidate.clone(),
                 version,
-                gate: format!("SNIPS lower bound {:.6} clears the current {current:.6} by {margin:.6}", estimate.low),
+                gate: format!(
+                    "SNIPS lower bound {:.6} clears the current {current:.6} by {margin:.6}",
+                    estimate.low
+                ),
             };
-            aisle_core::fs::write_atomic(&deployed_path(&a.data.data_dir), serde_json::to_string_pretty(&record)?.as_bytes())?;
-            println!("deployed {} as version {version}: aisle serve on {} serves it from its next start", candidate.name(), a.data.data_dir.display());
+            aisle_core::fs::write_atomic(
+                &deployed_path(&a.data.data_dir),
+                serde_json::to_string_pretty(&record)?.as_bytes(),
+            )?;
+            println!(
+                "deployed {} as version {version}: aisle serve on {} serves it from its next start",
+                candidate.name(),
+                a.data.data_dir.display()
+            );
             Ok(())
         }
     }
@@ -493,7 +611,13 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
         let at = match rows.iter().position(|r| r.policy == *p && r.version == v) {
             Some(at) => at,
             None => {
-                rows.push(PolicyRow { policy: p.clone(), version: v, lists: 0, slots: 0, reward_per_slot: 0.0 });
+                rows.push(PolicyRow {
+                    policy: p.clone(),
+                    version: v,
+                    lists: 0,
+                    slots: 0,
+                    reward_per_slot: 0.0,
+                });
                 rows.len() - 1
             }
         };
@@ -506,16 +630,27 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
         r.reward_per_slot /= r.slots.max(1) as f64;
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"deployed": deployed, "policies": rows}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"deployed": deployed, "policies": rows})
+            )?
+        );
         return Ok(());
     }
     match &deployed {
         Some(d) => println!("deployed: {} (version {}): {}", d.policy, d.version, d.gate),
         None => println!("deployed: none (aisle serve uses its exploration setting)"),
     }
-    println!("{:<40} {:>7} {:>8} {:>8} {:>15}", "policy", "version", "lists", "slots", "reward/slot");
+    println!(
+        "{:<40} {:>7} {:>8} {:>8} {:>15}",
+        "policy", "version", "lists", "slots", "reward/slot"
+    );
     for r in rows {
-        println!("{:<40} {:>7} {:>8} {:>8} {:>15.5}", r.policy, r.version, r.lists, r.slots, r.reward_per_slot);
+        println!(
+            "{:<40} {:>7} {:>8} {:>8} {:>15.5}",
+            r.policy, r.version, r.lists, r.slots, r.reward_per_slot
+        );
     }
     Ok(())
 }
