@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use crate::strategy::ServedList;
+pub use crate::strategy::{PolicyStatus, ServedList};
 
 /// The process answers.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -545,6 +545,8 @@ pub struct Dashboard {
     pub memory: Memory,
     /// A few shoppers with history.
     pub sample_users: Vec<String>,
+    /// The serving policy and the impressions it logged.
+    pub policy: PolicyStatus,
 }
 
 /// A few shoppers with history, for the storefront's picker.

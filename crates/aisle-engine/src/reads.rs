@@ -837,6 +837,7 @@ impl Engine {
             serde_json::from_str(&text).ok()
         });
         Dashboard {
+            policy: self.policy_status(),
             counts: Counts {
                 users: counts.users,
                 items: counts.items,

@@ -37,6 +37,27 @@ pub struct ServedList {
     pub policy_version: u32,
 }
 
+/// The serving policy in use and what it has logged since the start.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PolicyStatus {
+    /// The policy's id.
+    pub policy: String,
+    /// Its version.
+    pub policy_version: u32,
+    /// Its setting, as `exploration` takes it.
+    pub setting: String,
+    /// The candidates a list of `k` is drawn from.
+    pub candidates: String,
+    /// Surfaces it draws (the others are served as ranked, propensity 1).
+    pub exploring_surfaces: Vec<String>,
+    /// Lists served and logged since the start.
+    pub impressions_served: u64,
+    /// Lists not logged because the buffer was full.
+    pub impressions_dropped: u64,
+    /// Lists waiting for the next commit.
+    pub impressions_pending: usize,
+}
+
 /// The serving policy of the recommendation surfaces, with its identity.
 #[derive(Clone, Debug)]
 pub struct Strategy {
@@ -90,6 +111,14 @@ impl PendingImpressions {
         (true, queue.len() == 1)
     }
 
+    /// How many are waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Everything waiting (the writer's side).
     pub(crate) fn take(&self) -> Vec<Impression> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
@@ -104,6 +133,23 @@ pub(crate) struct Audience {
 }
 
 impl Engine {
+    /// The serving policy and its counts.
+    pub fn policy_status(&self) -> PolicyStatus {
+        let s = &self.config.strategy;
+        PolicyStatus {
+            policy: s.id.clone(),
+            policy_version: s.version,
+            setting: s.policy.setting(),
+            candidates: "2k + 10 of the ranker's best (at most 1000)".into(),
+            exploring_surfaces: ["recommend", "session", "cart", "similar", "cross-category"]
+                .map(String::from)
+                .to_vec(),
+            impressions_served: self.shared.counters.impressions_served.get(),
+            impressions_dropped: self.shared.counters.impressions_dropped.get(),
+            impressions_pending: self.shared.impressions.len(),
+        }
+    }
+
     /// Draws `k` of the ranked `candidates` with the serving policy (`explore`) or keeps the
     /// ranking (propensity 1 each), logs the impression, and returns the shown items with
     /// their propensities and the list's identity. Candidates not in the catalogue any more

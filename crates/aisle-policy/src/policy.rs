@@ -60,6 +60,17 @@ impl ServingPolicy {
         }
     }
 
+    /// The setting that parses back into this policy (see its `FromStr`).
+    pub fn setting(&self) -> String {
+        match self {
+            Self::Deterministic => "deterministic".into(),
+            Self::EpsilonGreedy { epsilon } => format!("epsilon-greedy:{epsilon}"),
+            Self::PlackettLuce { temperature, floor } => {
+                format!("plackett-luce:{temperature}:{floor}")
+            }
+        }
+    }
+
     /// Checks the parameters.
     pub fn validate(&self) -> Result<(), String> {
         match *self {

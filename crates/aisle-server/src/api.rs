@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use aisle_engine::answers::{
     Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
-    Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready, RetrainStatus,
-    SearchResults, SessionRecommendations, Shoppers, Trending, Upserted, UserRecommendations,
+    Explanation, Forgotten, Health, ItemPage, PolicyStatus, Promotion, PurchasePrediction, Ready,
+    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
+    UserRecommendations,
 };
 use aisle_engine::input::{EventIn, ItemIn, UserIn};
 use aisle_engine::requests::{
@@ -479,6 +480,16 @@ pub const ROUTES: &[RouteSpec] = &[
         Reply::Json(schema_of::<Dashboard>),
         200
     ),
+    route!(
+        "GET",
+        "/v1/policy",
+        Some(Role::Read),
+        "The serving policy (id, version, setting) and the impressions it has logged",
+        no_params,
+        None,
+        Reply::Json(schema_of::<PolicyStatus>),
+        200
+    ),
     route!(storefront "GET", "/v1/shop/shoppers", Some(Role::Read),
         "A few shoppers with history, for the storefront's shopper picker",
         no_params, None, Reply::Json(schema_of::<Shoppers>), 200),
@@ -527,6 +538,7 @@ fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
         ("GET", "/v1/explain") => get(h::explain),
         ("GET", "/v1/analytics") => get(h::analytics),
         ("GET", "/v1/dashboard") => get(h::dashboard),
+        ("GET", "/v1/policy") => get(h::policy),
         ("GET", "/v1/shop/shoppers") => get(h::shoppers),
         ("POST", "/v1/admin/retrain") => post(h::retrain),
         (method, path) => unreachable!("route {method} {path} is listed but has no handler"),

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use aisle_engine::answers::{
     Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
-    Explanation, Forgotten, Health, ItemPage, Promotion, PurchasePrediction, Ready, RetrainStatus,
-    SearchResults, SessionRecommendations, Shoppers, Trending, Upserted, UserRecommendations,
+    Explanation, Forgotten, Health, ItemPage, PolicyStatus, Promotion, PurchasePrediction, Ready,
+    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
+    UserRecommendations,
 };
 use aisle_engine::input::UserIn;
 use aisle_engine::requests::{
@@ -191,6 +192,10 @@ pub async fn dashboard(State(app): State<Arc<App>>) -> Json<Dashboard> {
     let mut answer = app.engine.dashboard();
     answer.memory.rate_limited_callers = app.limiter.tracked();
     Json(answer)
+}
+
+pub async fn policy(State(app): State<Arc<App>>) -> Json<PolicyStatus> {
+    Json(app.engine.policy_status())
 }
 
 pub async fn shoppers(State(app): State<Arc<App>>) -> Json<Shoppers> {

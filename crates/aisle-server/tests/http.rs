@@ -509,3 +509,95 @@ fn predictions_analytics_and_pages() {
         assert!(html.as_str().is_some_and(|h| h.contains("<script>")));
     }
 }
+
+/// Every list the server answers names its impression, its serving policy and version, and
+/// gives each item a propensity above zero; an event may send the impression back.
+#[test]
+fn every_served_list_carries_its_impression_policy_and_propensities() {
+    let s = shared();
+    let get = |path: &str| {
+        let (status, v) = call("GET", &format!("{}{path}", s.base), Some(READ), None);
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    };
+    let post = |path: &str, body: &str| {
+        let (status, v) = call("POST", &format!("{}{path}", s.base), Some(READ), Some(body));
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    };
+    let lists = [
+        (get("/v1/recommend?user=1&k=10"), "items"),
+        (
+            post("/v1/recommend/session?k=5", r#"{"items": ["196"]}"#),
+            "items",
+        ),
+        (
+            post("/v1/recommend/cart?k=5", r#"{"items": ["196"]}"#),
+            "items",
+        ),
+        (get("/v1/recommend/cross-category?user=1&k=5"), "items"),
+        (get("/v1/trending?k=5"), "items"),
+        (get("/v1/items/196?k=5"), "similar"),
+        (get("/v1/search?q=organic%20milk&limit=5"), "hits"),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (answer, field) in &lists {
+        let served = &answer["served"];
+        let id = served["impression"].as_str().unwrap_or_default();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{answer}"
+        );
+        assert!(
+            seen.insert(id.to_string()),
+            "impression ids are unique: {id}"
+        );
+        assert!(
+            served["policy"].as_str().is_some_and(|p| !p.is_empty()),
+            "{answer}"
+        );
+        assert!(
+            served["policy_version"].as_u64().is_some_and(|v| v >= 1),
+            "{answer}"
+        );
+        let items = answer[*field].as_array().expect("a list");
+        assert!(!items.is_empty(), "{answer}");
+        for item in items {
+            let p = item["propensity"].as_f64().expect("a propensity");
+            assert!(p > 0.0 && p <= 1.0, "{item}");
+        }
+    }
+    let status = get("/v1/policy");
+    assert!(
+        status["impressions_served"]
+            .as_u64()
+            .is_some_and(|n| n >= 7),
+        "{status}"
+    );
+    // A click that names the list it came from is accepted; a malformed id is a 400.
+    let first = &lists[0].0;
+    let click = json!({"user": "1", "kind": "click", "item": first["items"][0]["id"],
+                       "impression": first["served"]["impression"]});
+    let (status, answer) = call(
+        "POST",
+        &format!("{}/v1/events", s.base),
+        Some(INGEST),
+        Some(&click.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let bad =
+        json!({"user": "1", "kind": "click", "item": "196", "impression": "not-an-impression"});
+    let (status, answer) = call(
+        "POST",
+        &format!("{}/v1/events", s.base),
+        Some(INGEST),
+        Some(&bad.to_string()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("impression")),
+        "{answer}"
+    );
+}
