@@ -41,6 +41,10 @@ pub struct ServeBenchArgs {
     /// The Instacart sample (folder).
     #[arg(long, default_value = "data/instacart-sample")]
     sample: PathBuf,
+    /// The serving policy (the server's `exploration` setting), to measure what exploring
+    /// and logging impressions cost against `deterministic`.
+    #[arg(long, default_value = "epsilon-greedy:0.05")]
+    exploration: String,
 }
 
 const KEY: &str = "bench-admin-key";
@@ -153,6 +157,7 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
             role: Role::Admin,
         }],
         rate_limit_per_second: 1e9,
+        exploration: args.exploration.clone(),
         ..ServerConfig::default()
     };
     eprintln!("training {} and the prediction models", args.model);
@@ -256,8 +261,13 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "serving `{}` (the best classic model of the Instacart leaderboard). Open-loop load from {} client threads with",
-        args.model, args.clients
+        "serving `{}` (the best classic model of the Instacart leaderboard) with exploration `{}` (every list logged as an",
+        args.model, args.exploration
+    )?;
+    writeln!(
+        md,
+        "impression). Open-loop load from {} client threads with",
+        args.clients
     )?;
     writeln!(
         md,

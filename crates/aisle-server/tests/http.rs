@@ -474,13 +474,14 @@ fn predictions_analytics_and_pages() {
     let (status, a) = call("GET", &format!("{}/v1/analytics", s.base), Some(READ), None);
     assert_eq!(status, 200);
     // The sample has carts and purchases; other tests of this shared server add views and
-    // may retrain, so the funnel starts with views or carts, and always has the carts.
+    // clicks and may retrain, so the funnel starts with views, clicks or carts, and always
+    // has the carts.
     let kinds: Vec<&str> = a["analytics"]["funnel"]
         .as_array()
         .map(|steps| steps.iter().filter_map(|s| s["kind"].as_str()).collect())
         .unwrap_or_default();
     assert!(
-        kinds.contains(&"add_to_cart") && ["view", "add_to_cart"].contains(&kinds[0]),
+        kinds.contains(&"add_to_cart") && ["view", "click", "add_to_cart"].contains(&kinds[0]),
         "{a}"
     );
     let (status, e) = call(
