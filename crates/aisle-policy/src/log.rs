@@ -60,14 +60,7 @@ impl BanditLog {
 
     /// Reads one impressions file; the item context is read separately.
     pub fn read_obd_file(path: &Path) -> Result<Self> {
-        let name = path.display().to_string();
-        let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(&name, e))?;
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| csv_error(&name, e))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let (name, mut reader, header) = open_csv(path)?;
         let column = |wanted: &str| {
             header
                 .iter()
@@ -179,14 +172,7 @@ impl BanditLog {
 
     /// Reads `item_context.csv`: label-encodes the categorical features, keeps `item_feature_0`.
     pub fn read_item_context(&mut self, path: &Path) -> Result<()> {
-        let name = path.display().to_string();
-        let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(&name, e))?;
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| csv_error(&name, e))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let (name, mut reader, header) = open_csv(path)?;
         let item_col = header
             .iter()
             .position(|h| h == "item_id")
@@ -328,6 +314,19 @@ impl BanditLog {
             item_table: self.item_table.clone(),
         }
     }
+}
+
+/// A CSV reader with its header, and the path as errors name it.
+fn open_csv(path: &Path) -> Result<(String, csv::Reader<std::fs::File>, Vec<String>)> {
+    let name = path.display().to_string();
+    let mut reader = csv::Reader::from_path(path).map_err(|e| csv_error(&name, e))?;
+    let header = reader
+        .headers()
+        .map_err(|e| csv_error(&name, e))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    Ok((name, reader, header))
 }
 
 fn format_reward(reward: f64) -> String {

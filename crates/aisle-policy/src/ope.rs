@@ -194,19 +194,6 @@ pub enum Estimator {
 }
 
 impl Estimator {
-    /// The seven estimators with fixed λ = 100 (see [`Estimator::tuned`] for λ chosen on the log).
-    pub fn standard() -> Vec<Self> {
-        vec![
-            Self::Dm,
-            Self::Ips,
-            Self::Snips,
-            Self::Dr,
-            Self::Sndr,
-            Self::SwitchDr { lambda: 100.0 },
-            Self::DrOs { lambda: 100.0 },
-        ]
-    }
-
     /// A short name (obp's estimator names).
     pub fn name(&self) -> &'static str {
         match self {
