@@ -3,10 +3,12 @@
 //! impression (surface, policy and version, candidates, shown items with propensities), so
 //! any other policy can later be evaluated on what shoppers did with it.
 //!
-//! Impressions wait in a bounded buffer that the writer empties into its next commit: serving
-//! never waits for the disk and never takes a place in the write queue that ingest needs.
-//! They are durable at that commit (within milliseconds); a crash before it loses the last
-//! few, never an acknowledged event. A full buffer drops new ones and counts them.
+//! Impressions wait in a bounded buffer that the writer empties into its next commit, or
+//! every [`crate::writer::IMPRESSION_FLUSH`] when no events come: serving never waits for the
+//! disk, never takes a place in the write queue that ingest needs, and a busy server makes
+//! one commit per interval for them, not one per list. They are durable at that commit (at
+//! most 100 ms later); a crash before it loses those lists, never an acknowledged event. A
+//! full buffer drops new ones and counts them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -24,6 +26,8 @@ use crate::writer::Change;
 
 /// Most impressions waiting for a commit; beyond it new ones are dropped (and counted).
 pub const MAX_PENDING_IMPRESSIONS: usize = 100_000;
+/// A burst this large wakes the writer at once rather than waiting for the interval.
+const WAKE_AT: usize = 4_096;
 
 /// How a served list is identified to the client: events that answer it carry `impression`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -100,15 +104,15 @@ impl PendingImpressions {
         ((now_ms.max(0) as u64) << 20) | (n & 0xF_FFFF)
     }
 
-    /// Adds one; false when the buffer is full. `wake` is true when it was empty (the writer
-    /// is told once per batch, not once per impression).
+    /// Adds one; false when the buffer is full. `wake` is true when the buffer reaches a
+    /// burst's size (the writer is told once per burst; otherwise its interval takes them).
     fn push(&self, impression: Impression) -> (bool, bool) {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.len() >= MAX_PENDING_IMPRESSIONS {
             return (false, false);
         }
         queue.push(impression);
-        (true, queue.len() == 1)
+        (true, queue.len() == WAKE_AT)
     }
 
     /// How many are waiting.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ const MAX_GROUP: usize = 20_000;
 pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often expired keys are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Impressions wait at most this long for a commit when no events come to carry them: one
+/// durable commit per interval instead of one per served list.
+pub const IMPRESSION_FLUSH: Duration = Duration::from_millis(100);
 
 /// An idempotency key with the fingerprint of the request it came with.
 #[derive(Clone, Debug)]
@@ -296,15 +299,33 @@ fn groupable(change: &Change) -> Option<usize> {
     }
 }
 
+/// Commits the impressions waiting, if any, on their own (no events arrived to carry them).
+fn flush_impressions(shared: &Shared) {
+    if shared.impressions.len() == 0 {
+        return;
+    }
+    if let Err(e) = commit(shared, &[], None) {
+        tracing::error!(error = %e, "logging impressions failed; these lists are not logged");
+    }
+}
+
 fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
     let mut carried: Option<(Change, Option<Reply>)> = None;
     let mut last_prune: Option<Instant> = None;
     loop {
         let first = match carried.take() {
             Some(next) => next,
-            None => match receiver.recv() {
+            None => match receiver.recv_timeout(IMPRESSION_FLUSH) {
                 Ok(next) => next,
-                Err(_) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    flush_impressions(shared);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Stopping: what was served is logged before the thread ends.
+                    flush_impressions(shared);
+                    return;
+                }
             },
         };
         let mut group = vec![first];
