@@ -8,9 +8,9 @@
 //! [`Calibration::require`] refuses a simulator that misses by more than the set number of
 //! standard errors.
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::log::BanditLog;
@@ -189,18 +189,6 @@ impl ClickModel {
             })
             .sum();
         total / log.rounds.len().max(1) as f64
-    }
-
-    /// Draws a click for one shown item.
-    pub fn sample_click(
-        &self,
-        log: &BanditLog,
-        row: usize,
-        action: usize,
-        position: usize,
-        rng: &mut impl Rng,
-    ) -> bool {
-        rng.random::<f64>() < self.click_probability(log, row, action, position)
     }
 }
 

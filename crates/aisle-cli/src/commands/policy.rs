@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use aisle_policy::impressions::{self, RewardRule};
 use aisle_policy::linear::{DisjointBandit, Explorer};
 use aisle_policy::log::BanditLog;
-use aisle_policy::ope::{self, ActionDist, Estimate, Estimator, RoundTerms, WeightDiagnostics};
+use aisle_policy::ope::{self, ActionDist, Estimate, Estimator, WeightDiagnostics};
 use aisle_policy::policy::ServingPolicy;
 use aisle_policy::reward::{self, RewardModelConfig};
 use aisle_policy::rollout::{GateDecision, gate};
@@ -380,17 +380,18 @@ fn rewarded_lists(
     Ok(impressions::attribute(shown, &events, &rule))
 }
 
-fn logged_terms(lists: &[impressions::RewardedList]) -> Vec<RoundTerms> {
-    lists
+/// The logging policies' own value, on-policy: the mean reward per shown slot, and the slots.
+fn logged_value(lists: &[impressions::RewardedList]) -> (f64, usize) {
+    let rewards: Vec<f64> = lists
         .iter()
-        .flat_map(|l| {
-            l.rewards.iter().map(|&reward| RoundTerms {
-                weight: 1.0,
-                reward,
-                ..Default::default()
-            })
-        })
-        .collect()
+        .flat_map(|l| l.rewards.iter().copied())
+        .collect();
+    (aisle_policy::stats::mean(&rewards), rewards.len())
+}
+
+fn parse_candidate(spec: &str) -> anyhow::Result<ServingPolicy> {
+    spec.parse()
+        .map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))
 }
 
 fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
@@ -398,9 +399,7 @@ fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
         .candidate
         .as_deref()
         .context("say what to evaluate: --candidate POLICY (or --obd for an Open Bandit log)")?;
-    let candidate: ServingPolicy = spec
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
+    let candidate = parse_candidate(spec)?;
     let lists = rewarded_lists(&a.data, &a.reward)?;
     if lists.is_empty() {
         anyhow::bail!(
@@ -409,12 +408,11 @@ fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
         );
     }
     let terms = impressions::slot_terms(&lists, &candidate);
-    let logged = logged_terms(&lists);
     Ok(Evaluation {
         log: format!("{} ({} lists)", a.data.data_dir.display(), lists.len()),
         evaluated: format!("{} (reward per shown slot)", candidate.name()),
         rounds: terms.len(),
-        logged_value: ope::Estimator::Ips.estimate(&logged),
+        logged_value: logged_value(&lists).0,
         truth: None,
         estimates: ope::evaluate(
             &terms,
@@ -542,10 +540,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn deploy(a: DeployArgs) -> anyhow::Result<()> {
-    let candidate: ServingPolicy = a
-        .candidate
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--candidate: {e}"))?;
+    let candidate = parse_candidate(&a.candidate)?;
     let lists = rewarded_lists(&a.data, &a.reward)?;
     if lists.is_empty() {
         anyhow::bail!(
@@ -553,18 +548,14 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
             a.data.data_dir.display()
         );
     }
-    let logged = logged_terms(&lists);
-    let current = Estimator::Ips.estimate(&logged);
+    let (current, slots) = logged_value(&lists);
     let terms = impressions::slot_terms(&lists, &candidate);
     let estimate = ope::evaluate(&terms, &[Estimator::Snips], a.bootstrap, 0.05, 11).remove(0);
     let diagnostics = ope::diagnostics(&terms);
     let decision = gate(&estimate, current, diagnostics.warning.as_deref());
     print_estimates(std::slice::from_ref(&estimate), None);
     print_diagnostics(&diagnostics);
-    println!(
-        "current policy's value {current:.6} over {} shown slots",
-        logged.len()
-    );
+    println!("current policy's value {current:.6} over {slots} shown slots");
     match decision {
         GateDecision::Fail { reason } => {
             anyhow::bail!("the gate refuses {}: {reason}", candidate.name())
