@@ -138,8 +138,12 @@ def test_search_cart_and_complements(page, base):
     page.click("#results .card button.add")
     page.wait_for_selector("#cart li", timeout=20_000)
     page.wait_for_selector("#complements .card", timeout=20_000)
-    why = page.inner_text("#complements .card .why")
-    assert "goes with" in why, f"complement reason is {why!r}"
+    # The serving policy explores (epsilon-greedy by default), so any card may be an explored
+    # one; those say so, and the list still carries the cart's complements with their reason.
+    reasons = page.locator("#complements .card .why").all_inner_texts()
+    assert any("goes with" in why for why in reasons), f"complement reasons are {reasons!r}"
+    for why in reasons:
+        assert "goes with" in why or "shown to explore" in why or "popular" in why, why
     assert page.locator("#cart li").count() == 1
     shot(page, "shop-cart.png")
 

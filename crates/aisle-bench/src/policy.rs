@@ -47,9 +47,30 @@ pub struct PolicyArgs {
     /// Report to write.
     #[arg(long, default_value = "bench/results/policy.md")]
     out: PathBuf,
+    /// Simulator steps each DQN and SlateQ run trains for.
+    #[arg(long, default_value_t = 300_000)]
+    deep_steps: usize,
+    /// Seeds of the DQN and SlateQ runs.
+    #[arg(long, default_value_t = 10)]
+    deep_seeds: u64,
+    /// Run only the DQN and SlateQ section (no peers needed) and write it to `deep_out`.
+    #[arg(long)]
+    deep_only: bool,
+    /// The DQN and SlateQ report.
+    #[arg(long, default_value = "bench/results/policy-deep.md")]
+    deep_out: PathBuf,
 }
 
 pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
+    if args.deep_only {
+        let mut md = String::from(
+            "# Deep Q-learning in the cart simulator: DQN and SlateQ\n\nMade by `cargo run --release -p aisle-bench -- policy --deep-only` (also part of `scripts/bench-policy.sh`).\n\n",
+        );
+        deep_section(&args, &mut md)?;
+        fs_err::write(&args.deep_out, md)?;
+        println!("wrote {}", args.deep_out.display());
+        return Ok(());
+    }
     let mut md = String::new();
     writeln!(
         md,
@@ -70,6 +91,8 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
     bandit_section(&args, &mut md)?;
     eprintln!("Q-learning for cart suggestions in a simulator fitted on Instacart carts...");
     cart_section(&args, &mut md)?;
+    eprintln!("DQN and SlateQ in the same simulator...");
+    deep_section(&args, &mut md)?;
     eprintln!("interleaving against A/B (simulation)...");
     interleaving_section(&mut md)?;
     fs_err::write(&args.out, md)?;
@@ -862,6 +885,181 @@ fn cart_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
             hits[2] as f64 / steps as f64
         )?;
     }
+    Ok(())
+}
+
+/// DQN on the one-suggestion cart task and SlateQ on its slate version, against the myopic
+/// and static policies and the simulator's own optimum.
+fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
+    use aisle_policy::deep::{DeepConfig, Dqn, SlateQ, mean_slate_return};
+    use aisle_policy::rl::{CartSimulator, mean_return};
+    const SLATE: usize = 3;
+    let (fit, _, n) = instacart_carts(&args.instacart)?;
+    let sim = CartSimulator::fit(&fit, n, args.lift);
+    let mut counts = vec![0usize; n];
+    fit.iter().flatten().for_each(|&d| counts[d] += 1);
+    let mut by_popularity: Vec<usize> = (0..n).collect();
+    by_popularity.sort_by_key(|&d| std::cmp::Reverse(counts[d]));
+    let top_next = |s: usize, k: usize| -> Vec<usize> {
+        let row = &sim.transition[sim.last_of(s)];
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        order.truncate(k);
+        order
+    };
+    let gamma = 1.0;
+    let optimal = sim.optimal_policy(gamma);
+    let optimal_slates = sim.optimal_slates(SLATE, gamma);
+    let eval_episodes = 50_000;
+    let (seeds, steps) = (args.deep_seeds, args.deep_steps);
+    let mut rows: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut gains: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut train_seconds = (0.0, 0.0);
+    let bar = indicatif::ProgressBar::new(seeds * 2);
+    for seed in 0..seeds {
+        let config = DeepConfig {
+            seed: 500 + seed,
+            ..DeepConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let dqn = Dqn::train(&sim, config, steps)?;
+        train_seconds.0 += started.elapsed().as_secs_f64();
+        bar.inc(1);
+        let started = std::time::Instant::now();
+        let slateq = SlateQ::train(&sim, SLATE, config, steps)?;
+        train_seconds.1 += started.elapsed().as_secs_f64();
+        bar.inc(1);
+        // Every policy meets the same simulated shoppers: one evaluation seed per run.
+        let one = |policy: &dyn Fn(usize) -> usize| {
+            let mut env = sim.clone();
+            mean_return(
+                &mut env,
+                policy,
+                eval_episodes,
+                &mut rand::rngs::StdRng::seed_from_u64(20_000 + seed),
+            )
+        };
+        let slate = |policy: &dyn Fn(usize) -> Vec<usize>| {
+            mean_slate_return(
+                &sim,
+                policy,
+                eval_episodes,
+                &mut rand::rngs::StdRng::seed_from_u64(30_000 + seed),
+            )
+        };
+        let d = one(&|s| dqn.policy[s]);
+        let m1 = one(&|s| top_next(s, 1)[0]);
+        let s1 = one(&|_| by_popularity[0]);
+        let o1 = one(&|s| optimal[s]);
+        let q = slate(&|s| slateq.policy[s].clone());
+        let m3 = slate(&|s| top_next(s, SLATE));
+        let s3 = slate(&|_| by_popularity[..SLATE].to_vec());
+        let o3 = slate(&|s| optimal_slates[s].clone());
+        for (name, v) in [
+            ("dqn", d),
+            ("myopic-1", m1),
+            ("static-1", s1),
+            ("optimum-1", o1),
+            ("slateq", q),
+            ("myopic-3", m3),
+            ("static-3", s3),
+            ("optimum-3", o3),
+        ] {
+            rows.entry(name).or_default().push(v);
+        }
+        for (name, v) in [
+            ("dqn/myopic", d / m1 - 1.0),
+            ("dqn/static", d / s1 - 1.0),
+            ("optimum-1/myopic", o1 / m1 - 1.0),
+            ("slateq/myopic", q / m3 - 1.0),
+            ("slateq/static", q / s3 - 1.0),
+            ("optimum-3/myopic", o3 / m3 - 1.0),
+        ] {
+            gains.entry(name).or_default().push(v);
+        }
+    }
+    bar.finish_and_clear();
+    let ci = |v: &[f64]| {
+        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
+        format!("{m:.4} ({lo:.4} – {hi:.4})")
+    };
+    let pct = |v: &[f64]| {
+        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
+        format!(
+            "{:+.2}% ({:+.2}% – {:+.2}%)",
+            m * 100.0,
+            lo * 100.0,
+            hi * 100.0
+        )
+    };
+    let c = DeepConfig::default();
+    writeln!(
+        md,
+        "## DQN and SlateQ in the cart simulator\n\nThe cart simulator of the Q-learning \
+         section (fitted on {} Instacart carts, {n} departments, lift {} assumed). DQN suggests \
+         one department per step, as tabular Q-learning does; SlateQ suggests a slate of \
+         {SLATE}, and the shopper picks the next department by a conditional logit in which \
+         suggested departments weigh {} times their fitted chance (an assumption, the slate \
+         form of the one-suggestion rule); reward 1 when the pick was suggested. State \
+         features: one-hot last department and one-hot cart-size bucket. Networks (candle): \
+         two hidden layers of {}, ReLU, Adam {}, Huber loss, replay {}, batch {}, a gradient \
+         step every {} simulator steps, target network copied every {} steps, ε from 1 to {} \
+         over {} steps, γ {gamma}; {steps} simulator steps per run, {seeds} seeds; each policy \
+         evaluated on the same {eval_episodes} simulated carts per seed. Myopic: the most \
+         likely next department(s), what a bandit on the immediate reward learns; static: the \
+         most popular department(s); optimum: value iteration on the simulator's own model \
+         (for slates with the same greedy slate search SlateQ uses). Training took {:.0} s \
+         (DQN) and {:.0} s (SlateQ) per run on this machine.\n",
+        fit.len(),
+        args.lift,
+        args.lift,
+        c.hidden,
+        c.learning_rate,
+        c.replay,
+        c.batch,
+        c.train_every,
+        c.target_every,
+        c.epsilon_end,
+        c.epsilon_decay,
+        train_seconds.0 / seeds as f64,
+        train_seconds.1 / seeds as f64,
+    )?;
+    writeln!(
+        md,
+        "| task | policy | accepted suggestions per cart (95% over seeds) |"
+    )?;
+    writeln!(md, "|---|---|---:|")?;
+    for (task, names) in [
+        (
+            "one suggestion",
+            ["dqn", "optimum-1", "myopic-1", "static-1"],
+        ),
+        (
+            "slate of 3",
+            ["slateq", "optimum-3", "myopic-3", "static-3"],
+        ),
+    ] {
+        for name in names {
+            writeln!(md, "| {task} | {name} | {} |", ci(&rows[name]))?;
+        }
+    }
+    writeln!(md)?;
+    writeln!(md, "| ratio | gain (95% over seeds) |")?;
+    writeln!(md, "|---|---:|")?;
+    for (name, v) in &gains {
+        writeln!(md, "| {name} | {} |", pct(v))?;
+    }
+    writeln!(
+        md,
+        "\nThe target of +5% over the myopic and static policies is out of reach in this \
+         simulator whenever the optimum's own gain over myopic (the `optimum/myopic` rows) is \
+         below 5%: no policy can beat the simulator's optimum. The unit tests in \
+         `crates/aisle-policy/src/deep.rs` show both learners do find the long-term policy \
+         where one exists (a simulator in which the likeliest next department ends the cart): \
+         there each beats myopic and comes within 5% of the optimum. Off-policy value on real \
+         logs: these carts were never served suggestions, so there is no logged propensity to \
+         weight by; the Open Bandit logs have no sessions to learn a long-term value from.\n"
+    )?;
     Ok(())
 }
 

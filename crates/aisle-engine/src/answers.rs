@@ -102,6 +102,9 @@ pub struct Recommended {
     /// The probability the serving policy gave this item at this position, given the
     /// positions above it (1 for a list served as ranked).
     pub propensity: f32,
+    /// Whether the serving policy put it here in place of the model's choice, to learn
+    /// how shoppers take it; `why` then says so and gives the model's rank.
+    pub explored: bool,
     /// History items that explain it, strongest first.
     pub because: Vec<Evidence>,
     /// The reason in words.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod generation;
 pub mod input;
 pub mod live;
+mod online;
 mod reads;
 pub mod requests;
 pub mod strategy;
@@ -34,11 +35,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::oneshot;
 
+pub use aisle_policy::impressions::RewardRule;
 pub use aisle_policy::policy::ServingPolicy;
+pub use aisle_policy::rollout::{RolloutConfig, Stage};
 pub use error::{EngineError, ErrorKind, Result};
 pub use generation::Generation;
 pub use input::{EventRules, parse_events, parse_items};
 pub use live::{Live, LiveLimits};
+pub use online::{Canary, DecisionHook, PolicyReward, RolloutStatus};
 pub use strategy::{ServedList, Strategy};
 pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
 
@@ -62,6 +66,10 @@ pub struct EngineConfig {
     pub fixed_clock_ms: Option<i64>,
     /// The serving policy of the recommendation lists.
     pub strategy: Strategy,
+    /// A candidate policy being rolled out over `strategy`, if any.
+    pub canary: Option<online::Canary>,
+    /// What counts as a list's online reward, and for how long after it is served.
+    pub reward: aisle_policy::impressions::RewardRule,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +82,8 @@ impl Default for EngineConfig {
             write_queue: 1024,
             fixed_clock_ms: None,
             strategy: Strategy::default(),
+            canary: None,
+            reward: aisle_policy::impressions::RewardRule::default(),
         }
     }
 }
@@ -115,6 +125,7 @@ pub(crate) struct Shared {
     pub search: RwLock<Option<SearchEngine>>,
     pub counters: Counters,
     pub impressions: strategy::PendingImpressions,
+    pub online: online::Online,
 }
 
 impl Shared {
@@ -290,6 +301,12 @@ impl Engine {
             search: RwLock::new(search),
             counters,
             impressions: strategy::PendingImpressions::default(),
+            online: online::Online::new(
+                config.strategy.clone(),
+                config.canary.clone(),
+                config.reward.clone(),
+                config.fixed_clock_ms,
+            ),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {

@@ -20,7 +20,7 @@ use crate::requests::{
     CartIn, ExplainParams, KParam, ModeIn, PromoIn, PromoParams, RecommendParams, SearchParams,
     SessionIn, TrendingParams, UserK, UserParam, check_category, check_k,
 };
-use crate::strategy::{Audience, ServedList, pool_size};
+use crate::strategy::{Audience, ServedList, Shown, pool_size};
 use crate::writer::Change;
 use crate::{Engine, Generation, read, write};
 
@@ -127,13 +127,13 @@ impl Engine {
 
     fn listing(
         &self,
-        scored: &[(Scored, f32)],
+        shown: &[Shown],
         history: &[u32],
         explain: bool,
         verb: &str,
     ) -> Vec<Recommended> {
         let live = self.live();
-        let items: Vec<u32> = scored.iter().map(|(s, _)| s.item).collect();
+        let items: Vec<u32> = shown.iter().map(|s| s.scored.item).collect();
         let reasons = if explain && !history.is_empty() {
             // The 50 most recent distinct items are the evidence: recent taste explains best,
             // and it bounds the work per request.
@@ -151,11 +151,11 @@ impl Engine {
             vec![Vec::new(); items.len()]
         };
         let known = |id: u32| live.items.get(id as usize).and_then(Option::as_ref);
-        scored
+        shown
             .iter()
             .zip(reasons)
-            .filter_map(|((s, propensity), why)| {
-                let item = known(s.item)?;
+            .filter_map(|(s, why)| {
+                let item = known(s.scored.item)?;
                 let because: Vec<Evidence> = why
                     .iter()
                     .filter_map(|b| {
@@ -175,13 +175,22 @@ impl Engine {
                     ),
                     None => "popular with shoppers".to_string(),
                 };
+                let why = if s.explored {
+                    format!(
+                        "shown to explore (the model ranked it {}); {why}",
+                        s.model_rank + 1
+                    )
+                } else {
+                    why
+                };
                 Some(Recommended {
                     id: item.external_id.clone(),
                     title: item.title.clone(),
                     category: item.category.clone(),
                     price: item.price,
-                    score: s.score,
-                    propensity: *propensity,
+                    score: s.scored.score,
+                    propensity: s.propensity,
+                    explored: s.explored,
                     because,
                     why,
                 })
@@ -417,17 +426,23 @@ impl Engine {
         let live = self.live();
         let items = shown
             .into_iter()
-            .filter_map(|(s, propensity)| {
-                let item = live.items.get(s.item as usize)?.as_ref()?;
-                Some(TrendingItem {
-                    id: item.external_id.clone(),
-                    title: item.title.clone(),
-                    category: item.category.clone(),
-                    score: s.score,
-                    propensity,
-                    why: "many recent views, carts and purchases".into(),
-                })
-            })
+            .filter_map(
+                |Shown {
+                     scored: s,
+                     propensity,
+                     ..
+                 }| {
+                    let item = live.items.get(s.item as usize)?.as_ref()?;
+                    Some(TrendingItem {
+                        id: item.external_id.clone(),
+                        title: item.title.clone(),
+                        category: item.category.clone(),
+                        score: s.score,
+                        propensity,
+                        why: "many recent views, carts and purchases".into(),
+                    })
+                },
+            )
             .collect();
         Ok(Trending { served, items })
     }
@@ -541,20 +556,26 @@ impl Engine {
         let (shown, served) = self.serve("search", audience, page, response.hits.len(), false);
         let hits: Vec<SearchHit> = shown
             .iter()
-            .filter_map(|(s, propensity)| {
-                let h = response.hits.iter().find(|h| h.item.0 == s.item)?;
-                let item = engine.item(h.item)?;
-                Some(SearchHit {
-                    id: item.external_id.clone(),
-                    title: item.title.clone(),
-                    category: item.category.clone(),
-                    brand: item.brand.clone(),
-                    price: item.price,
-                    score: h.score,
-                    propensity: *propensity,
-                    why: h.reasons.clone(),
-                })
-            })
+            .filter_map(
+                |Shown {
+                     scored: s,
+                     propensity,
+                     ..
+                 }| {
+                    let h = response.hits.iter().find(|h| h.item.0 == s.item)?;
+                    let item = engine.item(h.item)?;
+                    Some(SearchHit {
+                        id: item.external_id.clone(),
+                        title: item.title.clone(),
+                        category: item.category.clone(),
+                        brand: item.brand.clone(),
+                        price: item.price,
+                        score: h.score,
+                        propensity: *propensity,
+                        why: h.reasons.clone(),
+                    })
+                },
+            )
             .collect();
         let counts = |list: &[(String, usize)]| -> Vec<FacetCount> {
             list.iter()
@@ -786,7 +807,12 @@ impl Engine {
             rank = all.iter().position(|s| s.item == item).map(|r| r + 1);
         }
         let listing = self.listing(
-            &[(Scored { item, score: 0.0 }, 1.0)],
+            &[Shown {
+                scored: Scored { item, score: 0.0 },
+                propensity: 1.0,
+                model_rank: rank.map_or(0, |r| r - 1),
+                explored: false,
+            }],
             &history,
             true,
             "because you chose",

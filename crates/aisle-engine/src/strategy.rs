@@ -22,6 +22,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::Engine;
+use crate::online::{PolicyReward, RolloutStatus};
 use crate::writer::Change;
 
 /// Most impressions waiting for a commit; beyond it new ones are dropped (and counted).
@@ -60,6 +61,12 @@ pub struct PolicyStatus {
     pub impressions_dropped: u64,
     /// Lists waiting for the next commit.
     pub impressions_pending: usize,
+    /// How long a list collects the rewards that name it before its reward counts.
+    pub reward_window_seconds: f64,
+    /// Online reward per policy served since the start (lists whose window has closed).
+    pub online: Vec<PolicyReward>,
+    /// A candidate being rolled out over the policy, if any, and where it stands.
+    pub rollout: Option<RolloutStatus>,
 }
 
 /// The serving policy of the recommendation surfaces, with its identity.
@@ -82,6 +89,18 @@ impl Default for Strategy {
             version: 1,
         }
     }
+}
+
+/// One item of a served list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shown {
+    pub scored: Scored,
+    /// Its probability at this position given the positions above it.
+    pub propensity: f32,
+    /// Its place (0-based) in the model's ranking of the candidates.
+    pub model_rank: usize,
+    /// The policy put it here in place of the ranking's choice: the answer says so.
+    pub explored: bool,
 }
 
 /// The candidate pool a policy chooses `k` items from: enough to explore, bounded per request.
@@ -140,6 +159,7 @@ impl Engine {
     /// The serving policy and its counts.
     pub fn policy_status(&self) -> PolicyStatus {
         let s = &self.config.strategy;
+        let (online, rollout) = self.shared.online.status();
         PolicyStatus {
             policy: s.id.clone(),
             policy_version: s.version,
@@ -151,6 +171,9 @@ impl Engine {
             impressions_served: self.shared.counters.impressions_served.get(),
             impressions_dropped: self.shared.counters.impressions_dropped.get(),
             impressions_pending: self.shared.impressions.len(),
+            reward_window_seconds: self.config.reward.window_ms as f64 / 1000.0,
+            online,
+            rollout,
         }
     }
 
@@ -165,7 +188,7 @@ impl Engine {
         candidates: Vec<Scored>,
         k: usize,
         explore: bool,
-    ) -> (Vec<(Scored, f32)>, ServedList) {
+    ) -> (Vec<Shown>, ServedList) {
         let candidates: Vec<Scored> = {
             let live = self.live();
             candidates
@@ -175,19 +198,32 @@ impl Engine {
         };
         let now = self.clock_ms();
         let id = self.shared.impressions.next_id(now);
-        let strategy = &self.config.strategy;
-        let (policy, policy_id, version) = if explore {
-            (strategy.policy, strategy.id.clone(), strategy.version)
-        } else {
-            (ServingPolicy::Deterministic, "ranking".to_string(), 1)
+        // A rollout splits by user, else by session; an anonymous list is its own unit.
+        let unit = match (audience.user, audience.session) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(session)) => format!("session:{}", session.0),
+            (None, None) => format!("list:{id}"),
         };
+        let choice = self.shared.online.choose(&unit, explore);
+        let (policy, policy_id, version) = (choice.policy, choice.id.clone(), choice.version);
         let scores: Vec<f64> = candidates.iter().map(|s| f64::from(s.score)).collect();
         // One generator per list, seeded from its id: a replay of the log can redraw it.
         let mut rng = StdRng::seed_from_u64(id ^ 0x9E37_79B9_7F4A_7C15);
         let picks = policy.choose(&scores, k, &mut rng);
-        let shown: Vec<(Scored, f32)> = picks
+        let mut taken = vec![false; candidates.len()];
+        let shown: Vec<Shown> = picks
             .iter()
-            .map(|p| (candidates[p.candidate], p.propensity as f32))
+            .map(|p| {
+                // The ranking would have put the best candidate not yet shown here.
+                let ranked_next = taken.iter().position(|t| !t);
+                taken[p.candidate] = true;
+                Shown {
+                    scored: candidates[p.candidate],
+                    propensity: p.propensity as f32,
+                    model_rank: p.candidate,
+                    explored: ranked_next != Some(p.candidate),
+                }
+            })
             .collect();
         let impression = Impression {
             id,
@@ -201,13 +237,14 @@ impl Engine {
             scores: candidates.iter().map(|s| s.score).collect(),
             shown: shown
                 .iter()
-                .map(|(s, p)| ShownItem {
-                    item: ItemId(s.item),
-                    propensity: *p,
+                .map(|s| ShownItem {
+                    item: ItemId(s.scored.item),
+                    propensity: s.propensity,
                 })
                 .collect(),
         };
         let (kept, wake) = self.shared.impressions.push(impression);
+        self.shared.online.served(id, &choice);
         if !kept {
             self.shared.counters.impressions_dropped.inc();
         } else {

@@ -247,6 +247,7 @@ fn commit(
 /// and user changes it made.
 fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: &[u32]) {
     shared.absorb(&committed.added);
+    shared.online.absorb(&committed.added);
     if committed.report.users_forgotten > 0 {
         for &user in forgotten {
             shared.forget_user_live(user);

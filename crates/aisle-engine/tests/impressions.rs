@@ -202,6 +202,18 @@ fn served_lists_are_logged_durably_with_their_propensities_and_rewards() {
             "answered and logged propensities agree"
         );
     }
+    // An item the policy put in place of the ranking's choice is marked, and its reason says so.
+    let mut taken = vec![false; first.candidates.len()];
+    for (&pick, item) in slate.iter().zip(&recommended.items) {
+        let ranked_next = taken.iter().position(|t| !t).expect("a candidate left");
+        taken[pick] = true;
+        assert_eq!(item.explored, pick != ranked_next, "{item:?}");
+        assert_eq!(
+            item.why.starts_with("shown to explore"),
+            item.explored,
+            "{item:?}"
+        );
+    }
     // The click names the list: it is the reward of slot 2 and nothing else.
     let mut events = Vec::new();
     store.scan_events(&mut |e| events.push(e)).expect("events");

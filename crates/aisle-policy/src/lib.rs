@@ -13,10 +13,12 @@
 //!   the reward model of [`reward`].
 //! - [`simulator`]: a position-bias click model fitted on logs with inverse-propensity
 //!   weights, checked against a log of another policy.
-//! - [`rl`]: tabular Q-learning in a cart simulator fitted on real carts.
+//! - [`rl`]: tabular Q-learning in a cart simulator fitted on real carts, and [`deep`]:
+//!   DQN and SlateQ (candle networks) in the same simulator, one suggestion or a slate.
 //! - [`rollout`]: the deployment gate, shadow, canary, rollout and rollback.
 //! - [`experiment`]: sticky A/B splits and team-draft interleaving.
 
+pub mod deep;
 pub mod experiment;
 pub mod impressions;
 pub mod linear;

@@ -205,6 +205,28 @@ impl CartSimulator {
         state / SIZE_BUCKETS
     }
 
+    /// (last department, cart size) of the cart under way.
+    pub(crate) fn current(&self) -> (usize, usize) {
+        self.state
+    }
+
+    /// The shopper adds an item of `next` to a cart of `size`; the cart may end there.
+    /// Returns the new size and the next state (None: the cart ended).
+    pub(crate) fn advance(
+        &mut self,
+        next: usize,
+        size: usize,
+        rng: &mut dyn rand::RngCore,
+    ) -> (usize, Option<usize>) {
+        let size = size + 1;
+        self.state = (next, size);
+        let ended = rng.random::<f64>() < self.stop[next][size_bucket(size)];
+        (
+            size,
+            (!ended).then(|| self.state_of(next, size_bucket(size))),
+        )
+    }
+
     fn accept(&self, last: usize, action: usize) -> f64 {
         (self.lift * self.transition[last][action]).min(1.0)
     }
@@ -305,13 +327,7 @@ impl Environment for CartSimulator {
             }
             (pick, 0.0)
         };
-        let size = size + 1;
-        self.state = (next, size);
-        let ended = rng.random::<f64>() < self.stop[next][size_bucket(size)];
-        (
-            reward,
-            (!ended).then(|| self.state_of(next, size_bucket(size))),
-        )
+        (reward, self.advance(next, size, rng).1)
     }
 }
 

@@ -201,8 +201,16 @@ impl Rollout {
 
     /// Records the reward of one impression served to `user`, then reviews the canary.
     pub fn record(&mut self, user: &str, reward: f64) -> &Stage {
+        let candidate = self.serves_candidate(user);
+        self.record_arm(candidate, reward)
+    }
+
+    /// Records the reward of one impression the candidate (`candidate`) or the current
+    /// policy served during the canary, then reviews it. Rewards outside the canary (a list
+    /// served in shadow mode, or one whose reward arrives after the verdict) are ignored.
+    pub fn record_arm(&mut self, candidate: bool, reward: f64) -> &Stage {
         if matches!(self.stage, Stage::Canary { .. }) {
-            if self.serves_candidate(user) {
+            if candidate {
                 self.candidate_stats.add(reward);
             } else {
                 self.current_stats.add(reward);

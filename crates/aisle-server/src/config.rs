@@ -57,6 +57,22 @@ pub struct ServerConfig {
     pub exploration: String,
     /// The version logged with that policy (`aisle policy deploy` raises it). Env: `AISLE_POLICY_VERSION`.
     pub policy_version: u32,
+    /// A candidate policy (same forms as `exploration`) to roll out over it: shadow, then a
+    /// canary share of users, then all of them or a rollback, judged on the online reward.
+    /// Env: `AISLE_CANARY`.
+    pub canary: Option<String>,
+    /// The candidate's version. Env: `AISLE_CANARY_VERSION`.
+    pub canary_version: u32,
+    /// The share of users the canary serves. Env: `AISLE_CANARY_SHARE`.
+    pub canary_share: f64,
+    /// Lists with a final reward each arm needs before the canary is judged.
+    /// Env: `AISLE_CANARY_MIN_LISTS`.
+    pub canary_min_lists: u64,
+    /// Requests served in shadow mode before the canary starts. Env: `AISLE_CANARY_SHADOW_REQUESTS`.
+    pub canary_shadow_requests: u64,
+    /// How long a served list collects the clicks, carts and purchases that name it before
+    /// its online reward counts. Env: `AISLE_REWARD_WINDOW_SECONDS`.
+    pub reward_window_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +96,12 @@ impl Default for ServerConfig {
             fixed_clock_ms: None,
             exploration: "epsilon-greedy:0.05".into(),
             policy_version: 1,
+            canary: None,
+            canary_version: 2,
+            canary_share: 0.1,
+            canary_min_lists: 2_000,
+            canary_shadow_requests: 1_000,
+            reward_window_seconds: 1_800,
         }
     }
 }
@@ -146,6 +168,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_FIXED_CLOCK_MS", "fixed_clock_ms"),
     ("AISLE_EXPLORATION", "exploration"),
     ("AISLE_POLICY_VERSION", "policy_version"),
+    ("AISLE_CANARY", "canary"),
+    ("AISLE_CANARY_VERSION", "canary_version"),
+    ("AISLE_CANARY_SHARE", "canary_share"),
+    ("AISLE_CANARY_MIN_LISTS", "canary_min_lists"),
+    ("AISLE_CANARY_SHADOW_REQUESTS", "canary_shadow_requests"),
+    ("AISLE_REWARD_WINDOW_SECONDS", "reward_window_seconds"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -204,6 +232,9 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_EXPLORATION") {
             config.exploration = v;
         }
+        if let Some(v) = env("AISLE_CANARY") {
+            config.canary = Some(v);
+        }
         if let Some(v) = env("AISLE_FIXED_CLOCK_MS") {
             config.fixed_clock_ms = Some(parsed("AISLE_FIXED_CLOCK_MS", &v)?);
         }
@@ -228,6 +259,11 @@ impl ServerConfig {
             write_queue: "AISLE_WRITE_QUEUE",
             max_rate_limited_callers: "AISLE_MAX_RATE_LIMITED_CALLERS",
             policy_version: "AISLE_POLICY_VERSION",
+            canary_version: "AISLE_CANARY_VERSION",
+            canary_share: "AISLE_CANARY_SHARE",
+            canary_min_lists: "AISLE_CANARY_MIN_LISTS",
+            canary_shadow_requests: "AISLE_CANARY_SHADOW_REQUESTS",
+            reward_window_seconds: "AISLE_REWARD_WINDOW_SECONDS",
         }
         for (name, value) in [
             ("max_tracked_queries", config.max_tracked_queries),
@@ -255,6 +291,17 @@ impl ServerConfig {
             .exploration
             .parse::<aisle_engine::ServingPolicy>()
             .map_err(|e| bad("exploration", e))?;
+        if let Some(canary) = &config.canary {
+            canary
+                .parse::<aisle_engine::ServingPolicy>()
+                .map_err(|e| bad("canary", e))?;
+        }
+        if !(config.canary_share > 0.0 && config.canary_share < 1.0) {
+            return Err(bad("canary_share", "must be between 0 and 1 (exclusive)"));
+        }
+        if config.canary_min_lists == 0 {
+            return Err(bad("canary_min_lists", "must be at least 1"));
+        }
         Ok(config)
     }
 }
@@ -285,6 +332,28 @@ impl ServerConfig {
                     version: self.policy_version,
                 })
                 .unwrap_or_default(),
+            canary: self.canary.as_ref().and_then(|setting| {
+                let policy = setting.parse::<aisle_engine::ServingPolicy>().ok()?;
+                Some(aisle_engine::Canary {
+                    candidate: aisle_engine::Strategy {
+                        id: policy.name(),
+                        policy,
+                        version: self.canary_version,
+                    },
+                    config: aisle_engine::RolloutConfig {
+                        shadow_requests: self.canary_shadow_requests,
+                        canary_share: self.canary_share,
+                        min_impressions: self.canary_min_lists,
+                        alpha: 0.05,
+                    },
+                    on_decision: None,
+                })
+            }),
+            reward: aisle_engine::RewardRule {
+                window_ms: i64::try_from(self.reward_window_seconds.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+                ..aisle_engine::RewardRule::default()
+            },
         }
     }
 

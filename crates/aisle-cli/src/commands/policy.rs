@@ -162,6 +162,10 @@ struct DeployArgs {
     /// Bootstrap resamples for the gate's interval.
     #[arg(long, default_value_t = 500)]
     bootstrap: usize,
+    /// Serve it to everyone at the next start instead of rolling it out (shadow, canary,
+    /// then all traffic or a rollback, judged on the online reward).
+    #[arg(long)]
+    no_canary: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,11 +188,67 @@ pub struct Deployed {
     pub version: u32,
     /// What the gate found.
     pub gate: String,
+    /// Where its rollout stands.
+    #[serde(default)]
+    pub stage: DeployStage,
+    /// The policy it is rolled out over (none: the server's `exploration` setting).
+    #[serde(default)]
+    pub previous: Option<PreviousPolicy>,
+    /// The canary's verdict, with its numbers.
+    #[serde(default)]
+    pub verdict: Option<String>,
+}
+
+/// A deployed policy's stage: `aisle serve` rolls a `canary` out and writes the verdict back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployStage {
+    /// To be rolled out at the next start: shadow, a canary share, then a verdict.
+    Canary,
+    /// Serves everyone.
+    #[default]
+    Full,
+    /// Did worse online: the previous policy serves.
+    RolledBack,
+}
+
+/// The policy a deployed one replaces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviousPolicy {
+    /// Its setting.
+    pub policy: String,
+    /// Its version.
+    pub version: u32,
+}
+
+impl Deployed {
+    /// The policy that serves everyone now (none: the server's own setting) and the
+    /// candidate to roll out over it, if any.
+    pub fn serving(&self) -> (Option<PreviousPolicy>, Option<PreviousPolicy>) {
+        let this = PreviousPolicy {
+            policy: self.policy.clone(),
+            version: self.version,
+        };
+        match self.stage {
+            DeployStage::Full => (Some(this), None),
+            DeployStage::Canary => (self.previous.clone(), Some(this)),
+            DeployStage::RolledBack => (self.previous.clone(), None),
+        }
+    }
 }
 
 /// The file `aisle policy deploy` writes and `aisle serve` reads.
 pub fn deployed_path(data_dir: &Path) -> PathBuf {
     data_dir.join("policy.json")
+}
+
+/// Writes the deployed policy's file whole (atomically).
+pub fn write_deployed(data_dir: &Path, record: &Deployed) -> anyhow::Result<()> {
+    aisle_core::fs::write_atomic(
+        &deployed_path(data_dir),
+        serde_json::to_string_pretty(record)?.as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// The deployed policy of a data directory, if any.
@@ -561,7 +621,8 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
             anyhow::bail!("the gate refuses {}: {reason}", candidate.name())
         }
         GateDecision::Pass { margin } => {
-            let version = deployed(&a.data.data_dir)?.map_or(1, |d| d.version) + 1;
+            let before = deployed(&a.data.data_dir)?;
+            let version = before.as_ref().map_or(1, |d| d.version) + 1;
             let record = Deployed {
                 policy: a.candidate.clone(),
                 version,
@@ -569,16 +630,28 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
                     "SNIPS lower bound {:.6} clears the current {current:.6} by {margin:.6}",
                     estimate.low
                 ),
+                stage: if a.no_canary {
+                    DeployStage::Full
+                } else {
+                    DeployStage::Canary
+                },
+                previous: before.and_then(|d| d.serving().0),
+                verdict: None,
             };
-            aisle_core::fs::write_atomic(
-                &deployed_path(&a.data.data_dir),
-                serde_json::to_string_pretty(&record)?.as_bytes(),
-            )?;
-            println!(
-                "deployed {} as version {version}: aisle serve on {} serves it from its next start",
-                candidate.name(),
-                a.data.data_dir.display()
-            );
+            write_deployed(&a.data.data_dir, &record)?;
+            if a.no_canary {
+                println!(
+                    "deployed {} as version {version}: aisle serve on {} serves it to everyone from its next start",
+                    candidate.name(),
+                    a.data.data_dir.display()
+                );
+            } else {
+                println!(
+                    "deployed {} as version {version}: aisle serve on {} rolls it out from its next start (shadow, a canary share of users, then everyone or a rollback on the online reward; see canary_* settings)",
+                    candidate.name(),
+                    a.data.data_dir.display()
+                );
+            }
             Ok(())
         }
     }
@@ -630,7 +703,15 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match &deployed {
-        Some(d) => println!("deployed: {} (version {}): {}", d.policy, d.version, d.gate),
+        Some(d) => {
+            println!(
+                "deployed: {} (version {}, {:?}): {}",
+                d.policy, d.version, d.stage, d.gate
+            );
+            if let Some(v) = &d.verdict {
+                println!("  canary verdict: {v}");
+            }
+        }
         None => println!("deployed: none (aisle serve uses its exploration setting)"),
     }
     println!(

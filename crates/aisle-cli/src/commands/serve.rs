@@ -59,15 +59,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub fn serve_with(mut config: ServerConfig, engine_args: &EngineArgs) -> anyhow::Result<()> {
     init_logs(config.log_json);
     let data_dir = engine_args.data.data_dir.clone();
-    if let Some(d) = super::deployed(&data_dir)? {
-        eprintln!(
-            "serving the deployed policy {} (version {}) from {}",
-            d.policy,
-            d.version,
-            super::policy::deployed_path(&data_dir).display()
-        );
-        config.exploration = d.policy;
-        config.policy_version = d.version;
+    let deployed = super::deployed(&data_dir)?;
+    if let Some(d) = &deployed {
+        let file = super::policy::deployed_path(&data_dir);
+        let (serving, candidate) = d.serving();
+        if let Some(p) = serving {
+            eprintln!(
+                "serving the deployed policy {} (version {}) from {}",
+                p.policy,
+                p.version,
+                file.display()
+            );
+            config.exploration = p.policy;
+            config.policy_version = p.version;
+        }
+        if let Some(c) = candidate {
+            eprintln!(
+                "rolling out {} (version {}) over {}: shadow for {} requests, then {:.0}% of users until each side has {} lists with a final reward",
+                c.policy,
+                c.version,
+                config.exploration,
+                config.canary_shadow_requests,
+                config.canary_share * 100.0,
+                config.canary_min_lists
+            );
+            config.canary = Some(c.policy);
+            config.canary_version = c.version;
+        }
+        if let Some(v) = &d.verdict {
+            eprintln!("the last canary's verdict: {v}");
+        }
     }
     if !data_dir.join("aisle.redb").is_file() {
         bail!(
@@ -87,8 +108,34 @@ pub fn serve_with(mut config: ServerConfig, engine_args: &EngineArgs) -> anyhow:
         .context("while opening the search index")?;
     drop(log);
     eprintln!("training {} and the prediction models...", config.model);
-    let (app, writer) = App::start(config.clone(), data_dir, store, Some(engine))
+    let mut engine_config = config.engine_config(Some(data_dir.clone()));
+    if let (Some(canary), Some(d)) = (engine_config.canary.as_mut(), deployed) {
+        // The verdict outlives the process: the file then names what serves after it.
+        let dir = data_dir.clone();
+        canary.on_decision = Some(aisle_engine::DecisionHook(std::sync::Arc::new(
+            move |stage: &aisle_engine::Stage| {
+                let mut record = d.clone();
+                match stage {
+                    aisle_engine::Stage::Full => {
+                        record.stage = super::policy::DeployStage::Full;
+                        record.verdict =
+                            Some("promoted: the canary's online reward was better".into());
+                    }
+                    aisle_engine::Stage::RolledBack { reason } => {
+                        record.stage = super::policy::DeployStage::RolledBack;
+                        record.verdict = Some(format!("rolled back: {reason}"));
+                    }
+                    _ => return,
+                }
+                if let Err(e) = super::policy::write_deployed(&dir, &record) {
+                    eprintln!("error: could not record the canary's verdict in policy.json: {e:#}");
+                }
+            },
+        )));
+    }
+    let (engine, writer) = aisle_engine::Engine::start(engine_config, store, Some(engine))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = App::over(config.clone(), engine);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
