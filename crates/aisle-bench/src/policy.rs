@@ -48,11 +48,20 @@ pub struct PolicyArgs {
     #[arg(long, default_value = "bench/results/policy.md")]
     out: PathBuf,
     /// Simulator steps each DQN and SlateQ run trains for.
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, default_value_t = 150_000)]
     deep_steps: usize,
     /// Seeds of the DQN and SlateQ runs.
     #[arg(long, default_value_t = 10)]
     deep_seeds: u64,
+    /// The discount DQN and SlateQ train with (the report's returns are undiscounted).
+    #[arg(long, default_value_t = 0.95)]
+    deep_gamma: f64,
+    /// Adam's learning rate for DQN and SlateQ.
+    #[arg(long, default_value_t = 1e-3)]
+    deep_lr: f64,
+    /// Transitions per gradient step of DQN and SlateQ.
+    #[arg(long, default_value_t = 64)]
+    deep_batch: usize,
     /// Run only the DQN and SlateQ section (no peers needed) and write it to `deep_out`.
     #[arg(long)]
     deep_only: bool,
@@ -919,6 +928,10 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
     for seed in 0..seeds {
         let config = DeepConfig {
             seed: 500 + seed,
+            gamma: args.deep_gamma,
+            learning_rate: args.deep_lr,
+            batch: args.deep_batch,
+            epsilon_decay: (steps / 3).max(1),
             ..DeepConfig::default()
         };
         let started = std::time::Instant::now();
@@ -992,7 +1005,13 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
             hi * 100.0
         )
     };
-    let c = DeepConfig::default();
+    let c = DeepConfig {
+        gamma: args.deep_gamma,
+        learning_rate: args.deep_lr,
+        batch: args.deep_batch,
+        epsilon_decay: (steps / 3).max(1),
+        ..DeepConfig::default()
+    };
     writeln!(
         md,
         "## DQN and SlateQ in the cart simulator\n\nThe cart simulator of the Q-learning \
@@ -1004,7 +1023,8 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
          features: one-hot last department and one-hot cart-size bucket. Networks (candle): \
          two hidden layers of {}, ReLU, Adam {}, Huber loss, replay {}, batch {}, a gradient \
          step every {} simulator steps, target network copied every {} steps, ε from 1 to {} \
-         over {} steps, γ {gamma}; {steps} simulator steps per run, {seeds} seeds; each policy \
+         over {} steps, γ {} in training (the returns below are undiscounted); {steps} \
+         simulator steps per run, {seeds} seeds; each policy \
          evaluated on the same {eval_episodes} simulated carts per seed. Myopic: the most \
          likely next department(s), what a bandit on the immediate reward learns; static: the \
          most popular department(s); optimum: value iteration on the simulator's own model \
@@ -1021,6 +1041,7 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
         c.target_every,
         c.epsilon_end,
         c.epsilon_decay,
+        c.gamma,
         train_seconds.0 / seeds as f64,
         train_seconds.1 / seeds as f64,
     )?;
@@ -1049,6 +1070,20 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
     for (name, v) in &gains {
         writeln!(md, "| {name} | {} |", pct(v))?;
     }
+    writeln!(
+        md,
+        "\nTraining settings were tried on one seed before this run (150,000 steps): DQN \
+         with γ 1 came out 21% under myopic, with γ 0.95 6% under, with double DQN 7% under, \
+         with batches of 512 13% under; 500,000 steps at γ 1 gave 12% under. SlateQ came \
+         within 0.1% of myopic in every one of them. The reason is data: the best policy \
+         differs from the myopic one by under 1% of the return here, and DQN learns only \
+         about the suggestion it made, so it needs many visits of every state and \
+         suggestion to resolve differences that small (tabular Q-learning, above, had ten \
+         million simulator steps and still ended 2% under myopic). SlateQ learns the value \
+         of the department the shopper actually went to from every step, suggested or not, \
+         and starts from the choice model, so it reaches the myopic level in the same \
+         steps. Neither beats it: there is almost nothing to beat it by.\n"
+    )?;
     writeln!(
         md,
         "\nThe target of +5% over the myopic and static policies is out of reach in this \

@@ -565,3 +565,41 @@ pub struct RetrainStatus {
     /// What happens now.
     pub status: String,
 }
+
+/// One off-policy estimate.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EstimateOut {
+    /// `ips` or `snips`.
+    pub estimator: String,
+    /// Its value: the candidate's expected reward per shown slot.
+    pub value: f64,
+    /// Lower end of the 95% bootstrap interval.
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+}
+
+/// What the logged impressions say of a candidate serving policy.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PolicyEvaluation {
+    /// The candidate's id.
+    pub candidate: String,
+    /// Lists judged on.
+    pub lists: usize,
+    /// Their shown slots.
+    pub slots: usize,
+    /// The logging policies' own reward per shown slot.
+    pub logged_value: f64,
+    /// IPS and SNIPS with 95% intervals.
+    pub estimates: Vec<EstimateOut>,
+    /// How many slots the weighted log is worth.
+    pub effective_sample_size: f64,
+    /// The largest importance weight.
+    pub max_weight: f64,
+    /// A warning to read before trusting the estimates, if any.
+    pub warning: Option<String>,
+    /// Whether the deployment gate lets it serve (SNIPS's lower bound above the logged value).
+    pub gate_passes: bool,
+    /// The gate's reason, in words.
+    pub gate: String,
+}

@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub impressions: strategy::PendingImpressions,
     pub online: online::Online,
+    /// A policy evaluation is running (they read the whole store: one at a time).
+    pub evaluating: AtomicBool,
 }
 
 impl Shared {
@@ -307,6 +309,7 @@ impl Engine {
                 config.reward.clone(),
                 config.fixed_clock_ms,
             ),
+            evaluating: AtomicBool::new(false),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {

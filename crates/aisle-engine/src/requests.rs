@@ -435,3 +435,27 @@ mod tests {
         }
     }
 }
+
+/// Most bootstrap resamples an evaluation may ask for.
+pub const MAX_BOOTSTRAP: usize = 2_000;
+
+fn default_bootstrap() -> usize {
+    200
+}
+
+/// A candidate serving policy to judge on the logged impressions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvaluateParams {
+    /// The candidate, as `exploration` takes it: `epsilon-greedy:EPSILON`,
+    /// `plackett-luce:TEMPERATURE:FLOOR` or `deterministic`.
+    #[param(min_length = 1, max_length = 100, example = "plackett-luce:0.1:0.05")]
+    pub candidate: String,
+    /// Only the lists of this surface (recommend, session, cart, similar, cross-category).
+    #[param(max_length = 40)]
+    pub surface: Option<String>,
+    /// Bootstrap resamples of the intervals.
+    #[serde(default = "default_bootstrap")]
+    #[param(minimum = 10, maximum = 2000, default = 200)]
+    pub bootstrap: usize,
+}

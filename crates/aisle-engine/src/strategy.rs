@@ -22,8 +22,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::Engine;
+use crate::answers::{EstimateOut, PolicyEvaluation};
+use crate::error::{EngineError, Result};
 use crate::online::{PolicyReward, RolloutStatus};
+use crate::requests::{EvaluateParams, MAX_BOOTSTRAP};
 use crate::writer::Change;
+use aisle_policy::rollout::GateDecision;
 
 /// Most impressions waiting for a commit; beyond it new ones are dropped (and counted).
 pub const MAX_PENDING_IMPRESSIONS: usize = 100_000;
@@ -175,6 +179,87 @@ impl Engine {
             online,
             rollout,
         }
+    }
+
+    /// Judges a candidate serving policy on the store's logged impressions and their rewards
+    /// (the reward rule of this engine): IPS and SNIPS with bootstrap intervals, the weights'
+    /// diagnostics and the deployment gate's verdict. It reads every impression and event, so
+    /// one runs at a time; another meanwhile is told to retry.
+    pub fn evaluate_policy(&self, p: &EvaluateParams) -> Result<PolicyEvaluation> {
+        let candidate: ServingPolicy = p
+            .candidate
+            .parse()
+            .map_err(|e: String| EngineError::bad_request(format!("candidate: {e}")))?;
+        if !(10..=MAX_BOOTSTRAP).contains(&p.bootstrap) {
+            return Err(EngineError::bad_request(format!(
+                "bootstrap must be between 10 and {MAX_BOOTSTRAP}"
+            )));
+        }
+        if self.shared.evaluating.swap(true, Ordering::AcqRel) {
+            return Err(EngineError::busy(
+                "an evaluation is already running; retry when it is done",
+            ));
+        }
+        struct Release<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.shared.evaluating);
+        let store = &self.shared.store;
+        let mut shown = Vec::new();
+        store
+            .scan_impressions(&mut |i| {
+                if p.surface.as_ref().is_none_or(|s| *s == i.surface) {
+                    shown.push(i);
+                }
+            })
+            .map_err(|e| EngineError::internal("reading impressions", e))?;
+        if shown.is_empty() {
+            return Err(EngineError::unavailable(match &p.surface {
+                Some(s) => format!("no lists of surface {s:?} are logged yet: serve some first"),
+                None => "no lists are logged yet: serve some first".to_string(),
+            }));
+        }
+        let mut events = Vec::new();
+        store
+            .scan_events(&mut |e| events.push(e))
+            .map_err(|e| EngineError::internal("reading events", e))?;
+        let lists = aisle_policy::impressions::attribute(shown, &events, &self.config.reward);
+        drop(events);
+        let j = aisle_policy::impressions::judge(&lists, &candidate, p.bootstrap, 11);
+        let (gate_passes, gate) = match &j.gate {
+            GateDecision::Pass { margin } => (
+                true,
+                format!(
+                    "passes: SNIPS's lower bound clears the logged value {:.6} by {margin:.6}",
+                    j.logged_value
+                ),
+            ),
+            GateDecision::Fail { reason } => (false, reason.clone()),
+        };
+        Ok(PolicyEvaluation {
+            candidate: candidate.name(),
+            lists: j.lists,
+            slots: j.slots,
+            logged_value: j.logged_value,
+            estimates: j
+                .estimates
+                .iter()
+                .map(|e| EstimateOut {
+                    estimator: e.estimator.to_string(),
+                    value: e.value,
+                    low: e.low,
+                    high: e.high,
+                })
+                .collect(),
+            effective_sample_size: j.diagnostics.effective_sample_size,
+            max_weight: j.diagnostics.max_weight,
+            warning: j.diagnostics.warning,
+            gate_passes,
+            gate,
+        })
     }
 
     /// Draws `k` of the ranked `candidates` with the serving policy (`explore`) or keeps the

@@ -4,7 +4,10 @@
 //! experience replay buffer, a target network copied every `target_every` gradient steps,
 //! the Huber loss and Adam, as in Mnih et al. (2015).
 //!
-//! - [`Dqn`]: `Q(s, a) <- r + γ max_a' Q_target(s', a')` on the action taken.
+//! - [`Dqn`]: `Q(s, a) <- r + γ Q_target(s', argmax_a' Q(s', a'))` on the action taken
+//!   (double DQN, van Hasselt et al. 2016: the max of noisy estimates otherwise inflates
+//!   the values, and with long carts and γ near 1 that swamps the differences between
+//!   suggestions).
 //! - [`SlateQ`] (Ie et al., 2019): the network holds item-wise values `Q̄(s, i)`: the return
 //!   when the shopper takes item `i` as a suggestion. A slate's value is the sum over items of
 //!   the chance the shopper picks each (the simulator's choice model, known to the learner)
@@ -48,6 +51,10 @@ pub struct DeepConfig {
     pub epsilon_end: f64,
     /// See `epsilon_end`.
     pub epsilon_decay: usize,
+    /// Simulator steps between refreshes of the greedy choice per state that the agent acts
+    /// on (the states are few: one batched pass over all of them is cheaper than a pass per
+    /// step, and acting on a network a few hundred steps old changes little).
+    pub act_refresh: usize,
     /// Seed of the weights, the replay sampling and exploration.
     pub seed: u64,
 }
@@ -65,6 +72,7 @@ impl Default for DeepConfig {
             warmup: 2_000,
             epsilon_end: 0.05,
             epsilon_decay: 100_000,
+            act_refresh: 250,
             seed: 1,
         }
     }
@@ -248,9 +256,9 @@ impl Learner {
         })
     }
 
-    /// One gradient step on a sampled batch; `bootstrap` maps the target network's values of
-    /// a next state to its value.
-    fn update(&mut self, bootstrap: &dyn Fn(&[f32]) -> f32) -> Result<()> {
+    /// One gradient step on a sampled batch; `bootstrap` maps the target and the online
+    /// network's values of a next state to its value.
+    fn update(&mut self, bootstrap: &dyn Fn(&[f32], &[f32]) -> f32) -> Result<()> {
         let n = self.config.batch;
         let batch: Vec<Transition> = (0..n)
             .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())].clone())
@@ -263,10 +271,13 @@ impl Learner {
             .copied()
             .collect();
         let n_next = next_rows.len() / width;
-        let next_values = if n_next > 0 {
-            self.net.values(&next_rows, n_next, true)?
+        let (next_values, next_online) = if n_next > 0 {
+            (
+                self.net.values(&next_rows, n_next, true)?,
+                self.net.values(&next_rows, n_next, false)?,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let mut next_at = 0;
         let gamma = self.config.gamma as f32;
@@ -275,7 +286,7 @@ impl Learner {
             .map(|t| {
                 let future = if t.next.is_some() {
                     next_at += 1;
-                    bootstrap(&next_values[next_at - 1])
+                    bootstrap(&next_values[next_at - 1], &next_online[next_at - 1])
                 } else {
                     0.0
                 };
@@ -334,12 +345,16 @@ impl Dqn {
         let mut learner = Learner::new(config, features(0).len(), n_actions)?;
         let mut env_rng = StdRng::seed_from_u64(config.seed ^ 0xD0_0D);
         let mut s = env.reset(&mut env_rng);
+        let mut greedy = greedy_table(&learner.net, sim)?;
         for step in 0..steps {
+            if step % config.act_refresh.max(1) == 0 {
+                greedy = greedy_table(&learner.net, sim)?;
+            }
             let x = features(s);
             let a = if learner.rng.random::<f64>() < epsilon_at(&config, step) {
                 learner.rng.random_range(0..n_actions)
             } else {
-                argmax(&learner.net.values(&x, 1, false)?[0])
+                greedy[s]
             };
             let (r, next) = env.step(a, &mut env_rng);
             learner.replay.push(Transition {
@@ -353,7 +368,9 @@ impl Dqn {
                 None => env.reset(&mut env_rng),
             };
             if step >= config.warmup && step.is_multiple_of(config.train_every) {
-                learner.update(&|v| v.iter().copied().fold(f32::NEG_INFINITY, f32::max))?;
+                // Double DQN: the online network picks the next action, the target values
+                // it, which keeps the max of noisy estimates from inflating the values.
+                learner.update(&|target, online| target[argmax(online)])?;
             }
         }
         let policy = greedy_table(&learner.net, sim)?;
@@ -372,6 +389,18 @@ fn greedy_table(net: &QNet, sim: &CartSimulator) -> Result<Vec<usize>> {
         .values(&rows, n_states, false)?
         .iter()
         .map(|v| argmax(v))
+        .collect())
+}
+
+/// The best slate of every state of the simulator under the network's item values.
+fn slate_table(net: &QNet, sim: &CartSimulator, size: usize) -> Result<Vec<Vec<usize>>> {
+    let n_states = sim.n_states();
+    let rows: Vec<f32> = (0..n_states).flat_map(|s| cart_features(sim, s)).collect();
+    Ok(net
+        .values(&rows, n_states, false)?
+        .iter()
+        .enumerate()
+        .map(|(s, v)| sim.best_slate(sim.last_of(s), size, v))
         .collect())
 }
 
@@ -539,9 +568,12 @@ impl SlateQ {
         let mut learner = Learner::new(config, features(0).len(), n)?;
         let mut env_rng = StdRng::seed_from_u64(config.seed ^ 0x51A7E);
         let mut s = env.reset(&mut env_rng);
+        let mut greedy = slate_table(&learner.net, sim, size)?;
         for step in 0..steps {
+            if step % config.act_refresh.max(1) == 0 {
+                greedy = slate_table(&learner.net, sim, size)?;
+            }
             let x = features(s);
-            let last = sim.last_of(s);
             let slate = if learner.rng.random::<f64>() < epsilon_at(&config, step) {
                 let mut slate = Vec::with_capacity(size);
                 while slate.len() < size.min(n) {
@@ -552,7 +584,7 @@ impl SlateQ {
                 }
                 slate
             } else {
-                sim.best_slate(last, size, &learner.net.values(&x, 1, false)?[0])
+                greedy[s].clone()
             };
             let (_, picked, next) = env.step_slate(&slate, &mut env_rng);
             // The item value of what the shopper picked: had it been suggested, 1 now.
@@ -575,12 +607,7 @@ impl SlateQ {
                 learner.update_slate(sim, size)?;
             }
         }
-        let policy = (0..sim.n_states())
-            .map(|s| {
-                let v = learner.net.values(&features(s), 1, false)?;
-                Ok(sim.best_slate(sim.last_of(s), size, &v[0]))
-            })
-            .collect::<Result<_>>()?;
+        let policy = slate_table(&learner.net, sim, size)?;
         Ok(Self {
             policy,
             log: learner.log(steps),

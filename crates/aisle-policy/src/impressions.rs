@@ -247,3 +247,55 @@ mod tests {
         );
     }
 }
+
+/// What the log says of a candidate policy: its IPS and SNIPS values per shown slot with
+/// bootstrap intervals, the weights' diagnostics, the logging policies' own value and the
+/// deployment gate's verdict (SNIPS's lower bound against that value).
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    /// Lists judged on.
+    pub lists: usize,
+    /// Their shown slots.
+    pub slots: usize,
+    /// The logging policies' mean reward per shown slot, on-policy.
+    pub logged_value: f64,
+    /// IPS then SNIPS.
+    pub estimates: Vec<crate::ope::Estimate>,
+    /// Effective sample size, the largest weight, a warning.
+    pub diagnostics: crate::ope::WeightDiagnostics,
+    /// Whether it may serve.
+    pub gate: crate::rollout::GateDecision,
+}
+
+/// Judges `candidate` on rewarded lists (`resamples` bootstrap draws, 95% intervals).
+pub fn judge(
+    lists: &[RewardedList],
+    candidate: &ServingPolicy,
+    resamples: usize,
+    seed: u64,
+) -> Judgement {
+    use crate::ope::{Estimator, diagnostics, evaluate};
+    let terms = slot_terms(lists, candidate);
+    let rewards: Vec<f64> = lists
+        .iter()
+        .flat_map(|l| l.rewards.iter().copied())
+        .collect();
+    let logged_value = crate::stats::mean(&rewards);
+    let estimates = evaluate(
+        &terms,
+        &[Estimator::Ips, Estimator::Snips],
+        resamples,
+        0.05,
+        seed,
+    );
+    let diagnostics = diagnostics(&terms);
+    let gate = crate::rollout::gate(&estimates[1], logged_value, diagnostics.warning.as_deref());
+    Judgement {
+        lists: lists.len(),
+        slots: rewards.len(),
+        logged_value,
+        estimates,
+        diagnostics,
+        gate,
+    }
+}

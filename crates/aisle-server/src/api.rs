@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use aisle_engine::answers::{
     Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
-    Explanation, Forgotten, Health, ItemPage, PolicyStatus, Promotion, PurchasePrediction, Ready,
-    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
-    UserRecommendations,
+    Explanation, Forgotten, Health, ItemPage, PolicyEvaluation, PolicyStatus, Promotion,
+    PurchasePrediction, Ready, RetrainStatus, SearchResults, SessionRecommendations, Shoppers,
+    Trending, Upserted, UserRecommendations,
 };
 use aisle_engine::input::{EventIn, ItemIn, UserIn};
 use aisle_engine::requests::{
-    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams, SessionIn,
-    TrendingParams, UserK, UserParam,
+    CartIn, EvaluateParams, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams,
+    SearchParams, SessionIn, TrendingParams, UserK, UserParam,
 };
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -490,6 +490,16 @@ pub const ROUTES: &[RouteSpec] = &[
         Reply::Json(schema_of::<PolicyStatus>),
         200
     ),
+    route!(
+        "GET",
+        "/v1/policy/evaluate",
+        Some(Role::Admin),
+        "Judge a candidate serving policy on the logged impressions: IPS and SNIPS with 95% intervals, the weights' diagnostics and the deployment gate's verdict (reads the whole store; one at a time)",
+        params_of::<EvaluateParams>,
+        None,
+        Reply::Json(schema_of::<PolicyEvaluation>),
+        200
+    ),
     route!(storefront "GET", "/v1/shop/shoppers", Some(Role::Read),
         "A few shoppers with history, for the storefront's shopper picker",
         no_params, None, Reply::Json(schema_of::<Shoppers>), 200),
@@ -539,6 +549,7 @@ fn handler_for(spec: &RouteSpec) -> MethodRouter<Arc<App>> {
         ("GET", "/v1/analytics") => get(h::analytics),
         ("GET", "/v1/dashboard") => get(h::dashboard),
         ("GET", "/v1/policy") => get(h::policy),
+        ("GET", "/v1/policy/evaluate") => get(h::evaluate_policy),
         ("GET", "/v1/shop/shoppers") => get(h::shoppers),
         ("POST", "/v1/admin/retrain") => post(h::retrain),
         (method, path) => unreachable!("route {method} {path} is listed but has no handler"),

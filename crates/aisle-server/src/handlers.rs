@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use aisle_engine::answers::{
     Accepted, Analytics, CartRecommendations, ChurnPrediction, CrossCategory, Dashboard, Deleted,
-    Explanation, Forgotten, Health, ItemPage, PolicyStatus, Promotion, PurchasePrediction, Ready,
-    RetrainStatus, SearchResults, SessionRecommendations, Shoppers, Trending, Upserted,
-    UserRecommendations,
+    Explanation, Forgotten, Health, ItemPage, PolicyEvaluation, PolicyStatus, Promotion,
+    PurchasePrediction, Ready, RetrainStatus, SearchResults, SessionRecommendations, Shoppers,
+    Trending, Upserted, UserRecommendations,
 };
 use aisle_engine::input::UserIn;
 use aisle_engine::requests::{
-    CartIn, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams, SearchParams, SessionIn,
-    TrendingParams, UserK, UserParam,
+    CartIn, EvaluateParams, ExplainParams, KParam, PromoIn, PromoParams, RecommendParams,
+    SearchParams, SessionIn, TrendingParams, UserK, UserParam,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -196,6 +196,13 @@ pub async fn dashboard(State(app): State<Arc<App>>) -> Json<Dashboard> {
 
 pub async fn policy(State(app): State<Arc<App>>) -> Json<PolicyStatus> {
     Json(app.engine.policy_status())
+}
+
+pub async fn evaluate_policy(
+    State(app): State<Arc<App>>,
+    Params(p): Params<EvaluateParams>,
+) -> Answer<PolicyEvaluation> {
+    blocking(&app, move |engine| engine.evaluate_policy(&p)).await
 }
 
 pub async fn shoppers(State(app): State<Arc<App>>) -> Json<Shoppers> {

@@ -601,4 +601,38 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
             .is_some_and(|m| m.contains("impression")),
         "{answer}"
     );
+    // Those lists judge a candidate policy: admin only, IPS and SNIPS with intervals, a gate.
+    let evaluate = format!(
+        "{}/v1/policy/evaluate?candidate=epsilon-greedy:0.2&bootstrap=50",
+        s.base
+    );
+    let (status, answer) = call("GET", &evaluate, Some(READ), None);
+    assert_eq!(status, 403, "a read key may not scan the store: {answer}");
+    let (status, answer) = call("GET", &evaluate, Some(ADMIN), None);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["lists"].as_u64().is_some_and(|n| n >= 6), "{answer}");
+    let estimates = answer["estimates"].as_array().expect("estimates");
+    assert_eq!(estimates.len(), 2, "{answer}");
+    for e in estimates {
+        let (low, value, high) = (
+            e["low"].as_f64().expect("low"),
+            e["value"].as_f64().expect("value"),
+            e["high"].as_f64().expect("high"),
+        );
+        assert!(low <= value && value <= high, "{e}");
+    }
+    assert!(answer["gate"].as_str().is_some_and(|g| !g.is_empty()));
+    let (status, answer) = call(
+        "GET",
+        &format!("{}/v1/policy/evaluate?candidate=greedy-ish", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("candidate")),
+        "{answer}"
+    );
 }

@@ -9,7 +9,7 @@ use aisle_policy::log::BanditLog;
 use aisle_policy::ope::{self, ActionDist, Estimate, Estimator, WeightDiagnostics};
 use aisle_policy::policy::ServingPolicy;
 use aisle_policy::reward::{self, RewardModelConfig};
-use aisle_policy::rollout::{GateDecision, gate};
+use aisle_policy::rollout::GateDecision;
 use aisle_policy::simulator::{self, ClickModel, ClickModelConfig};
 use anyhow::Context;
 use rand::SeedableRng;
@@ -608,15 +608,13 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
             a.data.data_dir.display()
         );
     }
-    let (current, slots) = logged_value(&lists);
-    let terms = impressions::slot_terms(&lists, &candidate);
-    let estimate = ope::evaluate(&terms, &[Estimator::Snips], a.bootstrap, 0.05, 11).remove(0);
-    let diagnostics = ope::diagnostics(&terms);
-    let decision = gate(&estimate, current, diagnostics.warning.as_deref());
-    print_estimates(std::slice::from_ref(&estimate), None);
-    print_diagnostics(&diagnostics);
+    let judged = impressions::judge(&lists, &candidate, a.bootstrap, 11);
+    let (current, slots) = (judged.logged_value, judged.slots);
+    let estimate = &judged.estimates[1];
+    print_estimates(std::slice::from_ref(estimate), None);
+    print_diagnostics(&judged.diagnostics);
     println!("current policy's value {current:.6} over {slots} shown slots");
-    match decision {
+    match judged.gate {
         GateDecision::Fail { reason } => {
             anyhow::bail!("the gate refuses {}: {reason}", candidate.name())
         }
