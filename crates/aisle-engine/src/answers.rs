@@ -602,4 +602,6 @@ pub struct PolicyEvaluation {
     pub gate_passes: bool,
     /// The gate's reason, in words.
     pub gate: String,
+    /// When it was computed (ms since the epoch).
+    pub at_ms: i64,
 }

@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     pub online: online::Online,
     /// A policy evaluation is running (they read the whole store: one at a time).
     pub evaluating: AtomicBool,
+    /// The latest evaluation's answer, for the dashboard.
+    pub last_evaluation: std::sync::Mutex<Option<answers::PolicyEvaluation>>,
 }
 
 impl Shared {
@@ -310,6 +312,7 @@ impl Engine {
                 config.fixed_clock_ms,
             ),
             evaluating: AtomicBool::new(false),
+            last_evaluation: std::sync::Mutex::new(None),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {

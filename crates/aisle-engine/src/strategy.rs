@@ -71,6 +71,8 @@ pub struct PolicyStatus {
     pub online: Vec<PolicyReward>,
     /// A candidate being rolled out over the policy, if any, and where it stands.
     pub rollout: Option<RolloutStatus>,
+    /// The latest off-policy evaluation run since the start (`GET /v1/policy/evaluate`).
+    pub last_evaluation: Option<PolicyEvaluation>,
 }
 
 /// The serving policy of the recommendation surfaces, with its identity.
@@ -178,6 +180,12 @@ impl Engine {
             reward_window_seconds: self.config.reward.window_ms as f64 / 1000.0,
             online,
             rollout,
+            last_evaluation: self
+                .shared
+                .last_evaluation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 
@@ -239,7 +247,7 @@ impl Engine {
             ),
             GateDecision::Fail { reason } => (false, reason.clone()),
         };
-        Ok(PolicyEvaluation {
+        let answer = PolicyEvaluation {
             candidate: candidate.name(),
             lists: j.lists,
             slots: j.slots,
@@ -259,7 +267,14 @@ impl Engine {
             warning: j.diagnostics.warning,
             gate_passes,
             gate,
-        })
+            at_ms: self.clock_ms(),
+        };
+        *self
+            .shared
+            .last_evaluation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(answer.clone());
+        Ok(answer)
     }
 
     /// Draws `k` of the ranked `candidates` with the serving policy (`explore`) or keeps the

@@ -622,6 +622,12 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
         assert!(low <= value && value <= high, "{e}");
     }
     assert!(answer["gate"].as_str().is_some_and(|g| !g.is_empty()));
+    // The dashboard's policy panel shows the latest evaluation.
+    let status = get("/v1/policy");
+    assert_eq!(
+        status["last_evaluation"]["candidate"], answer["candidate"],
+        "{status}"
+    );
     let (status, answer) = call(
         "GET",
         &format!("{}/v1/policy/evaluate?candidate=greedy-ish", s.base),
