@@ -815,19 +815,8 @@ fn cart_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
         static_returns.push(rs);
         last_q = Some(q);
     }
-    let ci = |v: &[f64]| {
-        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
-        format!("{m:.4} ({lo:.4} – {hi:.4})")
-    };
-    let pct = |v: &[f64]| {
-        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
-        format!(
-            "{:+.1}% ({:+.1}% – {:+.1}%)",
-            m * 100.0,
-            lo * 100.0,
-            hi * 100.0
-        )
-    };
+    let ci = |v: &[f64]| mean_with_interval(v);
+    let pct = |v: &[f64]| gain_with_interval(v, 1);
     writeln!(
         md,
         "## Q-learning for cart suggestions, in a simulator fitted on real carts\n"
@@ -895,6 +884,23 @@ fn cart_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A mean over seeds with its 95% interval.
+fn mean_with_interval(v: &[f64]) -> String {
+    let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
+    format!("{m:.4} ({lo:.4} – {hi:.4})")
+}
+
+/// A relative gain over seeds, in percent with `digits` decimals, with its 95% interval.
+fn gain_with_interval(v: &[f64], digits: usize) -> String {
+    let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
+    format!(
+        "{:+.digits$}% ({:+.digits$}% – {:+.digits$}%)",
+        m * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    )
 }
 
 /// DQN on the one-suggestion cart task and SlateQ on its slate version, against the myopic
@@ -992,19 +998,8 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    let ci = |v: &[f64]| {
-        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
-        format!("{m:.4} ({lo:.4} – {hi:.4})")
-    };
-    let pct = |v: &[f64]| {
-        let (m, lo, hi) = aisle_policy::stats::mean_interval(v, 0.05);
-        format!(
-            "{:+.2}% ({:+.2}% – {:+.2}%)",
-            m * 100.0,
-            lo * 100.0,
-            hi * 100.0
-        )
-    };
+    let ci = |v: &[f64]| mean_with_interval(v);
+    let pct = |v: &[f64]| gain_with_interval(v, 2);
     let c = DeepConfig {
         gamma: args.deep_gamma,
         learning_rate: args.deep_lr,

@@ -259,10 +259,7 @@ impl Learner {
     /// One gradient step on a sampled batch; `bootstrap` maps the target and the online
     /// network's values of a next state to its value.
     fn update(&mut self, bootstrap: &dyn Fn(&[f32], &[f32]) -> f32) -> Result<()> {
-        let n = self.config.batch;
-        let batch: Vec<Transition> = (0..n)
-            .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())].clone())
-            .collect();
+        let batch = self.sample();
         let width = batch[0].state.len();
         let next_rows: Vec<f32> = batch
             .iter()
@@ -293,6 +290,13 @@ impl Learner {
                 t.reward + gamma * future
             })
             .collect();
+        self.fit(&batch, width, &targets)
+    }
+
+    /// One gradient step of the Huber loss between the values of the actions learnt on and
+    /// their targets; copies into the target network on schedule.
+    fn fit(&mut self, batch: &[Transition], width: usize, targets: &[f32]) -> Result<()> {
+        let n = batch.len();
         let states: Vec<f32> = batch.iter().flat_map(|t| t.state.clone()).collect();
         let actions: Vec<u32> = batch.iter().map(|t| t.action as u32).collect();
         let device = &self.net.device;
@@ -300,7 +304,7 @@ impl Learner {
         let q = QNet::forward_with(&self.net.online(), &x)?;
         let index = Tensor::from_slice(&actions, (n, 1), device)?;
         let taken = q.gather(&index, 1)?.squeeze(1)?;
-        let y = Tensor::from_slice(&targets, n, device)?;
+        let y = Tensor::from_slice(targets, n, device)?;
         let loss = huber(&taken, &y)?;
         self.optimizer.backward_step(&loss)?;
         self.losses.push(f64::from(loss.to_scalar::<f32>()?));
@@ -312,6 +316,13 @@ impl Learner {
             self.net.sync_target()?;
         }
         Ok(())
+    }
+
+    /// A batch drawn from the replay buffer, with replacement.
+    fn sample(&mut self) -> Vec<Transition> {
+        (0..self.config.batch)
+            .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())].clone())
+            .collect()
     }
 
     fn log(&self, steps: usize) -> TrainingLog {
@@ -621,10 +632,7 @@ impl Learner {
     fn update_slate(&mut self, sim: &CartSimulator, size: usize) -> Result<()> {
         let width = self.replay.items[0].state.len();
         // Strip the ride-along department before the network sees the next state.
-        let n = self.config.batch;
-        let batch: Vec<Transition> = (0..n)
-            .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())].clone())
-            .collect();
+        let batch = self.sample();
         let lasts: Vec<usize> = batch
             .iter()
             .filter_map(|t| t.next.as_ref().map(|f| f[width] as usize))
@@ -656,25 +664,7 @@ impl Learner {
                 t.reward + gamma * future
             })
             .collect();
-        let states: Vec<f32> = batch.iter().flat_map(|t| t.state.clone()).collect();
-        let actions: Vec<u32> = batch.iter().map(|t| t.action as u32).collect();
-        let device = &self.net.device;
-        let x = Tensor::from_slice(&states, (n, width), device)?;
-        let q = QNet::forward_with(&self.net.online(), &x)?;
-        let index = Tensor::from_slice(&actions, (n, 1), device)?;
-        let taken = q.gather(&index, 1)?.squeeze(1)?;
-        let y = Tensor::from_slice(&targets, n, device)?;
-        let loss = huber(&taken, &y)?;
-        self.optimizer.backward_step(&loss)?;
-        self.losses.push(f64::from(loss.to_scalar::<f32>()?));
-        if self.losses.len() > 1_000 {
-            self.losses.remove(0);
-        }
-        self.updates += 1;
-        if self.updates.is_multiple_of(self.config.target_every) {
-            self.net.sync_target()?;
-        }
-        Ok(())
+        self.fit(&batch, width, &targets)
     }
 }
 
