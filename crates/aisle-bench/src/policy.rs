@@ -1010,7 +1010,7 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
     writeln!(
         md,
         "## DQN and SlateQ in the cart simulator\n\nThe cart simulator of the Q-learning \
-         section (fitted on {} Instacart carts, {n} departments, lift {} assumed). DQN suggests \
+         section of policy.md (fitted on {} Instacart carts, {n} departments, lift {} assumed). DQN suggests \
          one department per step, as tabular Q-learning does; SlateQ suggests a slate of \
          {SLATE}, and the shopper picks the next department by a conditional logit in which \
          suggested departments weigh {} times their fitted chance (an assumption, the slate \
@@ -1073,7 +1073,7 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
          within 0.1% of myopic in every one of them. The reason is data: the best policy \
          differs from the myopic one by under 1% of the return here, and DQN learns only \
          about the suggestion it made, so it needs many visits of every state and \
-         suggestion to resolve differences that small (tabular Q-learning, above, had ten \
+         suggestion to resolve differences that small (tabular Q-learning in policy.md had ten \
          million simulator steps and still ended 2% under myopic). SlateQ learns the value \
          of the department the shopper actually went to from every step, suggested or not, \
          and starts from the choice model, so it reaches the myopic level in the same \
@@ -1081,7 +1081,7 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "\nThe target of +5% over the myopic and static policies is out of reach in this \
+        "The target of +5% over the myopic and static policies is out of reach in this \
          simulator whenever the optimum's own gain over myopic (the `optimum/myopic` rows) is \
          below 5%: no policy can beat the simulator's optimum. The unit tests in \
          `crates/aisle-policy/src/deep.rs` show both learners do find the long-term policy \

@@ -214,6 +214,10 @@ fn the_gate_refuses_a_worse_policy_and_deploys_a_better_one() {
     .expect("json");
     assert_eq!(deployed["policy"], "epsilon-greedy:0.1");
     assert_eq!(deployed["version"], 2);
+    assert_eq!(
+        deployed["stage"], "canary",
+        "a deployed policy is rolled out, not switched on for everyone"
+    );
     let list = aisle(&["policy", "list", "--data-dir", &d, "--json"]);
     assert!(list.status.success(), "{}", stderr(&list));
     let v: serde_json::Value = serde_json::from_str(&stdout(&list)).expect("json");
