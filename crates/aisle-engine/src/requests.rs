@@ -443,19 +443,130 @@ fn default_bootstrap() -> usize {
     200
 }
 
-/// A candidate serving policy to judge on the logged impressions.
+/// A kind of serving policy.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// The ranking as is.
+    Deterministic,
+    /// The ranking's choice per slot, else (with probability `epsilon`) a uniform pick.
+    EpsilonGreedy,
+    /// Softmax sampling at `temperature`, mixed with a uniform `floor`.
+    PlackettLuce,
+}
+
+/// A surface whose lists are logged.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SurfaceIn {
+    /// Recommendations for a user.
+    Recommend,
+    /// Recommendations for a session.
+    Session,
+    /// Complements of a cart.
+    Cart,
+    /// Items similar to an item.
+    Similar,
+    /// A user's recommendations from other categories.
+    CrossCategory,
+    /// Trending items.
+    Trending,
+    /// Search results.
+    Search,
+}
+
+impl SurfaceIn {
+    /// The name impressions log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Recommend => "recommend",
+            Self::Session => "session",
+            Self::Cart => "cart",
+            Self::Similar => "similar",
+            Self::CrossCategory => "cross-category",
+            Self::Trending => "trending",
+            Self::Search => "search",
+        }
+    }
+}
+
+fn default_epsilon() -> f64 {
+    0.05
+}
+
+fn default_temperature() -> f64 {
+    0.1
+}
+
+/// A candidate serving policy to judge on the logged impressions. Every combination the
+/// schema allows is a valid policy (the parameters a kind does not take are ignored).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EvaluateParams {
-    /// The candidate, as `exploration` takes it: `epsilon-greedy:EPSILON`,
-    /// `plackett-luce:TEMPERATURE:FLOOR` or `deterministic`.
-    #[param(min_length = 1, max_length = 100, example = "plackett-luce:0.1:0.05")]
-    pub candidate: String,
-    /// Only the lists of this surface (recommend, session, cart, similar, cross-category).
-    #[param(max_length = 40)]
-    pub surface: Option<String>,
+    /// The candidate's kind.
+    #[param(inline)]
+    pub policy: PolicyKind,
+    /// Epsilon-greedy's exploration probability.
+    #[serde(default = "default_epsilon")]
+    #[param(exclusive_minimum = 0.0, maximum = 1.0, default = 0.05)]
+    pub epsilon: f64,
+    /// Plackett-Luce's temperature.
+    #[serde(default = "default_temperature")]
+    #[param(exclusive_minimum = 0.0, maximum = 1000000.0, default = 0.1)]
+    pub temperature: f64,
+    /// Plackett-Luce's uniform floor.
+    #[serde(default = "default_epsilon")]
+    #[param(minimum = 0.0, maximum = 1.0, default = 0.05)]
+    pub floor: f64,
+    /// Only the lists of this surface.
+    #[serde(default)]
+    #[param(inline)]
+    pub surface: Option<SurfaceIn>,
     /// Bootstrap resamples of the intervals.
     #[serde(default = "default_bootstrap")]
     #[param(minimum = 10, maximum = 2000, default = 200)]
     pub bootstrap: usize,
+}
+
+impl EvaluateParams {
+    /// The candidate these parameters describe, checked against the schema's bounds.
+    pub fn candidate(&self) -> Result<aisle_policy::policy::ServingPolicy> {
+        use aisle_policy::policy::ServingPolicy;
+        // Every bound the schema states, whichever kind uses the parameter.
+        let bounds = [
+            (
+                "epsilon",
+                self.epsilon > 0.0 && self.epsilon <= 1.0,
+                "in (0, 1]",
+            ),
+            (
+                "temperature",
+                self.temperature > 0.0 && self.temperature <= 1e6,
+                "in (0, 1000000]",
+            ),
+            ("floor", (0.0..=1.0).contains(&self.floor), "in [0, 1]"),
+        ];
+        for (name, ok, range) in bounds {
+            if !ok {
+                return Err(EngineError::bad_request(format!("{name} must be {range}")));
+            }
+        }
+        let policy = match self.policy {
+            PolicyKind::Deterministic => ServingPolicy::Deterministic,
+            PolicyKind::EpsilonGreedy => ServingPolicy::EpsilonGreedy {
+                epsilon: self.epsilon,
+            },
+            PolicyKind::PlackettLuce => ServingPolicy::PlackettLuce {
+                temperature: self.temperature,
+                floor: self.floor,
+            },
+        };
+        policy.validate().map_err(EngineError::bad_request)?;
+        if !(10..=MAX_BOOTSTRAP).contains(&self.bootstrap) {
+            return Err(EngineError::bad_request(format!(
+                "bootstrap must be between 10 and {MAX_BOOTSTRAP}"
+            )));
+        }
+        Ok(policy)
+    }
 }

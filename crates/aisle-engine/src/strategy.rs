@@ -25,7 +25,7 @@ use crate::Engine;
 use crate::answers::{EstimateOut, PolicyEvaluation};
 use crate::error::{EngineError, Result};
 use crate::online::{PolicyReward, RolloutStatus};
-use crate::requests::{EvaluateParams, MAX_BOOTSTRAP};
+use crate::requests::EvaluateParams;
 use crate::writer::Change;
 use aisle_policy::rollout::GateDecision;
 
@@ -194,15 +194,8 @@ impl Engine {
     /// diagnostics and the deployment gate's verdict. It reads every impression and event, so
     /// one runs at a time; another meanwhile is told to retry.
     pub fn evaluate_policy(&self, p: &EvaluateParams) -> Result<PolicyEvaluation> {
-        let candidate: ServingPolicy = p
-            .candidate
-            .parse()
-            .map_err(|e: String| EngineError::bad_request(format!("candidate: {e}")))?;
-        if !(10..=MAX_BOOTSTRAP).contains(&p.bootstrap) {
-            return Err(EngineError::bad_request(format!(
-                "bootstrap must be between 10 and {MAX_BOOTSTRAP}"
-            )));
-        }
+        let candidate = p.candidate()?;
+        let surface = p.surface.map(|s| s.name());
         if self.shared.evaluating.swap(true, Ordering::AcqRel) {
             return Err(EngineError::busy(
                 "an evaluation is already running; retry when it is done",
@@ -219,13 +212,13 @@ impl Engine {
         let mut shown = Vec::new();
         store
             .scan_impressions(&mut |i| {
-                if p.surface.as_ref().is_none_or(|s| *s == i.surface) {
+                if surface.is_none_or(|s| s == i.surface) {
                     shown.push(i);
                 }
             })
             .map_err(|e| EngineError::internal("reading impressions", e))?;
         if shown.is_empty() {
-            return Err(EngineError::unavailable(match &p.surface {
+            return Err(EngineError::not_found(match surface {
                 Some(s) => format!("no lists of surface {s:?} are logged yet: serve some first"),
                 None => "no lists are logged yet: serve some first".to_string(),
             }));

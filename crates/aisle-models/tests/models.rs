@@ -167,6 +167,43 @@ fn sequential_rules_by_hand() {
     assert_eq!(scores(&m, None, &[1]), vec![0.0, 0.0, 1.0]);
 }
 
+/// session-rec's `SequentialRules` (sr10-div, Ludewig et al. 2018/2021): for each item at
+/// position q of a session, every earlier item at distance d = q - p <= steps gets the rule
+/// "earlier -> this" with weight 1/d, repeats included (a -> a when a recurs); the next item
+/// is scored by the rules of the last item alone, and history items are not masked.
+#[test]
+fn sequential_rules_follow_session_rec_counted_by_hand() {
+    // Sessions a b a c and b c (items a=0, b=1, c=2), window 2:
+    //   a b a c: a->b 1 (d 1); b->a 1, a->a 1/2; a->c 1, b->c 1/2 (a at d 3 is outside)
+    //   b c:     b->c 1
+    // Totals: a->a 0.5, a->b 1, a->c 1; b->a 1, b->c 1.5.
+    let data = views(3, &[(0, &[0, 1, 0, 2]), (1, &[1, 2])]);
+    let mut m = SequentialRules::new(SequentialRulesConfig {
+        steps: 2,
+        ..SequentialRulesConfig::default()
+    });
+    m.fit(&data).expect("fit");
+    assert_eq!(
+        scores(&m, None, &[1, 0]),
+        vec![0.5, 1.0, 1.0],
+        "last item a"
+    );
+    assert_eq!(
+        scores(&m, None, &[0, 1]),
+        vec![1.0, 0.0, 1.5],
+        "last item b"
+    );
+    // Window 10: a at distance 3 from c adds 1/3 to a->c.
+    let mut wide = SequentialRules::new(SequentialRulesConfig::default());
+    wide.fit(&data).expect("fit");
+    let s = scores(&wide, None, &[0]);
+    assert!((s[2] - (1.0 + 1.0 / 3.0)).abs() < CLOSE, "{s:?}");
+    assert!(
+        (s[0] - 0.5).abs() < CLOSE && (s[1] - 1.0).abs() < CLOSE,
+        "{s:?}"
+    );
+}
+
 /// 40 users in two taste blocks: users 0..20 use items 0..10, users 20..40 items 10..20,
 /// each user a deterministic 7 of their block's 10. Items carry their block in their text.
 fn planted_blocks() -> TrainData {

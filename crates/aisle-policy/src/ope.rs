@@ -221,7 +221,12 @@ impl Estimator {
     /// The estimate over the rounds `rows` of `terms` (a bootstrap resample).
     pub fn estimate_on(&self, terms: &[RoundTerms], rows: &[usize]) -> f64 {
         let n = rows.len().max(1) as f64;
-        let mean_w = rows.iter().map(|&i| terms[i].weight).sum::<f64>() / n;
+        // With no weight at all (the candidate never takes a logged action in these rows)
+        // the self-normalised terms are 0/0; they count as 0, as the weighted ones do.
+        let mean_w = match rows.iter().map(|&i| terms[i].weight).sum::<f64>() / n {
+            w if w > 0.0 => w,
+            _ => f64::INFINITY,
+        };
         rows.iter()
             .map(|&i| self.round_value(&terms[i], mean_w))
             .sum::<f64>()

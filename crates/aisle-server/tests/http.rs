@@ -603,7 +603,7 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
     );
     // Those lists judge a candidate policy: admin only, IPS and SNIPS with intervals, a gate.
     let evaluate = format!(
-        "{}/v1/policy/evaluate?candidate=epsilon-greedy:0.2&bootstrap=50",
+        "{}/v1/policy/evaluate?policy=epsilon-greedy&epsilon=0.2&bootstrap=50",
         s.base
     );
     let (status, answer) = call("GET", &evaluate, Some(READ), None);
@@ -630,7 +630,10 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
     );
     let (status, answer) = call(
         "GET",
-        &format!("{}/v1/policy/evaluate?candidate=greedy-ish", s.base),
+        &format!(
+            "{}/v1/policy/evaluate?policy=epsilon-greedy&epsilon=1.5",
+            s.base
+        ),
         Some(ADMIN),
         None,
     );
@@ -638,7 +641,7 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
     assert!(
         answer["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("candidate")),
+            .is_some_and(|m| m.contains("epsilon")),
         "{answer}"
     );
 }
