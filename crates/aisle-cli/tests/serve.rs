@@ -222,3 +222,105 @@ fn events_acknowledged_before_a_sigkill_survive_exactly_once() {
         acknowledged.len()
     );
 }
+
+/// `aisle serve` rolls out the candidate that `policy.json` names, and when the canary does
+/// worse online it rolls back and writes the verdict into the file, so the next start serves
+/// the previous policy. The quality judgement itself is tested in the engine on real
+/// shoppers (`crates/aisle-engine/tests/canary.rs`); here the simulated shopper clicks the
+/// first item of a similar-items list only when it is the ranking's own choice, which the
+/// planted candidate (uniform over the candidates) rarely shows first.
+#[test]
+fn a_worse_canary_is_rolled_back_and_policy_json_records_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_arg = small_shop(tmp.path());
+    let file = std::path::Path::new(&data_arg).join("policy.json");
+    std::fs::write(
+        &file,
+        r#"{"policy": "epsilon-greedy:1", "version": 2, "gate": "planted for the test", "stage": "canary",
+            "previous": {"policy": "deterministic", "version": 1}}"#,
+    )
+    .expect("policy.json");
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_aisle"))
+        .args(["serve", "--data-dir", &data_arg, "--no-encoder", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("AISLE_API_KEYS", format!("{KEY}:ingest"))
+        .env("AISLE_MODEL", "itemknn")
+        .env("AISLE_CANARY_SHARE", "0.5")
+        .env("AISLE_CANARY_MIN_LISTS", "30")
+        .env("AISLE_CANARY_SHADOW_REQUESTS", "1")
+        .env("AISLE_REWARD_WINDOW_SECONDS", "1")
+        .env("AISLE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aisle serve");
+    wait_healthy(port);
+    let get = |path: &str| -> serde_json::Value {
+        let mut r = agent()
+            .get(&format!("http://127.0.0.1:{port}{path}"))
+            .header("Authorization", &format!("Bearer {KEY}"))
+            .call()
+            .expect("request");
+        assert_eq!(r.status(), 200, "{path}");
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json")
+    };
+    let mut served = std::collections::BTreeMap::<String, usize>::new();
+    for n in 0..400 {
+        let page = get(&format!("/v1/items/i{}?k=5", n % 17));
+        let policy = page["served"]["policy"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        *served.entry(policy).or_default() += 1;
+        let first = &page["similar"][0];
+        if first["explored"] == false {
+            let click = serde_json::json!({"user": format!("shopper-{n}"), "kind": "click",
+                "item": first["id"], "impression": page["served"]["impression"]});
+            let (status, answer) = post_events(port, &format!("click-{n}"), &click.to_string());
+            assert_eq!(status, 200, "{answer}");
+        }
+        if n % 100 == 99 {
+            // Let the reward windows close.
+            std::thread::sleep(Duration::from_millis(1_100));
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+        if record["stage"] == "rolled-back" {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    let status = get("/v1/policy");
+    server.kill().expect("stop");
+    server.wait().expect("reap");
+    assert!(
+        served.contains_key("epsilon-greedy(1)"),
+        "the canary served lists: {served:?}"
+    );
+    assert_eq!(status["rollout"]["stage"], "rolled-back", "{status}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    assert_eq!(record["stage"], "rolled-back", "{record}");
+    assert!(
+        record["verdict"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("rolled back: online reward")),
+        "{record}"
+    );
+    // The next start serves the previous policy to everyone.
+    let port = free_port();
+    let mut again = start_server(&data_arg, port);
+    wait_healthy(port);
+    let mut r = agent()
+        .get(&format!("http://127.0.0.1:{port}/v1/policy"))
+        .header("Authorization", &format!("Bearer {KEY}"))
+        .call()
+        .expect("request");
+    let after: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json");
+    again.kill().expect("stop");
+    again.wait().expect("reap");
+    assert_eq!(after["policy"], "deterministic", "{after}");
+    assert!(after["rollout"].is_null(), "{after}");
+}
