@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub fixed_clock_ms: Option<i64>,
     /// The serving policy of the recommendation lists.
     pub strategy: Strategy,
+    /// Surfaces served by a policy of their own instead (surface name, policy).
+    pub strategy_by_surface: Vec<(String, Strategy)>,
     /// A candidate policy being rolled out over `strategy`, if any.
     pub canary: Option<online::Canary>,
     /// What counts as a list's online reward, and for how long after it is served.
@@ -82,6 +84,7 @@ impl Default for EngineConfig {
             write_queue: 1024,
             fixed_clock_ms: None,
             strategy: Strategy::default(),
+            strategy_by_surface: Vec::new(),
             canary: None,
             reward: aisle_policy::impressions::RewardRule::default(),
         }
@@ -307,6 +310,7 @@ impl Engine {
             impressions: strategy::PendingImpressions::default(),
             online: online::Online::new(
                 config.strategy.clone(),
+                config.strategy_by_surface.clone(),
                 config.canary.clone(),
                 config.reward.clone(),
                 config.fixed_clock_ms,

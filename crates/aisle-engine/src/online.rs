@@ -181,6 +181,7 @@ pub(crate) struct Online {
     state: Mutex<State>,
     rule: RewardRule,
     current: Strategy,
+    by_surface: Vec<(String, Strategy)>,
     canary: Option<Canary>,
     fixed_clock_ms: Option<i64>,
 }
@@ -193,6 +194,7 @@ fn served_at(id: u64) -> i64 {
 impl Online {
     pub(crate) fn new(
         current: Strategy,
+        by_surface: Vec<(String, Strategy)>,
         canary: Option<Canary>,
         rule: RewardRule,
         fixed_clock_ms: Option<i64>,
@@ -213,6 +215,7 @@ impl Online {
             }),
             rule,
             current,
+            by_surface,
             canary,
             fixed_clock_ms,
         }
@@ -229,12 +232,21 @@ impl Online {
     /// The policy that serves a list for `audience` (a user, a session or, for an anonymous
     /// list, the list itself): the rollout's stage decides between the current policy and the
     /// candidate. A list that does not explore is served as ranked.
-    pub(crate) fn choose(&self, audience: &str, explore: bool) -> Choice {
+    pub(crate) fn choose(&self, audience: &str, surface: &str, explore: bool) -> Choice {
         if !explore {
             return Choice {
                 policy: ServingPolicy::Deterministic,
                 id: "ranking".into(),
                 version: 1,
+                arm: None,
+            };
+        }
+        // A surface with its own policy keeps it; a rollout replaces the shared one only.
+        if let Some((_, own)) = self.by_surface.iter().find(|(s, _)| s == surface) {
+            return Choice {
+                policy: own.policy,
+                id: own.id.clone(),
+                version: own.version,
                 arm: None,
             };
         }

@@ -59,6 +59,8 @@ pub struct PolicyStatus {
     pub candidates: String,
     /// Surfaces it draws (the others are served as ranked, propensity 1).
     pub exploring_surfaces: Vec<String>,
+    /// Surfaces served by a policy of their own instead.
+    pub by_surface: Vec<SurfacePolicy>,
     /// Lists served and logged since the start.
     pub impressions_served: u64,
     /// Lists not logged because the buffer was full.
@@ -74,6 +76,23 @@ pub struct PolicyStatus {
     /// The latest off-policy evaluation run since the start (`GET /v1/policy/evaluate`).
     pub last_evaluation: Option<PolicyEvaluation>,
 }
+
+/// A surface served by its own policy.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SurfacePolicy {
+    /// The surface.
+    pub surface: String,
+    /// The policy's id.
+    pub policy: String,
+    /// Its version.
+    pub policy_version: u32,
+    /// Its setting.
+    pub setting: String,
+}
+
+/// The surfaces whose lists a serving policy draws (the others keep the ranking).
+pub const EXPLORING_SURFACES: [&str; 5] =
+    ["recommend", "session", "cart", "similar", "cross-category"];
 
 /// The serving policy of the recommendation surfaces, with its identity.
 #[derive(Clone, Debug)]
@@ -171,9 +190,18 @@ impl Engine {
             policy_version: s.version,
             setting: s.policy.setting(),
             candidates: "2k + 10 of the ranker's best (at most 1000)".into(),
-            exploring_surfaces: ["recommend", "session", "cart", "similar", "cross-category"]
-                .map(String::from)
-                .to_vec(),
+            exploring_surfaces: EXPLORING_SURFACES.map(String::from).to_vec(),
+            by_surface: self
+                .config
+                .strategy_by_surface
+                .iter()
+                .map(|(surface, s)| SurfacePolicy {
+                    surface: surface.clone(),
+                    policy: s.id.clone(),
+                    policy_version: s.version,
+                    setting: s.policy.setting(),
+                })
+                .collect(),
             impressions_served: self.shared.counters.impressions_served.get(),
             impressions_dropped: self.shared.counters.impressions_dropped.get(),
             impressions_pending: self.shared.impressions.len(),
@@ -297,7 +325,7 @@ impl Engine {
             (None, Some(session)) => format!("session:{}", session.0),
             (None, None) => format!("list:{id}"),
         };
-        let choice = self.shared.online.choose(&unit, explore);
+        let choice = self.shared.online.choose(&unit, surface, explore);
         let (policy, policy_id, version) = (choice.policy, choice.id.clone(), choice.version);
         let scores: Vec<f64> = candidates.iter().map(|s| f64::from(s.score)).collect();
         // One generator per list, seeded from its id: a replay of the log can redraw it.

@@ -21,6 +21,15 @@ fn start(
             policy,
             version: 3,
         },
+        // The cart surface keeps the ranking: a policy of its own beside the shared one.
+        strategy_by_surface: vec![(
+            "cart".into(),
+            Strategy {
+                id: "deterministic".into(),
+                policy: ServingPolicy::Deterministic,
+                version: 3,
+            },
+        )],
         ..EngineConfig::default()
     };
     Engine::start(config, store, None).expect("the engine starts")
@@ -121,6 +130,13 @@ fn served_lists_are_logged_durably_with_their_propensities_and_rewards() {
         );
     }
     assert_eq!(recommended.served.policy_version, 3);
+    assert_eq!(recommended.served.policy, policy.name());
+    assert_eq!(cart.served.policy, "deterministic", "the cart's own policy");
+    assert!(
+        cart.items
+            .iter()
+            .all(|i| i.propensity == 1.0 && !i.explored)
+    );
     assert_eq!(
         trending.served.policy, "ranking",
         "trending is served as ranked"

@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub exploration: String,
     /// The version logged with that policy (`aisle policy deploy` raises it). Env: `AISLE_POLICY_VERSION`.
     pub policy_version: u32,
+    /// Surfaces served by a policy of their own instead of `exploration`:
+    /// `SURFACE=SETTING,SURFACE=SETTING` (surfaces: recommend, session, cart, similar,
+    /// cross-category). A rollout replaces only the shared policy. Env: `AISLE_EXPLORATION_BY_SURFACE`.
+    pub exploration_by_surface: Option<String>,
     /// A candidate policy (same forms as `exploration`) to roll out over it: shadow, then a
     /// canary share of users, then all of them or a rollback, judged on the online reward.
     /// Env: `AISLE_CANARY`.
@@ -96,6 +100,7 @@ impl Default for ServerConfig {
             fixed_clock_ms: None,
             exploration: "epsilon-greedy:0.05".into(),
             policy_version: 1,
+            exploration_by_surface: None,
             canary: None,
             canary_version: 2,
             canary_share: 0.1,
@@ -168,6 +173,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_FIXED_CLOCK_MS", "fixed_clock_ms"),
     ("AISLE_EXPLORATION", "exploration"),
     ("AISLE_POLICY_VERSION", "policy_version"),
+    ("AISLE_EXPLORATION_BY_SURFACE", "exploration_by_surface"),
     ("AISLE_CANARY", "canary"),
     ("AISLE_CANARY_VERSION", "canary_version"),
     ("AISLE_CANARY_SHARE", "canary_share"),
@@ -232,6 +238,9 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_EXPLORATION") {
             config.exploration = v;
         }
+        if let Some(v) = env("AISLE_EXPLORATION_BY_SURFACE") {
+            config.exploration_by_surface = Some(v);
+        }
         if let Some(v) = env("AISLE_CANARY") {
             config.canary = Some(v);
         }
@@ -291,6 +300,9 @@ impl ServerConfig {
             .exploration
             .parse::<aisle_engine::ServingPolicy>()
             .map_err(|e| bad("exploration", e))?;
+        config
+            .surface_strategies()
+            .map_err(|e| bad("exploration_by_surface", e))?;
         if let Some(canary) = &config.canary {
             canary
                 .parse::<aisle_engine::ServingPolicy>()
@@ -307,6 +319,39 @@ impl ServerConfig {
 }
 
 impl ServerConfig {
+    /// The surfaces with a policy of their own, parsed from `exploration_by_surface`.
+    pub fn surface_strategies(&self) -> Result<Vec<(String, aisle_engine::Strategy)>, String> {
+        let Some(text) = &self.exploration_by_surface else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(String, aisle_engine::Strategy)> = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (surface, setting) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?}: expected SURFACE=SETTING"))?;
+            let surface = surface.trim();
+            if !aisle_engine::strategy::EXPLORING_SURFACES.contains(&surface) {
+                return Err(format!(
+                    "{surface:?} is not a surface a policy draws; use one of {}",
+                    aisle_engine::strategy::EXPLORING_SURFACES.join(", ")
+                ));
+            }
+            if out.iter().any(|(s, _)| s == surface) {
+                return Err(format!("{surface:?} is named twice"));
+            }
+            let policy: aisle_engine::ServingPolicy = setting.trim().parse()?;
+            out.push((
+                surface.to_string(),
+                aisle_engine::Strategy {
+                    id: policy.name(),
+                    policy,
+                    version: self.policy_version,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
     /// The engine's part of the settings.
     pub fn engine_config(
         &self,
@@ -332,6 +377,7 @@ impl ServerConfig {
                     version: self.policy_version,
                 })
                 .unwrap_or_default(),
+            strategy_by_surface: self.surface_strategies().unwrap_or_default(),
             canary: self.canary.as_ref().and_then(|setting| {
                 let policy = setting.parse::<aisle_engine::ServingPolicy>().ok()?;
                 Some(aisle_engine::Canary {
@@ -384,6 +430,33 @@ pub fn server_dir(data_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_by_surface_are_parsed_and_checked() {
+        let load = |v: &'static str| {
+            ServerConfig::load(None, move |name| {
+                (name == "AISLE_EXPLORATION_BY_SURFACE").then(|| v.to_string())
+            })
+        };
+        let config = load("cart=deterministic, similar=plackett-luce:0.2:0.1").expect("valid");
+        let parsed = config.surface_strategies().expect("parsed");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].0, "cart");
+        assert_eq!(parsed[1].1.policy.setting(), "plackett-luce:0.2:0.1");
+        assert_eq!(config.engine_config(None).strategy_by_surface.len(), 2);
+        for (bad, says) in [
+            ("checkout=deterministic", "not a surface"),
+            ("cart", "SURFACE=SETTING"),
+            ("cart=deterministic,cart=deterministic", "twice"),
+            ("cart=epsilon-greedy:2", "epsilon"),
+        ] {
+            let e = load(bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("exploration_by_surface") && e.contains(says),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn file_then_environment() {
