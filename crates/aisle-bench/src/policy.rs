@@ -1067,10 +1067,14 @@ fn deep_section(args: &PolicyArgs, md: &mut String) -> anyhow::Result<()> {
     }
     writeln!(
         md,
-        "\nTraining settings were tried on one seed before this run (150,000 steps): DQN \
-         with γ 1 came out 21% under myopic, with γ 0.95 6% under, with double DQN 7% under, \
-         with batches of 512 13% under; 500,000 steps at γ 1 gave 12% under. SlateQ came \
-         within 0.1% of myopic in every one of them. The reason is data: the best policy \
+        "\nBefore this run, earlier versions of this code were tried (plain DQN targets and a \
+         network pass per step to act, unless said; 150,000 steps unless said): γ 1 over 10 \
+         seeds came out 21% under myopic; γ 1 with 500,000 steps (one seed) 12% under; γ 0.95 \
+         (one seed) 6% under; γ 0.95 with double DQN (one seed) 7% under; with double DQN, \
+         the cached acting table and batches of 512 (one seed) 13% under. Those runs are \
+         indicative only: no command of the current code repeats them exactly (its knobs are \
+         `--deep-gamma`, `--deep-lr`, `--deep-batch`, `--deep-steps`, `--deep-seeds`). \
+         SlateQ came within 0.1% of myopic in every one of them. The reason is data: the best policy \
          differs from the myopic one by under 1% of the return here, and DQN learns only \
          about the suggestion it made, so it needs many visits of every state and \
          suggestion to resolve differences that small (tabular Q-learning in policy.md had ten \

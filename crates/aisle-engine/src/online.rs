@@ -16,7 +16,7 @@ use aisle_core::Event;
 use aisle_policy::experiment::compare_means;
 use aisle_policy::impressions::RewardRule;
 use aisle_policy::policy::ServingPolicy;
-use aisle_policy::rollout::{GateDecision, Rollout, RolloutConfig, Stage};
+use aisle_policy::rollout::{Rollout, RolloutConfig, Stage};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -158,6 +158,17 @@ pub(crate) struct Choice {
     arm: Option<bool>,
 }
 
+impl Choice {
+    fn of(strategy: &Strategy, arm: Option<bool>) -> Self {
+        Self {
+            policy: strategy.policy,
+            id: strategy.id.clone(),
+            version: strategy.version,
+            arm,
+        }
+    }
+}
+
 struct Open {
     policy: usize,
     arm: Option<bool>,
@@ -199,15 +210,10 @@ impl Online {
         rule: RewardRule,
         fixed_clock_ms: Option<i64>,
     ) -> Self {
-        let rollout = canary.as_ref().map(|c| {
-            Rollout::start(
-                &c.candidate.id,
-                &current.id,
-                &GateDecision::Pass { margin: 0.0 },
-                c.config,
-            )
-            .expect("a passed gate starts a rollout")
-        });
+        // The gate was passed offline (`aisle policy deploy`); the rollout starts in shadow.
+        let rollout = canary
+            .as_ref()
+            .map(|c| Rollout::new(&c.candidate.id, &current.id, c.config));
         Self {
             state: Mutex::new(State {
                 rollout,
@@ -243,59 +249,33 @@ impl Online {
         }
         // A surface with its own policy keeps it; a rollout replaces the shared one only.
         if let Some((_, own)) = self.by_surface.iter().find(|(s, _)| s == surface) {
-            return Choice {
-                policy: own.policy,
-                id: own.id.clone(),
-                version: own.version,
-                arm: None,
-            };
+            return Choice::of(own, None);
         }
-        let current = || Choice {
-            policy: self.current.policy,
-            id: self.current.id.clone(),
-            version: self.current.version,
-            arm: None,
-        };
         let Some(canary) = &self.canary else {
-            return current();
+            return Choice::of(&self.current, None);
         };
         let mut state = self.lock();
         let Some(rollout) = state.rollout.as_mut() else {
-            return current();
+            return Choice::of(&self.current, None);
         };
         match rollout.stage {
             Stage::Shadow => {
                 rollout.shadow_request();
-                current()
+                Choice::of(&self.current, None)
             }
-            Stage::Canary { .. } => {
-                let candidate = rollout.serves_candidate(audience);
-                let strategy = if candidate {
-                    &canary.candidate
-                } else {
-                    &self.current
-                };
-                Choice {
-                    policy: strategy.policy,
-                    id: strategy.id.clone(),
-                    version: strategy.version,
-                    arm: Some(candidate),
-                }
+            Stage::Canary { .. } if rollout.serves_candidate(audience) => {
+                Choice::of(&canary.candidate, Some(true))
             }
-            Stage::Full => Choice {
-                policy: canary.candidate.policy,
-                id: canary.candidate.id.clone(),
-                version: canary.candidate.version,
-                arm: None,
-            },
-            Stage::RolledBack { .. } => current(),
+            Stage::Canary { .. } => Choice::of(&self.current, Some(false)),
+            Stage::Full => Choice::of(&canary.candidate, None),
+            Stage::RolledBack { .. } => Choice::of(&self.current, None),
         }
     }
 
     /// A list was served (and logged) under `choice`; it is open for rewards until the window
     /// closes.
     pub(crate) fn served(&self, id: u64, choice: &Choice) {
-        let now_ms = self.now_ms();
+        let now_ms = served_at(id);
         let verdict = {
             let mut state = self.lock();
             let policy = match state

@@ -426,23 +426,17 @@ impl Engine {
         let live = self.live();
         let items = shown
             .into_iter()
-            .filter_map(
-                |Shown {
-                     scored: s,
-                     propensity,
-                     ..
-                 }| {
-                    let item = live.items.get(s.item as usize)?.as_ref()?;
-                    Some(TrendingItem {
-                        id: item.external_id.clone(),
-                        title: item.title.clone(),
-                        category: item.category.clone(),
-                        score: s.score,
-                        propensity,
-                        why: "many recent views, carts and purchases".into(),
-                    })
-                },
-            )
+            .filter_map(|s| {
+                let item = live.items.get(s.scored.item as usize)?.as_ref()?;
+                Some(TrendingItem {
+                    id: item.external_id.clone(),
+                    title: item.title.clone(),
+                    category: item.category.clone(),
+                    score: s.scored.score,
+                    propensity: s.propensity,
+                    why: "many recent views, carts and purchases".into(),
+                })
+            })
             .collect();
         Ok(Trending { served, items })
     }
@@ -556,26 +550,20 @@ impl Engine {
         let (shown, served) = self.serve("search", audience, page, response.hits.len(), false);
         let hits: Vec<SearchHit> = shown
             .iter()
-            .filter_map(
-                |Shown {
-                     scored: s,
-                     propensity,
-                     ..
-                 }| {
-                    let h = response.hits.iter().find(|h| h.item.0 == s.item)?;
-                    let item = engine.item(h.item)?;
-                    Some(SearchHit {
-                        id: item.external_id.clone(),
-                        title: item.title.clone(),
-                        category: item.category.clone(),
-                        brand: item.brand.clone(),
-                        price: item.price,
-                        score: h.score,
-                        propensity: *propensity,
-                        why: h.reasons.clone(),
-                    })
-                },
-            )
+            .filter_map(|s| {
+                let h = response.hits.iter().find(|h| h.item.0 == s.scored.item)?;
+                let item = engine.item(h.item)?;
+                Some(SearchHit {
+                    id: item.external_id.clone(),
+                    title: item.title.clone(),
+                    category: item.category.clone(),
+                    brand: item.brand.clone(),
+                    price: item.price,
+                    score: h.score,
+                    propensity: s.propensity,
+                    why: h.reasons.clone(),
+                })
+            })
             .collect();
         let counts = |list: &[(String, usize)]| -> Vec<FacetCount> {
             list.iter()

@@ -561,7 +561,6 @@ impl EvaluateParams {
                 floor: self.floor,
             },
         };
-        policy.validate().map_err(EngineError::bad_request)?;
         if !(10..=MAX_BOOTSTRAP).contains(&self.bootstrap) {
             return Err(EngineError::bad_request(format!(
                 "bootstrap must be between 10 and {MAX_BOOTSTRAP}"

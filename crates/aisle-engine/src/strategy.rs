@@ -27,7 +27,9 @@ use crate::error::{EngineError, Result};
 use crate::online::{PolicyReward, RolloutStatus};
 use crate::requests::EvaluateParams;
 use crate::writer::Change;
+use aisle_policy::impressions::{RewardRule, RewardedList};
 use aisle_policy::rollout::GateDecision;
+use aisle_store::ReadStore;
 
 /// Most impressions waiting for a commit; beyond it new ones are dropped (and counted).
 pub const MAX_PENDING_IMPRESSIONS: usize = 100_000;
@@ -105,14 +107,25 @@ pub struct Strategy {
     pub version: u32,
 }
 
-impl Default for Strategy {
-    fn default() -> Self {
-        let policy = ServingPolicy::default();
+impl Strategy {
+    /// A policy under its own name, at `version`.
+    pub fn new(policy: ServingPolicy, version: u32) -> Self {
         Self {
             id: policy.name(),
             policy,
-            version: 1,
+            version,
         }
+    }
+
+    /// A setting as `exploration` takes it (`epsilon-greedy:0.05`, ...), at `version`.
+    pub fn parse(setting: &str, version: u32) -> std::result::Result<Self, String> {
+        Ok(Self::new(setting.parse()?, version))
+    }
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self::new(ServingPolicy::default(), 1)
     }
 }
 
@@ -171,6 +184,27 @@ impl PendingImpressions {
     pub(crate) fn take(&self) -> Vec<Impression> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// The store's logged lists (of one surface, or all) joined with their rewards under `rule`:
+/// what the off-policy estimators and the deployment gate judge a candidate on.
+pub fn rewarded_lists(
+    store: &dyn ReadStore,
+    surface: Option<&str>,
+    rule: &RewardRule,
+) -> aisle_store::Result<Vec<RewardedList>> {
+    let mut shown = Vec::new();
+    store.scan_impressions(&mut |i| {
+        if surface.is_none_or(|s| s == i.surface) {
+            shown.push(i);
+        }
+    })?;
+    if shown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut events = Vec::new();
+    store.scan_events(&mut |e| events.push(e))?;
+    Ok(aisle_policy::impressions::attribute(shown, &events, rule))
 }
 
 /// Who a list is for.
@@ -236,38 +270,16 @@ impl Engine {
             }
         }
         let _release = Release(&self.shared.evaluating);
-        let store = &self.shared.store;
-        let mut shown = Vec::new();
-        store
-            .scan_impressions(&mut |i| {
-                if surface.is_none_or(|s| s == i.surface) {
-                    shown.push(i);
-                }
-            })
-            .map_err(|e| EngineError::internal("reading impressions", e))?;
-        if shown.is_empty() {
+        let lists = rewarded_lists(self.shared.store.as_ref(), surface, &self.config.reward)
+            .map_err(|e| EngineError::internal("reading impressions and events", e))?;
+        if lists.is_empty() {
             return Err(EngineError::not_found(match surface {
                 Some(s) => format!("no lists of surface {s:?} are logged yet: serve some first"),
                 None => "no lists are logged yet: serve some first".to_string(),
             }));
         }
-        let mut events = Vec::new();
-        store
-            .scan_events(&mut |e| events.push(e))
-            .map_err(|e| EngineError::internal("reading events", e))?;
-        let lists = aisle_policy::impressions::attribute(shown, &events, &self.config.reward);
-        drop(events);
         let j = aisle_policy::impressions::judge(&lists, &candidate, p.bootstrap, 11);
-        let (gate_passes, gate) = match &j.gate {
-            GateDecision::Pass { margin } => (
-                true,
-                format!(
-                    "passes: SNIPS's lower bound clears the logged value {:.6} by {margin:.6}",
-                    j.logged_value
-                ),
-            ),
-            GateDecision::Fail { reason } => (false, reason.clone()),
-        };
+        let (gate_passes, gate) = (matches!(j.gate, GateDecision::Pass { .. }), j.verdict());
         let answer = PolicyEvaluation {
             candidate: candidate.name(),
             lists: j.lists,

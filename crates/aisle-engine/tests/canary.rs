@@ -68,17 +68,9 @@ fn a_canary_that_earns_less_online_is_rolled_back() {
     let planted = ServingPolicy::EpsilonGreedy { epsilon: 1.0 };
     let config = EngineConfig {
         model: "itemknn".into(),
-        strategy: Strategy {
-            id: current.name(),
-            policy: current,
-            version: 1,
-        },
+        strategy: Strategy::new(current, 1),
         canary: Some(Canary {
-            candidate: Strategy {
-                id: planted.name(),
-                policy: planted,
-                version: 2,
-            },
+            candidate: Strategy::new(planted, 2),
             config: RolloutConfig {
                 shadow_requests: 20,
                 canary_share: 0.5,

@@ -16,19 +16,11 @@ fn start(
 ) -> (Arc<Engine>, aisle_engine::WriterThread) {
     let config = EngineConfig {
         model: "itemknn".into(),
-        strategy: Strategy {
-            id: policy.name(),
-            policy,
-            version: 3,
-        },
+        strategy: Strategy::new(policy, 3),
         // The cart surface keeps the ranking: a policy of its own beside the shared one.
         strategy_by_surface: vec![(
             "cart".into(),
-            Strategy {
-                id: "deterministic".into(),
-                policy: ServingPolicy::Deterministic,
-                version: 3,
-            },
+            Strategy::new(ServingPolicy::Deterministic, 3),
         )],
         ..EngineConfig::default()
     };

@@ -163,14 +163,19 @@ fn huber(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
     (quadratic + (error - small)?)?.mean_all()
 }
 
-/// One transition: features of the state, the action learnt on, its target's parts.
-#[derive(Clone)]
+/// The value of a next state from the target network's values of it and the online
+/// network's (empty unless asked for).
+type Bootstrap<'a> = dyn Fn(usize, &[f32], &[f32]) -> f32 + 'a;
+
+/// One transition: the state, the action learnt on, its target's parts. States are kept as
+/// the simulator's indices; their features are made when a batch is drawn.
+#[derive(Clone, Copy)]
 struct Transition {
-    state: Vec<f32>,
+    state: usize,
     action: usize,
     reward: f32,
-    /// Features of the next state, or None at the episode's end.
-    next: Option<Vec<f32>>,
+    /// The next state, or None at the episode's end.
+    next: Option<usize>,
 }
 
 struct Replay {
@@ -256,51 +261,54 @@ impl Learner {
         })
     }
 
-    /// One gradient step on a sampled batch; `bootstrap` maps the target and the online
-    /// network's values of a next state to its value.
-    fn update(&mut self, bootstrap: &dyn Fn(&[f32], &[f32]) -> f32) -> Result<()> {
+    /// One gradient step on a sampled batch. `bootstrap` maps a next state and the target
+    /// network's values of it (and the online network's, when `online_too`) to its value.
+    fn update(
+        &mut self,
+        sim: &CartSimulator,
+        online_too: bool,
+        bootstrap: &Bootstrap<'_>,
+    ) -> Result<()> {
         let batch = self.sample();
-        let width = batch[0].state.len();
-        let next_rows: Vec<f32> = batch
-            .iter()
-            .filter_map(|t| t.next.as_ref())
-            .flatten()
-            .copied()
-            .collect();
-        let n_next = next_rows.len() / width;
-        let (next_values, next_online) = if n_next > 0 {
-            (
-                self.net.values(&next_rows, n_next, true)?,
-                self.net.values(&next_rows, n_next, false)?,
-            )
-        } else {
+        let next: Vec<usize> = batch.iter().filter_map(|t| t.next).collect();
+        let rows: Vec<f32> = next.iter().flat_map(|&s| cart_features(sim, s)).collect();
+        let (target, online) = if next.is_empty() {
             (Vec::new(), Vec::new())
+        } else {
+            let target = self.net.values(&rows, next.len(), true)?;
+            let online = if online_too {
+                self.net.values(&rows, next.len(), false)?
+            } else {
+                vec![Vec::new(); next.len()]
+            };
+            (target, online)
         };
-        let mut next_at = 0;
         let gamma = self.config.gamma as f32;
+        let mut k = 0;
         let targets: Vec<f32> = batch
             .iter()
             .map(|t| {
-                let future = if t.next.is_some() {
-                    next_at += 1;
-                    bootstrap(&next_values[next_at - 1], &next_online[next_at - 1])
-                } else {
-                    0.0
-                };
+                let future = t.next.map_or(0.0, |s| {
+                    k += 1;
+                    bootstrap(s, &target[k - 1], &online[k - 1])
+                });
                 t.reward + gamma * future
             })
             .collect();
-        self.fit(&batch, width, &targets)
+        self.fit(sim, &batch, &targets)
     }
 
     /// One gradient step of the Huber loss between the values of the actions learnt on and
     /// their targets; copies into the target network on schedule.
-    fn fit(&mut self, batch: &[Transition], width: usize, targets: &[f32]) -> Result<()> {
+    fn fit(&mut self, sim: &CartSimulator, batch: &[Transition], targets: &[f32]) -> Result<()> {
         let n = batch.len();
-        let states: Vec<f32> = batch.iter().flat_map(|t| t.state.clone()).collect();
+        let states: Vec<f32> = batch
+            .iter()
+            .flat_map(|t| cart_features(sim, t.state))
+            .collect();
         let actions: Vec<u32> = batch.iter().map(|t| t.action as u32).collect();
         let device = &self.net.device;
-        let x = Tensor::from_slice(&states, (n, width), device)?;
+        let x = Tensor::from_slice(&states, (n, states.len() / n.max(1)), device)?;
         let q = QNet::forward_with(&self.net.online(), &x)?;
         let index = Tensor::from_slice(&actions, (n, 1), device)?;
         let taken = q.gather(&index, 1)?.squeeze(1)?;
@@ -321,7 +329,7 @@ impl Learner {
     /// A batch drawn from the replay buffer, with replacement.
     fn sample(&mut self) -> Vec<Transition> {
         (0..self.config.batch)
-            .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())].clone())
+            .map(|_| self.replay.items[self.rng.random_range(0..self.replay.items.len())])
             .collect()
     }
 
@@ -352,8 +360,7 @@ impl Dqn {
     pub fn train(sim: &CartSimulator, config: DeepConfig, steps: usize) -> Result<Self> {
         let mut env = sim.clone();
         let n_actions = env.n_actions();
-        let features = |s: usize| cart_features(sim, s);
-        let mut learner = Learner::new(config, features(0).len(), n_actions)?;
+        let mut learner = Learner::new(config, cart_features(sim, 0).len(), n_actions)?;
         let mut env_rng = StdRng::seed_from_u64(config.seed ^ 0xD0_0D);
         let mut s = env.reset(&mut env_rng);
         let mut greedy = greedy_table(&learner.net, sim)?;
@@ -361,7 +368,6 @@ impl Dqn {
             if step % config.act_refresh.max(1) == 0 {
                 greedy = greedy_table(&learner.net, sim)?;
             }
-            let x = features(s);
             let a = if learner.rng.random::<f64>() < epsilon_at(&config, step) {
                 learner.rng.random_range(0..n_actions)
             } else {
@@ -369,10 +375,10 @@ impl Dqn {
             };
             let (r, next) = env.step(a, &mut env_rng);
             learner.replay.push(Transition {
-                state: x,
+                state: s,
                 action: a,
                 reward: r as f32,
-                next: next.map(features),
+                next,
             });
             s = match next {
                 Some(n) => n,
@@ -381,7 +387,7 @@ impl Dqn {
             if step >= config.warmup && step.is_multiple_of(config.train_every) {
                 // Double DQN: the online network picks the next action, the target values
                 // it, which keeps the max of noisy estimates from inflating the values.
-                learner.update(&|target, online| target[argmax(online)])?;
+                learner.update(sim, true, &|_, target, online| target[argmax(online)])?;
             }
         }
         let policy = greedy_table(&learner.net, sim)?;
@@ -575,8 +581,7 @@ impl SlateQ {
     ) -> Result<Self> {
         let mut env = sim.clone();
         let n = sim.departments;
-        let features = |s: usize| cart_features(sim, s);
-        let mut learner = Learner::new(config, features(0).len(), n)?;
+        let mut learner = Learner::new(config, cart_features(sim, 0).len(), n)?;
         let mut env_rng = StdRng::seed_from_u64(config.seed ^ 0x51A7E);
         let mut s = env.reset(&mut env_rng);
         let mut greedy = slate_table(&learner.net, sim, size)?;
@@ -584,7 +589,6 @@ impl SlateQ {
             if step % config.act_refresh.max(1) == 0 {
                 greedy = slate_table(&learner.net, sim, size)?;
             }
-            let x = features(s);
             let slate = if learner.rng.random::<f64>() < epsilon_at(&config, step) {
                 let mut slate = Vec::with_capacity(size);
                 while slate.len() < size.min(n) {
@@ -600,22 +604,22 @@ impl SlateQ {
             let (_, picked, next) = env.step_slate(&slate, &mut env_rng);
             // The item value of what the shopper picked: had it been suggested, 1 now.
             learner.replay.push(Transition {
-                state: x,
+                state: s,
                 action: picked,
                 reward: sim.add_reward as f32,
-                next: next.map(|n| {
-                    let mut f = features(n);
-                    // The next state's last department rides along for the slate search.
-                    f.push(sim.last_of(n) as f32);
-                    f
-                }),
+                next,
             });
             s = match next {
                 Some(n) => n,
                 None => env.reset(&mut env_rng),
             };
             if step >= config.warmup && step.is_multiple_of(config.train_every) {
-                learner.update_slate(sim, size)?;
+                // A next state is worth its best slate under the target network.
+                learner.update(sim, false, &|next, target, _| {
+                    let last = sim.last_of(next);
+                    let slate = sim.best_slate(last, size, target);
+                    sim.slate_value(last, &slate, target) as f32
+                })?;
             }
         }
         let policy = slate_table(&learner.net, sim, size)?;
@@ -623,48 +627,6 @@ impl SlateQ {
             policy,
             log: learner.log(steps),
         })
-    }
-}
-
-impl Learner {
-    /// SlateQ's step: next states carry their last department after the features, and their
-    /// value is the best slate's under the target network.
-    fn update_slate(&mut self, sim: &CartSimulator, size: usize) -> Result<()> {
-        let width = self.replay.items[0].state.len();
-        // Strip the ride-along department before the network sees the next state.
-        let batch = self.sample();
-        let lasts: Vec<usize> = batch
-            .iter()
-            .filter_map(|t| t.next.as_ref().map(|f| f[width] as usize))
-            .collect();
-        let next_rows: Vec<f32> = batch
-            .iter()
-            .filter_map(|t| t.next.as_ref().map(|f| &f[..width]))
-            .flatten()
-            .copied()
-            .collect();
-        let next_values = if lasts.is_empty() {
-            Vec::new()
-        } else {
-            self.net.values(&next_rows, lasts.len(), true)?
-        };
-        let gamma = self.config.gamma as f32;
-        let mut k = 0;
-        let targets: Vec<f32> = batch
-            .iter()
-            .map(|t| {
-                let future = if t.next.is_some() {
-                    let v = &next_values[k];
-                    let slate = sim.best_slate(lasts[k], size, v);
-                    k += 1;
-                    sim.slate_value(lasts[k - 1], &slate, v) as f32
-                } else {
-                    0.0
-                };
-                t.reward + gamma * future
-            })
-            .collect();
-        self.fit(&batch, width, &targets)
     }
 }
 

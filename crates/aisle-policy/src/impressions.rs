@@ -257,6 +257,8 @@ pub struct Judgement {
     pub lists: usize,
     /// Their shown slots.
     pub slots: usize,
+    /// Slots the estimators used (a malformed list's are left out).
+    pub rounds: usize,
     /// The logging policies' mean reward per shown slot, on-policy.
     pub logged_value: f64,
     /// IPS then SNIPS.
@@ -265,6 +267,25 @@ pub struct Judgement {
     pub diagnostics: crate::ope::WeightDiagnostics,
     /// Whether it may serve.
     pub gate: crate::rollout::GateDecision,
+}
+
+impl Judgement {
+    /// The SNIPS estimate, the one the gate reads.
+    pub fn snips(&self) -> &crate::ope::Estimate {
+        &self.estimates[1]
+    }
+
+    /// The gate's verdict in words.
+    pub fn verdict(&self) -> String {
+        match &self.gate {
+            crate::rollout::GateDecision::Pass { margin } => format!(
+                "SNIPS lower bound {:.6} clears the current {:.6} by {margin:.6}",
+                self.snips().low,
+                self.logged_value
+            ),
+            crate::rollout::GateDecision::Fail { reason } => reason.clone(),
+        }
+    }
 }
 
 /// Judges `candidate` on rewarded lists (`resamples` bootstrap draws, 95% intervals).
@@ -293,6 +314,7 @@ pub fn judge(
     Judgement {
         lists: lists.len(),
         slots: rewards.len(),
+        rounds: terms.len(),
         logged_value,
         estimates,
         diagnostics,

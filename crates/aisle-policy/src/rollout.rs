@@ -163,7 +163,13 @@ impl Rollout {
         if let GateDecision::Fail { reason } = gate {
             return Err(format!("{candidate} did not pass the gate: {reason}"));
         }
-        Ok(Self {
+        Ok(Self::new(candidate, current, config))
+    }
+
+    /// Starts a rollout in shadow mode for a candidate whose gate was passed elsewhere (a
+    /// deployment judged offline and handed to the server).
+    pub fn new(candidate: &str, current: &str, config: RolloutConfig) -> Self {
+        Self {
             candidate: candidate.to_owned(),
             current: current.to_owned(),
             stage: Stage::Shadow,
@@ -175,7 +181,7 @@ impl Rollout {
                 &format!("rollout:{candidate}"),
                 &[1.0 - config.canary_share, config.canary_share],
             ),
-        })
+        }
     }
 
     /// Whether `user`'s request is served by the candidate now.

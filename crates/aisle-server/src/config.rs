@@ -296,16 +296,13 @@ impl ServerConfig {
         if config.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes", "must be at least 1024"));
         }
-        config
-            .exploration
-            .parse::<aisle_engine::ServingPolicy>()
+        aisle_engine::Strategy::parse(&config.exploration, config.policy_version)
             .map_err(|e| bad("exploration", e))?;
         config
             .surface_strategies()
             .map_err(|e| bad("exploration_by_surface", e))?;
         if let Some(canary) = &config.canary {
-            canary
-                .parse::<aisle_engine::ServingPolicy>()
+            aisle_engine::Strategy::parse(canary, config.canary_version)
                 .map_err(|e| bad("canary", e))?;
         }
         if !(config.canary_share > 0.0 && config.canary_share < 1.0) {
@@ -339,14 +336,9 @@ impl ServerConfig {
             if out.iter().any(|(s, _)| s == surface) {
                 return Err(format!("{surface:?} is named twice"));
             }
-            let policy: aisle_engine::ServingPolicy = setting.trim().parse()?;
             out.push((
                 surface.to_string(),
-                aisle_engine::Strategy {
-                    id: policy.name(),
-                    policy,
-                    version: self.policy_version,
-                },
+                aisle_engine::Strategy::parse(setting.trim(), self.policy_version)?,
             ));
         }
         Ok(out)
@@ -368,24 +360,12 @@ impl ServerConfig {
             max_clock_skew_seconds: self.max_clock_skew_seconds,
             write_queue: self.write_queue,
             fixed_clock_ms: self.fixed_clock_ms,
-            strategy: self
-                .exploration
-                .parse::<aisle_engine::ServingPolicy>()
-                .map(|policy| aisle_engine::Strategy {
-                    id: policy.name(),
-                    policy,
-                    version: self.policy_version,
-                })
+            strategy: aisle_engine::Strategy::parse(&self.exploration, self.policy_version)
                 .unwrap_or_default(),
             strategy_by_surface: self.surface_strategies().unwrap_or_default(),
             canary: self.canary.as_ref().and_then(|setting| {
-                let policy = setting.parse::<aisle_engine::ServingPolicy>().ok()?;
                 Some(aisle_engine::Canary {
-                    candidate: aisle_engine::Strategy {
-                        id: policy.name(),
-                        policy,
-                        version: self.canary_version,
-                    },
+                    candidate: aisle_engine::Strategy::parse(setting, self.canary_version).ok()?,
                     config: aisle_engine::RolloutConfig {
                         shadow_requests: self.canary_shadow_requests,
                         canary_share: self.canary_share,

@@ -421,32 +421,19 @@ fn rewarded_lists(
     if !data.data_dir.join("aisle.redb").is_file() {
         anyhow::bail!("{} holds no aisle store yet", data.data_dir.display());
     }
-    let store = aisle_store::open(&data.data_dir.to_string_lossy())
-        .with_context(|| format!("while opening {}", data.data_dir.display()))?;
-    let mut shown = Vec::new();
-    store.scan_impressions(&mut |i| {
-        if r.surface.as_ref().is_none_or(|s| *s == i.surface) {
-            shown.push(i);
-        }
-    })?;
-    let mut events = Vec::new();
-    store.scan_events(&mut |e| events.push(e))?;
     let rule = RewardRule {
         weights: RewardRule::parse_weights(&r.reward)
             .map_err(|e| anyhow::anyhow!("--reward: {e}"))?,
         window_ms: r.window_minutes * 60_000,
         purchase_value: r.purchase_value,
     };
-    Ok(impressions::attribute(shown, &events, &rule))
-}
-
-/// The logging policies' own value, on-policy: the mean reward per shown slot, and the slots.
-fn logged_value(lists: &[impressions::RewardedList]) -> (f64, usize) {
-    let rewards: Vec<f64> = lists
-        .iter()
-        .flat_map(|l| l.rewards.iter().copied())
-        .collect();
-    (aisle_policy::stats::mean(&rewards), rewards.len())
+    let store = aisle_store::open(&data.data_dir.to_string_lossy())
+        .with_context(|| format!("while opening {}", data.data_dir.display()))?;
+    Ok(aisle_engine::strategy::rewarded_lists(
+        store.as_ref(),
+        r.surface.as_deref(),
+        &rule,
+    )?)
 }
 
 fn parse_candidate(spec: &str) -> anyhow::Result<ServingPolicy> {
@@ -467,21 +454,15 @@ fn evaluate_store(a: &EvaluateArgs) -> anyhow::Result<Evaluation> {
             a.data.data_dir.display()
         );
     }
-    let terms = impressions::slot_terms(&lists, &candidate);
+    let judged = impressions::judge(&lists, &candidate, a.bootstrap, a.seed);
     Ok(Evaluation {
         log: format!("{} ({} lists)", a.data.data_dir.display(), lists.len()),
         evaluated: format!("{} (reward per shown slot)", candidate.name()),
-        rounds: terms.len(),
-        logged_value: logged_value(&lists).0,
+        rounds: judged.rounds,
+        logged_value: judged.logged_value,
         truth: None,
-        estimates: ope::evaluate(
-            &terms,
-            &[Estimator::Ips, Estimator::Snips],
-            a.bootstrap,
-            0.05,
-            a.seed,
-        ),
-        diagnostics: ope::diagnostics(&terms),
+        estimates: judged.estimates,
+        diagnostics: judged.diagnostics,
     })
 }
 
@@ -609,25 +590,23 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
         );
     }
     let judged = impressions::judge(&lists, &candidate, a.bootstrap, 11);
-    let (current, slots) = (judged.logged_value, judged.slots);
-    let estimate = &judged.estimates[1];
-    print_estimates(std::slice::from_ref(estimate), None);
+    print_estimates(std::slice::from_ref(judged.snips()), None);
     print_diagnostics(&judged.diagnostics);
-    println!("current policy's value {current:.6} over {slots} shown slots");
+    println!(
+        "current policy's value {:.6} over {} shown slots",
+        judged.logged_value, judged.slots
+    );
     match judged.gate {
         GateDecision::Fail { reason } => {
             anyhow::bail!("the gate refuses {}: {reason}", candidate.name())
         }
-        GateDecision::Pass { margin } => {
+        GateDecision::Pass { .. } => {
             let before = deployed(&a.data.data_dir)?;
             let version = before.as_ref().map_or(1, |d| d.version) + 1;
             let record = Deployed {
                 policy: a.candidate.clone(),
                 version,
-                gate: format!(
-                    "SNIPS lower bound {:.6} clears the current {current:.6} by {margin:.6}",
-                    estimate.low
-                ),
+                gate: judged.verdict(),
                 stage: if a.no_canary {
                     DeployStage::Full
                 } else {
@@ -637,19 +616,16 @@ fn deploy(a: DeployArgs) -> anyhow::Result<()> {
                 verdict: None,
             };
             write_deployed(&a.data.data_dir, &record)?;
-            if a.no_canary {
-                println!(
-                    "deployed {} as version {version}: aisle serve on {} serves it to everyone from its next start",
-                    candidate.name(),
-                    a.data.data_dir.display()
-                );
+            let how = if a.no_canary {
+                "serves it to everyone"
             } else {
-                println!(
-                    "deployed {} as version {version}: aisle serve on {} rolls it out from its next start (shadow, a canary share of users, then everyone or a rollback on the online reward; see canary_* settings)",
-                    candidate.name(),
-                    a.data.data_dir.display()
-                );
-            }
+                "rolls it out (shadow, a canary share of users, then everyone or a rollback on the online reward; see canary_* settings)"
+            };
+            println!(
+                "deployed {} as version {version}: aisle serve on {} {how} from its next start",
+                candidate.name(),
+                a.data.data_dir.display()
+            );
             Ok(())
         }
     }
