@@ -20,7 +20,8 @@ cargo build --quiet -p aisle-cli
 aisle=target/debug/aisle
 data="$out/store"
 "$aisle" import --data-dir "$data" --format instacart data/instacart-sample >"$out/import.log" 2>&1
-port=$((20000 + RANDOM % 20000))
+# A port the kernel says is free now (a random one can collide with an outgoing connection's).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 key="fuzz-admin-$RANDOM$RANDOM"
 # Lexical search only: embedding the catalogue with the encoder would take minutes in a debug
 # build, and the API under test is the same.
