@@ -39,7 +39,9 @@ pub use mlp::{Mlp, MlpConfig, MlpData};
 pub use model::{MODEL_NAMES, Model, ModelConfig};
 pub use popularity::{Popularity, PopularityConfig};
 pub use rp3beta::{Rp3Beta, Rp3BetaConfig};
-pub use sequential::{Transformer, TransformerConfig};
+pub use sequential::{
+    CaserConfig, Gru4Rec, Gru4RecConfig, Gru4RecLoss, Mixer, Transformer, TransformerConfig,
+};
 pub use session::{SequentialRules, SequentialRulesConfig, SessionKnn, SessionKnnConfig};
 pub use tfidf::{TfIdf, TfIdfConfig};
 pub use topk::{Scored, top_k};

@@ -5,15 +5,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Als, AlsConfig, Bpr, BprConfig, Ease, EaseConfig, Error, FitReport, Hybrid, HybridConfig,
-    ItemKnn, ItemKnnConfig, Popularity, PopularityConfig, PureSvd, PureSvdConfig, Query,
-    Recommender, Result, Rp3Beta, Rp3BetaConfig, Scored, SequentialRules, SequentialRulesConfig,
-    SessionKnn, SessionKnnConfig, TfIdf, TfIdfConfig, TrainData, Transformer, TransformerConfig,
-    UserKnn, UserKnnConfig,
+    Als, AlsConfig, Bpr, BprConfig, CaserConfig, Ease, EaseConfig, Error, FitReport, Gru4Rec,
+    Gru4RecConfig, Hybrid, HybridConfig, ItemKnn, ItemKnnConfig, Popularity, PopularityConfig,
+    PureSvd, PureSvdConfig, Query, Recommender, Result, Rp3Beta, Rp3BetaConfig, Scored,
+    SequentialRules, SequentialRulesConfig, SessionKnn, SessionKnnConfig, TfIdf, TfIdfConfig,
+    TrainData, Transformer, TransformerConfig, UserKnn, UserKnnConfig,
 };
 
 /// Names of every model, as used by `aisle eval --models` and the config.
-pub const MODEL_NAMES: [&str; 13] = [
+pub const MODEL_NAMES: [&str; 15] = [
     "pop",
     "itemknn",
     "userknn",
@@ -27,6 +27,8 @@ pub const MODEL_NAMES: [&str; 13] = [
     "sr",
     "hybrid",
     "transformer",
+    "caser",
+    "gru4rec",
 ];
 
 /// A model's name and hyper-parameters (JSON or TOML: `{ "model": "als", "factors": 128 }`).
@@ -47,6 +49,8 @@ pub enum ModelConfig {
     Sr(SequentialRulesConfig),
     Hybrid(HybridConfig),
     Transformer(TransformerConfig),
+    Caser(CaserConfig),
+    Gru4Rec(Gru4RecConfig),
 }
 
 impl ModelConfig {
@@ -66,6 +70,8 @@ impl ModelConfig {
             "sr" => ModelConfig::Sr(SequentialRulesConfig::default()),
             "hybrid" => ModelConfig::Hybrid(HybridConfig::default()),
             "transformer" => ModelConfig::Transformer(TransformerConfig::default()),
+            "caser" => ModelConfig::Caser(CaserConfig::default()),
+            "gru4rec" => ModelConfig::Gru4Rec(Gru4RecConfig::default()),
             other => {
                 return Err(Error::UnknownModel {
                     name: other.to_string(),
@@ -91,6 +97,8 @@ impl ModelConfig {
             ModelConfig::Sr(_) => "sr",
             ModelConfig::Hybrid(_) => "hybrid",
             ModelConfig::Transformer(_) => "transformer",
+            ModelConfig::Caser(_) => "caser",
+            ModelConfig::Gru4Rec(_) => "gru4rec",
         }
     }
 
@@ -103,6 +111,8 @@ impl ModelConfig {
             ModelConfig::Transformer(c) => {
                 ModelConfig::Transformer(TransformerConfig { seed, ..c })
             }
+            ModelConfig::Caser(c) => ModelConfig::Caser(CaserConfig { seed, ..c }),
+            ModelConfig::Gru4Rec(c) => ModelConfig::Gru4Rec(Gru4RecConfig { seed, ..c }),
             other => other,
         }
     }
@@ -131,6 +141,9 @@ pub enum Model {
     Sr(SequentialRules),
     Hybrid(Box<Hybrid>),
     Transformer(Box<Transformer>),
+    /// Caser: the transformer's network with its convolution mixer.
+    Caser(Box<Transformer>),
+    Gru4Rec(Box<Gru4Rec>),
 }
 
 impl Default for Model {
@@ -160,6 +173,8 @@ impl Model {
             ModelConfig::Sr(c) => Model::Sr(SequentialRules::new(c)),
             ModelConfig::Hybrid(c) => Model::Hybrid(Box::new(Hybrid::new(c))),
             ModelConfig::Transformer(c) => Model::Transformer(Box::new(Transformer::new(c))),
+            ModelConfig::Caser(c) => Model::Caser(Box::new(Transformer::new(c.network()))),
+            ModelConfig::Gru4Rec(c) => Model::Gru4Rec(Box::new(Gru4Rec::new(c))),
         }
     }
 
@@ -177,7 +192,8 @@ impl Model {
             Model::Sknn(m) => m,
             Model::Sr(m) => m,
             Model::Hybrid(m) => m.as_ref(),
-            Model::Transformer(m) => m.as_ref(),
+            Model::Transformer(m) | Model::Caser(m) => m.as_ref(),
+            Model::Gru4Rec(m) => m.as_ref(),
         }
     }
 
@@ -195,7 +211,8 @@ impl Model {
             Model::Sknn(m) => m,
             Model::Sr(m) => m,
             Model::Hybrid(m) => m.as_mut(),
-            Model::Transformer(m) => m.as_mut(),
+            Model::Transformer(m) | Model::Caser(m) => m.as_mut(),
+            Model::Gru4Rec(m) => m.as_mut(),
         }
     }
 

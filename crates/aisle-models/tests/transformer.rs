@@ -4,8 +4,8 @@
 use aisle_core::EventKind;
 use aisle_features::{EventLog, Interaction};
 use aisle_models::{
-    Model, ModelConfig, Query, Recommender, TrainData, TrainDataBuilder, Transformer,
-    TransformerConfig, top_k,
+    Gru4Rec, Gru4RecConfig, Gru4RecLoss, Mixer, Model, ModelConfig, Query, Recommender, TrainData,
+    TrainDataBuilder, Transformer, TransformerConfig, top_k,
 };
 
 const MINUTE: i64 = 60_000;
@@ -74,31 +74,104 @@ fn scores(model: &dyn Recommender, history: &[u32]) -> Vec<f32> {
     s
 }
 
+/// The tiny settings with each way of mixing positions.
+fn every_mixer(epochs: usize) -> [TransformerConfig; 3] {
+    [Mixer::Attention, Mixer::Filter, Mixer::Convolution].map(|mixer| TransformerConfig {
+        mixer,
+        ..tiny(epochs)
+    })
+}
+
+/// Hit rate @1 of the next item of each cyclic sequence, scored as an anonymous session
+/// (the next item was never seen after it).
+fn cyclic_hits(model: &dyn Recommender, sequences: &[Vec<u32>]) -> usize {
+    sequences
+        .iter()
+        .filter(|seq| {
+            let top = top_k(&scores(model, seq), 1, |_| true);
+            top[0].item == (seq.last().expect("non-empty") + 1) % 20
+        })
+        .count()
+}
+
 #[test]
 fn learns_a_deterministic_pattern_to_full_hit_rate() {
     let (data, sequences) = cyclic(60, 20, 8);
-    let mut model = Transformer::new(tiny(60));
-    let report = model.fit(&data).expect("fit");
-    assert!(
-        report.loss_curve.first() > report.loss_curve.last(),
-        "the loss falls: {:?}",
-        report.loss_curve
-    );
-    let mut hits = 0;
-    for seq in &sequences {
-        // The whole sequence as an anonymous session: the next item was never seen after it.
-        let top = top_k(&scores(&model, seq), 1, |_| true);
-        let expected = (seq.last().expect("non-empty") + 1) % 20;
-        hits += usize::from(top[0].item == expected);
+    for config in every_mixer(60) {
+        let mixer = config.mixer;
+        let mut model = Transformer::new(config);
+        let report = model.fit(&data).expect("fit");
+        assert!(
+            report.loss_curve.first() > report.loss_curve.last(),
+            "{mixer:?}: the loss falls: {:?}",
+            report.loss_curve
+        );
+        let hits = cyclic_hits(&model, &sequences);
+        assert_eq!(hits, sequences.len(), "{mixer:?}: hit rate @1 must be 100%");
     }
-    assert_eq!(hits, sequences.len(), "hit rate @1 must be 100%");
+}
+
+#[test]
+fn gru4rec_learns_the_pattern_with_either_loss() {
+    let (data, sequences) = cyclic(60, 20, 8);
+    for loss in [Gru4RecLoss::CrossEntropy, Gru4RecLoss::BprMax] {
+        let mut model = Gru4Rec::new(Gru4RecConfig {
+            hidden: 32,
+            loss,
+            batch_size: 8,
+            n_sample: 8,
+            bpreg: if loss == Gru4RecLoss::BprMax {
+                1.0
+            } else {
+                0.0
+            },
+            elu_param: if loss == Gru4RecLoss::BprMax {
+                0.5
+            } else {
+                0.0
+            },
+            learning_rate: 0.1,
+            epochs: 40,
+            ..Gru4RecConfig::default()
+        });
+        let report = model.fit(&data).expect("fit");
+        assert!(
+            report.loss_curve.first() > report.loss_curve.last(),
+            "{loss:?}: the loss falls: {:?}",
+            report.loss_curve
+        );
+        let hits = cyclic_hits(&model, &sequences);
+        assert_eq!(hits, sequences.len(), "{loss:?}: hit rate @1 must be 100%");
+    }
+}
+
+#[test]
+fn gru4rec_refuses_bad_settings() {
+    let (data, _) = cyclic(10, 20, 5);
+    let mut model = Gru4Rec::new(Gru4RecConfig {
+        dropout_hidden: 1.0,
+        ..Gru4RecConfig::default()
+    });
+    let err = model.fit(&data).expect_err("dropout of 1 keeps nothing");
+    assert!(
+        err.to_string()
+            .contains("dropout_hidden 1 is not in [0, 1)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_later_event_never_changes_an_earlier_output() {
     let (data, _) = cyclic(30, 20, 8);
-    let mut model = Transformer::new(tiny(2));
-    model.fit(&data).expect("fit");
+    for config in every_mixer(2) {
+        a_later_event_never_changes_an_earlier_output_with(&data, config);
+    }
+}
+
+fn a_later_event_never_changes_an_earlier_output_with(data: &TrainData, config: TransformerConfig) {
+    let mixer = config.mixer;
+    let mut model = Transformer::new(config);
+    model.fit(data).expect("fit");
     let kinds = [
         EventKind::View,
         EventKind::Click,
@@ -132,11 +205,17 @@ fn a_later_event_never_changes_an_earlier_output() {
     assert_eq!(a.len(), 4);
     for t in 0..3 {
         for (x, y) in a[t].iter().zip(&b[t]) {
-            assert!((x - y).abs() < 1e-6, "position {t} changed: {x} vs {y}");
+            assert!(
+                (x - y).abs() < 1e-6,
+                "{mixer:?}: position {t} changed: {x} vs {y}"
+            );
         }
     }
     let last_moved = a[3].iter().zip(&b[3]).any(|(x, y)| (x - y).abs() > 1e-3);
-    assert!(last_moved, "the changed position itself does change");
+    assert!(
+        last_moved,
+        "{mixer:?}: the changed position itself does change"
+    );
 }
 
 #[test]

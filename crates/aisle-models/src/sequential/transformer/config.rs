@@ -6,6 +6,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// How the network mixes information across the positions of a sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mixer {
+    /// Causal self-attention (SASRec).
+    #[default]
+    Attention,
+    /// Self-attention beside a causal low-pass filter whose high frequencies get a learnt
+    /// gain (BSARec, Shin et al., AAAI 2024).
+    Filter,
+    /// Horizontal and vertical convolutions over the latest items (Caser, Tang & Wang,
+    /// WSDM 2018).
+    Convolution,
+}
+
 /// Settings of the transformer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +33,21 @@ pub struct TransformerConfig {
     pub layers: usize,
     /// Attention heads (must divide `dim`).
     pub heads: usize,
+    /// How each block mixes positions: `attention` (SASRec), `filter` (BSARec: attention
+    /// beside a frequency filter), or `convolution` (Caser: one convolutional layer over
+    /// the latest `window` items in place of the blocks).
+    pub mixer: Mixer,
+    /// `filter`: low frequencies the filter keeps, counting the constant one (BSARec's
+    /// c // 2 + 1); the rest of the spectrum is scaled by a learnt gain per channel.
+    pub filter_frequencies: usize,
+    /// `filter`: weight of the filter's output beside attention's (BSARec's α).
+    pub filter_alpha: f32,
+    /// `convolution`: items the convolutions read (Caser's L).
+    pub window: usize,
+    /// `convolution`: horizontal filters of each height 1..=window (Caser's n_h).
+    pub horizontal_filters: usize,
+    /// `convolution`: vertical filters (Caser's n_v).
+    pub vertical_filters: usize,
     /// Longest history the model reads (older events are dropped).
     pub max_len: usize,
     /// Dropout rate on embeddings, attention output and feed-forward layers.
@@ -70,6 +100,12 @@ impl Default for TransformerConfig {
             ffn_dim: 256,
             layers: 2,
             heads: 2,
+            mixer: Mixer::Attention,
+            filter_frequencies: 3,
+            filter_alpha: 0.7,
+            window: 5,
+            horizontal_filters: 16,
+            vertical_filters: 4,
             max_len: 50,
             dropout: 0.3,
             epochs: 200,
@@ -111,9 +147,115 @@ impl TransformerConfig {
         if self.max_len == 0 || self.batch_size == 0 || self.layers == 0 {
             return bad("max_len, batch_size and layers must be positive".into());
         }
+        if self.mixer == Mixer::Filter
+            && (self.filter_frequencies == 0 || !(0.0..=1.0).contains(&self.filter_alpha))
+        {
+            return bad(format!(
+                "the filter mixer needs filter_frequencies >= 1 (got {}) and filter_alpha in [0, 1] (got {})",
+                self.filter_frequencies, self.filter_alpha
+            ));
+        }
+        if self.mixer == Mixer::Convolution
+            && (self.window == 0 || self.horizontal_filters + self.vertical_filters == 0)
+        {
+            return bad("the convolution mixer needs a window and at least one filter".into());
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is not in [0, 1)", self.dropout));
         }
         Ok(())
+    }
+}
+
+/// Settings of Caser, the convolutional sequence model: the network's convolution mixer,
+/// trained like the transformer (full softmax over the catalogue, early stopping on
+/// validation NDCG@10). Caser's per-user embedding is left out so that it scores any
+/// history, anonymous sessions included; items are scored against the tied item table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaserConfig {
+    /// Width of item embeddings.
+    pub dim: usize,
+    /// Items the convolutions read (L).
+    pub window: usize,
+    /// Horizontal filters of each height 1..=window (n_h).
+    pub horizontal_filters: usize,
+    /// Vertical filters (n_v).
+    pub vertical_filters: usize,
+    /// Dropout rate on embeddings and the convolutions' output.
+    pub dropout: f32,
+    /// Most epochs to train.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation NDCG@10.
+    pub patience: usize,
+    /// Sequences per batch.
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    pub learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Validation sequences scored after each epoch (0 = train every epoch, no early stop).
+    pub validation_sequences: usize,
+    /// Use item features in the input.
+    pub item_features: bool,
+    /// Stop training after this many seconds (0 = no limit).
+    pub time_budget_seconds: f64,
+    /// Train again on every training event for the epochs validation chose.
+    pub refit: bool,
+    /// Print one progress line per epoch to stderr.
+    pub verbose: bool,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for CaserConfig {
+    fn default() -> Self {
+        let t = TransformerConfig::default();
+        CaserConfig {
+            dim: 64,
+            window: 5,
+            horizontal_filters: 16,
+            vertical_filters: 4,
+            dropout: 0.3,
+            epochs: t.epochs,
+            patience: 5,
+            batch_size: t.batch_size,
+            learning_rate: t.learning_rate,
+            weight_decay: 0.0,
+            validation_sequences: t.validation_sequences,
+            item_features: true,
+            time_budget_seconds: 0.0,
+            refit: true,
+            verbose: false,
+            seed: t.seed,
+        }
+    }
+}
+
+impl CaserConfig {
+    /// The network settings that make the convolutional model.
+    pub fn network(&self) -> TransformerConfig {
+        TransformerConfig {
+            dim: self.dim,
+            heads: 1,
+            layers: 1,
+            mixer: Mixer::Convolution,
+            window: self.window,
+            horizontal_filters: self.horizontal_filters,
+            vertical_filters: self.vertical_filters,
+            dropout: self.dropout,
+            epochs: self.epochs,
+            patience: self.patience,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            validation_sequences: self.validation_sequences,
+            item_features: self.item_features,
+            time_budget_seconds: self.time_budget_seconds,
+            refit: self.refit,
+            verbose: self.verbose,
+            seed: self.seed,
+            ..TransformerConfig::default()
+        }
     }
 }

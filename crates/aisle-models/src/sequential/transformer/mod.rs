@@ -32,7 +32,7 @@ use crate::Result;
 use net::{FeatureTable, Net, Shape};
 use quant::QuantizedTable;
 
-pub use config::TransformerConfig;
+pub use config::{CaserConfig, Mixer, TransformerConfig};
 use persist::Saved;
 
 /// The fitted transformer.
@@ -93,6 +93,12 @@ impl Transformer {
             layers: c.layers,
             heads: c.heads,
             max_len: c.max_len,
+            mixer: c.mixer,
+            filter_frequencies: c.filter_frequencies,
+            filter_alpha: c.filter_alpha,
+            window: c.window,
+            horizontal_filters: c.horizontal_filters,
+            vertical_filters: c.vertical_filters,
         }
     }
 

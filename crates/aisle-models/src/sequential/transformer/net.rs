@@ -1,16 +1,13 @@
-//! The network: embeddings, pre-norm causal transformer blocks, the purchase head.
-//!
-//! Parameters are plain candle `Var`s initialised from our own seeded generator, because
-//! candle's CPU random numbers cannot be seeded and a fixed seed must give the same model.
+//! The network: embeddings, then pre-norm causal blocks (attention, or attention beside a
+//! frequency filter) or one convolutional layer (Caser), and the purchase head.
 
 use candle_core::{D, DType, Device, Result, Tensor, Var};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
+use super::config::Mixer;
 use super::input::{Batch, N_GAPS, N_KINDS};
-
-/// Named parameter values: name, dimensions, row-major data.
-pub(super) type NamedValues = Vec<(String, Vec<usize>, Vec<f32>)>;
+use crate::sequential::layers::{Dropout, Init, Linear, NamedValues, Norm, apply_dropout};
 
 /// Shape of the network.
 #[derive(Clone, Copy, Debug)]
@@ -22,38 +19,12 @@ pub(super) struct Shape {
     pub layers: usize,
     pub heads: usize,
     pub max_len: usize,
-}
-
-#[derive(Clone, Debug)]
-struct Linear {
-    weight: Var,
-    bias: Var,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(self.weight.as_tensor())?
-            .broadcast_add(self.bias.as_tensor())
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Norm {
-    gain: Var,
-    bias: Var,
-}
-
-impl Norm {
-    /// Layer normalisation over the last dimension, from differentiable primitives.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        centred
-            .broadcast_div(&(var + 1e-6)?.sqrt()?)?
-            .broadcast_mul(self.gain.as_tensor())?
-            .broadcast_add(self.bias.as_tensor())
-    }
+    pub mixer: Mixer,
+    pub filter_frequencies: usize,
+    pub filter_alpha: f32,
+    pub window: usize,
+    pub horizontal_filters: usize,
+    pub vertical_filters: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -66,38 +37,47 @@ struct Block {
     norm2: Norm,
     ffn_in: Linear,
     ffn_out: Linear,
+    /// `filter` mixer: square root of the gain on the frequencies above the cut (BSARec's
+    /// √β, squared so that the gain stays non-negative).
+    filter_gain: Option<Var>,
 }
 
-/// Inverted dropout with our own seeded generator.
-pub(super) struct Dropout {
-    pub rng: StdRng,
-    pub rate: f32,
+/// Caser's convolutional layer over the latest `window` items.
+#[derive(Clone, Debug)]
+struct Convolution {
+    /// One per height h = 1..=window: `[h·dim, horizontal_filters]`.
+    horizontal: Vec<Linear>,
+    /// `[window, vertical_filters]`: each vertical filter is a weighted sum of the rows.
+    vertical: Var,
+    /// Concatenated filter outputs to the hidden width.
+    project: Linear,
 }
 
-impl Dropout {
-    fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
-        if self.rate <= 0.0 {
-            return Ok(x.clone());
-        }
-        let keep = 1.0 - self.rate;
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if self.rng.random::<f32>() < keep {
-                    1.0 / keep
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
-    }
-}
-
-fn apply_dropout(dropout: &mut Option<Dropout>, x: &Tensor) -> Result<Tensor> {
-    match dropout {
-        Some(d) => d.apply(x),
-        None => Ok(x.clone()),
-    }
+/// The causal low-pass filter as lag weights: output_t = Σ_j kernel[j] · x_(t−j).
+///
+/// BSARec filters a sequence left-padded to `max_len` with the real FFT, keeping the lowest
+/// `frequencies` bins. That operator is the real matrix M[a][b] = (1/L) Σ_f w_f cos(2πf(a−b)/L)
+/// (w_f = 1 for the constant and the Nyquist bin, 2 otherwise). Reading only its last row,
+/// once for every prefix, makes it causal, so every position can be trained at once like
+/// attention with a causal mask; no FFT library is needed for a 50-point transform.
+pub(super) fn low_pass_kernel(max_len: usize, frequencies: usize) -> Vec<f32> {
+    let l = max_len as f64;
+    let kept = frequencies.min(max_len / 2 + 1);
+    (0..max_len)
+        .map(|lag| {
+            let sum: f64 = (0..kept)
+                .map(|f| {
+                    let weight = if f == 0 || (max_len % 2 == 0 && f == max_len / 2) {
+                        1.0
+                    } else {
+                        2.0
+                    };
+                    weight * (std::f64::consts::TAU * f as f64 * lag as f64 / l).cos()
+                })
+                .sum();
+            (sum / l) as f32
+        })
+        .collect()
 }
 
 /// All weights of the transformer.
@@ -111,48 +91,10 @@ pub(super) struct Net {
     gaps: Var,
     positions: Var,
     blocks: Vec<Block>,
+    convolution: Option<Convolution>,
     norm: Norm,
     purchase: Linear,
     device: Device,
-}
-
-struct Init<'a> {
-    rng: StdRng,
-    device: &'a Device,
-}
-
-impl Init<'_> {
-    fn normal(&mut self, rows: usize, cols: usize, std: f32) -> Result<Var> {
-        let data: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                // Box–Muller: rand's distributions crate is not worth a dependency here.
-                let u1: f32 = self.rng.random::<f32>().max(1e-12);
-                let u2: f32 = self.rng.random();
-                std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-            })
-            .collect();
-        Var::from_vec(data, (rows, cols), self.device)
-    }
-
-    fn constant(&mut self, n: usize, value: f32) -> Result<Var> {
-        Var::from_vec(vec![value; n], n, self.device)
-    }
-
-    fn linear(&mut self, inputs: usize, outputs: usize) -> Result<Linear> {
-        // Xavier-normal, as SASRec initialises its layers.
-        let std = (2.0 / (inputs + outputs) as f32).sqrt();
-        Ok(Linear {
-            weight: self.normal(inputs, outputs, std)?,
-            bias: self.constant(outputs, 0.0)?,
-        })
-    }
-
-    fn norm(&mut self, dim: usize) -> Result<Norm> {
-        Ok(Norm {
-            gain: self.constant(dim, 1.0)?,
-            bias: self.constant(dim, 0.0)?,
-        })
-    }
 }
 
 impl Net {
@@ -172,7 +114,30 @@ impl Net {
         // any seen in training) adds nothing rather than noise.
         let positions = init.normal(shape.max_len, d, 0.0)?;
         let mut blocks = Vec::with_capacity(shape.layers);
-        for _ in 0..shape.layers {
+        let convolution = if shape.mixer == Mixer::Convolution {
+            let horizontal = (1..=shape.window)
+                .map(|h| init.linear(h * d, shape.horizontal_filters))
+                .collect::<Result<Vec<_>>>()?;
+            let vertical = init.normal(
+                shape.window,
+                shape.vertical_filters,
+                (1.0 / shape.window as f32).sqrt(),
+            )?;
+            let width = d * shape.vertical_filters + shape.window * shape.horizontal_filters;
+            Some(Convolution {
+                horizontal,
+                vertical,
+                project: init.linear(width, d)?,
+            })
+        } else {
+            None
+        };
+        let n_blocks = if convolution.is_some() {
+            0
+        } else {
+            shape.layers
+        };
+        for _ in 0..n_blocks {
             blocks.push(Block {
                 norm1: init.norm(d)?,
                 query: init.linear(d, d)?,
@@ -182,6 +147,11 @@ impl Net {
                 norm2: init.norm(d)?,
                 ffn_in: init.linear(d, shape.ffn_dim)?,
                 ffn_out: init.linear(shape.ffn_dim, d)?,
+                filter_gain: if shape.mixer == Mixer::Filter {
+                    Some(init.normal(1, d, 1.0)?)
+                } else {
+                    None
+                },
             });
         }
         Ok(Net {
@@ -192,6 +162,7 @@ impl Net {
             gaps,
             positions,
             blocks,
+            convolution,
             norm: init.norm(d)?,
             purchase: init.linear(d, 1)?,
             device: device.clone(),
@@ -227,6 +198,18 @@ impl Net {
                 ("ffn_out.bias", &b.ffn_out.bias),
             ];
             out.extend(named.into_iter().map(|(n, v)| (format!("block{i}.{n}"), v)));
+            if let Some(gain) = &b.filter_gain {
+                out.push((format!("block{i}.filter_gain"), gain));
+            }
+        }
+        if let Some(c) = &self.convolution {
+            for (h, layer) in c.horizontal.iter().enumerate() {
+                out.push((format!("conv.horizontal{}.weight", h + 1), &layer.weight));
+                out.push((format!("conv.horizontal{}.bias", h + 1), &layer.bias));
+            }
+            out.push(("conv.vertical".into(), &c.vertical));
+            out.push(("conv.project.weight".into(), &c.project.weight));
+            out.push(("conv.project.bias".into(), &c.project.bias));
         }
         out.push(("norm.gain".into(), &self.norm.gain));
         out.push(("norm.bias".into(), &self.norm.bias));
@@ -278,6 +261,10 @@ impl Net {
             .as_tensor()
             .index_select(&ids(&positions)?, 0)?)?;
         x = apply_dropout(dropout, &x)?;
+        if let Some(conv) = &self.convolution {
+            let z = self.convolve(conv, &x, batch, dropout)?;
+            return self.norm.forward(&z);
+        }
 
         let heads = self.shape.heads;
         let head_dim = d / heads;
@@ -286,6 +273,23 @@ impl Net {
             .collect();
         let mask = Tensor::from_vec(mask, (t, t), dev)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
+        // The filter mixer's causal Toeplitz matrix over this batch's width.
+        let low_pass = if self.shape.mixer == Mixer::Filter {
+            let kernel = low_pass_kernel(self.shape.max_len, self.shape.filter_frequencies);
+            let m: Vec<f32> = (0..t * t)
+                .map(|k| {
+                    let (row, col) = (k / t, k % t);
+                    if col <= row {
+                        kernel.get(row - col).copied().unwrap_or(0.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            Some(Tensor::from_vec(m, (t, t), dev)?)
+        } else {
+            None
+        };
         let split = |y: Tensor| -> Result<Tensor> {
             y.reshape((b, t, heads, head_dim))?
                 .transpose(1, 2)?
@@ -303,12 +307,83 @@ impl Net {
                 .transpose(1, 2)?
                 .contiguous()?
                 .reshape((n, d))?;
-            x = (x + apply_dropout(dropout, &block.out.forward(&mixed)?)?)?;
+            let mut mixed = block.out.forward(&mixed)?;
+            if let (Some(gain), Some(low_pass)) = (&block.filter_gain, &low_pass) {
+                // BSARec: low frequencies as they are, the rest scaled by β = gain², mixed
+                // with attention as α · filter + (1 − α) · attention.
+                let a3 = a.reshape((b, t, d))?;
+                let low = low_pass.broadcast_matmul(&a3)?.reshape((n, d))?;
+                let high = (&a - &low)?;
+                let filtered = (low + high.broadcast_mul(&gain.as_tensor().sqr()?)?)?;
+                let alpha = f64::from(self.shape.filter_alpha);
+                mixed = ((filtered * alpha)? + (mixed * (1.0 - alpha))?)?;
+            }
+            x = (x + apply_dropout(dropout, &mixed)?)?;
             let f = block.ffn_in.forward(&block.norm2.forward(&x)?)?.relu()?;
             let f = block.ffn_out.forward(&apply_dropout(dropout, &f)?)?;
             x = (x + apply_dropout(dropout, &f)?)?;
         }
         self.norm.forward(&x)
+    }
+
+    /// Caser's layer: for every position, the latest `window` embeddings up to it (zeros
+    /// before the sequence starts) through horizontal filters of each height, max-pooled
+    /// over time, and vertical filters; concatenated and projected to the hidden width.
+    fn convolve(
+        &self,
+        conv: &Convolution,
+        x: &Tensor,
+        batch: &Batch,
+        dropout: &mut Option<Dropout>,
+    ) -> Result<Tensor> {
+        let (b, t, d) = (batch.rows, batch.width, self.shape.dim);
+        let (n, l) = (b * t, self.shape.window);
+        let dev = &self.device;
+        // Row 0 of `padded` is zeros; row 1 + k is position k of the flattened batch.
+        let padded = Tensor::cat(&[&Tensor::zeros((1, d), DType::F32, dev)?, x], 0)?;
+        let mut rows = Vec::with_capacity(n * l);
+        for r in 0..b {
+            for p in 0..t {
+                for j in 0..l {
+                    let back = l - 1 - j;
+                    rows.push(if p >= back && p < batch.lens[r] {
+                        (r * t + p - back + 1) as u32
+                    } else {
+                        0
+                    });
+                }
+            }
+        }
+        let window = padded
+            .index_select(&Tensor::from_vec(rows, n * l, dev)?, 0)?
+            .reshape((n, l, d))?;
+        let mut parts = Vec::with_capacity(l + 1);
+        if self.shape.vertical_filters > 0 {
+            let vertical = window
+                .transpose(1, 2)?
+                .contiguous()?
+                .broadcast_matmul(conv.vertical.as_tensor())?
+                .reshape((n, d * self.shape.vertical_filters))?;
+            parts.push(vertical);
+        }
+        if self.shape.horizontal_filters > 0 {
+            for (k, layer) in conv.horizontal.iter().enumerate() {
+                let h = k + 1;
+                let steps = l - h + 1;
+                let shifted: Vec<Tensor> = (0..h)
+                    .map(|s| window.narrow(1, s, steps))
+                    .collect::<Result<_>>()?;
+                let stacked = Tensor::cat(&shifted, 2)?.reshape((n * steps, h * d))?;
+                let pooled = layer
+                    .forward(&stacked)?
+                    .relu()?
+                    .reshape((n, steps, self.shape.horizontal_filters))?
+                    .max(1)?;
+                parts.push(pooled);
+            }
+        }
+        let features = apply_dropout(dropout, &Tensor::cat(&parts, 1)?)?;
+        conv.project.forward(&features)?.relu()
     }
 
     /// Purchase logits of hidden states `[n, dim]` → `[n]`.
@@ -434,5 +509,46 @@ impl FeatureTable {
             weights.extend_from_slice(&self.weights[row..row + p]);
         }
         (ids, weights)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::low_pass_kernel;
+
+    /// The kernel is the last row of "real FFT, keep the lowest bins, inverse FFT" on a
+    /// sequence of `len` points: compared with a naive DFT of random sequences.
+    #[test]
+    fn kernel_is_the_last_output_of_the_fft_low_pass() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (len, kept) in [(50, 3), (50, 26), (7, 2), (8, 5)] {
+            let x: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let tau = std::f64::consts::TAU;
+            // Spectrum X_f for every f, then keep |f| < kept on both sides of the circle.
+            let mut last = 0.0;
+            for f in 0..len {
+                let mirrored = f.min(len - f);
+                if mirrored >= kept {
+                    continue;
+                }
+                let (mut re, mut im) = (0.0, 0.0);
+                for (n, v) in x.iter().enumerate() {
+                    let angle = -tau * (f * n) as f64 / len as f64;
+                    re += v * angle.cos();
+                    im += v * angle.sin();
+                }
+                let angle = tau * (f * (len - 1)) as f64 / len as f64;
+                last += (re * angle.cos() - im * angle.sin()) / len as f64;
+            }
+            let kernel = low_pass_kernel(len, kept);
+            let causal: f64 = (0..len)
+                .map(|lag| f64::from(kernel[lag]) * x[len - 1 - lag])
+                .sum();
+            assert!(
+                (last - causal).abs() < 1e-5,
+                "len {len}, kept {kept}: FFT {last} vs kernel {causal}"
+            );
+        }
     }
 }

@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::input::{Batch, Encoded, purchase_follows};
-use super::net::{Dropout, FeatureTable, NamedValues, Net};
+use super::net::{FeatureTable, Net};
+use crate::sequential::layers::{Dropout, NamedValues, clip_gradients};
 use crate::{Error, FitReport, Result, TrainData};
 
 use super::persist::write_checkpoint;
@@ -367,28 +368,4 @@ impl Transformer {
         }
         Ok((surrogate.backward()?, loss_value))
     }
-}
-
-/// Scales every gradient so that their global norm is at most `max_norm`.
-pub(super) fn clip_gradients(
-    vars: &[Var],
-    grads: &mut candle_core::backprop::GradStore,
-    max_norm: f64,
-) -> Result<()> {
-    let mut total = 0f64;
-    for v in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            total += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
-    }
-    let norm = total.sqrt();
-    if norm > max_norm {
-        let scale = max_norm / norm;
-        for v in vars {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * scale)?);
-            }
-        }
-    }
-    Ok(())
 }
