@@ -13,7 +13,7 @@ cargo build --release --quiet
 aisle=target/release/aisle
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-all_models=pop,itemknn,userknn,rp3beta,ease,als,bpr,puresvd,tfidf,sknn,sr,hybrid
+all_models=pop,itemknn,userknn,rp3beta,ease,als,bpr,puresvd,tfidf,sknn,sr,hybrid,gru4rec,caser
 
 run() { # name format input protocol models [extra eval flags...]
   local name=$1 format=$2 input=$3 protocol=$4 models=$5
@@ -48,5 +48,5 @@ has movielens && run movielens movielens "$shared/movielens-100k" loo "$all_mode
 has instacart && run instacart instacart data/instacart-sample temporal "$all_models"
 has beauty && run beauty s3rec "$shared/amazon-seq-s3rec/Beauty.txt" loo "$all_models"
 has sports && run sports s3rec "$shared/amazon-seq-s3rec/Sports_and_Outdoors.txt" loo "$all_models"
-has yoochoose && run yoochoose yoochoose "$shared/yoochoose-100k/yoochoose-clicks-100k_train_full.txt $shared/yoochoose-100k/yoochoose-clicks-100k_test.txt" session pop,itemknn,rp3beta,sknn,sr,hybrid
+has yoochoose && run yoochoose yoochoose "$shared/yoochoose-100k/yoochoose-clicks-100k_train_full.txt $shared/yoochoose-100k/yoochoose-clicks-100k_test.txt" session pop,itemknn,rp3beta,sknn,sr,hybrid,gru4rec,caser
 echo "done" >&2

@@ -3,7 +3,7 @@
 //! settings are always the first candidate.
 
 use aisle_models::{
-    AlsConfig, BprConfig, EaseConfig, ItemKnnConfig, ModelConfig, PopularityConfig, PureSvdConfig,
+    AlsConfig, BprConfig, EaseConfig, Gru4RecConfig, Gru4RecLoss, ItemKnnConfig, ModelConfig, PopularityConfig, PureSvdConfig,
     Rp3BetaConfig, SequentialRulesConfig, SessionKnnConfig, Similarity, UserKnnConfig,
 };
 
@@ -106,6 +106,26 @@ pub fn candidates(name: &str, budget: usize) -> Vec<ModelConfig> {
                 }));
             }
         }
+        "gru4rec" => {
+            // The official implementation's best BPR-max settings for RetailRocket (a shop's
+            // clicks), beside the cross-entropy defaults.
+            out.push(ModelConfig::Gru4Rec(Gru4RecConfig {
+                hidden: 224,
+                loss: Gru4RecLoss::BprMax,
+                batch_size: 80,
+                dropout_embed: 0.5,
+                dropout_hidden: 0.05,
+                learning_rate: 0.05,
+                momentum: 0.4,
+                sample_alpha: 0.4,
+                bpreg: 1.95,
+                logq: 0.0,
+                elu_param: 0.5,
+                ..Gru4RecConfig::default()
+            }));
+        }
+        // The transformer and Caser pick their epochs on their own validation split and take
+        // minutes per fit: their defaults are the one candidate (tune them with --config).
         _ => {}
     }
     out.truncate(budget.max(1));

@@ -16,7 +16,7 @@ use super::DataDir;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Models: pop, itemknn, userknn, rp3beta, ease, als, bpr, puresvd, tfidf, sknn, sr, hybrid.\n\n\
+    after_help = "Models: pop, itemknn, userknn, rp3beta, ease, als, bpr, puresvd, tfidf, sknn, sr, hybrid, transformer, caser, gru4rec.\n\n\
 Example:\n  aisle eval --data-dir shop --protocol loo --models pop,itemknn,ease,als --tune --json out.json --report out.html"
 )]
 pub struct Args {
