@@ -21,6 +21,10 @@ pub struct EvalSettings<'a> {
     pub tune: bool,
     /// Most configurations tried per model when tuning.
     pub tune_budget: usize,
+    /// Tune the models that train by epochs (the transformer, Caser) by successive
+    /// halving within this many seconds of training per model, instead of fitting every
+    /// candidate to the end.
+    pub tune_seconds: Option<f64>,
     /// Validation cases used when tuning (a seeded sample when there are more).
     pub max_validation_cases: usize,
     /// Event-kind weights of the interaction matrix and of what counts as an interaction.
@@ -180,6 +184,47 @@ fn sample(cases: &[TestCase], max: usize) -> Vec<TestCase> {
         .collect()
 }
 
+/// Successive halving (Jamieson & Talwalkar, AISTATS 2016): every candidate trains for a
+/// short time, the best third carry on with three times as long each, until one is left.
+/// Each rung spends an equal share of `seconds`. Survivors train again from scratch (the
+/// models keep no optimiser state between fits), which costs at most one rung's worth.
+fn successive_halving(
+    grid: Vec<ModelConfig>,
+    seconds: f64,
+    trial: &mut dyn FnMut(&ModelConfig, String) -> Option<f64>,
+) -> Option<ModelConfig> {
+    const ETA: usize = 3;
+    let mut rungs = 0usize;
+    let mut n = grid.len();
+    while n > 1 {
+        n = n.div_ceil(ETA);
+        rungs += 1;
+    }
+    let per_rung = seconds / rungs.max(1) as f64;
+    let mut alive = grid;
+    let mut rung = 0;
+    while alive.len() > 1 {
+        let each = per_rung / alive.len() as f64;
+        let mut scored: Vec<(f64, ModelConfig)> = alive
+            .into_iter()
+            .filter_map(|candidate| {
+                let budgeted = candidate.with_time_budget(each)?;
+                let label = format!(
+                    "rung {} ({each:.0} s each): {}",
+                    rung + 1,
+                    candidate.describe()
+                );
+                trial(&budgeted, label).map(|value| (value, candidate))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.truncate(scored.len().div_ceil(ETA));
+        alive = scored.into_iter().map(|(_, c)| c).collect();
+        rung += 1;
+    }
+    alive.pop()
+}
+
 /// Fits, optionally tunes, and tests each named model; rows come back in the order given.
 pub fn run_leaderboard(
     log: &EventLog,
@@ -212,19 +257,20 @@ pub fn run_leaderboard(
         // One candidate needs no validation run: it is the setting whatever it scores.
         let grid_size = candidates(name, settings.tune_budget).len();
         if let Some((data, cases)) = validation.as_ref().filter(|_| grid_size > 1) {
-            let mut best = f64::NEG_INFINITY;
             let mut grid = candidates(name, settings.tune_budget);
             if let Some(first) = grid.first_mut() {
                 *first = base.clone();
             }
-            for candidate in grid.into_iter().map(seeded) {
-                let mut model = Model::build(&candidate);
+            let grid: Vec<ModelConfig> = grid.into_iter().map(seeded).collect();
+            // The validation value of one setting; `None` when it cannot fit.
+            let mut trial = |candidate: &ModelConfig, label: String| -> Option<f64> {
+                let mut model = Model::build(candidate);
                 if let Err(e) = model.fit(data) {
                     say(
                         settings,
                         &format!("{name}: skipped a setting that cannot fit: {e}"),
                     );
-                    continue;
+                    return None;
                 }
                 let value = evaluate(&model, data, cases, &settings.ks)
                     .metrics
@@ -233,15 +279,28 @@ pub fn run_leaderboard(
                     .unwrap_or(0.0);
                 say(
                     settings,
-                    &format!(
-                        "{name}: validation {target} {value:.4} with {}",
-                        candidate.describe()
-                    ),
+                    &format!("{name}: validation {target} {value:.4} with {label}"),
                 );
-                tuning.push((candidate.describe(), value));
-                if value > best {
-                    best = value;
-                    config = candidate;
+                tuning.push((label, value));
+                Some(value)
+            };
+            let halving = settings
+                .tune_seconds
+                .filter(|_| grid.iter().all(|c| c.with_time_budget(1.0).is_some()));
+            if let Some(seconds) = halving {
+                if let Some(best) = successive_halving(grid, seconds, &mut trial) {
+                    config = best;
+                }
+            } else {
+                let mut best = f64::NEG_INFINITY;
+                for candidate in grid {
+                    let label = candidate.describe();
+                    if let Some(value) = trial(&candidate, label)
+                        && value > best
+                    {
+                        best = value;
+                        config = candidate;
+                    }
                 }
             }
         }
@@ -274,4 +333,59 @@ pub fn run_leaderboard(
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aisle_models::TransformerConfig;
+
+    /// Candidates told apart by their seed; the trial's value is a known function of seed
+    /// and budget, so the rungs, their budgets and the winner are known.
+    #[test]
+    fn successive_halving_keeps_the_best_third_and_triples_their_time() {
+        let grid: Vec<ModelConfig> = (0..5)
+            .map(|seed| {
+                ModelConfig::Transformer(TransformerConfig {
+                    seed,
+                    ..TransformerConfig::default()
+                })
+            })
+            .collect();
+        let mut calls: Vec<(u64, f64)> = Vec::new();
+        let mut trial = |c: &ModelConfig, _label: String| -> Option<f64> {
+            let ModelConfig::Transformer(t) = c else {
+                unreachable!("transformer candidates")
+            };
+            assert!(!t.refit, "tuning fits skip the refit");
+            calls.push((t.seed, t.time_budget_seconds));
+            // Seeds 3 and 4 look best when short; with longer training seed 4 wins, and
+            // seed 1 (cut in rung one) would have been best of all.
+            Some(match t.seed {
+                1 if t.time_budget_seconds > 100.0 => 1.0,
+                1 => 0.1,
+                3 => 0.5,
+                4 => 0.4 + t.time_budget_seconds / 1000.0,
+                s => 0.2 + s as f64 / 100.0,
+            })
+        };
+        let best = successive_halving(grid, 600.0, &mut trial).expect("a winner");
+        let ModelConfig::Transformer(winner) = best else {
+            unreachable!()
+        };
+        assert_eq!(
+            winner.seed, 4,
+            "the better of the two survivors at the longer budget"
+        );
+        assert_eq!(
+            winner.time_budget_seconds, 0.0,
+            "the winner keeps its own settings"
+        );
+        // Two rungs of 300 s: five candidates at 60 s, then the best two at 150 s.
+        let rung_one: Vec<(u64, f64)> = (0..5).map(|s| (s, 60.0)).collect();
+        assert_eq!(calls[..5], rung_one[..]);
+        let mut rung_two = calls[5..].to_vec();
+        rung_two.sort_by_key(|c| c.0);
+        assert_eq!(rung_two, vec![(3, 150.0), (4, 150.0)]);
+    }
 }

@@ -3,8 +3,9 @@
 //! settings are always the first candidate.
 
 use aisle_models::{
-    AlsConfig, BprConfig, EaseConfig, Gru4RecConfig, Gru4RecLoss, ItemKnnConfig, ModelConfig, PopularityConfig, PureSvdConfig,
-    Rp3BetaConfig, SequentialRulesConfig, SessionKnnConfig, Similarity, UserKnnConfig,
+    AlsConfig, BprConfig, EaseConfig, Gru4RecConfig, Gru4RecLoss, ItemKnnConfig, Mixer,
+    ModelConfig, PopularityConfig, PureSvdConfig, Rp3BetaConfig, SequentialRulesConfig,
+    SessionKnnConfig, Similarity, TransformerConfig, UserKnnConfig,
 };
 
 /// Up to `budget` settings to try for the model called `name` (unknown names give none).
@@ -124,8 +125,27 @@ pub fn candidates(name: &str, budget: usize) -> Vec<ModelConfig> {
                 ..Gru4RecConfig::default()
             }));
         }
-        // The transformer and Caser pick their epochs on their own validation split and take
-        // minutes per fit: their defaults are the one candidate (tune them with --config).
+        "transformer" => {
+            // The levers that moved validation on the Amazon files: BSARec's filter beside
+            // attention, a higher learning rate with more dropout, the filter's weight.
+            let base = TransformerConfig::default();
+            for (mixer, learning_rate, dropout, filter_alpha) in [
+                (Mixer::Filter, 0.002, 0.4, 0.7),
+                (Mixer::Attention, 0.002, 0.4, 0.7),
+                (Mixer::Filter, 0.002, 0.5, 0.5),
+                (Mixer::Filter, 0.001, 0.3, 0.3),
+            ] {
+                out.push(ModelConfig::Transformer(TransformerConfig {
+                    mixer,
+                    learning_rate,
+                    dropout,
+                    filter_alpha,
+                    ..base.clone()
+                }));
+            }
+        }
+        // Caser picks its epochs on its own validation split and takes minutes per fit: its
+        // defaults are the one candidate (tune it with --config).
         _ => {}
     }
     out.truncate(budget.max(1));

@@ -175,6 +175,7 @@ fn tuned_itemknn_beats_popularity_on_movielens() {
         ks: vec![5, 10, 20],
         tune: true,
         tune_budget: 2,
+        tune_seconds: None,
         max_validation_cases: 500,
         weights: KindWeights::default(),
         builder: TrainDataBuilder::new(),

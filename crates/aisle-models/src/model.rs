@@ -117,6 +117,25 @@ impl ModelConfig {
         }
     }
 
+    /// The same settings with training cut after `seconds` (at an epoch's end) and no
+    /// refit, for the models that train by epochs and stop early (the transformer and
+    /// Caser); `None` for the others. Successive halving tunes through it.
+    pub fn with_time_budget(&self, seconds: f64) -> Option<ModelConfig> {
+        match self.clone() {
+            ModelConfig::Transformer(c) => Some(ModelConfig::Transformer(TransformerConfig {
+                time_budget_seconds: seconds,
+                refit: false,
+                ..c
+            })),
+            ModelConfig::Caser(c) => Some(ModelConfig::Caser(CaserConfig {
+                time_budget_seconds: seconds,
+                refit: false,
+                ..c
+            })),
+            _ => None,
+        }
+    }
+
     /// The settings in one line, for logs and reports (a debug rendering: enough for a
     /// person to read, and it keeps serde_json out of this crate).
     pub fn describe(&self) -> String {

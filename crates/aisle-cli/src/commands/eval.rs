@@ -34,6 +34,11 @@ pub struct Args {
     /// Settings tried per model when tuning.
     #[arg(long, default_value_t = 5)]
     pub budget: usize,
+    /// Tune the transformer and Caser by successive halving within this many seconds of
+    /// training each (their candidates train briefly, the best third three times as long,
+    /// and so on), instead of training every candidate to the end.
+    #[arg(long, value_name = "SECONDS")]
+    pub tune_seconds: Option<f64>,
     /// Validation cases used for tuning (an even sample when there are more).
     #[arg(long, default_value_t = 5000)]
     pub validation_cases: usize,
@@ -86,6 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 MODEL_NAMES.join(", ")
             );
         }
+    }
+    if let Some(seconds) = args.tune_seconds
+        && !(seconds.is_finite() && seconds > 0.0)
+    {
+        bail!("--tune-seconds must be a positive number of seconds, e.g. --tune-seconds 1800");
     }
     if args.ks.is_empty() || args.ks.contains(&0) {
         bail!("--ks must list cut-offs of at least 1, e.g. --ks 5,10,20");
@@ -144,6 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ks: args.ks.clone(),
         tune: args.tune,
         tune_budget: args.budget,
+        tune_seconds: args.tune_seconds,
         max_validation_cases: args.validation_cases,
         weights: weights.clone(),
         builder: builder.clone(),

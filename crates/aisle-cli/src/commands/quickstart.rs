@@ -164,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         models: vec!["pop".into(), "itemknn".into(), "sknn".into()],
         tune: false,
         budget: 1,
+        tune_seconds: None,
         validation_cases: 1000,
         ks: vec![10],
         test_fraction: 0.2,

@@ -536,7 +536,12 @@ impl Gru4Rec {
 impl Recommender for Gru4Rec {
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         self.config.validate()?;
-        self.train(data)
+        // A step multiplies matrices of a few hundred rows: spreading each over threads
+        // costs more in waking them than it saves, so training runs on one thread.
+        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(pool) => pool.install(|| self.train(data)),
+            Err(_) => self.train(data),
+        }
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
