@@ -27,6 +27,10 @@ pub struct TransformerArgs {
     /// Folder for the report (transformer-DATASET.md and its .svg curve).
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Names the report transformer-DATASET-LABEL.md instead, to keep a variant's run
+    /// beside the default's.
+    #[arg(long)]
+    label: Option<String>,
 }
 
 /// Published full-ranking rows on the S3-Rec files: (model, source, HR@10).
@@ -126,7 +130,10 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     let int8_bytes = model.item_table_bytes();
     model.set_int8(false);
 
-    let name = format!("transformer-{}", args.dataset);
+    let name = match &args.label {
+        Some(label) => format!("transformer-{}-{label}", args.dataset),
+        None => format!("transformer-{}", args.dataset),
+    };
     fs_err::create_dir_all(&args.out)?;
     let svg = training_curve_svg(
         &format!(
@@ -149,8 +156,13 @@ pub fn run(args: TransformerArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
-        "Command: `cargo run --release -p aisle-bench -- transformer --dataset {} --config '{}'`\n",
-        args.dataset, args.config
+        "Command: `cargo run --release -p aisle-bench -- transformer --dataset {}{} --config '{}'`\n",
+        args.dataset,
+        args.label
+            .as_ref()
+            .map(|l| format!(" --label {l}"))
+            .unwrap_or_default(),
+        args.config
     );
     let _ = writeln!(
         md,

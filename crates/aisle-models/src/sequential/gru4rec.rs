@@ -180,6 +180,59 @@ fn gru_step(
     &n + (z * (h - &n)?)?
 }
 
+/// The loss of one step, summed over the `b` rows of `scores` (`[b, columns]`), whose
+/// target is the diagonal: each row's own target column.
+fn minibatch_loss(
+    c: &Gru4RecConfig,
+    scores: &Tensor,
+    columns: &[u32],
+    b: usize,
+    log_counts: &[f32],
+) -> candle_core::Result<Tensor> {
+    let dev = scores.device();
+    let m = columns.len();
+    let mut eye = vec![0f32; b * m];
+    for i in 0..b {
+        eye[i * m + i] = 1.0;
+    }
+    let eye = Tensor::from_vec(eye, (b, m), dev)?;
+    match c.loss {
+        Gru4RecLoss::CrossEntropy => {
+            let scores = if c.logq > 0.0 {
+                // logQ: the target columns appear with their popularity, the sampled
+                // ones with popularity^alpha.
+                let shift: Vec<f32> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &i)| {
+                        let lc = log_counts[i as usize];
+                        c.logq * if k < b { lc } else { lc * c.sample_alpha }
+                    })
+                    .collect();
+                scores.broadcast_sub(&Tensor::from_vec(shift, m, dev)?)?
+            } else {
+                scores.clone()
+            };
+            let log_p = candle_nn::ops::log_softmax(&scores, D::Minus1)?;
+            (log_p * &eye)?.sum_all()?.neg()
+        }
+        Gru4RecLoss::BprMax => {
+            let scores = if c.elu_param > 0.0 {
+                scores.elu(f64::from(c.elu_param))?
+            } else {
+                scores.clone()
+            };
+            let target = (&scores * &eye)?.sum_keepdim(1)?;
+            // Softmax over the negatives only: the target column is pushed out.
+            let weights = candle_nn::ops::softmax(&(&scores - (&eye * 1e9)?)?, D::Minus1)?;
+            let diff = candle_nn::ops::sigmoid(&target.broadcast_sub(&scores)?)?;
+            let bpr = ((&weights * diff)?.sum(1)? + 1e-24)?.log()?.neg()?;
+            let reg = ((&weights * scores.sqr()?)?.sum(1)? * f64::from(c.bpreg))?;
+            (bpr + reg)?.sum_all()
+        }
+    }
+}
+
 /// Adagrad with heavy-ball momentum: acc += g², m = μ·m − lr·g/√(acc + ε), p += m.
 #[derive(Clone, Debug)]
 struct AdagradM {
@@ -382,45 +435,7 @@ impl Gru4Rec {
                 let scores = h_new
                     .matmul(&out_var.as_tensor().t()?)?
                     .broadcast_add(bias_var.as_tensor())?;
-                let mut eye = vec![0f32; b * m];
-                for i in 0..b {
-                    eye[i * m + i] = 1.0;
-                }
-                let eye = Tensor::from_vec(eye, (b, m), &dev)?;
-                let loss = match c.loss {
-                    Gru4RecLoss::CrossEntropy => {
-                        let scores = if c.logq > 0.0 {
-                            let shift: Vec<f32> = columns
-                                .iter()
-                                .enumerate()
-                                .map(|(k, &i)| {
-                                    let lc = log_counts[i as usize];
-                                    c.logq * if k < b { lc } else { lc * c.sample_alpha }
-                                })
-                                .collect();
-                            scores.broadcast_sub(&Tensor::from_vec(shift, m, &dev)?)?
-                        } else {
-                            scores
-                        };
-                        let log_p = candle_nn::ops::log_softmax(&scores, D::Minus1)?;
-                        (log_p * &eye)?.sum_all()?.neg()?
-                    }
-                    Gru4RecLoss::BprMax => {
-                        let scores = if c.elu_param > 0.0 {
-                            scores.elu(f64::from(c.elu_param))?
-                        } else {
-                            scores
-                        };
-                        let target = (&scores * &eye)?.sum_keepdim(1)?;
-                        // Softmax over the negatives only: the target column is pushed out.
-                        let weights =
-                            candle_nn::ops::softmax(&(&scores - (&eye * 1e9)?)?, D::Minus1)?;
-                        let diff = candle_nn::ops::sigmoid(&target.broadcast_sub(&scores)?)?;
-                        let bpr = ((&weights * diff)?.sum(1)? + 1e-24)?.log()?.neg()?;
-                        let reg = ((&weights * scores.sqr()?)?.sum(1)? * f64::from(c.bpreg))?;
-                        (bpr + reg)?.sum_all()?
-                    }
-                };
+                let loss = minibatch_loss(&c, &scores, &columns, b, &log_counts)?;
                 let loss = (loss / c.batch_size as f64)?;
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
                 steps += 1;
@@ -587,5 +602,87 @@ impl Recommender for Gru4Rec {
 
     fn n_items(&self) -> usize {
         self.bias.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss_of(config: &Gru4RecConfig, scores: &[[f32; 3]; 2], columns: &[u32]) -> f64 {
+        let flat: Vec<f32> = scores.iter().flatten().copied().collect();
+        let t = Tensor::from_vec(flat, (2, 3), &Device::Cpu).expect("tensor");
+        let log_counts = [1.0f32.ln(), 4.0f32.ln(), 2.0f32.ln()];
+        let loss = minibatch_loss(config, &t, columns, 2, &log_counts).expect("loss");
+        f64::from(loss.to_scalar::<f32>().expect("scalar"))
+    }
+
+    /// Two rows whose targets are columns 0 and 1 (items 0 and 1), then one sampled
+    /// negative (item 2); every term worked out by hand.
+    #[test]
+    fn losses_match_their_formulas_by_hand() {
+        let scores = [[2.0f32, 0.5, -1.0], [0.0, 1.0, 3.0]];
+        let columns = [0u32, 1, 2];
+        let sm = |row: [f64; 3], target: usize| {
+            let z: f64 = row.iter().map(|v| v.exp()).sum();
+            -(row[target].exp() / z).ln()
+        };
+        let plain = Gru4RecConfig {
+            logq: 0.0,
+            ..Gru4RecConfig::default()
+        };
+        let expected = sm([2.0, 0.5, -1.0], 0) + sm([0.0, 1.0, 3.0], 1);
+        assert!((loss_of(&plain, &scores, &columns) - expected).abs() < 1e-5);
+
+        // logQ: columns 0, 1 are targets (counts 1 and 4), column 2 a sample (count 2,
+        // alpha 0.5): subtract ln 1, ln 4 and 0.5 · ln 2.
+        let logq = Gru4RecConfig {
+            logq: 1.0,
+            sample_alpha: 0.5,
+            ..Gru4RecConfig::default()
+        };
+        let (a, b, c) = (0.0, 4f64.ln(), 0.5 * 2f64.ln());
+        let expected = sm([2.0 - a, 0.5 - b, -1.0 - c], 0) + sm([0.0 - a, 1.0 - b, 3.0 - c], 1);
+        assert!((loss_of(&logq, &scores, &columns) - expected).abs() < 1e-5);
+
+        // BPR-max with ELU(α = 0.5) and bpreg 2: weights are the softmax over the
+        // negatives (the two other columns) of the activated scores.
+        let bprmax = Gru4RecConfig {
+            loss: Gru4RecLoss::BprMax,
+            elu_param: 0.5,
+            bpreg: 2.0,
+            ..Gru4RecConfig::default()
+        };
+        let elu = |x: f64| if x > 0.0 { x } else { 0.5 * (x.exp() - 1.0) };
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let row_loss = |row: [f64; 3], target: usize| {
+            let o: Vec<f64> = row.iter().map(|&x| elu(x)).collect();
+            let negatives: Vec<usize> = (0..3).filter(|&j| j != target).collect();
+            let z: f64 = negatives.iter().map(|&j| o[j].exp()).sum();
+            let (mut bpr, mut reg) = (0.0, 0.0);
+            for &j in &negatives {
+                let w = o[j].exp() / z;
+                bpr += w * sigmoid(o[target] - o[j]);
+                reg += w * o[j] * o[j];
+            }
+            -bpr.ln() + 2.0 * reg
+        };
+        let expected = row_loss([2.0, 0.5, -1.0], 0) + row_loss([0.0, 1.0, 3.0], 1);
+        let got = loss_of(&bprmax, &scores, &columns);
+        assert!((got - expected).abs() < 1e-4, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn negatives_follow_popularity_to_the_power_alpha() {
+        let sampler = NegativeSampler::new(&[1.0, 0.0, 9.0], 0.5);
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut seen = [0usize; 3];
+        for _ in 0..40_000 {
+            seen[sampler.draw(&mut rng) as usize] += 1;
+        }
+        assert_eq!(seen[1], 0, "an item never seen is never drawn");
+        // 1^0.5 : 9^0.5 = 1 : 3.
+        let ratio = seen[2] as f64 / seen[0] as f64;
+        assert!((ratio - 3.0).abs() < 0.15, "ratio {ratio}");
     }
 }
