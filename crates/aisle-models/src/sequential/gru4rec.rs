@@ -114,7 +114,10 @@ impl Gru4RecConfig {
                 return bad(format!("{name} {p} is not in [0, 1)"));
             }
         }
-        if !(self.learning_rate > 0.0) || !(0.0..1.0).contains(&self.momentum) {
+        if self.learning_rate.is_nan()
+            || self.learning_rate <= 0.0
+            || !(0.0..1.0).contains(&self.momentum)
+        {
             return bad(format!(
                 "learning_rate must be positive (got {}) and momentum in [0, 1) (got {})",
                 self.learning_rate, self.momentum

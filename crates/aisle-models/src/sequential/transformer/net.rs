@@ -67,7 +67,7 @@ pub(super) fn low_pass_kernel(max_len: usize, frequencies: usize) -> Vec<f32> {
         .map(|lag| {
             let sum: f64 = (0..kept)
                 .map(|f| {
-                    let weight = if f == 0 || (max_len % 2 == 0 && f == max_len / 2) {
+                    let weight = if f == 0 || (max_len.is_multiple_of(2) && f == max_len / 2) {
                         1.0
                     } else {
                         2.0
