@@ -254,10 +254,9 @@ pub fn run_leaderboard(
         };
         let mut config = seeded(base.clone());
         let mut tuning = Vec::new();
+        let mut grid = candidates(name, settings.tune_budget);
         // One candidate needs no validation run: it is the setting whatever it scores.
-        let grid_size = candidates(name, settings.tune_budget).len();
-        if let Some((data, cases)) = validation.as_ref().filter(|_| grid_size > 1) {
-            let mut grid = candidates(name, settings.tune_budget);
+        if let Some((data, cases)) = validation.as_ref().filter(|_| grid.len() > 1) {
             if let Some(first) = grid.first_mut() {
                 *first = base.clone();
             }

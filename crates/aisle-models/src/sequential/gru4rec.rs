@@ -426,11 +426,13 @@ impl Gru4Rec {
                     Var::from_slice(&self.cell.recurrent, (h, 3 * h), &dev)?,
                     Var::from_slice(&self.cell.recurrent_bias, 3 * h, &dev)?,
                 ];
+                let [input, input_bias, recurrent, recurrent_bias] =
+                    cell_vars.each_ref().map(|v| v.as_tensor().clone());
                 let cell = CellTensors {
-                    input: cell_vars[0].as_tensor().clone(),
-                    input_bias: cell_vars[1].as_tensor().clone(),
-                    recurrent: cell_vars[2].as_tensor().clone(),
-                    recurrent_bias: cell_vars[3].as_tensor().clone(),
+                    input,
+                    input_bias,
+                    recurrent,
+                    recurrent_bias,
                 };
                 let x = dropout_embed.apply(x_var.as_tensor())?;
                 let h_prev = Tensor::from_slice(&hidden_state, (b, h), &dev)?;
