@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("aisle-testkit", 0),
     ("aisle-core", 0),
     ("aisle-store", 1),
+    ("aisle-privacy", 1),
     ("aisle-features", 2),
     ("aisle-import", 2),
     ("aisle-trees", 2),
