@@ -2,7 +2,8 @@
 # Every check CI runs, in order: formatting, lints (warnings are errors), the encoder the
 # semantic-search tests need, every test (the dataset tests fail when ../shared/data is
 # missing: AISLE_REQUIRE_DATA=0 skips them instead, for a clone without it), the browser tests,
-# and a third-party API fuzzer against a live server.
+# a third-party API fuzzer against a live server, and aisle's privacy noise and accounting
+# against OpenDP's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AISLE_REQUIRE_DATA="${AISLE_REQUIRE_DATA:-1}"
@@ -26,3 +27,5 @@ step "scripts/browser-tests.sh"
 scripts/browser-tests.sh
 step "scripts/api-fuzz.sh"
 scripts/api-fuzz.sh
+step "scripts/privacy-peer.sh"
+scripts/privacy-peer.sh

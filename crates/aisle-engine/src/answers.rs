@@ -426,8 +426,8 @@ pub struct TopItem {
     pub purchases: usize,
     /// Distinct buyers.
     pub buyers: usize,
-    /// Share of buyers who bought it again.
-    pub repeat_buyer_share: f64,
+    /// Share of buyers who bought it again (exact answers only).
+    pub repeat_buyer_share: Option<f64>,
 }
 
 /// The analytics summary computed with each generation.
@@ -450,6 +450,44 @@ pub struct Analytics {
     pub as_of_model_version: u64,
     /// The summary.
     pub analytics: AnalyticsSummary,
+    /// How the figures were protected; absent for exact figures (admin keys).
+    pub privacy: Option<PrivacyStatement>,
+}
+
+/// How a private answer was protected, and what is left of the budget.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PrivacyStatement {
+    /// ε of this answer (pure differential privacy, per user).
+    pub epsilon: f64,
+    /// δ of this answer (from the best sellers' thresholded selection).
+    pub delta: f64,
+    /// Whether it is the stored answer of an earlier identical question (free).
+    pub cached: bool,
+    /// ε spent in the current window, this answer included.
+    pub spent_epsilon: f64,
+    /// The window's budget.
+    pub budget_epsilon: f64,
+    /// The window, in days.
+    pub window_days: f64,
+    /// Each part's noise.
+    pub parts: Vec<PrivacyPart>,
+}
+
+/// The noise of one part of a private answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PrivacyPart {
+    /// Which part.
+    pub part: String,
+    /// ε it spent.
+    pub epsilon: f64,
+    /// `discrete_laplace` (scale b: P(x) ∝ exp(-|x|/b)) or `discrete_gaussian` (scale σ).
+    pub mechanism: String,
+    /// The noise scale.
+    pub scale: f64,
+    /// How far one user moves its counts (L1), after bounding.
+    pub sensitivity: f64,
+    /// How each user's contribution was bounded.
+    pub bounding: String,
 }
 
 /// One line of the live event stream.

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The writer's queue is full, or it is stopping: retry shortly.
     Busy,
+    /// The privacy budget of this window is spent: exact figures need an admin key.
+    BudgetSpent,
     /// A fault of ours; the details are logged, not sent.
     Internal,
 }
@@ -63,6 +65,11 @@ impl EngineError {
     /// The writer cannot take the request now.
     pub fn busy(message: impl Into<String>) -> EngineError {
         EngineError::new(ErrorKind::Busy, message)
+    }
+
+    /// The privacy budget is spent.
+    pub fn budget_spent(message: impl Into<String>) -> EngineError {
+        EngineError::new(ErrorKind::BudgetSpent, message)
     }
 
     /// An idempotency key reused with another request.

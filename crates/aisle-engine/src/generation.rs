@@ -163,7 +163,7 @@ fn analytics(store: &dyn ReadStore, log: &EventLog) -> AnalyticsSummary {
                 title: item.map(|i| i.title),
                 purchases: s.purchases,
                 buyers: s.buyers,
-                repeat_buyer_share: s.repeat_buyer_share,
+                repeat_buyer_share: Some(s.repeat_buyer_share),
             }
         })
         .collect();

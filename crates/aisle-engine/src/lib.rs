@@ -18,6 +18,7 @@ pub mod generation;
 pub mod input;
 pub mod live;
 mod online;
+pub mod privacy;
 mod reads;
 pub mod requests;
 pub mod strategy;
@@ -43,6 +44,7 @@ pub use generation::Generation;
 pub use input::{EventRules, parse_events, parse_items};
 pub use live::{Live, LiveLimits};
 pub use online::{Canary, DecisionHook, PolicyReward, RolloutStatus};
+pub use privacy::PrivacyConfig;
 pub use strategy::{ServedList, Strategy};
 pub use writer::{Change, IdempotencyKey, Outcome, WriterThread};
 
@@ -72,6 +74,8 @@ pub struct EngineConfig {
     pub canary: Option<online::Canary>,
     /// What counts as a list's online reward, and for how long after it is served.
     pub reward: aisle_policy::impressions::RewardRule,
+    /// The privacy budget and how private analytics spend it.
+    pub privacy: PrivacyConfig,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +91,7 @@ impl Default for EngineConfig {
             strategy_by_surface: Vec::new(),
             canary: None,
             reward: aisle_policy::impressions::RewardRule::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -133,6 +138,8 @@ pub(crate) struct Shared {
     pub evaluating: AtomicBool,
     /// The latest evaluation's answer, for the dashboard.
     pub last_evaluation: std::sync::Mutex<Option<answers::PolicyEvaluation>>,
+    /// The privacy ledger and the audit log.
+    pub privacy: privacy::Privacy,
 }
 
 impl Shared {
@@ -297,6 +304,11 @@ impl Engine {
             .map_err(|e| EngineError::internal("loading the live state", e))?;
         let first = generation::train(store.as_ref(), &config.model, 1)
             .map_err(EngineError::bad_request)?;
+        let privacy = privacy::Privacy::open(
+            config.privacy.clone(),
+            config.data_dir.as_deref(),
+            config.fixed_clock_ms.unwrap_or_else(now_ms),
+        )?;
         let counters = Counters::default();
         counters.model_version.set(1);
         counters
@@ -317,6 +329,7 @@ impl Engine {
             ),
             evaluating: AtomicBool::new(false),
             last_evaluation: std::sync::Mutex::new(None),
+            privacy,
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {
@@ -511,15 +524,31 @@ impl Engine {
 
     /// Forgets a user: their record and every event of theirs, in the store and the live
     /// state.
+    /// The audit log records the forget by a fingerprint of the id (SHA-256, not the id
+    /// itself) with the model generation serving then.
     pub fn forget_user(&self, id: &str) -> Result<Pending<Forgotten>> {
         let id = id.to_string();
+        let shared = self.shared.clone();
+        let (now, model_version) = (self.clock_ms(), self.generation().version);
         self.send(
             Change::ForgetUser(id.clone()),
             move |outcome| match outcome {
-                Outcome::Written(report) if report.users_forgotten > 0 => Ok(Forgotten {
-                    forgotten: id,
-                    events_deleted: report.events_deleted,
-                }),
+                Outcome::Written(report) if report.users_forgotten > 0 => {
+                    shared.privacy.audit(
+                        now,
+                        "admin",
+                        "forget",
+                        serde_json::json!({
+                            "user_fingerprint": aisle_privacy::audit::fingerprint(&id),
+                            "events_deleted": report.events_deleted,
+                            "model_version": model_version,
+                        }),
+                    );
+                    Ok(Forgotten {
+                        forgotten: id,
+                        events_deleted: report.events_deleted,
+                    })
+                }
                 _ => Err(EngineError::not_found(format!("no user {id:?}"))),
             },
         )

@@ -813,13 +813,31 @@ impl Engine {
         })
     }
 
-    /// Funnel, cohorts, RFM segments and best sellers, as of the last training.
-    pub fn analytics(&self) -> Analytics {
+    /// Funnel, cohorts, RFM segments and best sellers, as of the last training: exact for
+    /// an admin (`exact`), otherwise with differential privacy through the budget ledger
+    /// (`actor` names the caller's role in the audit log).
+    pub fn analytics(&self, exact: bool, actor: &str) -> Result<Analytics> {
         let generation = self.generation();
-        Analytics {
-            as_of_model_version: generation.version,
-            analytics: generation.analytics.clone(),
+        if exact {
+            return Ok(Analytics {
+                as_of_model_version: generation.version,
+                analytics: generation.analytics.clone(),
+                privacy: None,
+            });
         }
+        self.shared.privacy.analytics(
+            &generation,
+            self.shared.store.as_ref(),
+            self.clock_ms(),
+            actor,
+        )
+    }
+
+    /// Records an action in the audit log (no-op without a data directory).
+    pub fn audit(&self, actor: &str, action: &str, detail: serde_json::Value) {
+        self.shared
+            .privacy
+            .audit(self.clock_ms(), actor, action, detail);
     }
 
     fn sample_users_in(&self, live: &Live) -> Vec<String> {

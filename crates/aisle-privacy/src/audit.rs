@@ -60,6 +60,13 @@ fn seal(r: &Record) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// A fingerprint of an identifier for the log (128 bits of its SHA-256), so that the log
+/// can confirm an id was forgotten without listing ids. Ids from a small space (counters)
+/// can be found by hashing every candidate: pseudonymous ids avoid that.
+pub fn fingerprint(id: &str) -> String {
+    hex(&Sha256::digest(id.as_bytes())[..16])
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -95,8 +95,9 @@ pub struct Released<T> {
 
 /// The persisted ledger of releases.
 pub struct Ledger {
-    path: PathBuf,
-    file: fs_err::File,
+    path: Option<PathBuf>,
+    /// None for a ledger in memory.
+    file: Option<fs_err::File>,
     budget: Budget,
     entries: Vec<Entry>,
 }
@@ -152,10 +153,22 @@ impl Ledger {
             .append(true)
             .open(path)?;
         Ok(Ledger {
-            path: path.to_path_buf(),
-            file,
+            path: Some(path.to_path_buf()),
+            file: Some(file),
             budget,
             entries,
+        })
+    }
+
+    /// A ledger kept in memory only (an engine without a data directory): the budget holds
+    /// for the process's life and starts afresh with the next.
+    pub fn in_memory(budget: Budget) -> Result<Ledger> {
+        budget.check()?;
+        Ok(Ledger {
+            path: None,
+            file: None,
+            budget,
+            entries: Vec::new(),
         })
     }
 
@@ -164,9 +177,9 @@ impl Ledger {
         self.budget
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file, unless the ledger is in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// The releases within the window at `now_ms`, oldest first.
@@ -239,10 +252,12 @@ impl Ledger {
             cost,
             answer: serde_json::to_value(&answer)?,
         };
-        let mut line = serde_json::to_vec(&entry)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
+        if let Some(file) = &mut self.file {
+            let mut line = serde_json::to_vec(&entry)?;
+            line.push(b'\n');
+            file.write_all(&line)?;
+            file.sync_data()?;
+        }
         self.entries.push(entry);
         Ok(Released {
             answer,

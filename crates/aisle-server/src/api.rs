@@ -86,6 +86,7 @@ impl From<aisle_engine::EngineError> for ApiError {
             ErrorKind::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, None),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
             ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            ErrorKind::BudgetSpent => (StatusCode::TOO_MANY_REQUESTS, None),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
         };
         ApiError {
@@ -757,6 +758,14 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
             status,
         })
         .observe(seconds);
+    // Every call of an admin route, answered or refused, goes to the audit log.
+    if spec.is_some_and(|s| s.role == Some(Role::Admin)) {
+        app.engine.audit(
+            "admin",
+            "admin_call",
+            serde_json::json!({ "method": method.as_str(), "route": route, "status": status }),
+        );
+    }
     if status >= 500 {
         tracing::warn!(%method, %route, status, ms = seconds * 1e3, "request");
     } else {

@@ -77,6 +77,13 @@ pub struct ServerConfig {
     /// How long a served list collects the clicks, carts and purchases that name it before
     /// its online reward counts. Env: `AISLE_REWARD_WINDOW_SECONDS`.
     pub reward_window_seconds: u64,
+    /// ε one private analytics answer spends (per user; every caller but an admin gets
+    /// private analytics). Env: `AISLE_PRIVACY_EPSILON`.
+    pub privacy_epsilon: f64,
+    /// ε that private answers may spend together per window. Env: `AISLE_PRIVACY_BUDGET`.
+    pub privacy_budget: f64,
+    /// The budget's window, in days. Env: `AISLE_PRIVACY_WINDOW_DAYS`.
+    pub privacy_window_days: f64,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +114,9 @@ impl Default for ServerConfig {
             canary_min_lists: 2_000,
             canary_shadow_requests: 1_000,
             reward_window_seconds: 1_800,
+            privacy_epsilon: 0.5,
+            privacy_budget: 10.0,
+            privacy_window_days: 30.0,
         }
     }
 }
@@ -180,6 +190,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_CANARY_MIN_LISTS", "canary_min_lists"),
     ("AISLE_CANARY_SHADOW_REQUESTS", "canary_shadow_requests"),
     ("AISLE_REWARD_WINDOW_SECONDS", "reward_window_seconds"),
+    ("AISLE_PRIVACY_EPSILON", "privacy_epsilon"),
+    ("AISLE_PRIVACY_BUDGET", "privacy_budget"),
+    ("AISLE_PRIVACY_WINDOW_DAYS", "privacy_window_days"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -273,6 +286,9 @@ impl ServerConfig {
             canary_min_lists: "AISLE_CANARY_MIN_LISTS",
             canary_shadow_requests: "AISLE_CANARY_SHADOW_REQUESTS",
             reward_window_seconds: "AISLE_REWARD_WINDOW_SECONDS",
+            privacy_epsilon: "AISLE_PRIVACY_EPSILON",
+            privacy_budget: "AISLE_PRIVACY_BUDGET",
+            privacy_window_days: "AISLE_PRIVACY_WINDOW_DAYS",
         }
         for (name, value) in [
             ("max_tracked_queries", config.max_tracked_queries),
@@ -298,6 +314,21 @@ impl ServerConfig {
         }
         aisle_engine::Strategy::parse(&config.exploration, config.policy_version)
             .map_err(|e| bad("exploration", e))?;
+        let privacy = config.privacy_config();
+        privacy
+            .budget
+            .check()
+            .map_err(|e| bad("privacy_budget", e.to_string()))?;
+        privacy
+            .analytics
+            .check()
+            .map_err(|e| bad("privacy_epsilon", e.to_string()))?;
+        if config.privacy_epsilon > config.privacy_budget {
+            return Err(bad(
+                "privacy_epsilon",
+                "is larger than privacy_budget: no private answer could ever be given",
+            ));
+        }
         config
             .surface_strategies()
             .map_err(|e| bad("exploration_by_surface", e))?;
@@ -379,6 +410,22 @@ impl ServerConfig {
                 window_ms: i64::try_from(self.reward_window_seconds.saturating_mul(1000))
                     .unwrap_or(i64::MAX),
                 ..aisle_engine::RewardRule::default()
+            },
+            privacy: self.privacy_config(),
+        }
+    }
+
+    /// The privacy part of the engine's settings.
+    pub fn privacy_config(&self) -> aisle_engine::PrivacyConfig {
+        aisle_engine::PrivacyConfig {
+            budget: aisle_engine::privacy::Budget {
+                epsilon: self.privacy_budget,
+                window_days: self.privacy_window_days,
+                ..aisle_engine::privacy::Budget::default()
+            },
+            analytics: aisle_engine::privacy::PrivateSettings {
+                epsilon: self.privacy_epsilon,
+                ..Default::default()
             },
         }
     }

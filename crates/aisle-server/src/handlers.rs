@@ -184,8 +184,16 @@ pub async fn explain(
     Ok(Json(app.engine.explain(&p)?))
 }
 
-pub async fn analytics(State(app): State<Arc<App>>) -> Json<Analytics> {
-    Json(app.engine.analytics())
+/// Exact figures for admin keys; every other caller gets them with differential privacy.
+pub async fn analytics(
+    State(app): State<Arc<App>>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Answer<Analytics> {
+    let role = caller.and_then(|c| c.0.0);
+    let actor = role.map_or("public", Role::name);
+    Ok(Json(
+        app.engine.analytics(role == Some(Role::Admin), actor)?,
+    ))
 }
 
 pub async fn dashboard(State(app): State<Arc<App>>) -> Json<Dashboard> {

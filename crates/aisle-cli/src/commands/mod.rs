@@ -6,6 +6,7 @@ mod eval;
 mod import;
 mod policy;
 mod predict;
+mod privacy;
 mod quickstart;
 mod search;
 mod serve;
@@ -54,6 +55,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Serving policies: evaluate off-policy, simulate, train a bandit, deploy behind a gate, list.
     Policy(policy::PolicyArgs),
+    /// Differential privacy: the budget spent, and the noise and accounting for cross-checks.
+    Privacy(privacy::PrivacyArgs),
+    /// The audit log of forgets, private releases and admin calls: verify its hash chain.
+    Audit(privacy::AuditArgs),
 }
 
 /// Where the embedded store lives.
@@ -79,6 +84,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(args) => search::index(args),
         Command::Serve(args) => serve::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Privacy(args) => privacy::privacy(args),
+        Command::Audit(args) => privacy::audit(args),
     }
 }
 

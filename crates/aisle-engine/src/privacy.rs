@@ -1,0 +1,242 @@
+//! The engine's privacy side: analytics answered with differential privacy for every
+//! caller but an admin, through a budget ledger in the data directory; and the audit log of
+//! forgets, releases and admin calls.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use aisle_analytics::behaviour::default_funnel_steps;
+pub use aisle_analytics::private::PrivateSettings;
+use aisle_analytics::private::{PrivateSummary, private_summary};
+pub use aisle_privacy::Budget;
+use aisle_privacy::audit::AuditLog;
+use aisle_privacy::{Cost, Ledger, Noise};
+use serde::{Deserialize, Serialize};
+
+use crate::answers::{
+    Analytics, AnalyticsSummary, Cohort, FunnelStep, PrivacyPart, PrivacyStatement, TopItem,
+};
+use crate::{EngineError, Generation, Result};
+
+/// The ledger's file under the data directory.
+pub const LEDGER_FILE: &str = "privacy/ledger.jsonl";
+/// The audit log's file under the data directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// How private answers spend the budget.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrivacyConfig {
+    /// The budget per window.
+    pub budget: Budget,
+    /// How one analytics release bounds users and spends ε.
+    pub analytics: PrivateSettings,
+}
+
+pub(crate) struct Privacy {
+    config: PrivacyConfig,
+    ledger: Mutex<Ledger>,
+    audit: Option<Mutex<AuditLog>>,
+}
+
+impl Privacy {
+    /// Opens the ledger and the audit log under `data_dir` (in memory and none without one).
+    pub fn open(config: PrivacyConfig, data_dir: Option<&Path>, now_ms: i64) -> Result<Privacy> {
+        config
+            .analytics
+            .check()
+            .map_err(|e| EngineError::bad_request(e.to_string()))?;
+        let refuse = |e: aisle_privacy::Error| EngineError::bad_request(e.to_string());
+        let (ledger, audit) = match data_dir {
+            Some(dir) => (
+                Ledger::open(&dir.join(LEDGER_FILE), config.budget, now_ms).map_err(refuse)?,
+                Some(Mutex::new(
+                    AuditLog::open(&dir.join(AUDIT_FILE)).map_err(refuse)?,
+                )),
+            ),
+            None => (Ledger::in_memory(config.budget).map_err(refuse)?, None),
+        };
+        Ok(Privacy {
+            config,
+            ledger: Mutex::new(ledger),
+            audit,
+        })
+    }
+
+    /// Appends to the audit log; a failure to write it is logged, and the action it records
+    /// has already happened.
+    pub fn audit(&self, now_ms: i64, actor: &str, action: &str, detail: serde_json::Value) {
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.append(now_ms, actor, action, detail) {
+            tracing::error!(error = %e, action, "the audit log could not be written");
+        }
+    }
+
+    /// The generation's analytics with noise, released through the ledger (a repeat on the
+    /// same generation is the stored answer and costs nothing).
+    pub fn analytics(
+        &self,
+        generation: &Generation,
+        store: &dyn aisle_store::ReadStore,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<Analytics> {
+        let Some(log) = generation.predictions.log.as_deref() else {
+            return Err(EngineError::unavailable(
+                "no analytics before the first training",
+            ));
+        };
+        let settings = &self.config.analytics;
+        let cost = Cost {
+            epsilon: settings.epsilon,
+            rho: 0.0,
+        };
+        let steps = default_funnel_steps(log);
+        let mut made: Option<aisle_analytics::Error> = None;
+        let released =
+            {
+                let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+                ledger.release("analytics", generation.version, cost, now_ms, || {
+                    match private_summary(
+                        log,
+                        &steps,
+                        generation.trained_at_ms,
+                        settings,
+                        &mut rand::rng(),
+                    ) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            made = Some(e);
+                            None
+                        }
+                    }
+                })
+            };
+        let released = released.map_err(|e| match e {
+            aisle_privacy::Error::OverBudget { .. } => EngineError::budget_spent(e.to_string()),
+            other => EngineError::internal("the privacy ledger", other),
+        })?;
+        let Some(summary) = released.answer else {
+            return Err(EngineError::internal(
+                "computing private analytics",
+                made.map_or_else(|| "no answer stored".to_string(), |e| e.to_string()),
+            ));
+        };
+        if !released.cached {
+            self.audit(
+                now_ms,
+                actor,
+                "dp_release",
+                serde_json::json!({
+                    "query": "analytics",
+                    "model_version": generation.version,
+                    "epsilon": settings.epsilon,
+                    "spent_epsilon": released.spent_epsilon,
+                }),
+            );
+        }
+        let budget = released.budget;
+        Ok(Analytics {
+            as_of_model_version: generation.version,
+            analytics: summary_answer(&summary, store),
+            privacy: Some(PrivacyStatement {
+                epsilon: summary.epsilon,
+                delta: summary.delta,
+                cached: released.cached,
+                spent_epsilon: released.spent_epsilon,
+                budget_epsilon: budget.epsilon,
+                window_days: budget.window_days,
+                parts: summary
+                    .statement
+                    .iter()
+                    .map(|p| {
+                        let (mechanism, scale) = match p.noise {
+                            Noise::Laplace { scale } => ("discrete_laplace", scale),
+                            Noise::Gaussian { sigma } => ("discrete_gaussian", sigma),
+                        };
+                        PrivacyPart {
+                            part: p.part.clone(),
+                            epsilon: p.epsilon,
+                            mechanism: mechanism.into(),
+                            scale,
+                            sensitivity: p.sensitivity,
+                            bounding: p.bounding.clone(),
+                        }
+                    })
+                    .collect(),
+            }),
+        })
+    }
+}
+
+/// Noisy counts as the answer shows them: negative noise results clipped at zero, shares
+/// computed from the clipped counts (post-processing, which costs no privacy).
+fn summary_answer(s: &PrivateSummary, store: &dyn aisle_store::ReadStore) -> AnalyticsSummary {
+    let clip = |x: i64| x.max(0) as usize;
+    let first = s.funnel.first().map_or(0, |f| clip(f.1)).max(1) as f64;
+    let mut previous = first;
+    let funnel = s
+        .funnel
+        .iter()
+        .enumerate()
+        .map(|(k, (kind, count))| {
+            let count = clip(*count);
+            let step = FunnelStep {
+                kind: kind.clone(),
+                count,
+                from_previous: if k == 0 {
+                    1.0
+                } else {
+                    count as f64 / previous.max(1.0)
+                },
+                from_first: count as f64 / first,
+            };
+            previous = count as f64;
+            step
+        })
+        .collect();
+    let cohorts = s
+        .cohorts
+        .iter()
+        .map(|c| {
+            let users = clip(c.users);
+            let mut retention = vec![1.0];
+            retention.extend(
+                c.active_later
+                    .iter()
+                    .map(|&a| (clip(a) as f64 / users.max(1) as f64).min(1.0)),
+            );
+            Cohort {
+                period: c.week,
+                users,
+                retention,
+            }
+        })
+        .collect();
+    let top_items = s
+        .top_items
+        .iter()
+        .map(|t| {
+            let item = store.item(aisle_core::ItemId(t.item)).ok().flatten();
+            TopItem {
+                id: item.as_ref().map(|i| i.external_id.clone()),
+                title: item.map(|i| i.title),
+                purchases: clip(t.purchases),
+                buyers: clip(t.buyers),
+                repeat_buyer_share: None,
+            }
+        })
+        .collect();
+    AnalyticsSummary {
+        funnel,
+        cohorts,
+        segments: s
+            .segments
+            .iter()
+            .map(|(k, &v)| (k.clone(), clip(v)))
+            .collect(),
+        top_items,
+    }
+}

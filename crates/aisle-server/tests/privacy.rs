@@ -1,0 +1,140 @@
+//! Private analytics and the audit log over HTTP, on the bundled sample: a read key gets
+//! noisy figures with their ε, a repeat is free, an exhausted budget is a clear 429, an
+//! admin key gets exact figures, and every audited action is in the log once, in a chain
+//! that `verify` checks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aisle_server::ServerConfig;
+use common::{ADMIN, READ, call, config, start};
+use serde_json::Value;
+
+fn retrain(base: &str) {
+    let (_, ready) = call("GET", &format!("{base}/ready"), None, None);
+    let version = ready["model_version"].as_u64().expect("version");
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/v1/admin/retrain"),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, r) = call("GET", &format!("{base}/ready"), None, None);
+        if r["model_version"].as_u64() > Some(version) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the retrain did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn funnel_counts(a: &Value) -> Vec<i64> {
+    a["analytics"]["funnel"]
+        .as_array()
+        .expect("funnel")
+        .iter()
+        .map(|s| s["count"].as_i64().expect("count"))
+        .collect()
+}
+
+#[test]
+fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it() {
+    let s = start(
+        ServerConfig {
+            privacy_epsilon: 0.5,
+            privacy_budget: 1.2,
+            ..config()
+        },
+        false,
+    );
+    let url = format!("{}/v1/analytics", s.base);
+    let (status, exact) = call("GET", &url, Some(ADMIN), None);
+    assert_eq!(status, 200, "{exact}");
+    assert!(
+        exact["privacy"].is_null(),
+        "an admin gets exact figures: {exact}"
+    );
+    let (status, first) = call("GET", &url, Some(READ), None);
+    assert_eq!(status, 200, "{first}");
+    let privacy = &first["privacy"];
+    assert_eq!(privacy["epsilon"].as_f64(), Some(0.5), "{first}");
+    assert_eq!(privacy["cached"].as_bool(), Some(false));
+    assert_eq!(privacy["spent_epsilon"].as_f64(), Some(0.5));
+    let parts = privacy["parts"].as_array().expect("parts");
+    assert!(
+        parts
+            .iter()
+            .all(|p| p["mechanism"] == "discrete_laplace" && p["scale"].as_f64() > Some(0.0))
+    );
+    // Noisy, but near the exact funnel at the stated scale (bounding three sessions a user
+    // lowers the counts, so only an upper bound is tight).
+    let funnel_scale = parts[0]["scale"].as_f64().expect("scale");
+    for (noisy, truth) in funnel_counts(&first).into_iter().zip(funnel_counts(&exact)) {
+        assert!(
+            (noisy as f64) < truth as f64 + 15.0 * funnel_scale,
+            "{noisy} against {truth}"
+        );
+    }
+    // A repeat on the same generation is the same answer and costs nothing.
+    let (_, again) = call("GET", &url, Some(READ), None);
+    assert_eq!(again["privacy"]["cached"].as_bool(), Some(true));
+    assert_eq!(again["analytics"], first["analytics"]);
+    assert_eq!(again["privacy"]["spent_epsilon"].as_f64(), Some(0.5));
+    // A new generation is a new release; the third does not fit in 1.2.
+    retrain(&s.base);
+    let (status, second) = call("GET", &url, Some(READ), None);
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["privacy"]["spent_epsilon"].as_f64(), Some(1.0));
+    retrain(&s.base);
+    let (status, refused) = call("GET", &url, Some(READ), None);
+    assert_eq!(status, 429, "{refused}");
+    let message = refused["error"]["message"].as_str().expect("message");
+    assert!(message.contains("privacy budget"), "{message}");
+    // The admin still gets exact figures.
+    let (status, _) = call("GET", &url, Some(ADMIN), None);
+    assert_eq!(status, 200);
+    // Forget a user: audited by fingerprint, not by id.
+    let (status, f) = call(
+        "DELETE",
+        &format!("{}/v1/users/7", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{f}");
+
+    let dir = s
+        .app
+        .engine
+        .config()
+        .data_dir
+        .clone()
+        .expect("a data directory");
+    let log = dir.join("audit.jsonl");
+    let verified = aisle_privacy::audit::verify(&log).expect("the audit log verifies");
+    let text = fs_err::read_to_string(&log).expect("audit log");
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(verified.records as usize, records.len());
+    let count = |action: &str| records.iter().filter(|r| r["action"] == action).count();
+    assert_eq!(count("dp_release"), 2, "{text}");
+    assert_eq!(count("forget"), 1, "{text}");
+    // Two retrains and one delete were the admin routes called.
+    assert_eq!(count("admin_call"), 3, "{text}");
+    assert!(
+        !text.contains("\"7\""),
+        "the forgotten user's id is in the audit log: {text}"
+    );
+    // The ledger holds the two releases.
+    let ledger =
+        aisle_privacy::ledger::read_entries(&dir.join("privacy/ledger.jsonl")).expect("ledger");
+    assert_eq!(ledger.len(), 2);
+    // A changed line is found.
+    fs_err::write(&log, text.replacen("dp_release", "dp_relaese", 1)).expect("tamper");
+    assert!(aisle_privacy::audit::verify(&log).is_err());
+}
