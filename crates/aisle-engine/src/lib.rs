@@ -284,6 +284,8 @@ pub struct Engine {
     generation: RwLock<Arc<Generation>>,
     retraining: AtomicBool,
     fail_next_retrain: AtomicBool,
+    /// A retrain is due because of a forget and has not started yet.
+    forget_retrain_due: AtomicBool,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -339,6 +341,7 @@ impl Engine {
             generation: RwLock::new(Arc::new(first)),
             retraining: AtomicBool::new(false),
             fail_next_retrain: AtomicBool::new(false),
+            forget_retrain_due: AtomicBool::new(false),
         };
         Ok((Arc::new(engine), thread))
     }
@@ -552,6 +555,36 @@ impl Engine {
                 _ => Err(EngineError::not_found(format!("no user {id:?}"))),
             },
         )
+    }
+
+    /// After a forget: retrains so that no model keeps the forgotten users (every model is
+    /// refit from the store, which no longer holds them), in the background, and records
+    /// the generation that no longer knows them in the audit log. Forgets that arrive while
+    /// a retrain runs wait for it and share the next one, since the running one may have
+    /// read the store before they were committed. Until then the forgotten users have no
+    /// id, history or live state, so they get no personalised answer, and the serving
+    /// generation's neighbour lists are the only place they remain.
+    pub fn forget_reaches_models(self: &Arc<Self>, forgot_at_version: u64) {
+        if self.forget_retrain_due.swap(true, Ordering::SeqCst) {
+            return; // A waiting retrain will cover this forget too.
+        }
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            while !engine.claim_retrain() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            engine.forget_retrain_due.store(false, Ordering::SeqCst);
+            engine.retrain_now();
+            let version = engine.generation().version;
+            engine.audit(
+                "system",
+                "forget_applied",
+                serde_json::json!({
+                    "model_version_before": forgot_at_version,
+                    "model_version_after": version,
+                }),
+            );
+        });
     }
 
     /// Reloads the live state from the store and compares it with the one kept up to date

@@ -43,6 +43,11 @@ pub struct Ease {
     items: Vec<u32>,
     /// Row-major `B`, dense × dense.
     weights: Vec<f32>,
+    /// Row-major `P = (XᵀX + λI)⁻¹`, kept in memory (not in the model file) so that
+    /// forgetting users is a rank-one downdate per user instead of a refit; empty after a
+    /// load, when forgetting needs a refit.
+    #[serde(skip)]
+    inverse: Vec<f64>,
 }
 
 impl Ease {
@@ -61,6 +66,90 @@ impl Ease {
             return 0.0;
         }
         self.weights[a as usize * self.items.len() + b as usize]
+    }
+}
+
+/// `B = I − P · diag(1 / diag(P))` with a zero diagonal, row-major.
+fn weights_of(p: &[f64], n: usize) -> Vec<f32> {
+    let mut weights = vec![0f32; n * n];
+    for j in 0..n {
+        let pjj = p[j * n + j];
+        for i in 0..n {
+            if i != j {
+                weights[i * n + j] = (-p[i * n + j] / pjj) as f32;
+            }
+        }
+    }
+    weights
+}
+
+impl Ease {
+    /// Removes users from the model as a refit without them would, given each one's row of
+    /// the interaction matrix (items and weights): removing row x from XᵀX changes its
+    /// inverse by the Sherman-Morrison formula P ← P + (Px)(Px)ᵀ / (1 − xᵀPx), O(n²) per
+    /// user against the refit's O(n³). Items left without interactions stay in the dense
+    /// set with zero weights (a refit drops them; both score them 0).
+    ///
+    /// Fails, changing nothing, when the model was loaded from a file (P is not saved).
+    pub fn forget(&mut self, rows: &[(&[u32], &[f32])]) -> Result<()> {
+        let n = self.items.len();
+        if self.inverse.len() != n * n {
+            return Err(Error::Fit {
+                model: "ease",
+                reason: "this model was loaded from a file, which does not keep (XᵀX + λI)⁻¹: refit to forget".into(),
+            });
+        }
+        let p = &mut self.inverse;
+        let mut px = vec![0f64; n];
+        for (idx, val) in rows {
+            let x: Vec<(usize, f64)> = idx
+                .iter()
+                .zip(val.iter())
+                .filter_map(|(&i, &v)| {
+                    let d = *self.dense.get(i as usize)?;
+                    (d != u32::MAX).then(|| {
+                        (
+                            d as usize,
+                            if self.config.binary {
+                                1.0
+                            } else {
+                                f64::from(v)
+                            },
+                        )
+                    })
+                })
+                .collect();
+            if x.is_empty() {
+                continue;
+            }
+            // Px, from the columns of P at the user's items (P is symmetric: rows).
+            px.iter_mut().for_each(|v| *v = 0.0);
+            for &(d, v) in &x {
+                for (acc, &pij) in px.iter_mut().zip(&p[d * n..(d + 1) * n]) {
+                    *acc += v * pij;
+                }
+            }
+            let xpx: f64 = x.iter().map(|&(d, v)| v * px[d]).sum();
+            let denominator = 1.0 - xpx;
+            if denominator <= 0.0 {
+                return Err(Error::Fit {
+                    model: "ease",
+                    reason: "forgetting a user left XᵀX + λI singular (cannot happen with λ > 0)"
+                        .into(),
+                });
+            }
+            for i in 0..n {
+                let scale = px[i] / denominator;
+                if scale == 0.0 {
+                    continue;
+                }
+                for (pij, &pxj) in p[i * n..(i + 1) * n].iter_mut().zip(&px) {
+                    *pij += scale * pxj;
+                }
+            }
+        }
+        self.weights = weights_of(&self.inverse, n);
+        Ok(())
     }
 }
 
@@ -111,18 +200,16 @@ impl Recommender for Ease {
             reason: format!("XᵀX + λI is not positive definite: {e:?}"),
         })?;
         let p = llt.inverse();
-        let mut weights = vec![0f32; n * n];
+        let mut inverse = vec![0f64; n * n];
         for j in 0..n {
-            let pjj = p[(j, j)];
             for i in 0..n {
-                if i != j {
-                    weights[i * n + j] = (-p[(i, j)] / pjj) as f32;
-                }
+                inverse[i * n + j] = p[(i, j)];
             }
         }
         self.dense = dense;
         self.items = items;
-        self.weights = weights;
+        self.inverse = inverse;
+        self.weights = weights_of(&self.inverse, n);
         Ok(FitReport::default())
     }
 

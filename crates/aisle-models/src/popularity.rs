@@ -32,6 +32,26 @@ impl Popularity {
     }
 }
 
+impl Popularity {
+    /// Removes forgotten users' item events from the counts, exactly as a refit without
+    /// them would count. With a window, a refit may move the window's end (when a
+    /// forgotten user had the last event), so that case is refused: refit instead.
+    pub fn forget(&mut self, events: &[aisle_features::Interaction]) -> Result<()> {
+        if self.config.window_days.is_some() {
+            return Err(crate::Error::Fit {
+                model: "pop",
+                reason: "a windowed popularity model forgets by a refit".into(),
+            });
+        }
+        for e in events.iter().filter(|e| e.item().is_some()) {
+            if let Some(c) = self.counts.get_mut(e.item as usize) {
+                *c = (*c - 1.0).max(0.0);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Recommender for Popularity {
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         let since = self

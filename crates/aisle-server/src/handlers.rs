@@ -99,8 +99,13 @@ pub async fn upsert_users(
     Ok(Json(app.engine.upsert_users(list)?.answer().await?))
 }
 
+/// Forgets the user in the store and the live state at once, then retrains in the
+/// background so that no model keeps them.
 pub async fn forget_user(State(app): State<Arc<App>>, Path(id): Path<String>) -> Answer<Forgotten> {
-    Ok(Json(app.engine.forget_user(&id)?.answer().await?))
+    let version = app.engine.generation().version;
+    let answer = app.engine.forget_user(&id)?.answer().await?;
+    app.engine.forget_reaches_models(version);
+    Ok(Json(answer))
 }
 
 pub async fn recommend(

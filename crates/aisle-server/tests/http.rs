@@ -376,6 +376,8 @@ fn catalogue_edits_forgetting_and_a_retrain_without_a_failed_request() {
         .0,
         200
     );
+    let (_, ready) = call("GET", &format!("{}/ready", s.base), None, None);
+    let before_forget = ready["model_version"].as_u64().expect("version");
     let (status, body) = call(
         "DELETE",
         &format!("{}/v1/users/forget-me", s.base),
@@ -391,6 +393,19 @@ fn catalogue_edits_forgetting_and_a_retrain_without_a_failed_request() {
         None,
     );
     assert_eq!(status, 404);
+    // The forget retrains in the background, so that no model keeps the user.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, r) = call("GET", &format!("{}/ready", s.base), None, None);
+        if r["model_version"].as_u64() > Some(before_forget) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forget's retrain never came"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Retrain while requests keep coming: every one succeeds, and the version moves on.
     let (_, ready) = call("GET", &format!("{}/ready", s.base), None, None);

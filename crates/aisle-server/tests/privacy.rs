@@ -114,6 +114,18 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
         .clone()
         .expect("a data directory");
     let log = dir.join("audit.jsonl");
+    // The forget retrains in the background; the log records the generation without them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fs_err::read_to_string(&log)
+        .expect("audit log")
+        .contains("forget_applied")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the forget never reached the models"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let verified = aisle_privacy::audit::verify(&log).expect("the audit log verifies");
     let text = fs_err::read_to_string(&log).expect("audit log");
     let records: Vec<Value> = text
@@ -124,6 +136,16 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
     let count = |action: &str| records.iter().filter(|r| r["action"] == action).count();
     assert_eq!(count("dp_release"), 2, "{text}");
     assert_eq!(count("forget"), 1, "{text}");
+    assert_eq!(count("forget_applied"), 1, "{text}");
+    let applied = records
+        .iter()
+        .find(|r| r["action"] == "forget_applied")
+        .expect("applied");
+    assert!(
+        applied["detail"]["model_version_after"].as_u64()
+            > applied["detail"]["model_version_before"].as_u64(),
+        "{applied}"
+    );
     // Two retrains and one delete were the admin routes called.
     assert_eq!(count("admin_call"), 3, "{text}");
     assert!(

@@ -1,0 +1,161 @@
+//! Forgetting users on MovieLens-100k: after forgetting ten users, EASE (by rank-one
+//! downdates) and popularity (by subtraction) score every remaining user as a refit
+//! without them does.
+
+use std::time::Instant;
+
+use aisle_features::EventLog;
+use aisle_import::{Adapter, ImportOptions, Source};
+use aisle_models::{
+    Ease, EaseConfig, Popularity, PopularityConfig, Query, Recommender, TrainData, TrainDataBuilder,
+};
+use aisle_store::MemStore;
+
+fn movielens() -> Option<EventLog> {
+    let dir = aisle_testkit::shared_dataset("movielens-100k")?;
+    let store = MemStore::new();
+    aisle_import::import(
+        &store,
+        &Source::Adapter(Adapter::MovieLens),
+        &[dir],
+        &ImportOptions::default(),
+    )
+    .expect("import");
+    Some(EventLog::load(&store).expect("events"))
+}
+
+fn scores(model: &dyn Recommender, data: &TrainData, user: u32) -> Vec<f32> {
+    let history: Vec<u32> = data.matrix.row(user).0.to_vec();
+    let mut s = vec![0.0; model.n_items()];
+    model.score(
+        &Query {
+            user: Some(user),
+            history: &history,
+            ..Query::default()
+        },
+        &mut s,
+    );
+    s
+}
+
+fn top10(s: &[f32]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..s.len()).collect();
+    idx.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+    idx.truncate(10);
+    idx
+}
+
+#[test]
+fn forgetting_ten_users_equals_a_refit_without_them() {
+    let Some(log) = movielens() else {
+        return;
+    };
+    let data = TrainDataBuilder::new().build(&log);
+    let forgotten: Vec<u32> = (0..10).map(|k| 17 + 91 * k).collect();
+    let kept_log = EventLog::from_events(
+        log.events()
+            .iter()
+            .copied()
+            .filter(|e| !forgotten.contains(&e.user))
+            .collect(),
+        log.n_users(),
+        log.n_items(),
+    );
+    let kept = TrainDataBuilder::new().build(&kept_log);
+
+    let mut ease = Ease::new(EaseConfig::default());
+    ease.fit(&data).expect("fit");
+    let rows: Vec<(&[u32], &[f32])> = forgotten.iter().map(|&u| data.matrix.row(u)).collect();
+    let started = Instant::now();
+    ease.forget(&rows).expect("forget");
+    let forget_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut refit = Ease::new(EaseConfig::default());
+    refit.fit(&kept).expect("refit");
+    let refit_s = started.elapsed().as_secs_f64();
+    println!("EASE: forgetting 10 users {forget_s:.3} s, refit {refit_s:.3} s");
+
+    let mut pop = Popularity::new(PopularityConfig::default());
+    pop.fit(&data).expect("fit");
+    let forgotten_events: Vec<_> = data
+        .item_events
+        .iter()
+        .copied()
+        .filter(|e| forgotten.contains(&e.user))
+        .collect();
+    pop.forget(&forgotten_events).expect("forget");
+    let mut pop_refit = Popularity::new(PopularityConfig::default());
+    pop_refit.fit(&kept).expect("refit");
+
+    let (mut worst, mut same_top, mut users) = (0f32, 0, 0);
+    for u in 0..data.n_users() as u32 {
+        if forgotten.contains(&u) || data.matrix.row(u).0.is_empty() {
+            continue;
+        }
+        users += 1;
+        let (a, b) = (scores(&ease, &kept, u), scores(&refit, &kept, u));
+        for (x, y) in a.iter().zip(&b) {
+            worst = worst.max((x - y).abs());
+        }
+        same_top += usize::from(top10(&a) == top10(&b));
+        assert_eq!(
+            scores(&pop, &kept, u),
+            scores(&pop_refit, &kept, u),
+            "popularity, user {u}"
+        );
+    }
+    println!(
+        "EASE: largest score difference {worst:e}; same top-10 for {same_top} of {users} users"
+    );
+    assert!(
+        worst <= 1e-5,
+        "EASE scores differ from the refit's by {worst}"
+    );
+    assert!(
+        same_top as f64 >= 0.999 * users as f64,
+        "{same_top} of {users}"
+    );
+    // The forgotten users are gone from the model: their items' weights no longer carry
+    // their co-occurrences (a refit's weights, compared above through every other user).
+    assert!(users > 900);
+}
+
+#[test]
+fn a_loaded_ease_model_refuses_to_forget_without_its_inverse() {
+    use aisle_core::EventKind;
+    use aisle_features::Interaction;
+    let events: Vec<Interaction> = [(0u32, 0u32), (0, 1), (1, 1), (1, 2)]
+        .iter()
+        .enumerate()
+        .map(|(t, &(user, item))| Interaction {
+            user,
+            item,
+            kind: EventKind::View,
+            timestamp_ms: t as i64,
+            session: 0,
+            value: 0.0,
+        })
+        .collect();
+    let data = TrainDataBuilder::new().build(&EventLog::from_events(events, 2, 3));
+    let mut ease = Ease::new(EaseConfig::default());
+    ease.fit(&data).expect("fit");
+    let row = data.matrix.row(0);
+    let bytes = postcard::to_stdvec(&ease).expect("encode");
+    let mut loaded: Ease = postcard::from_bytes(&bytes).expect("decode");
+    let before = loaded.weight(0, 1);
+    assert!(
+        loaded.forget(&[row]).is_err(),
+        "a loaded model cannot downdate"
+    );
+    assert_eq!(
+        loaded.weight(0, 1),
+        before,
+        "a refused forget changes nothing"
+    );
+    assert!(ease.forget(&[row]).is_ok());
+    assert_eq!(
+        ease.weight(0, 1),
+        0.0,
+        "with user 0 gone, items 0 and 1 share no one"
+    );
+}
