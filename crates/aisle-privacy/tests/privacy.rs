@@ -66,6 +66,9 @@ fn noisy_counts_match_the_discrete_laplace_formulas() {
         .sum::<f64>()
         / (n - 1) as f64;
     let (mae_f, var_f) = (noise.mean_absolute(), noise.variance());
+    println!(
+        "count {truth}: mean |error| {mae:.4} (formula {mae_f:.4}), variance {var:.3} (formula {var_f:.3})"
+    );
     assert!(
         (mae / mae_f - 1.0).abs() < 0.03,
         "mean |error| {mae} against {mae_f}"
@@ -91,6 +94,7 @@ fn noisy_counts_match_the_discrete_laplace_formulas() {
             .max((below - noise.cdf(x - 1)).abs());
     }
     let p = kolmogorov_p(d * (n as f64).sqrt());
+    println!("KS against the exact CDF: D = {d:.4}, p = {p:.3}");
     assert!(p > 0.01, "KS against the exact CDF: D = {d}, p = {p}");
 }
 
@@ -163,8 +167,8 @@ fn a_differencing_attack_does_no_better_than_the_bound() {
                     Cost { epsilon, rho: 0.0 },
                     1,
                     || {
-                        let kept = bounds.apply(rows, &mut rand::rng()).len() as i64;
-                        kept + laplace_for(epsilon, bounds.count_l1()).sample(&mut rand::rng())
+                        let kept = bounds.apply(rows, &mut rng).len() as i64;
+                        kept + laplace_for(epsilon, bounds.count_l1()).sample(&mut rng)
                     },
                 )
                 .expect("within budget");
