@@ -63,6 +63,18 @@ pub fn warn_unknown(command: &clap::Command, vars: impl IntoIterator<Item = (OsS
     }
 }
 
+/// The pseudonymizer `AISLE_PSEUDONYM_SECRET` keys (at least 16 bytes), if it is set: user
+/// ids are then stored as keyed pseudonyms at import, ingest and lookup alike.
+pub fn pseudonymizer() -> anyhow::Result<Option<aisle_privacy::pseudonym::Pseudonymizer>> {
+    match std::env::var("AISLE_PSEUDONYM_SECRET") {
+        Ok(secret) if !secret.is_empty() => Ok(Some(
+            aisle_privacy::pseudonym::Pseudonymizer::new(secret.as_bytes())
+                .map_err(|e| anyhow::anyhow!("AISLE_PSEUDONYM_SECRET: {e}"))?,
+        )),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,8 @@ pub struct EngineConfig {
     pub reward: aisle_policy::impressions::RewardRule,
     /// The privacy budget and how private analytics spend it.
     pub privacy: PrivacyConfig,
+    /// Store and look users up under keyed pseudonyms of their external ids.
+    pub pseudonyms: Option<aisle_privacy::pseudonym::Pseudonymizer>,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +94,7 @@ impl Default for EngineConfig {
             canary: None,
             reward: aisle_policy::impressions::RewardRule::default(),
             privacy: PrivacyConfig::default(),
+            pseudonyms: None,
         }
     }
 }
@@ -207,6 +210,18 @@ impl Shared {
             && let Err(e) = engine.delete_items(&[ItemId(id.0)])
         {
             tracing::error!(error = %e, "removing the item from search failed");
+        }
+    }
+
+    /// Replaces the live state with one loaded from the store (after retention deleted
+    /// events: positions into the old event list would no longer fit).
+    fn reload_live(&self) {
+        let limits = read(&self.live).limits();
+        match Live::load(self.store.as_ref(), limits) {
+            Ok(fresh) => *write(&self.live) = fresh,
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the live state after retention failed")
+            }
         }
     }
 
@@ -487,7 +502,12 @@ impl Engine {
             latest_ms: self.latest_event_ms(),
             storefront_only,
         };
-        let events = parse_events(body, &rules)?;
+        let mut events = parse_events(body, &rules)?;
+        if let Some(p) = &self.config.pseudonyms {
+            for e in &mut events {
+                e.user = p.pseudonym(&e.user);
+            }
+        }
         let n = events.len();
         self.send(Change::Events { events, key }, move |outcome| {
             Ok(match outcome {
@@ -506,7 +526,12 @@ impl Engine {
 
     /// Creates or replaces users.
     pub fn upsert_users(&self, list: Vec<UserIn>) -> Result<Pending<Upserted>> {
-        let users = input::check_users(list)?;
+        let mut users = input::check_users(list)?;
+        if let Some(p) = &self.config.pseudonyms {
+            for u in &mut users {
+                u.external_id = p.pseudonym(&u.external_id);
+            }
+        }
         let n = users.len();
         self.send(Change::Users(users), move |_| Ok(Upserted { upserted: n }))
     }
@@ -530,7 +555,8 @@ impl Engine {
     /// The audit log records the forget by a fingerprint of the id (SHA-256, not the id
     /// itself) with the model generation serving then.
     pub fn forget_user(&self, id: &str) -> Result<Pending<Forgotten>> {
-        let id = id.to_string();
+        let given = id.to_string();
+        let id = self.stored_user_name(id);
         let shared = self.shared.clone();
         let (now, model_version) = (self.clock_ms(), self.generation().version);
         self.send(
@@ -548,13 +574,21 @@ impl Engine {
                         }),
                     );
                     Ok(Forgotten {
-                        forgotten: id,
+                        forgotten: given,
                         events_deleted: report.events_deleted,
                     })
                 }
-                _ => Err(EngineError::not_found(format!("no user {id:?}"))),
+                _ => Err(EngineError::not_found(format!("no user {given:?}"))),
             },
         )
+    }
+
+    /// The name a user is stored under: their pseudonym when pseudonyms are on.
+    pub fn stored_user_name(&self, external: &str) -> String {
+        match &self.config.pseudonyms {
+            Some(p) => p.pseudonym(external),
+            None => external.to_string(),
+        }
     }
 
     /// After a forget: retrains so that no model keeps the forgotten users (every model is
@@ -585,6 +619,34 @@ impl Engine {
                 }),
             );
         });
+    }
+
+    /// Retention: deletes every event older than `days` days (by the engine's clock) from
+    /// the store and the live state, audits it, and retrains in the background when any
+    /// went, so that no model keeps them. Answers how many were deleted.
+    pub fn apply_retention(self: &Arc<Self>, days: f64) -> Result<Pending<usize>> {
+        if !(days.is_finite() && days > 0.0) {
+            return Err(EngineError::bad_request(
+                "retention_days must be a positive number",
+            ));
+        }
+        let before = self.clock_ms() - (days * 86_400_000.0) as i64;
+        let engine = self.clone();
+        let version = self.generation().version;
+        self.send(Change::DeleteEventsBefore(before), move |outcome| match outcome {
+            Outcome::Written(report) => {
+                engine.audit(
+                    "system",
+                    "retention",
+                    serde_json::json!({ "before_ms": before, "events_deleted": report.events_deleted }),
+                );
+                if report.events_deleted > 0 {
+                    engine.forget_reaches_models(version);
+                }
+                Ok(report.events_deleted)
+            }
+            Outcome::Replayed(_) => Ok(0),
+        })
     }
 
     /// Reloads the live state from the store and compares it with the one kept up to date

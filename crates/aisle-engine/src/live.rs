@@ -83,6 +83,11 @@ pub struct Live {
 pub const FEED: usize = 50;
 
 impl Live {
+    /// Its limits.
+    pub fn limits(&self) -> LiveLimits {
+        self.limits
+    }
+
     /// An empty view with these limits.
     pub fn new(limits: LiveLimits) -> Live {
         Live {

@@ -98,7 +98,7 @@ impl Engine {
     fn user_id(&self, external: &str) -> Result<u32> {
         self.shared
             .store
-            .user_id(external)
+            .user_id(&self.stored_user_name(external))
             .ok()
             .flatten()
             .map(|u| u.0)

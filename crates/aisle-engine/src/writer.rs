@@ -56,6 +56,8 @@ pub enum Change {
     DeleteItem(String),
     /// A user to forget.
     ForgetUser(String),
+    /// Delete every event stamped before this time (ms): retention.
+    DeleteEventsBefore(i64),
     /// Served lists are waiting in the impression buffer (every commit empties it; this
     /// only wakes the writer when nothing else would).
     Impressions,
@@ -234,6 +236,7 @@ fn commit(
             Change::ForgetUser(id) => {
                 writer.forget_user(id).map_err(|e| e.to_string())?;
             }
+            Change::DeleteEventsBefore(before) => writer.delete_events_before(*before),
             Change::Impressions => {}
         }
     }
@@ -255,6 +258,9 @@ fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: 
     }
     for plan in plans {
         match plan {
+            Plan::Write(Change::DeleteEventsBefore(_)) if committed.report.events_deleted > 0 => {
+                shared.reload_live();
+            }
             Plan::Write(Change::Items(items)) => shared.absorb_items(items),
             Plan::Write(Change::DeleteItem(id)) if committed.report.items_deleted > 0 => {
                 shared.forget_item(id);

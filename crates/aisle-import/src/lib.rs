@@ -37,6 +37,8 @@ pub struct ImportOptions<'a> {
     pub strict: bool,
     /// Called with the number of rows read so far, every few thousand rows.
     pub progress: Option<&'a dyn Fn(u64)>,
+    /// Store users under keyed pseudonyms of their external ids, never the ids themselves.
+    pub pseudonyms: Option<&'a aisle_privacy::pseudonym::Pseudonymizer>,
 }
 
 /// What an import did.

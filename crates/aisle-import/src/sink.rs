@@ -97,6 +97,17 @@ impl<'s, 'o> Sink<'s, 'o> {
     }
 
     pub fn event(&mut self, line: u64, event: &RawEvent) -> Result<()> {
+        let renamed;
+        let event = match self.options.pseudonyms {
+            Some(p) => {
+                renamed = RawEvent {
+                    user: p.pseudonym(&event.user),
+                    ..event.clone()
+                };
+                &renamed
+            }
+            None => event,
+        };
         match self.writer.add_event(event) {
             Ok(()) => Ok(()),
             Err(e) if e.is_user_error() => {
@@ -118,7 +129,10 @@ impl<'s, 'o> Sink<'s, 'o> {
         }
     }
 
-    pub fn user(&mut self, line: u64, user: User) -> Result<()> {
+    pub fn user(&mut self, line: u64, mut user: User) -> Result<()> {
+        if let Some(p) = self.options.pseudonyms {
+            user.external_id = p.pseudonym(&user.external_id);
+        }
         match self.writer.upsert_user(user) {
             Ok(_) => Ok(()),
             Err(e) if e.is_user_error() => {

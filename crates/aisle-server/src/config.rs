@@ -84,6 +84,12 @@ pub struct ServerConfig {
     pub privacy_budget: f64,
     /// The budget's window, in days. Env: `AISLE_PRIVACY_WINDOW_DAYS`.
     pub privacy_window_days: f64,
+    /// Delete events older than this many days, checked hourly (and at start); none when
+    /// unset. Env: `AISLE_RETENTION_DAYS`.
+    pub retention_days: Option<f64>,
+    /// Store users under HMAC-SHA256 pseudonyms of their ids keyed by this secret (at least
+    /// 16 bytes); requests keep using the shop's ids. Env: `AISLE_PSEUDONYM_SECRET`.
+    pub pseudonym_secret: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +123,8 @@ impl Default for ServerConfig {
             privacy_epsilon: 0.5,
             privacy_budget: 10.0,
             privacy_window_days: 30.0,
+            retention_days: None,
+            pseudonym_secret: None,
         }
     }
 }
@@ -193,6 +201,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_PRIVACY_EPSILON", "privacy_epsilon"),
     ("AISLE_PRIVACY_BUDGET", "privacy_budget"),
     ("AISLE_PRIVACY_WINDOW_DAYS", "privacy_window_days"),
+    ("AISLE_RETENTION_DAYS", "retention_days"),
+    ("AISLE_PSEUDONYM_SECRET", "pseudonym_secret"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -257,6 +267,12 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_CANARY") {
             config.canary = Some(v);
         }
+        if let Some(v) = env("AISLE_PSEUDONYM_SECRET") {
+            config.pseudonym_secret = Some(v);
+        }
+        if let Some(v) = env("AISLE_RETENTION_DAYS") {
+            config.retention_days = Some(parsed("AISLE_RETENTION_DAYS", &v)?);
+        }
         if let Some(v) = env("AISLE_FIXED_CLOCK_MS") {
             config.fixed_clock_ms = Some(parsed("AISLE_FIXED_CLOCK_MS", &v)?);
         }
@@ -314,6 +330,15 @@ impl ServerConfig {
         }
         aisle_engine::Strategy::parse(&config.exploration, config.policy_version)
             .map_err(|e| bad("exploration", e))?;
+        if let Some(days) = config.retention_days
+            && !(days.is_finite() && days > 0.0)
+        {
+            return Err(bad("retention_days", "must be a positive number of days"));
+        }
+        if let Some(secret) = &config.pseudonym_secret {
+            aisle_privacy::pseudonym::Pseudonymizer::new(secret.as_bytes())
+                .map_err(|e| bad("pseudonym_secret", e.to_string()))?;
+        }
         let privacy = config.privacy_config();
         privacy
             .budget
@@ -412,6 +437,10 @@ impl ServerConfig {
                 ..aisle_engine::RewardRule::default()
             },
             privacy: self.privacy_config(),
+            pseudonyms: self
+                .pseudonym_secret
+                .as_ref()
+                .and_then(|s| aisle_privacy::pseudonym::Pseudonymizer::new(s.as_bytes()).ok()),
         }
     }
 

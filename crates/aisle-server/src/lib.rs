@@ -90,6 +90,23 @@ pub async fn serve(
             }
         });
     }
+    if let Some(days) = app.config.retention_days {
+        let engine = app.engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match engine.apply_retention(days) {
+                    Ok(pending) => match pending.answer().await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, days, "retention"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "retention failed"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "retention failed"),
+                }
+            }
+        });
+    }
     let router = api::router(app);
     axum::serve(
         listener,

@@ -160,3 +160,117 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
     fs_err::write(&log, text.replacen("dp_release", "dp_relaese", 1)).expect("tamper");
     assert!(aisle_privacy::audit::verify(&log).is_err());
 }
+
+/// With a pseudonym secret, a shopper's id is used in requests but never stored: the store
+/// and its file hold only the keyed pseudonym, and lookups and forgetting still work by id.
+#[test]
+fn pseudonymous_ids_are_stored_instead_of_the_shops_ids() {
+    let s = start(
+        ServerConfig {
+            pseudonym_secret: Some("a secret of at least sixteen bytes".into()),
+            ..config()
+        },
+        false,
+    );
+    let marker = "shopper-marker-7d1f";
+    let body = format!(
+        r#"[{{"user": "{marker}", "kind": "view", "item": "196"}}, {{"user": "{marker}", "kind": "add_to_cart", "item": "196"}}]"#
+    );
+    let (status, answer) = call(
+        "POST",
+        &format!("{}/v1/events", s.base),
+        Some(common::INGEST),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, recs) = call(
+        "GET",
+        &format!("{}/v1/recommend?user={marker}&k=5", s.base),
+        Some(READ),
+        None,
+    );
+    assert_eq!(status, 200, "the shopper is found by their own id: {recs}");
+    let store = s.app.engine.store();
+    assert_eq!(
+        store.user_id(marker).expect("lookup"),
+        None,
+        "the raw id is stored"
+    );
+    let pseudonym = s.app.engine.stored_user_name(marker);
+    assert!(pseudonym.starts_with("p_") && pseudonym != marker);
+    assert!(store.user_id(&pseudonym).expect("lookup").is_some());
+    let dir = s
+        .app
+        .engine
+        .config()
+        .data_dir
+        .clone()
+        .expect("a data directory");
+    let mut raw = Vec::new();
+    for entry in fs_err::read_dir(&dir).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            raw.extend(fs_err::read(&path).expect("read"));
+        }
+    }
+    assert!(
+        !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the shopper's id is in the data directory's files"
+    );
+    let (status, f) = call(
+        "DELETE",
+        &format!("{}/v1/users/{marker}", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{f}");
+    assert_eq!(f["forgotten"], marker);
+    assert_eq!(store.user_id(&pseudonym).expect("lookup"), None);
+}
+
+/// Retention deletes exactly the events older than the cut, from the store and the live
+/// state, audits it and retrains.
+#[test]
+fn retention_deletes_the_events_older_than_the_cut_everywhere() {
+    let s = start(config(), false);
+    let engine = &s.app.engine;
+    let mut times = Vec::new();
+    engine
+        .store()
+        .scan_events(&mut |e| times.push(e.timestamp_ms))
+        .expect("scan");
+    times.sort_unstable();
+    let median = times[times.len() / 2];
+    let days = (engine.clock_ms() - median) as f64 / 86_400_000.0;
+    let deleted = engine
+        .apply_retention(days)
+        .expect("queued")
+        .wait()
+        .expect("retention");
+    let mut left = Vec::new();
+    engine
+        .store()
+        .scan_events(&mut |e| left.push(e.timestamp_ms))
+        .expect("scan");
+    let cut = *left.iter().min().expect("events left");
+    assert!(cut >= median - 1, "an event older than the cut survived");
+    assert_eq!(deleted + left.len(), times.len());
+    assert_eq!(
+        deleted,
+        times.iter().filter(|&&t| t < cut).count(),
+        "retention deleted events after the cut"
+    );
+    assert!(deleted > 0);
+    let (live, stored) = engine.live_and_stored_counts().expect("counts");
+    assert_eq!(live, stored, "the live state still holds deleted events");
+    let log = s
+        .app
+        .engine
+        .config()
+        .data_dir
+        .clone()
+        .expect("dir")
+        .join("audit.jsonl");
+    let text = fs_err::read_to_string(&log).expect("audit log");
+    assert_eq!(text.matches("\"retention\"").count(), 1, "{text}");
+}

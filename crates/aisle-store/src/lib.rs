@@ -172,6 +172,9 @@ pub trait StoreWriter {
     fn remember(&mut self, key: &str, record: &Remembered);
     /// Drops the idempotency records older than `before_ms` at commit.
     fn forget_remembered_before(&mut self, before_ms: i64);
+    /// Deletes every event stamped before `before_ms` at commit (retention), with the
+    /// impressions served before it; counted in `events_deleted`.
+    fn delete_events_before(&mut self, before_ms: i64);
     /// Logs a served list at commit (a later record with the same id replaces it). Forgetting
     /// a user removes their impressions too.
     fn log_impression(&mut self, impression: &Impression);

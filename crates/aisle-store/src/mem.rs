@@ -204,6 +204,10 @@ impl StoreWriter for MemWriter<'_> {
         self.staging.forget_remembered_before = Some(before_ms);
     }
 
+    fn delete_events_before(&mut self, before_ms: i64) {
+        self.staging.delete_events_before = Some(before_ms);
+    }
+
     fn log_impression(&mut self, impression: &Impression) {
         self.staging.log_impression(impression);
     }
@@ -247,6 +251,21 @@ impl StoreWriter for MemWriter<'_> {
                 if tables.items.remove(&id).is_some() {
                     staging.report.items_deleted += 1;
                 }
+            }
+            if let Some(before) = staging.delete_events_before {
+                let kept = tables
+                    .events
+                    .split_off(&crate::staging::event_key(before, 0));
+                staging.report.events_deleted += tables.events.len();
+                tables.events = kept;
+                let mut shown = BTreeMap::new();
+                for (id, bytes) in std::mem::take(&mut tables.impressions) {
+                    let i: Impression = crate::staging::decode("impressions", &bytes)?;
+                    if i.at_ms >= before {
+                        shown.insert(id, bytes);
+                    }
+                }
+                tables.impressions = shown;
             }
             let forgotten = staging.forgotten_ids();
             if !forgotten.is_empty() {

@@ -483,6 +483,10 @@ impl StoreWriter for RedbWriter {
         self.staging.forget_remembered_before = Some(before_ms);
     }
 
+    fn delete_events_before(&mut self, before_ms: i64) {
+        self.staging.delete_events_before = Some(before_ms);
+    }
+
     fn log_impression(&mut self, impression: &Impression) {
         self.staging.log_impression(impression);
     }
@@ -531,6 +535,30 @@ impl StoreWriter for RedbWriter {
             for id in std::mem::take(&mut self.staging.deleted_items) {
                 if items.remove(id)?.is_some() {
                     self.staging.report.items_deleted += 1;
+                }
+            }
+            if let Some(before) = self.staging.delete_events_before {
+                let mut events = self.tx.open_table(EVENTS)?;
+                let cut = crate::staging::event_key(before, 0);
+                let doomed: Vec<u128> = events
+                    .range(..cut)?
+                    .map(|entry| entry.map(|(k, _)| k.value()))
+                    .collect::<std::result::Result<_, _>>()?;
+                for key in &doomed {
+                    events.remove(*key)?;
+                }
+                self.staging.report.events_deleted += doomed.len();
+                let mut impressions = self.tx.open_table(IMPRESSIONS)?;
+                let mut old = Vec::new();
+                for entry in impressions.iter()? {
+                    let (key, value) = entry?;
+                    let i: Impression = decode("impressions", value.value())?;
+                    if i.at_ms < before {
+                        old.push(key.value());
+                    }
+                }
+                for key in old {
+                    impressions.remove(key)?;
                 }
             }
             let forgotten = self.staging.forgotten_ids();

@@ -69,7 +69,7 @@ pub fn session_id(external: &str) -> SessionId {
 
 /// The key of an event: timestamp in the high 64 bits (sign-flipped so that negative times sort
 /// first), content fingerprint in the low 64 bits.
-fn event_key(timestamp_ms: i64, fingerprint: u64) -> u128 {
+pub(crate) fn event_key(timestamp_ms: i64, fingerprint: u64) -> u128 {
     let time = (timestamp_ms as u64) ^ (1 << 63);
     (u128::from(time) << 64) | u128::from(fingerprint)
 }
@@ -137,6 +137,8 @@ pub(crate) struct Staging {
     pub remembered: Vec<(String, Vec<u8>)>,
     /// Idempotency records older than this (ms) are dropped at commit.
     pub forget_remembered_before: Option<i64>,
+    /// Events stamped before this (ms) are deleted at commit.
+    pub delete_events_before: Option<i64>,
     /// Impressions to write at commit: id and encoded record.
     pub impressions: Vec<(u64, Vec<u8>)>,
 }
@@ -165,6 +167,7 @@ impl Staging {
             added: Vec::new(),
             remembered: Vec::new(),
             forget_remembered_before: None,
+            delete_events_before: None,
             impressions: Vec::new(),
         }
     }

@@ -152,6 +152,29 @@ fn forgetting_a_user_removes_them_and_their_events(store: &dyn Store) {
     assert_eq!(store.user_id("amy").expect("lookup").map(|u| u.0), Some(2));
 }
 
+/// Retention deletes exactly the events stamped before the cut (negative times included),
+/// keeps every later one and every record, and counts what it deleted.
+fn retention_deletes_exactly_the_events_before_the_cut(store: &dyn Store) {
+    let times = [-5_000i64, -1, 0, 999, 1_000, 1_001, 50_000];
+    let mut w = store.writer().expect("writer");
+    for (k, &t) in times.iter().enumerate() {
+        w.add_event(&view(&format!("u{k}"), "a", t)).expect("add");
+        w.add_event(&view("keeper", &format!("i{k}"), t))
+            .expect("add");
+    }
+    w.commit().expect("commit");
+    let mut w = store.writer().expect("writer");
+    w.delete_events_before(1_000);
+    let report = w.commit().expect("commit");
+    let expected_gone = 2 * times.iter().filter(|&&t| t < 1_000).count();
+    assert_eq!(report.events_deleted, expected_gone);
+    let left: Vec<i64> = all_events(store).iter().map(|e| e.timestamp_ms).collect();
+    assert_eq!(left, vec![1_000, 1_000, 1_001, 1_001, 50_000, 50_000]);
+    // Users and items stay: retention removes events, not records.
+    assert!(store.user_id("u0").expect("lookup").is_some());
+    assert_eq!(store.counts().expect("counts").events, 6);
+}
+
 fn deleting_an_item_keeps_its_events(store: &dyn Store) {
     let mut w = store.writer().expect("writer");
     w.upsert_item(Item::new("sku-1")).expect("item");
@@ -274,6 +297,10 @@ const SUITE: &[(&str, Case)] = &[
     ("kinds", kinds_must_be_known),
     ("upserts", upserts_replace_records),
     ("forget", forgetting_a_user_removes_them_and_their_events),
+    (
+        "retention",
+        retention_deletes_exactly_the_events_before_the_cut,
+    ),
     ("delete item", deleting_an_item_keeps_its_events),
     ("snapshot", a_snapshot_sees_one_commit_and_nothing_later),
     (

@@ -142,9 +142,11 @@ pub fn import_with_progress(
         bar.set_message(crate::output::thousands(rows));
         bar.tick();
     };
+    let pseudonyms = crate::environment::pseudonymizer()?;
     let options = ImportOptions {
         strict,
         progress: Some(&progress),
+        pseudonyms: pseudonyms.as_ref(),
     };
     let report = aisle_import::import(store, source, paths, &options);
     bar.finish_and_clear();
