@@ -90,6 +90,10 @@ def test_dashboard(page, base):
     assert items == "49,688", f"items count shows {items!r}"
     page.wait_for_selector("#funnel svg rect")
     page.wait_for_selector("#retention svg rect")
+    # A read key: private analytics, stated, and no live stream of individual events.
+    privacy = page.inner_text("#privacy")
+    assert "differential privacy" in privacy, f"the privacy line shows {privacy!r}"
+    assert page.locator(".feed-row").count() == 0, "a read key sees the live event stream"
     board = page.inner_text("#leaderboard")
     assert "sknn" in board and "temporal protocol" in board, f"leaderboard shows {board!r}"
     shot(page, "dashboard.png")
@@ -149,7 +153,8 @@ def test_search_cart_and_complements(page, base):
 
 
 def test_dashboard_sees_the_cart_event(page, base):
-    open_dashboard(page, base)
+    # The live stream is individual events: shown to admin keys only.
+    open_dashboard(page, base, key=ADMIN_KEY)
     page.wait_for_function(
         "[...document.querySelectorAll('.feed-row')].some(r => r.textContent.includes('add_to_cart'))",
         timeout=20_000,
@@ -165,7 +170,7 @@ def test_markup_is_shown_as_text(page, base):
     on_dialog = lambda d: (dialogs.append(d.message), d.dismiss())
     page.on("dialog", on_dialog)
     try:
-        open_dashboard(page, base)
+        open_dashboard(page, base, key=ADMIN_KEY)
         page.wait_for_selector(".feed-row:has-text('Zqxprobe')", timeout=20_000)
         row = page.locator(".feed-row", has_text="Zqxprobe").first.inner_text()
         assert XSS_USER in row and XSS_TITLE in row, f"the live stream shows {row!r}"

@@ -588,6 +588,10 @@ pub struct Dashboard {
     pub sample_users: Vec<String>,
     /// The serving policy and the impressions it logged.
     pub policy: PolicyStatus,
+    /// How the analytics were protected; absent for exact figures (admin keys).
+    pub privacy: Option<PrivacyStatement>,
+    /// What this caller is not shown, and why (everything is shown to admin keys).
+    pub withheld: Option<String>,
 }
 
 /// A few shoppers with history, for the storefront's picker.

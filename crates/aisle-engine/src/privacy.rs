@@ -94,18 +94,24 @@ impl Privacy {
             rho: 0.0,
         };
         let steps = default_funnel_steps(log);
+        // The weeks of the cohorts and the recency of RFM count back from the latest event
+        // (not later than the training): for a live shop that is the current week. It is
+        // the one figure taken from the data without noise: when the shop last had
+        // traffic, which says little of whom (one shopper moves it only when theirs is the
+        // very latest event, and then by the gap to the one before).
+        let reference_ms = log
+            .events()
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .filter(|&t| t <= generation.trained_at_ms)
+            .max()
+            .unwrap_or(generation.trained_at_ms);
         let mut made: Option<aisle_analytics::Error> = None;
         let released =
             {
                 let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
                 ledger.release("analytics", generation.version, cost, now_ms, || {
-                    match private_summary(
-                        log,
-                        &steps,
-                        generation.trained_at_ms,
-                        settings,
-                        &mut rand::rng(),
-                    ) {
+                    match private_summary(log, &steps, reference_ms, settings, &mut rand::rng()) {
                         Ok(s) => Some(s),
                         Err(e) => {
                             made = Some(e);

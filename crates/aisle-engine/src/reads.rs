@@ -858,7 +858,37 @@ impl Engine {
     }
 
     /// Live stream, counts, models, leaderboard and search analytics.
-    pub fn dashboard(&self) -> Dashboard {
+    ///
+    /// For every caller but an admin (`exact` false) the analytics are the private ones (a
+    /// spent budget leaves them empty, with the reason in `notes`), and the live stream,
+    /// the search terms and the sample shoppers are withheld: they are individual events,
+    /// free text and ids, which no noise can make safe to show.
+    pub fn dashboard(&self, exact: bool, actor: &str) -> Dashboard {
+        let mut dashboard = self.exact_dashboard();
+        if exact {
+            return dashboard;
+        }
+        match self.analytics(false, actor) {
+            Ok(private) => {
+                dashboard.analytics = private.analytics;
+                dashboard.privacy = private.privacy;
+            }
+            Err(e) => {
+                dashboard.analytics = crate::answers::AnalyticsSummary::default();
+                dashboard.notes.push(e.message);
+            }
+        }
+        dashboard.feed.clear();
+        dashboard.search.top_queries.clear();
+        dashboard.search.zero_result_queries.clear();
+        dashboard.sample_users.clear();
+        dashboard.withheld = Some(
+            "the live event stream, search terms and shopper ids are shown to admin keys only; analytics are differentially private".into(),
+        );
+        dashboard
+    }
+
+    fn exact_dashboard(&self) -> Dashboard {
         let generation = self.generation();
         let live = self.live();
         let counts = self.shared.store.counts().unwrap_or_default();
@@ -910,6 +940,8 @@ impl Engine {
                 rate_limited_callers: 0,
             },
             sample_users: self.sample_users_in(&live),
+            privacy: None,
+            withheld: None,
         }
     }
 }

@@ -201,8 +201,13 @@ pub async fn analytics(
     ))
 }
 
-pub async fn dashboard(State(app): State<Arc<App>>) -> Json<Dashboard> {
-    let mut answer = app.engine.dashboard();
+pub async fn dashboard(
+    State(app): State<Arc<App>>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Json<Dashboard> {
+    let role = caller.and_then(|c| c.0.0);
+    let actor = role.map_or("public", Role::name);
+    let mut answer = app.engine.dashboard(role == Some(Role::Admin), actor);
     answer.memory.rate_limited_callers = app.limiter.tracked();
     Json(answer)
 }

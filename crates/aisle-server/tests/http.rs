@@ -507,8 +507,31 @@ fn predictions_analytics_and_pages() {
     );
     assert_eq!(status, 200, "{e}");
     assert!(e["rank_for_user"].as_u64().is_some());
+    // A read key's dashboard withholds the stream of individual events and the shoppers'
+    // ids, and states how its analytics were protected.
     let (status, d) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
     assert_eq!(status, 200);
+    assert_eq!(d["feed"].as_array().map(Vec::len), Some(0), "{}", d["feed"]);
+    assert_eq!(d["sample_users"].as_array().map(Vec::len), Some(0));
+    assert!(
+        d["withheld"]
+            .as_str()
+            .is_some_and(|w| w.contains("admin keys only")),
+        "{d}"
+    );
+    assert!(
+        d["privacy"]["epsilon"].as_f64().is_some(),
+        "{}",
+        d["privacy"]
+    );
+    let (status, d) = call(
+        "GET",
+        &format!("{}/v1/dashboard", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(d["privacy"].is_null() && d["withheld"].is_null(), "{d}");
     // 49,688 in the sample, and another test may have added one.
     let items = d["counts"]["items"].as_u64().expect("items");
     assert!((49_688..=49_689).contains(&items), "{items}");
