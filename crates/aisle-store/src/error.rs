@@ -45,6 +45,9 @@ pub enum Error {
     /// File-system error (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Encryption at rest: a missing, wrong or badly kept key.
+    #[error("encryption: {0}")]
+    Encryption(String),
     /// Error of the embedded database engine.
     #[error("embedded store: {0}")]
     Backend(#[from] redb::Error),

@@ -17,7 +17,9 @@
 //! kept that many times, because some sources really do repeat a line (CDNOW has two
 //! purchases of the same value on the same day); cleaning can merge them later.
 
+pub mod encrypted;
 mod error;
+pub mod keys;
 mod mem;
 mod redb_store;
 mod staging;

@@ -79,14 +79,57 @@ pub struct RedbStore {
 
 impl RedbStore {
     /// Opens (or creates) the store in `dir`. After a crash this recovers the last commit.
+    /// With a master key in the environment (`AISLE_MASTER_KEY`, `AISLE_MASTER_KEY_FILE`
+    /// or `AISLE_PASSPHRASE`) the store is encrypted at rest ([`crate::keys`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_keyed(dir, crate::keys::MasterKey::from_env()?)
+    }
+
+    /// Opens (or creates) the store in `dir`, encrypted under `master` when given. A new
+    /// data directory with a key is encrypted; an encrypted one needs its key; a plain one
+    /// stays plain (converting it is not supported: import into a new directory).
+    pub fn open_keyed(dir: &Path, master: Option<crate::keys::MasterKey>) -> Result<Self> {
         let dir_created = !dir.exists();
         fs_err::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
         let file_created = !path.exists();
-        let db = Database::builder()
-            .create(&path)
-            .map_err(|e| open_error(e, &path))?;
+        let encrypted = crate::keys::is_encrypted(dir);
+        let db = match master {
+            None if encrypted => {
+                return Err(Error::Encryption(format!(
+                    "{} is encrypted: set {}, {} or {} to open it",
+                    dir.display(),
+                    crate::keys::MASTER_KEY_VAR,
+                    crate::keys::MASTER_KEY_FILE_VAR,
+                    crate::keys::PASSPHRASE_VAR
+                )));
+            }
+            None => Database::builder().create(&path),
+            Some(_) if !encrypted && !file_created => {
+                return Err(Error::Encryption(format!(
+                    "{} holds a store that is not encrypted; a master key encrypts new data directories only (import into a new one to encrypt this data)",
+                    dir.display()
+                )));
+            }
+            Some(master) => {
+                let key = crate::keys::data_key(dir, &master, true)?;
+                let file = fs_err::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?
+                    .into_parts()
+                    .0;
+                let backend = crate::encrypted::EncryptedBackend::open(
+                    redb::backends::FileBackend::new(file).map_err(|e| open_error(e, &path))?,
+                    &key,
+                )
+                .map_err(|e| Error::Encryption(format!("{}: {e}", path.display())))?;
+                Database::builder().create_with_backend(backend)
+            }
+        }
+        .map_err(|e| open_error(e, &path))?;
         if file_created {
             sync_dir(dir)?;
         }
@@ -108,9 +151,14 @@ impl RedbStore {
         knobs: crate::testing::Knobs,
     ) -> Result<Self> {
         let path = PathBuf::from(crate::testing::BACKEND_PATH);
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|e| open_error(e, &path))?;
+        let db = match knobs.encryption_key {
+            Some(key) => Database::builder().create_with_backend(
+                crate::encrypted::EncryptedBackend::open(backend, &key)
+                    .map_err(|e| Error::Encryption(e.to_string()))?,
+            ),
+            None => Database::builder().create_with_backend(backend),
+        }
+        .map_err(|e| open_error(e, &path))?;
         Self::from_database(db, path, knobs.tuning())
     }
 

@@ -46,6 +46,8 @@ pub struct Knobs {
     /// Default 262,144, the store's own threshold; smaller values let a test reach that flush
     /// with few events. Zero acts as one.
     pub flush_events: usize,
+    /// Seal the disk with this data key ([`crate::encrypted::EncryptedBackend`]). Default none.
+    pub encryption_key: Option<[u8; 32]>,
 }
 
 impl Default for Knobs {
@@ -53,6 +55,7 @@ impl Default for Knobs {
         Self {
             sync_commits: true,
             flush_events: FLUSH_EVENTS,
+            encryption_key: None,
         }
     }
 }

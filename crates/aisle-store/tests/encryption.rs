@@ -1,0 +1,189 @@
+//! Encryption at rest: nothing readable in the store's file, the right key and only it
+//! opens it, a rotated master key takes over at once, and a changed block is never read as
+//! data.
+
+use aisle_core::{Item, RawEvent, User};
+use aisle_store::keys::{self, MasterKey};
+use aisle_store::{ReadStore, RedbStore, Store};
+
+const MARKER: &str = "zq-marker-5c1e";
+
+fn write_marked(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    w.upsert_item(Item {
+        title: format!("Tea {MARKER}"),
+        ..Item::new(format!("item-{MARKER}"))
+    })
+    .expect("item");
+    w.upsert_user(User::new(format!("user-{MARKER}")))
+        .expect("user");
+    for t in 0..200 {
+        let mut e = RawEvent::new(
+            format!("user-{MARKER}"),
+            Some(format!("item-{MARKER}")),
+            "search",
+            t,
+        );
+        e.payload.query = Some(format!("query {MARKER}"));
+        w.add_event(&e).expect("event");
+    }
+    w.commit().expect("commit");
+}
+
+fn contains_marker(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs_err::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = fs_err::read(&path).expect("read");
+            if bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn key(byte: u8) -> Option<MasterKey> {
+    Some(MasterKey::Raw([byte; 32]))
+}
+
+#[test]
+fn an_encrypted_store_holds_no_plaintext_and_a_plain_one_does() {
+    let plain = tempfile::tempdir().expect("dir");
+    write_marked(&RedbStore::open_keyed(plain.path(), None).expect("plain store"));
+    assert!(
+        !contains_marker(plain.path()).is_empty(),
+        "the check can see a plain store's marker"
+    );
+
+    let sealed = tempfile::tempdir().expect("dir");
+    {
+        let store = RedbStore::open_keyed(sealed.path(), key(7)).expect("encrypted store");
+        write_marked(&store);
+    }
+    assert_eq!(
+        contains_marker(sealed.path()),
+        Vec::<String>::new(),
+        "plaintext on disk"
+    );
+    // The same key reads everything back.
+    let store = RedbStore::open_keyed(sealed.path(), key(7)).expect("reopen");
+    assert_eq!(store.counts().expect("counts").events, 200);
+    let item = store
+        .item_id(&format!("item-{MARKER}"))
+        .expect("lookup")
+        .expect("item");
+    assert_eq!(
+        store.item(item).expect("read").expect("record").title,
+        format!("Tea {MARKER}")
+    );
+}
+
+#[test]
+fn only_the_right_key_opens_an_encrypted_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    write_marked(&RedbStore::open_keyed(dir.path(), key(1)).expect("create"));
+    let refused =
+        |master: Option<MasterKey>, says: &str| match RedbStore::open_keyed(dir.path(), master) {
+            Ok(_) => panic!("opened with the wrong key"),
+            Err(e) => assert!(e.to_string().contains(says), "{e}"),
+        };
+    refused(key(2), "does not open");
+    refused(None, "is encrypted");
+    refused(
+        Some(MasterKey::Passphrase("a long enough passphrase".into())),
+        "a master key",
+    );
+    // A plain store is not opened as an encrypted one.
+    let plain = tempfile::tempdir().expect("dir");
+    write_marked(&RedbStore::open_keyed(plain.path(), None).expect("plain"));
+    match RedbStore::open_keyed(plain.path(), key(1)) {
+        Ok(_) => panic!("a plain store opened with a key"),
+        Err(e) => assert!(e.to_string().contains("not encrypted"), "{e}"),
+    }
+}
+
+#[test]
+fn a_passphrase_works_and_rotation_moves_the_store_to_a_new_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pass = MasterKey::Passphrase("correct horse battery staple".into());
+    write_marked(&RedbStore::open_keyed(dir.path(), Some(pass.clone())).expect("create"));
+    assert!(
+        RedbStore::open_keyed(
+            dir.path(),
+            Some(MasterKey::Passphrase("wrong horse battery staple".into()))
+        )
+        .is_err()
+    );
+    let before = fs_err::read(dir.path().join("aisle.redb")).expect("store file");
+    keys::rotate(dir.path(), &pass, &MasterKey::Raw([9; 32])).expect("rotate");
+    assert_eq!(
+        fs_err::read(dir.path().join("aisle.redb")).expect("store file"),
+        before,
+        "rotation rewrites no block"
+    );
+    assert!(
+        RedbStore::open_keyed(dir.path(), Some(pass)).is_err(),
+        "the old key still opens it"
+    );
+    let store = RedbStore::open_keyed(dir.path(), key(9)).expect("the new key opens it");
+    assert_eq!(store.counts().expect("counts").events, 200);
+}
+
+#[test]
+fn a_changed_block_is_never_read_as_data() {
+    let dir = tempfile::tempdir().expect("dir");
+    write_marked(&RedbStore::open_keyed(dir.path(), key(3)).expect("create"));
+    let path = dir.path().join("aisle.redb");
+    let mut bytes = fs_err::read(&path).expect("read");
+    // Flip one byte in every sealed block past the header copies: each fails its tag.
+    let slot = 12 + 8 + 4096 + 16 + 8;
+    let mut at = 64 + 2 * slot + 100;
+    while at < bytes.len() {
+        bytes[at] ^= 0x55;
+        at += slot;
+    }
+    fs_err::write(&path, &bytes).expect("write");
+    // A changed committed block is an error, never data.
+    match RedbStore::open_keyed(dir.path(), key(3)).and_then(|s| s.counts()) {
+        Ok(c) => panic!(
+            "a store with changed blocks opened and counted {} events",
+            c.events
+        ),
+        Err(e) => assert!(e.to_string().contains("does not authenticate"), "{e}"),
+    }
+}
+
+#[test]
+fn keys_come_from_the_environment_and_a_key_file_must_be_private() {
+    let none = MasterKey::from_lookup(|_| None).expect("lookup");
+    assert!(none.is_none());
+    let hex = "11".repeat(32);
+    let k =
+        MasterKey::from_lookup(|n| (n == keys::MASTER_KEY_VAR).then(|| hex.clone())).expect("key");
+    assert!(matches!(k, Some(MasterKey::Raw(b)) if b == [0x11; 32]));
+    assert!(
+        MasterKey::from_lookup(|n| (n == keys::MASTER_KEY_VAR).then(|| "abc".to_string())).is_err()
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("master.key");
+    fs_err::write(&file, &hex).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let lookup = |n: &str| (n == keys::MASTER_KEY_FILE_VAR).then(|| file.display().to_string());
+        let e = MasterKey::from_lookup(lookup).expect_err("a world-readable key file");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(
+            MasterKey::from_lookup(lookup)
+                .expect("private key file")
+                .is_some()
+        );
+    }
+    assert!(
+        MasterKey::from_lookup(|n| (n == keys::PASSPHRASE_VAR).then(|| "short".into())).is_err()
+    );
+}
