@@ -4,6 +4,7 @@
 //! `cargo run --release -p aisle-bench -- <subcommand>`.
 
 mod churn;
+mod encryption;
 mod flood;
 mod import;
 mod policy;
@@ -43,6 +44,9 @@ enum Which {
     /// Off-policy evaluation against obp, simulator calibration, bandits against Vowpal
     /// Wabbit, interleaving; writes bench/results/policy.md (run scripts/bench-policy.sh).
     Policy(policy::PolicyArgs),
+    /// Plain against encrypted store: durable ingest and a full scan; writes
+    /// bench/results/encryption.md.
+    Encryption(encryption::EncryptionArgs),
     /// One measurement in this process, printed as JSON (used by `import`).
     #[command(hide = true)]
     ImportOne(import::OneArgs),
@@ -58,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Churn(a) => churn::run(a),
         Which::Serve(a) => serve::run(a),
         Which::Policy(a) => policy::run(a),
+        Which::Encryption(a) => encryption::run(a),
         Which::ImportOne(a) => {
             let m = import::measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

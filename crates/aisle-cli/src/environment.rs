@@ -8,6 +8,13 @@ use aisle_server::config::{ENV_VARS, nearest};
 /// Variables read outside clap's arguments and the server's settings.
 const OTHER_VARS: &[&str] = &[
     "AISLE_LOG",
+    // Encryption at rest and pseudonyms (read by the store and `aisle keys`).
+    aisle_store::keys::MASTER_KEY_VAR,
+    aisle_store::keys::MASTER_KEY_FILE_VAR,
+    aisle_store::keys::PASSPHRASE_VAR,
+    "AISLE_NEW_MASTER_KEY",
+    "AISLE_NEW_MASTER_KEY_FILE",
+    "AISLE_NEW_PASSPHRASE",
     // Read by the test suite and the benchmarks' scripts.
     "AISLE_REQUIRE_DATA",
     "AISLE_SHARED_DATA",

@@ -51,8 +51,12 @@ fn crash_child(dir: &str) -> ! {
     }
 }
 
-fn stored_counts(dir: &Path) -> HashMap<i64, usize> {
-    let store = RedbStore::open(dir).expect("store opens cleanly after a crash");
+/// The master key of the encrypted variant, as the child gets it (`AISLE_MASTER_KEY`).
+const KEY_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+fn stored_counts(dir: &Path, encrypted: bool) -> HashMap<i64, usize> {
+    let master = encrypted.then_some(aisle_store::keys::MasterKey::Raw([0x5a; 32]));
+    let store = RedbStore::open_keyed(dir, master).expect("store opens cleanly after a crash");
     let mut seen = HashMap::new();
     store
         .scan_events(&mut |e| *seen.entry(e.timestamp_ms).or_insert(0) += 1)
@@ -62,6 +66,16 @@ fn stored_counts(dir: &Path) -> HashMap<i64, usize> {
 
 #[test]
 fn acknowledged_events_survive_sigkill() {
+    survive_sigkill("acknowledged_events_survive_sigkill", false);
+}
+
+/// The same with the store encrypted at rest (the child opens it with `AISLE_MASTER_KEY`).
+#[test]
+fn acknowledged_events_survive_sigkill_with_encryption() {
+    survive_sigkill("acknowledged_events_survive_sigkill_with_encryption", true);
+}
+
+fn survive_sigkill(test: &str, encrypted: bool) {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         crash_child(&dir);
     }
@@ -71,13 +85,14 @@ fn acknowledged_events_survive_sigkill() {
     let mut acked: i64 = -1;
     let rounds = 25;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "acknowledged_events_survive_sigkill",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut command = Command::new(&exe);
+        command
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env_remove(aisle_store::keys::MASTER_KEY_VAR);
+        if encrypted {
+            command.env(aisle_store::keys::MASTER_KEY_VAR, KEY_HEX);
+        }
+        let mut child = command
             .env(CHILD_ENV, dir.path())
             .env("AISLE_CRASH_START", (acked + 1).to_string())
             .stdout(Stdio::piped())
@@ -109,7 +124,7 @@ fn acknowledged_events_survive_sigkill() {
             acked = acked.max(n);
         }
 
-        let seen = stored_counts(dir.path());
+        let seen = stored_counts(dir.path(), encrypted);
         for n in 0..=acked {
             assert_eq!(
                 seen.get(&n).copied().unwrap_or(0),

@@ -59,6 +59,8 @@ enum Command {
     Privacy(privacy::PrivacyArgs),
     /// The audit log of forgets, private releases and admin calls: verify its hash chain.
     Audit(privacy::AuditArgs),
+    /// Encryption at rest: status, and rotating the master key.
+    Keys(privacy::KeysArgs),
 }
 
 /// Where the embedded store lives.
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(args) => policy::run(args),
         Command::Privacy(args) => privacy::privacy(args),
         Command::Audit(args) => privacy::audit(args),
+        Command::Keys(args) => privacy::keys(args),
     }
 }
 

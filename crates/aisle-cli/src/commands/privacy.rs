@@ -189,3 +189,79 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum KeysCommand {
+    /// Whether the data directory is encrypted, and whether the master key in the
+    /// environment opens it.
+    Status {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Rewrap the data key under a new master key, at once: the current one comes from
+    /// AISLE_MASTER_KEY, AISLE_MASTER_KEY_FILE or AISLE_PASSPHRASE, the new one from
+    /// AISLE_NEW_MASTER_KEY, AISLE_NEW_MASTER_KEY_FILE or AISLE_NEW_PASSPHRASE. Stop the
+    /// server first; its next start needs the new key.
+    Rotate {
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+pub fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    use aisle_store::keys::{self, MasterKey};
+    match args.command {
+        KeysCommand::Status { data } => {
+            let dir = &data.data_dir;
+            if !keys::is_encrypted(dir) {
+                println!(
+                    "{}: not encrypted (a new data directory is encrypted when a master key is set)",
+                    dir.display()
+                );
+                return Ok(());
+            }
+            match MasterKey::from_env()? {
+                None => println!(
+                    "{}: encrypted; no master key is set in this environment",
+                    dir.display()
+                ),
+                Some(master) => {
+                    keys::data_key(dir, &master, false)?;
+                    println!(
+                        "{}: encrypted; the master key in this environment opens it",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        KeysCommand::Rotate { data } => {
+            let dir = &data.data_dir;
+            let old = MasterKey::from_env()?.context(
+                "set the current master key (AISLE_MASTER_KEY, AISLE_MASTER_KEY_FILE or AISLE_PASSPHRASE)",
+            )?;
+            let new = MasterKey::from_lookup(|name| {
+                let renamed = name.replacen("AISLE_", "AISLE_NEW_", 1);
+                std::env::var(renamed).ok().filter(|v| !v.is_empty())
+            })?
+            .context("set the new master key (AISLE_NEW_MASTER_KEY, AISLE_NEW_MASTER_KEY_FILE or AISLE_NEW_PASSPHRASE)")?;
+            keys::rotate(dir, &old, &new)?;
+            aisle_privacy::audit::AuditLog::open(&dir.join(AUDIT_FILE))?.append(
+                aisle_engine::now_ms(),
+                "cli",
+                "key_rotate",
+                serde_json::json!({ "data_key": "rewrapped" }),
+            )?;
+            println!(
+                "{}: the data key is now wrapped by the new master key; the old one no longer opens it",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
