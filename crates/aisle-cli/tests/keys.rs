@@ -22,14 +22,16 @@ fn aisle(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run aisle")
 }
 
+/// Whether any file under `dir`, at any depth, holds `text` (case-insensitively).
 fn holds(dir: &Path, text: &str) -> bool {
+    let needle = text.to_lowercase();
     fs_err::read_dir(dir).expect("dir").any(|e| {
         let p = e.expect("entry").path();
-        p.is_file()
-            && fs_err::read(&p)
-                .expect("read")
-                .windows(text.len())
-                .any(|w| w == text.as_bytes())
+        if p.is_dir() {
+            return holds(&p, text);
+        }
+        let bytes = fs_err::read(&p).expect("read").to_ascii_lowercase();
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
 }
 
@@ -66,9 +68,61 @@ fn an_encrypted_data_directory_needs_its_key_and_rotates_to_a_new_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The search index and a model trained there are sealed too.
+    for args in [
+        &["index", "--no-encoder", "--data-dir", s][..],
+        &["train", "--model", "tfidf", "--data-dir", s][..],
+    ] {
+        let out = aisle(args, &[("AISLE_MASTER_KEY", KEY)]);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for args in [
+        &["index", "--no-encoder", "--data-dir", p][..],
+        &["train", "--model", "tfidf", "--data-dir", p][..],
+    ] {
+        assert!(aisle(args, &[]).status.success(), "{args:?}");
+    }
+    // A plain index's files are readable (its meta.json names its settings and fields); a
+    // sealed one's are not, nor is a title or a word of one anywhere in the directory.
+    assert!(
+        holds(&plain.join("search"), "docstore_compression"),
+        "the check reads a plain index"
+    );
+    assert!(
+        !holds(&sealed, "docstore_compression"),
+        "the index's metadata is readable"
+    );
     assert!(
         !holds(&sealed, TITLE),
         "a product title is readable in the encrypted data directory"
+    );
+    assert!(
+        !holds(&sealed, "sandwich"),
+        "a word of a title is readable in the encrypted data directory"
+    );
+    let found = aisle(
+        &[
+            "search",
+            "--no-encoder",
+            "--data-dir",
+            s,
+            "chocolate sandwich cookies",
+        ],
+        &[("AISLE_MASTER_KEY", KEY)],
+    );
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&found.stdout).contains(TITLE),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
     );
 
     let stats = aisle(

@@ -270,3 +270,32 @@ pub fn rotate(dir: &Path, old: &MasterKey, new: &MasterKey) -> Result<()> {
     let key = data_key(dir, old, false)?;
     write_keys(dir, &new_file(new, &key)?)
 }
+
+/// A key for one purpose (`"index"`, `"models"`), derived from the data key so that each
+/// kind of file is sealed under a key of its own: SHA-256 of a label, the purpose and the
+/// data key.
+pub fn derived_key(data_key: &[u8; 32], purpose: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"aisle derived key v1\0");
+    h.update(purpose.as_bytes());
+    h.update(b"\0");
+    h.update(data_key);
+    h.finalize().into()
+}
+
+/// The key for `purpose` in the data directory `dir`: none for a plain one; for an
+/// encrypted one, derived from its data key, opened with the master key in the environment
+/// (an error naming what to set when there is none).
+pub fn key_for(dir: &Path, purpose: &str) -> Result<Option<[u8; 32]>> {
+    if !is_encrypted(dir) {
+        return Ok(None);
+    }
+    let master = MasterKey::from_env()?.ok_or_else(|| {
+        setting(format!(
+            "{} is encrypted: set {MASTER_KEY_VAR}, {MASTER_KEY_FILE_VAR} or {PASSPHRASE_VAR} to open it",
+            dir.display()
+        ))
+    })?;
+    Ok(Some(derived_key(&data_key(dir, &master, false)?, purpose)))
+}

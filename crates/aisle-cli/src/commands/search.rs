@@ -133,7 +133,8 @@ pub(super) fn open_engine(
     log: &EventLog,
 ) -> anyhow::Result<SearchEngine> {
     let dir = search_dir(&args.data.data_dir);
-    let mut text = TextIndex::open_or_create(&dir.join("text"))
+    let key = aisle_store::keys::key_for(&args.data.data_dir, "index")?;
+    let mut text = TextIndex::open_or_create_sealed(&dir.join("text"), key.as_ref())
         .with_context(|| format!("while opening the search index in {}", dir.display()))?;
     let synonyms = args
         .synonyms

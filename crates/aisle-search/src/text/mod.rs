@@ -6,6 +6,7 @@
 //! Filters and facets are applied by the engine over the catalogue it keeps in memory.
 
 mod analysis;
+pub mod sealed;
 mod synonyms;
 
 use std::path::Path;
@@ -139,11 +140,22 @@ impl TextIndex {
 
     /// Opens the index in `dir`, creating it when the folder is empty.
     pub fn open_or_create(dir: &Path) -> Result<Self> {
+        Self::open_or_create_sealed(dir, None)
+    }
+
+    /// As [`TextIndex::open_or_create`], with every file of the index encrypted under `key`
+    /// when given ([`sealed::SealedDirectory`]).
+    pub fn open_or_create_sealed(dir: &Path, key: Option<&[u8; 32]>) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
         let (schema, fields) = schema();
-        let directory =
-            tantivy::directory::MmapDirectory::open(dir).map_err(tantivy::TantivyError::from)?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = match key {
+            Some(key) => Index::open_or_create(sealed::SealedDirectory::open(dir, key)?, schema)?,
+            None => {
+                let directory = tantivy::directory::MmapDirectory::open(dir)
+                    .map_err(tantivy::TantivyError::from)?;
+                Index::open_or_create(directory, schema)?
+            }
+        };
         Self::with_index(index, fields)
     }
 
