@@ -538,10 +538,10 @@ pub struct ModelInfo {
 pub struct QueryCount {
     /// The query, normalised.
     pub query: String,
-    /// Times searched.
+    /// Times searched (for a private answer: distinct searchers, with noise).
     pub searches: u64,
-    /// Times it found nothing.
-    pub zero_results: u64,
+    /// Times it found nothing (exact answers only).
+    pub zero_results: Option<u64>,
 }
 
 /// Search analytics.

@@ -74,6 +74,91 @@ impl Privacy {
         }
     }
 
+    /// The most searched queries, by distinct searchers with noise, through the ledger (a
+    /// repeat on the same generation is free). Each user adds at most five queries, once
+    /// each, and a query is shown only when its noisy count clears the threshold that keeps
+    /// a query of one searcher hidden with probability 1 - δ. Costs half the analytics' ε.
+    pub fn top_searches(
+        &self,
+        generation: &Generation,
+        store: &dyn aisle_store::ReadStore,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<Vec<crate::answers::QueryCount>> {
+        let epsilon = self.config.analytics.epsilon / 2.0;
+        let delta = self.config.analytics.delta;
+        let cost = Cost { epsilon, rho: 0.0 };
+        let bounds = aisle_privacy::Bounds {
+            max_partitions: 5,
+            max_rows: 1,
+        };
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let spent_error = |e: aisle_privacy::Error| match e {
+            aisle_privacy::Error::OverBudget { .. } => EngineError::budget_spent(e.to_string()),
+            other => EngineError::internal("the privacy ledger", other),
+        };
+        // A repeat is answered before the store is read: the dashboard asks every few seconds.
+        let released = match ledger
+            .cached::<Vec<(String, i64)>>("top_searches", generation.version, now_ms)
+            .map_err(spent_error)?
+        {
+            Some(r) => r,
+            None => {
+                let mut rows: Vec<(u32, String)> = Vec::new();
+                store
+                    .scan_events(&mut |e| {
+                        if e.kind == aisle_core::EventKind::Search
+                            && let Some(q) = &e.payload.query
+                        {
+                            let q = q.trim().to_lowercase();
+                            if !q.is_empty() {
+                                rows.push((e.user.0, q));
+                            }
+                        }
+                    })
+                    .map_err(|e| EngineError::internal("reading the searches", e))?;
+                ledger
+                    .release("top_searches", generation.version, cost, now_ms, || {
+                        let kept = bounds.apply(&rows, &mut rand::rng());
+                        let mut counts = aisle_privacy::thresholded_counts(
+                            &kept,
+                            bounds,
+                            epsilon,
+                            delta,
+                            &mut rand::rng(),
+                        )
+                        .counts;
+                        counts.truncate(10);
+                        counts
+                    })
+                    .map_err(spent_error)?
+            }
+        };
+        drop(ledger);
+        if !released.cached {
+            self.audit(
+                now_ms,
+                actor,
+                "dp_release",
+                serde_json::json!({
+                    "query": "top_searches",
+                    "model_version": generation.version,
+                    "epsilon": epsilon,
+                    "spent_epsilon": released.spent_epsilon,
+                }),
+            );
+        }
+        Ok(released
+            .answer
+            .into_iter()
+            .map(|(query, n)| crate::answers::QueryCount {
+                query,
+                searches: n.max(0) as u64,
+                zero_results: None,
+            })
+            .collect())
+    }
+
     /// The generation's analytics with noise, released through the ledger (a repeat on the
     /// same generation is the stored answer and costs nothing).
     pub fn analytics(

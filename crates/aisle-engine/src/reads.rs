@@ -879,11 +879,22 @@ impl Engine {
             }
         }
         dashboard.feed.clear();
-        dashboard.search.top_queries.clear();
+        dashboard.search.top_queries = match self.shared.privacy.top_searches(
+            &self.generation(),
+            self.shared.store.as_ref(),
+            self.clock_ms(),
+            actor,
+        ) {
+            Ok(top) => top,
+            Err(e) => {
+                dashboard.notes.push(e.message);
+                Vec::new()
+            }
+        };
         dashboard.search.zero_result_queries.clear();
         dashboard.sample_users.clear();
         dashboard.withheld = Some(
-            "the live event stream, search terms and shopper ids are shown to admin keys only; analytics are differentially private".into(),
+            "the live event stream, zero-result queries and shopper ids are shown to admin keys only; analytics and top searches are differentially private (top searches count distinct searchers, and a query few people searched is never shown)".into(),
         );
         dashboard
     }
@@ -923,7 +934,7 @@ impl Engine {
                     .map(|(q, s)| QueryCount {
                         query: (*q).clone(),
                         searches: s.searches,
-                        zero_results: s.zero_results,
+                        zero_results: Some(s.zero_results),
                     })
                     .collect(),
                 zero_result_queries: queries

@@ -195,6 +195,30 @@ impl Ledger {
             .epsilon_at(self.budget.delta)
     }
 
+    /// The stored answer of `query` on `data_version`, if it was released in this window
+    /// (free): for callers whose answer is costly to compute, to look before they compute.
+    pub fn cached<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        data_version: u64,
+        now_ms: i64,
+    ) -> Result<Option<Released<T>>> {
+        let Some(e) = self
+            .entries(now_ms)
+            .filter(|e| e.query == query && e.data_version == data_version)
+            .last()
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Released {
+            answer: serde_json::from_value(e.answer.clone())?,
+            cached: true,
+            cost: Cost::default(),
+            spent_epsilon: self.spent(now_ms),
+            budget: self.budget,
+        }))
+    }
+
     /// Answers `query` on `data_version`: the stored answer if it was asked before in this
     /// window (free), else `make()`'s answer, stored and fsynced before it is returned, if
     /// `cost` fits in what is left of the budget.

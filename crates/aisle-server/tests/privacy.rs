@@ -274,3 +274,50 @@ fn retention_deletes_the_events_older_than_the_cut_everywhere() {
     let text = fs_err::read_to_string(&log).expect("audit log");
     assert_eq!(text.matches("\"retention\"").count(), 1, "{text}");
 }
+
+/// A read key's dashboard lists the top searches by distinct searchers, with noise, and
+/// never a query only one shopper searched; an admin key sees both, exactly.
+#[test]
+fn top_searches_for_read_keys_hide_a_query_of_one_shopper() {
+    let s = start(
+        ServerConfig {
+            privacy_epsilon: 8.0,
+            privacy_budget: 100.0,
+            ..config()
+        },
+        false,
+    );
+    let mut events: Vec<serde_json::Value> = (0..60)
+        .map(|u| serde_json::json!({"user": format!("searcher-{u}"), "kind": "search", "query": "Oat Milk"}))
+        .collect();
+    for _ in 0..30 {
+        events.push(serde_json::json!({"user": "lonely-searcher", "kind": "search", "query": "my secret query"}));
+    }
+    let body = serde_json::Value::Array(events).to_string();
+    let (status, answer) = call(
+        "POST",
+        &format!("{}/v1/events", s.base),
+        Some(common::INGEST),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, d) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
+    assert_eq!(status, 200, "{d}");
+    let top = d["search"]["top_queries"].as_array().expect("top queries");
+    let queries: Vec<&str> = top.iter().filter_map(|q| q["query"].as_str()).collect();
+    assert!(queries.contains(&"oat milk"), "{top:?}");
+    assert!(
+        !queries.contains(&"my secret query"),
+        "a query of one shopper was shown: {top:?}"
+    );
+    let milk = top
+        .iter()
+        .find(|q| q["query"] == "oat milk")
+        .expect("oat milk");
+    let n = milk["searches"].as_u64().expect("searches");
+    assert!((50..=70).contains(&n), "60 searchers counted as {n}");
+    assert!(milk["zero_results"].is_null());
+    // The same generation: the same answer, free.
+    let (_, again) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
+    assert_eq!(again["search"]["top_queries"], d["search"]["top_queries"]);
+}
