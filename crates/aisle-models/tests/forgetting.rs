@@ -159,3 +159,130 @@ fn a_loaded_ease_model_refuses_to_forget_without_its_inverse() {
         "with user 0 gone, items 0 and 1 share no one"
     );
 }
+
+/// How far item `i`'s factor is from the least-squares solution against the user factors
+/// `y` and the observed users of `item_users`: |A x - b| / |b| of the ALS normal equations.
+fn als_residual(
+    config: &aisle_models::AlsConfig,
+    y: &[f32],
+    x: &[f32],
+    observed: (&[u32], &[f32]),
+) -> f64 {
+    let k = config.factors;
+    let c = 1.0 + f64::from(config.alpha);
+    let reg = f64::from(config.regularization) * (1.0 + observed.0.len() as f64);
+    let mut ax = vec![0f64; k];
+    let mut b = vec![0f64; k];
+    for row in y.chunks_exact(k) {
+        let d: f64 = row
+            .iter()
+            .zip(x)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        for (acc, &v) in ax.iter_mut().zip(row) {
+            *acc += d * f64::from(v);
+        }
+    }
+    for &u in observed.0 {
+        let row = &y[u as usize * k..(u as usize + 1) * k];
+        let d: f64 = row
+            .iter()
+            .zip(x)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        for a in 0..k {
+            ax[a] += (c - 1.0) * d * f64::from(row[a]);
+            b[a] += c * f64::from(row[a]);
+        }
+    }
+    for a in 0..k {
+        ax[a] += reg * f64::from(x[a]);
+    }
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let r: Vec<f64> = ax.iter().zip(&b).map(|(a, b)| a - b).collect();
+    norm(&r) / norm(&b).max(1e-12)
+}
+
+#[test]
+fn als_forgets_users_factors_and_re_solves_the_items_they_touched() {
+    let Some(log) = movielens() else {
+        return;
+    };
+    let data = TrainDataBuilder::new().build(&log);
+    let forgotten: Vec<u32> = (0..10).map(|k| 17 + 91 * k).collect();
+    let kept_log = EventLog::from_events(
+        log.events()
+            .iter()
+            .copied()
+            .filter(|e| !forgotten.contains(&e.user))
+            .collect(),
+        log.n_users(),
+        log.n_items(),
+    );
+    let kept = TrainDataBuilder::new().build(&kept_log);
+    let config = aisle_models::AlsConfig {
+        factors: 16,
+        iterations: 6,
+        ..aisle_models::AlsConfig::default()
+    };
+    let mut als = aisle_models::Als::new(config.clone());
+    als.fit(&data).expect("fit");
+    let before = als.item_factors().to_vec();
+    let mut touched: Vec<u32> = forgotten
+        .iter()
+        .flat_map(|&u| data.matrix.row(u).0.to_vec())
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    als.forget(&forgotten, &touched, &kept.item_users)
+        .expect("forget");
+    let k = config.factors;
+    for &u in &forgotten {
+        assert!(
+            als.user_factors()[u as usize * k..(u as usize + 1) * k]
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+    }
+    let after = als.item_factors();
+    for i in 0..data.n_items() {
+        let (b, a) = (&before[i * k..(i + 1) * k], &after[i * k..(i + 1) * k]);
+        if touched.binary_search(&(i as u32)).is_err() {
+            assert_eq!(a, b, "item {i}, untouched by the forgotten users, changed");
+        }
+    }
+    // Each touched item now solves its normal equations against the remaining users; its
+    // old factor, fitted with the forgotten users, does not.
+    let (mut worst_after, mut mean_before) = (0f64, 0f64);
+    for &i in &touched {
+        let i = i as usize;
+        let observed = kept.item_users.row(i as u32);
+        if observed.0.is_empty() {
+            continue;
+        }
+        worst_after = worst_after.max(als_residual(
+            &config,
+            als.user_factors(),
+            &after[i * k..(i + 1) * k],
+            observed,
+        ));
+        mean_before += als_residual(
+            &config,
+            als.user_factors(),
+            &before[i * k..(i + 1) * k],
+            observed,
+        ) / touched.len() as f64;
+    }
+    println!(
+        "ALS: {} items re-solved; residual after {worst_after:.2e} (worst), before {mean_before:.2e} (mean)",
+        touched.len()
+    );
+    assert!(
+        worst_after < 1e-3,
+        "a re-solved item is off its least-squares solution by {worst_after}"
+    );
+    assert!(
+        mean_before > 10.0 * worst_after,
+        "the old factors were already solutions ({mean_before})"
+    );
+}

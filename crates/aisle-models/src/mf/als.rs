@@ -225,6 +225,57 @@ impl Als {
             });
     }
 
+    /// Forgets users as the issue of forgetting prescribes for ALS: their factors become
+    /// zero (so they take part in no solve and no score), and the factors of every item they
+    /// had touched (`touched`) are solved again against the remaining users, whose rows
+    /// `item_users` gives (the item × user matrix without the forgotten users). The other
+    /// factors stay: this is not a refit, but no factor is fitted to a forgotten user's
+    /// interactions any more.
+    pub fn forget(
+        &mut self,
+        users: &[u32],
+        touched: &[u32],
+        item_users: &aisle_features::InteractionMatrix,
+    ) -> Result<()> {
+        let k = self.config.factors;
+        if self.user_factors.is_empty() {
+            return Err(Error::Fit {
+                model: "als",
+                reason: "forgetting needs a fitted model".into(),
+            });
+        }
+        for &u in users {
+            if let Some(row) = self
+                .user_factors
+                .get_mut(u as usize * k..(u as usize + 1) * k)
+            {
+                row.fill(0.0);
+            }
+        }
+        let gram = gramian(&self.user_factors, k, self.config.regularization);
+        // A converged solve: the warm start is the old factor, far from the new optimum.
+        let steps = self.config.cg_steps.max(3) * 5;
+        let mut scratch = Scratch::default();
+        for &i in touched {
+            if (i as usize + 1) * k > self.item_factors.len() {
+                continue;
+            }
+            let (idx, val) = item_users.row(i);
+            scratch.extra_reg = self.extra_regularization(idx.len());
+            scratch.cells.clear();
+            scratch
+                .cells
+                .extend(idx.iter().zip(val).map(|(&u, &v)| (u, self.confidence(v))));
+            let row = &mut self.item_factors[i as usize * k..(i as usize + 1) * k];
+            if idx.is_empty() {
+                row.fill(0.0);
+                continue;
+            }
+            cg_solve(row, &gram, &self.user_factors, k, &mut scratch, steps);
+        }
+        Ok(())
+    }
+
     /// Folds a history in: solves a user vector against the fixed item factors.
     fn fold_in(&self, history: &[u32]) -> Vec<f32> {
         let k = self.config.factors;
