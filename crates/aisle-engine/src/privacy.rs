@@ -74,6 +74,32 @@ impl Privacy {
         }
     }
 
+    /// Audits a release that spent budget (a cached answer spent none, and is not audited).
+    fn audit_release(
+        &self,
+        (cached, spent_epsilon): (bool, f64),
+        query: &str,
+        version: u64,
+        epsilon: f64,
+        now_ms: i64,
+        actor: &str,
+    ) {
+        if cached {
+            return;
+        }
+        self.audit(
+            now_ms,
+            actor,
+            "dp_release",
+            serde_json::json!({
+                "query": query,
+                "model_version": version,
+                "epsilon": epsilon,
+                "spent_epsilon": spent_epsilon,
+            }),
+        );
+    }
+
     /// The most searched queries, by distinct searchers with noise, through the ledger (a
     /// repeat on the same generation is free). Each user adds at most five queries, once
     /// each, and a query is shown only when its noisy count clears the threshold that keeps
@@ -93,14 +119,10 @@ impl Privacy {
             max_rows: 1,
         };
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        let spent_error = |e: aisle_privacy::Error| match e {
-            aisle_privacy::Error::OverBudget { .. } => EngineError::budget_spent(e.to_string()),
-            other => EngineError::internal("the privacy ledger", other),
-        };
         // A repeat is answered before the store is read: the dashboard asks every few seconds.
         let released = match ledger
             .cached::<Vec<(String, i64)>>("top_searches", generation.version, now_ms)
-            .map_err(spent_error)?
+            .map_err(ledger_error)?
         {
             Some(r) => r,
             None => {
@@ -131,23 +153,18 @@ impl Privacy {
                         counts.truncate(10);
                         counts
                     })
-                    .map_err(spent_error)?
+                    .map_err(ledger_error)?
             }
         };
         drop(ledger);
-        if !released.cached {
-            self.audit(
-                now_ms,
-                actor,
-                "dp_release",
-                serde_json::json!({
-                    "query": "top_searches",
-                    "model_version": generation.version,
-                    "epsilon": epsilon,
-                    "spent_epsilon": released.spent_epsilon,
-                }),
-            );
-        }
+        self.audit_release(
+            (released.cached, released.spent_epsilon),
+            "top_searches",
+            generation.version,
+            epsilon,
+            now_ms,
+            actor,
+        );
         Ok(released
             .answer
             .into_iter()
@@ -205,29 +222,21 @@ impl Privacy {
                     }
                 })
             };
-        let released = released.map_err(|e| match e {
-            aisle_privacy::Error::OverBudget { .. } => EngineError::budget_spent(e.to_string()),
-            other => EngineError::internal("the privacy ledger", other),
-        })?;
+        let released = released.map_err(ledger_error)?;
+        self.audit_release(
+            (released.cached, released.spent_epsilon),
+            "analytics",
+            generation.version,
+            settings.epsilon,
+            now_ms,
+            actor,
+        );
         let Some(summary) = released.answer else {
             return Err(EngineError::internal(
                 "computing private analytics",
                 made.map_or_else(|| "no answer stored".to_string(), |e| e.to_string()),
             ));
         };
-        if !released.cached {
-            self.audit(
-                now_ms,
-                actor,
-                "dp_release",
-                serde_json::json!({
-                    "query": "analytics",
-                    "model_version": generation.version,
-                    "epsilon": settings.epsilon,
-                    "spent_epsilon": released.spent_epsilon,
-                }),
-            );
-        }
         let budget = released.budget;
         Ok(Analytics {
             as_of_model_version: generation.version,
@@ -259,6 +268,14 @@ impl Privacy {
                     .collect(),
             }),
         })
+    }
+}
+
+/// A ledger refusal as the engine reports it: a spent budget is its own kind (a 429).
+fn ledger_error(e: aisle_privacy::Error) -> EngineError {
+    match e {
+        aisle_privacy::Error::OverBudget { .. } => EngineError::budget_spent(e.to_string()),
+        other => EngineError::internal("the privacy ledger", other),
     }
 }
 

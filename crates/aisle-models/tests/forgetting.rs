@@ -24,6 +24,22 @@ fn movielens() -> Option<EventLog> {
     Some(EventLog::load(&store).expect("events"))
 }
 
+/// The training data of `log`, ten of its users, and the training data without them.
+fn with_and_without_ten_users(log: &EventLog) -> (TrainData, Vec<u32>, TrainData) {
+    let data = TrainDataBuilder::new().build(log);
+    let forgotten: Vec<u32> = (0..10).map(|k| 17 + 91 * k).collect();
+    let kept_log = EventLog::from_events(
+        log.events()
+            .iter()
+            .copied()
+            .filter(|e| !forgotten.contains(&e.user))
+            .collect(),
+        log.n_users(),
+        log.n_items(),
+    );
+    (data, forgotten, TrainDataBuilder::new().build(&kept_log))
+}
+
 fn scores(model: &dyn Recommender, data: &TrainData, user: u32) -> Vec<f32> {
     let history: Vec<u32> = data.matrix.row(user).0.to_vec();
     let mut s = vec![0.0; model.n_items()];
@@ -50,18 +66,7 @@ fn forgetting_ten_users_equals_a_refit_without_them() {
     let Some(log) = movielens() else {
         return;
     };
-    let data = TrainDataBuilder::new().build(&log);
-    let forgotten: Vec<u32> = (0..10).map(|k| 17 + 91 * k).collect();
-    let kept_log = EventLog::from_events(
-        log.events()
-            .iter()
-            .copied()
-            .filter(|e| !forgotten.contains(&e.user))
-            .collect(),
-        log.n_users(),
-        log.n_items(),
-    );
-    let kept = TrainDataBuilder::new().build(&kept_log);
+    let (data, forgotten, kept) = with_and_without_ten_users(&log);
 
     let mut ease = Ease::new(EaseConfig::default());
     ease.fit(&data).expect("fit");
@@ -208,18 +213,7 @@ fn als_forgets_users_factors_and_re_solves_the_items_they_touched() {
     let Some(log) = movielens() else {
         return;
     };
-    let data = TrainDataBuilder::new().build(&log);
-    let forgotten: Vec<u32> = (0..10).map(|k| 17 + 91 * k).collect();
-    let kept_log = EventLog::from_events(
-        log.events()
-            .iter()
-            .copied()
-            .filter(|e| !forgotten.contains(&e.user))
-            .collect(),
-        log.n_users(),
-        log.n_items(),
-    );
-    let kept = TrainDataBuilder::new().build(&kept_log);
+    let (data, forgotten, kept) = with_and_without_ten_users(&log);
     let config = aisle_models::AlsConfig {
         factors: 16,
         iterations: 6,
