@@ -208,21 +208,24 @@ impl Privacy {
             .filter(|&t| t <= generation.trained_at_ms)
             .max()
             .unwrap_or(generation.trained_at_ms);
-        let mut made: Option<aisle_analytics::Error> = None;
-        let released =
-            {
-                let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-                ledger.release("analytics", generation.version, cost, now_ms, || {
-                    match private_summary(log, &steps, reference_ms, settings, &mut rand::rng()) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            made = Some(e);
-                            None
-                        }
-                    }
-                })
-            };
-        let released = released.map_err(ledger_error)?;
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        // A repeat is answered from the ledger; a new summary is computed before anything is
+        // charged, so a failure costs nothing and stores nothing.
+        let released = match ledger
+            .cached::<PrivateSummary>("analytics", generation.version, now_ms)
+            .map_err(ledger_error)?
+        {
+            Some(stored) => stored,
+            None => {
+                let summary =
+                    private_summary(log, &steps, reference_ms, settings, &mut rand::rng())
+                        .map_err(|e| EngineError::internal("computing private analytics", e))?;
+                ledger
+                    .release("analytics", generation.version, cost, now_ms, || summary)
+                    .map_err(ledger_error)?
+            }
+        };
+        drop(ledger);
         self.audit_release(
             (released.cached, released.spent_epsilon),
             "analytics",
@@ -231,12 +234,7 @@ impl Privacy {
             now_ms,
             actor,
         );
-        let Some(summary) = released.answer else {
-            return Err(EngineError::internal(
-                "computing private analytics",
-                made.map_or_else(|| "no answer stored".to_string(), |e| e.to_string()),
-            ));
-        };
+        let summary = released.answer;
         let budget = released.budget;
         Ok(Analytics {
             as_of_model_version: generation.version,

@@ -94,13 +94,7 @@ impl AuditLog {
         } else {
             (0, GENESIS.to_string())
         };
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = crate::open_for_append(path)?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             file,

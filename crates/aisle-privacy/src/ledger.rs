@@ -145,13 +145,7 @@ impl Ledger {
             }
             aisle_core::fs::write_atomic(path, &text)?;
         }
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = crate::open_for_append(path)?;
         Ok(Ledger {
             path: Some(path.to_path_buf()),
             file: Some(file),
@@ -234,33 +228,20 @@ impl Ledger {
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
-        let spent = self.spent(now_ms);
-        if let Some(e) = self
-            .entries(now_ms)
-            .filter(|e| e.query == query && e.data_version == data_version)
-            .last()
-        {
-            return Ok(Released {
-                answer: serde_json::from_value(e.answer.clone())?,
-                cached: true,
-                cost: Cost::default(),
-                spent_epsilon: spent,
-                budget: self.budget,
-            });
+        if let Some(stored) = self.cached(query, data_version, now_ms)? {
+            return Ok(stored);
         }
+        let spent_cost = self
+            .entries(now_ms)
+            .fold(Cost::default(), |acc, e| acc.plus(e.cost));
+        let spent = spent_cost.epsilon_at(self.budget.delta);
         let own = cost.epsilon_at(self.budget.delta);
         if own.is_nan() || own < MIN_RELEASE_EPSILON {
             return Err(Error::Setting(format!(
                 "a release must spend at least epsilon {MIN_RELEASE_EPSILON} (this one: {own})"
             )));
         }
-        let total = Cost::default()
-            .plus(
-                self.entries(now_ms)
-                    .fold(Cost::default(), |acc, e| acc.plus(e.cost)),
-            )
-            .plus(cost)
-            .epsilon_at(self.budget.delta);
+        let total = spent_cost.plus(cost).epsilon_at(self.budget.delta);
         if total > self.budget.epsilon + 1e-12 {
             return Err(Error::OverBudget {
                 needed: own,

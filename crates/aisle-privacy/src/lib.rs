@@ -24,6 +24,17 @@ pub use bound::{Bounds, Thresholded, thresholded_counts};
 pub use ledger::{Budget, Entry, Ledger, Released};
 pub use noise::Noise;
 
+/// Opens `path` for appending, creating it and its directory when missing.
+fn open_for_append(path: &std::path::Path) -> std::io::Result<fs_err::File> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -189,25 +189,27 @@ pub async fn explain(
     Ok(Json(app.engine.explain(&p)?))
 }
 
+/// Whether the caller gets exact figures (an admin key), and its name in the audit log.
+fn exact_and_actor(caller: Option<axum::Extension<Caller>>) -> (bool, &'static str) {
+    let role = caller.and_then(|c| c.0.0);
+    (role == Some(Role::Admin), role.map_or("public", Role::name))
+}
+
 /// Exact figures for admin keys; every other caller gets them with differential privacy.
 pub async fn analytics(
     State(app): State<Arc<App>>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Answer<Analytics> {
-    let role = caller.and_then(|c| c.0.0);
-    let actor = role.map_or("public", Role::name);
-    Ok(Json(
-        app.engine.analytics(role == Some(Role::Admin), actor)?,
-    ))
+    let (exact, actor) = exact_and_actor(caller);
+    Ok(Json(app.engine.analytics(exact, actor)?))
 }
 
 pub async fn dashboard(
     State(app): State<Arc<App>>,
     caller: Option<axum::Extension<Caller>>,
 ) -> Json<Dashboard> {
-    let role = caller.and_then(|c| c.0.0);
-    let actor = role.map_or("public", Role::name);
-    let mut answer = app.engine.dashboard(role == Some(Role::Admin), actor);
+    let (exact, actor) = exact_and_actor(caller);
+    let mut answer = app.engine.dashboard(exact, actor);
     answer.memory.rate_limited_callers = app.limiter.tracked();
     Json(answer)
 }

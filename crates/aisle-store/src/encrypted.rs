@@ -14,7 +14,7 @@
 //! recovers, and expects to find garbage there that its checksums reject, as in a plain
 //! file. So a block that does not authenticate and whose counter (stored at both ends of
 //! its slot, so that a slot torn across sectors still shows one) is past the header that
-//! survived reads as zeros, and is counted; any other block that does not authenticate
+//! survived reads as zeros; any other block that does not authenticate
 //! (changed, or damaged at rest) is an error, so redb never sees content nobody sealed.
 //! The one torn write this cannot tell from a change is a slot spread over three sectors
 //! (about 1% of slots) of which only the middle one reached the disk.
@@ -86,8 +86,9 @@ pub struct EncryptedBackend<B: StorageBackend> {
     /// Block 0's counter when the store was opened: blocks sealed with a later counter
     /// belong to writes that may not have finished before a crash.
     opened_at: u64,
-    /// Torn blocks read since open.
-    unauthenticated: std::sync::atomic::AtomicU64,
+    /// Slots in the file: read once at open and kept by `set_len`, the only way the file's
+    /// length changes, so that a block read costs no `len` call on the inner backend.
+    slots: std::sync::atomic::AtomicU64,
 }
 
 impl<B: StorageBackend> std::fmt::Debug for EncryptedBackend<B> {
@@ -138,8 +139,12 @@ impl<B: StorageBackend> EncryptedBackend<B> {
             cipher,
             head: Mutex::new(Head::default()),
             opened_at: 0,
-            unauthenticated: std::sync::atomic::AtomicU64::new(0),
+            slots: std::sync::atomic::AtomicU64::new(0),
         };
+        let slots = backend.inner.len()?.saturating_sub(FILE_HEADER as u64) / SLOT as u64;
+        backend
+            .slots
+            .store(slots, std::sync::atomic::Ordering::Release);
         let head = backend.find_head()?;
         backend.opened_at = head.counter;
         *backend.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
@@ -151,7 +156,7 @@ impl<B: StorageBackend> EncryptedBackend<B> {
     }
 
     fn slots(&self) -> io::Result<u64> {
-        Ok(self.inner.len()?.saturating_sub(FILE_HEADER as u64) / SLOT as u64)
+        Ok(self.slots.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Opens slot `slot` as block `block`: its counter and plaintext, `None` when never
@@ -222,12 +227,6 @@ impl<B: StorageBackend> EncryptedBackend<B> {
         Ok(best)
     }
 
-    /// Torn blocks read since open (read as zeros).
-    pub fn unauthenticated_blocks(&self) -> u64 {
-        self.unauthenticated
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Plaintext of `block`: zeros where never written, and where torn by a crash (see the
     /// module's notes).
     fn read_block(&self, block: u64, head: Head) -> io::Result<Box<[u8; BLOCK]>> {
@@ -242,11 +241,7 @@ impl<B: StorageBackend> EncryptedBackend<B> {
             Ok(Some((_, plain))) => Ok(plain),
             Ok(None) => Ok(Box::new([0u8; BLOCK])),
             // Torn by a crash before its commit's header: garbage for redb's checksums.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                self.unauthenticated
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(Box::new([0u8; BLOCK]))
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Box::new([0u8; BLOCK])),
             Err(e) => Err(e),
         }
     }
@@ -312,7 +307,10 @@ impl<B: StorageBackend> StorageBackend for EncryptedBackend<B> {
         let blocks = len / BLOCK as u64;
         // Block 0 always keeps both copies.
         let slots = if blocks == 0 { 0 } else { blocks + 1 };
-        self.inner.set_len(Self::slot_offset(slots))
+        self.inner.set_len(Self::slot_offset(slots))?;
+        self.slots
+            .store(slots, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
