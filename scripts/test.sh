@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check CI runs, in order: formatting, lints (warnings are errors), the encoder the
-# semantic-search tests need, every test (the dataset tests fail when ../shared/data is
+# semantic-search tests need, the services the tests talk to (PostgreSQL; started or installed
+# when missing), every test (the dataset tests fail when ../shared/data is
 # missing: AISLE_REQUIRE_DATA=0 skips them instead, for a clone without it), the browser tests,
 # a third-party API fuzzer against a live server, and aisle's privacy noise and accounting
 # against OpenDP's.
@@ -14,6 +15,8 @@ step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 step "scripts/fetch-encoder.sh"
 scripts/fetch-encoder.sh
+step "scripts/services.sh"
+scripts/services.sh
 step "cargo test --workspace (AISLE_REQUIRE_DATA=$AISLE_REQUIRE_DATA)"
 cargo test --workspace 2>&1 | tee target/test.log
 # Nothing may be skipped: no ignored tests, and no dataset test returning early.

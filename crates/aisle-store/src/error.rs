@@ -48,12 +48,32 @@ pub enum Error {
     /// Encryption at rest: a missing, wrong or badly kept key.
     #[error("encryption: {0}")]
     Encryption(String),
+    /// PostgreSQL refused a statement or could not be reached (the `postgres` store).
+    #[error("PostgreSQL: {reason}")]
+    Database {
+        /// What was being done, and the server's or the connection's message.
+        reason: String,
+        /// The database could not be reached (retry later) rather than refusing.
+        unavailable: bool,
+    },
     /// Error of the embedded database engine.
     #[error("embedded store: {0}")]
     Backend(#[from] redb::Error),
 }
 
 impl Error {
+    /// True when the store's database could not be reached: nothing was stored, and the same
+    /// request can be retried once it is back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Database {
+                unavailable: true,
+                ..
+            }
+        )
+    }
+
     /// True for mistakes of the caller (bad input), false for internal failures.
     pub fn is_user_error(&self) -> bool {
         matches!(

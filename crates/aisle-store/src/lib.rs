@@ -6,8 +6,9 @@
 //! at all when it is dropped: that is what lets an import be rejected without leaving half of
 //! itself behind, and what makes "acknowledged" mean "on disk".
 //!
-//! Implementations: [`MemStore`] for tests and throw-away runs, and [`RedbStore`], the
-//! embedded default. [`open`] picks one from a URI so that an external database can be added
+//! Implementations: [`MemStore`] for tests and throw-away runs, [`RedbStore`], the
+//! embedded default, and `PgStore` (the `postgres` feature), for several aisle processes
+//! over one PostgreSQL database. [`open`] picks one from a URI so that an external database can be added
 //! later without touching callers. The `testing` feature adds a `testing` module: a fake disk
 //! that loses unsynced writes at a power cut, and knobs to open a [`RedbStore`] on it.
 //!
@@ -21,6 +22,8 @@ pub mod encrypted;
 mod error;
 pub mod keys;
 mod mem;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod redb_store;
 mod staging;
 #[cfg(feature = "testing")]
@@ -32,6 +35,8 @@ use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, Use
 
 pub use error::{Error, Result};
 pub use mem::MemStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 pub use staging::session_id;
 
@@ -188,12 +193,28 @@ pub trait StoreWriter {
     }
 }
 
-/// Opens a store by URI: `mem:` for a fresh in-memory store, otherwise a data directory
-/// (created if missing) holding the embedded store.
+/// Opens a store by URI: `mem:` for a fresh in-memory store, `postgres://…` (or
+/// `postgresql://…`) for a PostgreSQL database (the `postgres` feature), otherwise a data
+/// directory (created if missing) holding the embedded store.
 pub fn open(uri: &str) -> Result<Box<dyn Store>> {
     if uri == "mem:" {
         return Ok(Box::new(MemStore::new()));
     }
+    if is_database_url(uri) {
+        #[cfg(feature = "postgres")]
+        return Ok(Box::new(PgStore::open(uri)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::Database {
+            reason: "this aisle was built without PostgreSQL support (the `postgres` feature)"
+                .into(),
+            unavailable: false,
+        });
+    }
     let path = uri.strip_prefix("file:").unwrap_or(uri);
     Ok(Box::new(RedbStore::open(Path::new(path))?))
+}
+
+/// Whether a store URI names a PostgreSQL database rather than a data directory.
+pub fn is_database_url(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
 }

@@ -215,10 +215,10 @@ impl Staging {
             return Ok(kind);
         }
         let trimmed = name.trim();
-        if trimmed.is_empty() || trimmed != name {
+        if trimmed.is_empty() || trimmed != name || name.contains('\0') {
             return Err(Error::InvalidEvent {
                 reason: format!(
-                    "custom kind name {name:?} must be non-empty without surrounding spaces"
+                    "custom kind name {name:?} must be non-empty, without surrounding spaces or NUL characters"
                 ),
             });
         }
@@ -398,6 +398,13 @@ fn check_external_id(what: &str, id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(Error::InvalidEvent {
             reason: format!("empty {what} id"),
+        });
+    }
+    // A forgotten user's id is replaced by a key that starts with NUL; an id with a NUL
+    // could alias it (and PostgreSQL's text cannot hold one).
+    if id.contains('\0') {
+        return Err(Error::InvalidEvent {
+            reason: format!("{what} id {id:?} contains a NUL character"),
         });
     }
     Ok(())

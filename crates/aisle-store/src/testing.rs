@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::redb_store::{FLUSH_EVENTS, Tuning};
 
+#[cfg(feature = "postgres")]
+pub use crate::postgres::FreshDatabase;
+
 /// What [`RedbStore::path`](crate::RedbStore::path) returns for a store opened over a backend.
 pub const BACKEND_PATH: &str = "<storage backend>";
 

@@ -1,7 +1,8 @@
 //! One suite, run against every store implementation.
 
 use aisle_core::{EventKind, Impression, Item, RawEvent, ShownItem, User};
-use aisle_store::{MemStore, ReadStore, RedbStore, Store};
+use aisle_store::testing::FreshDatabase;
+use aisle_store::{MemStore, PgStore, ReadStore, RedbStore, Store};
 
 fn view(user: &str, item: &str, ts: i64) -> RawEvent {
     RawEvent::new(user, Some(item.to_string()), "view", ts)
@@ -108,6 +109,19 @@ fn kinds_must_be_known(store: &dyn Store) {
     let events = all_events(store);
     assert_eq!(events[0].kind, EventKind::Custom(0));
     assert_eq!(store.kind_name(events[0].kind).expect("name"), "wishlist");
+}
+
+fn ids_with_a_nul_are_refused(store: &dyn Store) {
+    let mut w = store.writer().expect("writer");
+    let err = w
+        .add_event(&view("\0forgotten\u{0}0", "a", 1))
+        .expect_err("a NUL in a user id");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert!(
+        w.add_event(&view("amy", "a\0", 1)).is_err(),
+        "a NUL in an item id"
+    );
+    assert!(w.register_kind("wish\0list").is_err(), "a NUL in a kind");
 }
 
 fn upserts_replace_records(store: &dyn Store) {
@@ -296,6 +310,7 @@ const SUITE: &[(&str, Case)] = &[
     ("dropped writer", a_dropped_writer_leaves_nothing),
     ("kinds", kinds_must_be_known),
     ("upserts", upserts_replace_records),
+    ("NUL ids", ids_with_a_nul_are_refused),
     ("forget", forgetting_a_user_removes_them_and_their_events),
     (
         "retention",
@@ -347,6 +362,144 @@ fn redb_store_conforms() {
         let dir = tempfile::tempdir().expect("tempdir");
         case(&RedbStore::open(dir.path()).expect("open"));
     }
+}
+
+#[test]
+fn postgres_store_conforms() {
+    for (name, case) in SUITE {
+        eprintln!("postgres: {name}");
+        let db = FreshDatabase::new();
+        case(&PgStore::open(db.url()).expect("open"));
+    }
+}
+
+#[test]
+fn postgres_ids_kinds_and_forgets_survive_reopen() {
+    let db = FreshDatabase::new();
+    {
+        let store = PgStore::open(db.url()).expect("open");
+        let mut w = store.writer().expect("writer");
+        w.register_kind("wishlist").expect("register");
+        w.add_event(&view("amy", "a", 1)).expect("add");
+        w.add_event(&view("ben", "b", 2)).expect("add");
+        w.commit().expect("commit");
+        let mut w = store.writer().expect("writer");
+        w.forget_user("amy").expect("forget");
+        w.commit().expect("commit");
+    }
+    let store = PgStore::open(db.url()).expect("reopen");
+    assert_eq!(store.user_id("amy").expect("lookup"), None);
+    assert_eq!(store.user_id("ben").expect("lookup").map(|u| u.0), Some(1));
+    assert_eq!(
+        store.custom_kinds().expect("kinds"),
+        vec!["wishlist".to_string()]
+    );
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("cy", "c", 3)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(store.user_id("cy").expect("lookup").map(|u| u.0), Some(2));
+    let counts = store.counts().expect("counts");
+    assert_eq!((counts.users, counts.items, counts.events), (3, 3, 2));
+}
+
+/// Two processes over one database (two replicas): each sees the other's commits, ids stay
+/// dense and distinct whoever writes, and a retry of one's write through the other is a
+/// duplicate.
+#[test]
+fn two_postgres_stores_on_one_database_share_ids_and_deduplicate() {
+    let db = FreshDatabase::new();
+    let a = PgStore::open(db.url()).expect("open a");
+    let b = PgStore::open(db.url()).expect("open b");
+    let mut w = a.writer().expect("writer");
+    w.add_event(&view("amy", "apple", 10)).expect("add");
+    w.commit().expect("commit");
+    let mut w = b.writer().expect("writer");
+    w.add_event(&view("ben", "pear", 20)).expect("add");
+    w.add_event(&view("amy", "pear", 30)).expect("add");
+    w.commit().expect("commit");
+    // a learns of ben and pear only from the database.
+    let mut w = a.writer().expect("writer");
+    w.add_event(&view("cy", "fig", 40)).expect("add");
+    w.add_event(&view("ben", "pear", 20)).expect("add");
+    let report = w.commit().expect("commit");
+    assert_eq!((report.events_added, report.events_duplicate), (1, 1));
+    for store in [&a, &b] {
+        let ids: Vec<Option<u32>> = ["amy", "ben", "cy"]
+            .iter()
+            .map(|u| store.user_id(u).expect("lookup").map(|u| u.0))
+            .collect();
+        assert_eq!(ids, vec![Some(0), Some(1), Some(2)]);
+        assert_eq!(store.item_id("fig").expect("lookup").map(|i| i.0), Some(2));
+        assert_eq!(all_events(store).len(), 4);
+        assert_eq!(store.counts().expect("counts").events, 4);
+    }
+    // A forget on b reaches a's next write: a must not reuse or resurrect amy's id.
+    let mut w = b.writer().expect("writer");
+    w.forget_user("amy").expect("forget");
+    w.commit().expect("commit");
+    let mut w = a.writer().expect("writer");
+    w.add_event(&view("amy", "apple", 50)).expect("add");
+    w.commit().expect("commit");
+    assert_eq!(a.user_id("amy").expect("lookup").map(|u| u.0), Some(3));
+    assert_eq!(b.user_id("amy").expect("lookup").map(|u| u.0), Some(3));
+}
+
+/// A write larger than the `COPY` threshold, with duplicates of a committed write among it,
+/// spread over several months: counted, stored once, partitioned, and expired by month.
+#[test]
+fn a_large_postgres_write_goes_through_copy_and_retention_drops_months() {
+    let db = FreshDatabase::new();
+    let store = PgStore::open(db.url()).expect("open");
+    const DAY: i64 = 86_400_000;
+    // 2021-01-01 and the 120 days after it.
+    let start = 1_609_459_200_000;
+    let event = |i: i64| {
+        view(
+            &format!("u{}", i % 97),
+            &format!("i{}", i % 31),
+            start + i * DAY / 40,
+        )
+    };
+    let mut w = store.writer().expect("writer");
+    w.keep_added_events();
+    for i in 0..100 {
+        w.add_event(&event(i)).expect("add");
+    }
+    assert_eq!(w.commit_listing_added().expect("commit").added.len(), 100);
+    let mut w = store.writer().expect("writer");
+    for i in 0..4_800 {
+        w.add_event(&event(i)).expect("add");
+    }
+    let report = w.commit().expect("commit");
+    assert_eq!((report.events_added, report.events_duplicate), (4_700, 100));
+    assert_eq!(store.counts().expect("counts").events, 4_800);
+    let times: Vec<i64> = all_events(&store).iter().map(|e| e.timestamp_ms).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "time order");
+    let months = store.event_partitions().expect("partitions");
+    for month in ["2021_01", "2021_02", "2021_03", "2021_04"] {
+        assert!(
+            months.contains(&format!("aisle_events_{month}")),
+            "{month} in {months:?}"
+        );
+    }
+    // Retention at 2021-03-15: January and February go whole, March in part.
+    let cut = 1_615_766_400_000;
+    let expected = times.iter().filter(|t| **t < cut).count();
+    let mut w = store.writer().expect("writer");
+    w.delete_events_before(cut);
+    assert_eq!(w.commit().expect("commit").events_deleted, expected);
+    let left = all_events(&store);
+    assert_eq!(left.len(), 4_800 - expected);
+    assert!(left.iter().all(|e| e.timestamp_ms >= cut));
+    assert_eq!(store.counts().expect("counts").events, left.len());
+    let months = store.event_partitions().expect("partitions");
+    assert!(
+        !months
+            .iter()
+            .any(|m| m.ends_with("2021_01") || m.ends_with("2021_02")),
+        "months before the cut are dropped whole: {months:?}"
+    );
+    assert!(months.iter().any(|m| m.ends_with("2021_03")), "{months:?}");
 }
 
 #[test]
