@@ -88,6 +88,21 @@ impl EngineError {
 }
 
 impl EngineError {
+    /// A write the store did not take: `Busy` (503, retry) when its database could not be
+    /// reached, so a client knows nothing was stored and may send it again; internal
+    /// otherwise.
+    pub fn storing(e: &aisle_store::Error) -> EngineError {
+        if e.is_unavailable() {
+            tracing::warn!(%e, "the store's database is unreachable");
+            EngineError::new(
+                ErrorKind::Busy,
+                "the database is unreachable, so nothing was stored: send the same request again shortly",
+            )
+        } else {
+            EngineError::internal("storing the change", e)
+        }
+    }
+
     /// Whether the request was at fault (as opposed to the engine's state or a bug).
     pub fn is_client_error(&self) -> bool {
         matches!(

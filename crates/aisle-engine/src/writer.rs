@@ -186,8 +186,8 @@ fn commit(
     shared: &Shared,
     plans: &[Plan<'_>],
     prune_before: Option<i64>,
-) -> Result<Committed, String> {
-    let mut writer = shared.store.writer().map_err(|e| e.to_string())?;
+) -> Result<Committed, aisle_store::Error> {
+    let mut writer = shared.store.writer()?;
     writer.keep_added_events();
     if let Some(before) = prune_before {
         writer.forget_remembered_before(before);
@@ -201,11 +201,14 @@ fn commit(
                 // request it repeats is stored once.
                 writer.start_batch();
                 for e in events {
-                    writer.add_event(e).map_err(|e| e.to_string())?;
+                    writer.add_event(e)?;
                 }
                 if let Some(key) = key {
-                    let answer =
-                        serde_json::to_vec(&accepted_answer(events)).map_err(|e| e.to_string())?;
+                    let answer = serde_json::to_vec(&accepted_answer(events)).map_err(|e| {
+                        aisle_store::Error::InvalidEvent {
+                            reason: e.to_string(),
+                        }
+                    })?;
                     writer.remember(
                         &key.key,
                         &Remembered {
@@ -218,23 +221,19 @@ fn commit(
             }
             Change::Items(items) => {
                 for item in items {
-                    writer
-                        .upsert_item(item.clone())
-                        .map_err(|e| e.to_string())?;
+                    writer.upsert_item(item.clone())?;
                 }
             }
             Change::Users(users) => {
                 for user in users {
-                    writer
-                        .upsert_user(user.clone())
-                        .map_err(|e| e.to_string())?;
+                    writer.upsert_user(user.clone())?;
                 }
             }
             Change::DeleteItem(id) => {
-                writer.delete_item(id).map_err(|e| e.to_string())?;
+                writer.delete_item(id)?;
             }
             Change::ForgetUser(id) => {
-                writer.forget_user(id).map_err(|e| e.to_string())?;
+                writer.forget_user(id)?;
             }
             Change::DeleteEventsBefore(before) => writer.delete_events_before(*before),
             Change::Impressions => {}
@@ -243,7 +242,7 @@ fn commit(
     for impression in shared.impressions.take() {
         writer.log_impression(&impression);
     }
-    writer.commit_listing_added().map_err(|e| e.to_string())
+    writer.commit_listing_added()
 }
 
 /// Brings the live state up to date with a commit: the events it stored, and the catalogue
@@ -393,7 +392,7 @@ fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
                                 reply_to(shared, p, committed.report)
                             })
                         }
-                        Err(e) => Err(EngineError::internal("storing the change", e)),
+                        Err(e) => Err(EngineError::storing(&e)),
                     };
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
@@ -401,7 +400,7 @@ fn run(shared: &Shared, receiver: &Receiver<(Change, Option<Reply>)>) {
                 }
             }
             Err(e) => {
-                let error = EngineError::internal("storing the change", e);
+                let error = EngineError::storing(&e);
                 for (_, reply) in group {
                     if let Some(reply) = reply {
                         let _ = reply.send(Err(error.clone()));

@@ -709,12 +709,7 @@ macro_rules! read_store_via {
     };
 }
 
-fn scan_with(
-    client: &Client,
-    sql: &str,
-    what: &str,
-    visit: &mut RowVisitor<'_>,
-) -> Result<()> {
+fn scan_with(client: &Client, sql: &str, what: &str, visit: &mut RowVisitor<'_>) -> Result<()> {
     wait(reads::scan(client, sql, visit)).map_err(|e| db_error(&format!("scanning {what}"), &e))?
 }
 

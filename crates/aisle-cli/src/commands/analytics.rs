@@ -131,13 +131,7 @@ struct ChurnArgs {
 }
 
 pub(super) fn open(data: &DataDir) -> anyhow::Result<(Box<dyn aisle_store::Store>, EventLog)> {
-    if !data.data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first",
-            data.data_dir.display()
-        );
-    }
-    let store = aisle_store::open(&data.data_dir.to_string_lossy())?;
+    let store = data.open_existing_store()?;
     let log = EventLog::load(store.as_ref())?;
     Ok((store, log))
 }

@@ -17,13 +17,7 @@ use serde_json::json;
 use super::analytics::OverviewArgs;
 
 pub fn overview(args: OverviewArgs) -> anyhow::Result<()> {
-    if !args.data.data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first",
-            args.data.data_dir.display()
-        );
-    }
-    let store = aisle_store::open(&args.data.data_dir.to_string_lossy())?;
+    let store = args.data.open_existing_store()?;
     let log = EventLog::load(store.as_ref())?;
     if log.is_empty() {
         bail!("{} has no events to analyse", args.data.data_dir.display());

@@ -110,13 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             test_days: args.test_days,
         },
     };
-    if !args.data.data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first",
-            args.data.data_dir.display()
-        );
-    }
-    let store = aisle_store::open(&args.data.data_dir.to_string_lossy())?;
+    let store = args.data.open_existing_store()?;
     let mut log = EventLog::load(store.as_ref()).context("while reading events")?;
     log.clean(&CleaningConfig::default())?;
     let mut items = vec![None; store.counts()?.items];

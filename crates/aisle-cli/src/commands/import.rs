@@ -108,12 +108,7 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = args.source()?;
-    let store = aisle_store::open(&args.data.data_dir.to_string_lossy()).with_context(|| {
-        format!(
-            "while opening the data directory {}",
-            args.data.data_dir.display()
-        )
-    })?;
+    let store = args.data.open_store()?;
     let report = import_with_progress(store.as_ref(), &source, &args.paths, args.strict)?;
     if args.json {
         println!(

@@ -63,12 +63,46 @@ enum Command {
     Keys(privacy::KeysArgs),
 }
 
-/// Where the embedded store lives.
+/// Where the store lives.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataDir {
-    /// Data directory of the embedded store (created if missing).
+    /// Data directory: the embedded store (created if missing), and this process's own files
+    /// (models, search index, privacy ledger, audit log) in every set-up.
     #[arg(long, env = "AISLE_DATA_DIR", default_value = "aisle-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of the system of record (`postgresql://USER:PASSWORD@HOST/DB`). When
+    /// set, users, items, events and impressions live there instead of the embedded store,
+    /// shared by every aisle process given the same URL.
+    #[arg(long, env = "AISLE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DataDir {
+    /// Opens the store: the database when a URL is given, else the embedded one.
+    pub fn open_store(&self) -> anyhow::Result<Box<dyn aisle_store::Store>> {
+        use anyhow::Context;
+        match &self.database_url {
+            Some(url) if !aisle_store::is_database_url(url) => anyhow::bail!(
+                "--database-url {url:?} is not a PostgreSQL URL: it must start with postgresql:// or postgres://"
+            ),
+            Some(url) => aisle_store::open(url)
+                .context("while opening the database given by --database-url (AISLE_DATABASE_URL)"),
+            None => aisle_store::open(&self.data_dir.to_string_lossy())
+                .with_context(|| format!("while opening {}", self.data_dir.display())),
+        }
+    }
+
+    /// Opens a store that must already hold data: a command that reads is not the place to
+    /// create an empty embedded store by a typo in `--data-dir`.
+    pub fn open_existing_store(&self) -> anyhow::Result<Box<dyn aisle_store::Store>> {
+        if self.database_url.is_none() && !self.data_dir.join("aisle.redb").is_file() {
+            anyhow::bail!(
+                "{} holds no aisle store yet: import data first (aisle import, or aisle quickstart)",
+                self.data_dir.display()
+            );
+        }
+        self.open_store()
+    }
 }
 
 /// Runs the subcommand `cli` names.

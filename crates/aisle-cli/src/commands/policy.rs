@@ -418,17 +418,13 @@ fn rewarded_lists(
     data: &DataDir,
     r: &RewardArgs,
 ) -> anyhow::Result<Vec<impressions::RewardedList>> {
-    if !data.data_dir.join("aisle.redb").is_file() {
-        anyhow::bail!("{} holds no aisle store yet", data.data_dir.display());
-    }
     let rule = RewardRule {
         weights: RewardRule::parse_weights(&r.reward)
             .map_err(|e| anyhow::anyhow!("--reward: {e}"))?,
         window_ms: r.window_minutes * 60_000,
         purchase_value: r.purchase_value,
     };
-    let store = aisle_store::open(&data.data_dir.to_string_lossy())
-        .with_context(|| format!("while opening {}", data.data_dir.display()))?;
+    let store = data.open_existing_store()?;
     Ok(aisle_engine::strategy::rewarded_lists(
         store.as_ref(),
         r.surface.as_deref(),

@@ -137,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engine: super::search::EngineArgs {
             data: super::DataDir {
                 data_dir: args.data_dir.clone(),
+                database_url: None,
             },
             // Lexical in the quickstart: embedding the catalogue takes minutes on 2 cores.
             encoder: None,
@@ -159,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::eval::run(super::eval::Args {
         data: super::DataDir {
             data_dir: args.data_dir.clone(),
+            database_url: None,
         },
         protocol: "temporal".into(),
         models: vec!["pop".into(), "itemknn".into(), "sknn".into()],
@@ -209,6 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &super::search::EngineArgs {
             data: super::DataDir {
                 data_dir: args.data_dir.clone(),
+                database_url: None,
             },
             encoder: None,
             synonyms: None,

@@ -97,16 +97,6 @@ fn search_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("search")
 }
 
-fn open_store(data: &DataDir) -> anyhow::Result<Box<dyn aisle_store::Store>> {
-    if !data.data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first (aisle import, or aisle quickstart)",
-            data.data_dir.display()
-        );
-    }
-    Ok(aisle_store::open(&data.data_dir.to_string_lossy())?)
-}
-
 fn encoder(args: &EngineArgs) -> anyhow::Result<Option<SentenceEncoder>> {
     if args.no_encoder {
         return Ok(None);
@@ -184,7 +174,7 @@ fn user_events(log: &EventLog, user: u32) -> Vec<(ItemId, EventKind, i64)> {
 }
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.engine.data)?;
+    let store = args.engine.data.open_existing_store()?;
     let log = EventLog::load(store.as_ref())?;
     let engine = open_engine(&args.engine, store.as_ref(), &log)?;
     let mode = match args.mode.as_deref() {
@@ -390,7 +380,7 @@ fn logged_searches(
 }
 
 pub fn index(args: IndexArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.engine.data)?;
+    let store = args.engine.data.open_existing_store()?;
     let log = EventLog::load(store.as_ref())?;
     let started = Instant::now();
     let mut engine = open_engine(&args.engine, store.as_ref(), &log)?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aisle_features::EventLog;
 use aisle_server::{App, ServerConfig};
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::search::EngineArgs;
 
@@ -90,19 +90,12 @@ pub fn serve_with(mut config: ServerConfig, engine_args: &EngineArgs) -> anyhow:
             eprintln!("the last canary's verdict: {v}");
         }
     }
-    if !data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first (aisle import, or aisle quickstart)",
-            data_dir.display()
-        );
-    }
     if config.keys.is_empty() && config.demo_key.is_none() {
         eprintln!(
             "note: no API keys are configured, so nothing can write; set keys in --config or AISLE_API_KEYS=KEY:ROLE,..."
         );
     }
-    let store: Arc<dyn aisle_store::Store> =
-        Arc::from(aisle_store::open(&data_dir.to_string_lossy())?);
+    let store: Arc<dyn aisle_store::Store> = Arc::from(engine_args.data.open_existing_store()?);
     let log = EventLog::load(store.as_ref())?;
     let engine = super::search::open_engine(engine_args, store.as_ref(), &log)
         .context("while opening the search index")?;

@@ -15,15 +15,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if !args.data.data_dir.join("aisle.redb").is_file() {
-        anyhow::bail!(
-            "{} holds no aisle store yet: import data first (aisle import --data-dir {} ...) or run aisle quickstart",
-            args.data.data_dir.display(),
-            args.data.data_dir.display()
-        );
-    }
-    let store = aisle_store::open(&args.data.data_dir.to_string_lossy())
-        .with_context(|| format!("while opening {}", args.data.data_dir.display()))?;
+    let store = args.data.open_existing_store()?;
     let stats = compute(store.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -63,16 +63,6 @@ fn model_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("models").join(format!("{name}.model"))
 }
 
-fn open_store(data: &DataDir) -> anyhow::Result<Box<dyn aisle_store::Store>> {
-    if !data.data_dir.join("aisle.redb").is_file() {
-        bail!(
-            "{} holds no aisle store yet: import data first",
-            data.data_dir.display()
-        );
-    }
-    Ok(aisle_store::open(&data.data_dir.to_string_lossy())?)
-}
-
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     if !MODEL_NAMES.contains(&args.model.as_str()) {
         bail!(
@@ -92,7 +82,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             args.model
         );
     }
-    let store = open_store(&args.data)?;
+    let store = args.data.open_existing_store()?;
     let mut log = EventLog::load(store.as_ref())?;
     log.clean(&CleaningConfig::default())?;
     let mut items = vec![None; store.counts()?.items];
@@ -136,7 +126,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
         );
     }
     let model = Model::load(&path)?;
-    let store = open_store(&args.data)?;
+    let store = args.data.open_existing_store()?;
     let item_id = |external: &str| -> anyhow::Result<u32> {
         store
             .item_id(external)?
