@@ -4,6 +4,7 @@
 //! `cargo run --release -p aisle-bench -- <subcommand>`.
 
 mod churn;
+mod cluster;
 mod encryption;
 mod flood;
 mod import;
@@ -47,6 +48,9 @@ enum Which {
     /// Plain against encrypted store: durable ingest and a full scan; writes
     /// bench/results/encryption.md.
     Encryption(encryption::EncryptionArgs),
+    /// PostgreSQL beside the embedded store: durable commits of 1 and 1,000 events and the
+    /// bulk import; writes bench/results/cluster.md.
+    Cluster(cluster::ClusterArgs),
     /// One measurement in this process, printed as JSON (used by `import`).
     #[command(hide = true)]
     ImportOne(import::OneArgs),
@@ -63,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Serve(a) => serve::run(a),
         Which::Policy(a) => policy::run(a),
         Which::Encryption(a) => encryption::run(a),
+        Which::Cluster(a) => cluster::run(a),
         Which::ImportOne(a) => {
             let m = import::measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

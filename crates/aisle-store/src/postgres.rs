@@ -411,42 +411,39 @@ impl PgStore {
     /// loaded, or everything again after another process forgot a user (whose external id
     /// was replaced). Writers call it under the state row's lock.
     fn refresh_catalog(&self, client: &Client) -> Result<()> {
-        let forgets: i64 = wait(client.query_one("SELECT forgets FROM aisle_state", &[]))
-            .map_err(|e| db_error("reading the store's state", &e))?
-            .get(0);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
-        if forgets != seen.forgets {
-            catalog.users.clear();
-        }
+        let known = |n: usize| n as i32;
         let (users, items, kinds) = (
-            catalog.users.len() as i32,
-            catalog.items.len() as i32,
-            catalog.kinds.len() as i32,
+            known(catalog.users.len()),
+            known(catalog.items.len()),
+            known(catalog.kinds.len()),
         );
-        let rows = wait(async {
-            let u = client
-                .query(
-                    "SELECT external, id FROM aisle_user_ids WHERE id >= $1",
-                    &[&users],
-                )
-                .await?;
-            let i = client
-                .query(
-                    "SELECT external, id FROM aisle_item_ids WHERE id >= $1",
-                    &[&items],
-                )
-                .await?;
-            let k = client
-                .query(
-                    "SELECT name FROM aisle_kinds WHERE code >= $1 ORDER BY code",
-                    &[&kinds],
-                )
-                .await?;
-            Ok::<_, tokio_postgres::Error>((u, i, k))
-        })
+        // One round trip: the four statements are pipelined on the connection.
+        let (state, mut new_users, new_items, new_kinds) = wait(futures_util::future::try_join4(
+            client.query_one("SELECT forgets FROM aisle_state", &[]),
+            client.query(
+                "SELECT external, id FROM aisle_user_ids WHERE id >= $1",
+                &[&users],
+            ),
+            client.query(
+                "SELECT external, id FROM aisle_item_ids WHERE id >= $1",
+                &[&items],
+            ),
+            client.query(
+                "SELECT name FROM aisle_kinds WHERE code >= $1 ORDER BY code",
+                &[&kinds],
+            ),
+        ))
         .map_err(|e| db_error("reading the id maps", &e))?;
-        for row in &rows.0 {
+        let forgets: i64 = state.get(0);
+        if forgets != seen.forgets {
+            // Another process forgot users: their external ids are gone, so reload them all.
+            catalog.users.clear();
+            new_users = wait(client.query("SELECT external, id FROM aisle_user_ids", &[]))
+                .map_err(|e| db_error("reading the user ids", &e))?;
+        }
+        for row in &new_users {
             // A forgotten user's row keeps the id and loses the external id.
             let id = row.get::<_, i32>(1) as u32;
             let external: Option<String> = row.get(0);
@@ -454,12 +451,12 @@ impl PgStore {
                 .users
                 .insert(external.unwrap_or_else(|| forgotten_key(id)), id);
         }
-        for row in &rows.1 {
+        for row in &new_items {
             catalog
                 .items
                 .insert(row.get(0), row.get::<_, i32>(1) as u32);
         }
-        for row in &rows.2 {
+        for row in &new_kinds {
             catalog.kinds.push(row.get(0));
         }
         seen.forgets = forgets;
@@ -919,10 +916,11 @@ impl PgWriter<'_> {
         let users = last_wins(self.staging.users.drain(..).map(|(id, u)| (id, encode(&u))));
         let items = last_wins(self.staging.items.drain(..).map(|(id, i)| (id, encode(&i))));
         let client = self.client();
-        wait(async {
-            upsert_bodies(client, "aisle_users", &users).await?;
-            upsert_bodies(client, "aisle_items", &items).await
-        })
+        wait(futures_util::future::try_join(
+            upsert_bodies(client, "aisle_users", &users),
+            upsert_bodies(client, "aisle_items", &items),
+        ))
+        .map(|_| ())
         .map_err(|e| db_error("writing records", &e))
     }
 }
@@ -1193,8 +1191,11 @@ impl StoreWriter for PgWriter<'_> {
                     )
                     .await?;
             }
-            insert_ids(client, "aisle_user_ids", &new_users).await?;
-            insert_ids(client, "aisle_item_ids", &new_items).await?;
+            futures_util::future::try_join(
+                insert_ids(client, "aisle_user_ids", &new_users),
+                insert_ids(client, "aisle_item_ids", &new_items),
+            )
+            .await?;
             for (code, name) in &new_kinds {
                 client
                     .execute("INSERT INTO aisle_kinds VALUES ($1, $2)", &[code, name])
@@ -1253,16 +1254,11 @@ impl StoreWriter for PgWriter<'_> {
             self.staging.report.events_added as i64 - self.staging.report.events_deleted as i64;
         let forgets = i64::from(!forgotten.is_empty());
         let client = self.client();
-        wait(async {
-            client
-                .execute(
-                    "UPDATE aisle_state SET users = users + $1, items = items + $2, \
-                     events = events + $3, forgets = forgets + $4",
-                    &[&users_created, &items_created, &events_delta, &forgets],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await
-        })
+        // One round trip (the values are integers this code computed).
+        wait(client.batch_execute(&format!(
+            "UPDATE aisle_state SET users = users + {users_created}, items = items + {items_created}, \
+             events = events + {events_delta}, forgets = forgets + {forgets}; COMMIT"
+        )))
         .map_err(|e| db_error("committing", &e))?;
         self.open = false;
         {
