@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("aisle-core", 0),
     ("aisle-store", 1),
     ("aisle-privacy", 1),
+    ("aisle-stream", 1),
     ("aisle-features", 2),
     ("aisle-import", 2),
     ("aisle-trees", 2),

@@ -1,0 +1,324 @@
+//! The replay log between aisle replicas: every event a replica commits to the system of
+//! record (PostgreSQL) is published, after the commit, to a NATS JetStream stream, and every
+//! replica follows the stream to keep its live state up to date with what the others stored.
+//!
+//! The stream is never the truth. A client is acknowledged on the database's commit alone
+//! (JetStream does not fsync each message by default, and public tests have shown it losing
+//! acknowledged writes); the stream only carries news of commits. Each message's
+//! `Nats-Msg-Id` is the event's store key, so a republished event (after a crash, from the
+//! store's outbox) is dropped by the server inside its deduplication window
+//! ([`DUPLICATE_WINDOW`]), and a replica that reads a message twice recognises it by the
+//! same key.
+//!
+//! Calls are synchronous, like the store's: the client runs on a private one-thread tokio
+//! runtime, and a call waits for its answer on a channel, so it may be made from any thread
+//! (an async worker included).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aisle_core::{Event, EventKind, EventPayload, ItemId, SessionId, UserId};
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// How long the server remembers a message id to drop a republished copy. The store's
+/// outbox republishes what was not confirmed well within it.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 3600);
+/// The header naming the replica that published a message.
+const ORIGIN: &str = "Aisle-Origin";
+
+/// Errors of the stream.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached or refused.
+    #[error("NATS at {place}: {reason}")]
+    Nats {
+        /// The server.
+        place: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A message on the stream does not decode.
+    #[error("a message on the stream (sequence {seq}) does not decode: {reason}")]
+    Corrupt {
+        /// Its stream sequence.
+        seq: u64,
+        /// Decoder message.
+        reason: String,
+    },
+}
+
+/// Result with the stream's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An event read from the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamedEvent {
+    /// Its sequence in the stream.
+    pub seq: u64,
+    /// The replica that committed it.
+    pub origin: String,
+    /// Its key in the store.
+    pub key: u128,
+    /// The event, with the dense ids the system of record gave it.
+    pub event: Event,
+}
+
+/// An event on the wire (postcard).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    user: u32,
+    item: Option<u32>,
+    kind: EventKind,
+    timestamp_ms: i64,
+    session: Option<u64>,
+    payload: EventPayload,
+}
+
+fn encode(e: &Event) -> Vec<u8> {
+    postcard::to_stdvec(&Wire {
+        user: e.user.0,
+        item: e.item.map(|i| i.0),
+        kind: e.kind,
+        timestamp_ms: e.timestamp_ms,
+        session: e.session.map(|s| s.0),
+        payload: e.payload.clone(),
+    })
+    .expect("postcard encodes plain structs into a Vec without failing")
+}
+
+fn decode(seq: u64, bytes: &[u8]) -> Result<Event> {
+    let w: Wire = postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })?;
+    Ok(Event {
+        user: UserId(w.user),
+        item: w.item.map(ItemId),
+        kind: w.kind,
+        timestamp_ms: w.timestamp_ms,
+        session: w.session.map(SessionId),
+        payload: w.payload,
+    })
+}
+
+/// A JetStream stream of committed events.
+pub struct EventStream {
+    runtime: Option<tokio::runtime::Runtime>,
+    context: jetstream::Context,
+    name: String,
+    subject: String,
+    place: String,
+}
+
+impl EventStream {
+    /// Connects to the NATS server at `url` and opens (creating it when missing) the stream
+    /// `name`, whose subject is `name` in lower case with dots for underscores.
+    pub fn connect(url: &str, name: &str) -> Result<Self> {
+        let place = url.to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("aisle-stream")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Nats {
+                place: place.clone(),
+                reason: e.to_string(),
+            })?;
+        let subject = name.to_lowercase().replace('_', ".");
+        let (url_owned, name_owned, subject_owned) =
+            (url.to_string(), name.to_string(), subject.clone());
+        let context = run(&runtime, &place, async move {
+            let client = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(5))
+                .connect(url_owned)
+                .await
+                .map_err(|e| e.to_string())?;
+            let context = jetstream::new(client);
+            context
+                .get_or_create_stream(jetstream::stream::Config {
+                    name: name_owned,
+                    subjects: vec![subject_owned],
+                    duplicate_window: DUPLICATE_WINDOW,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(context)
+        })?;
+        Ok(Self {
+            runtime: Some(runtime),
+            context,
+            name: name.to_string(),
+            subject,
+            place,
+        })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until drop")
+    }
+
+    /// Publishes committed events under their store keys and waits until the server has
+    /// stored (or, for a key seen inside the window, dropped) each one.
+    pub fn publish(&self, origin: &str, events: &[(u128, Event)]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let messages: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|(key, e)| (format!("{key:032x}"), encode(e)))
+            .collect();
+        let (context, subject, origin) = (
+            self.context.clone(),
+            self.subject.clone(),
+            origin.to_string(),
+        );
+        run(self.runtime(), &self.place, async move {
+            // Sent one after another without waiting, then every acknowledgement awaited.
+            let mut acks = Vec::with_capacity(messages.len());
+            for (id, body) in messages {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.as_str());
+                headers.insert(ORIGIN, origin.as_str());
+                let ack = context
+                    .publish_with_headers(subject.clone(), headers, body.into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes the stream and everything on it (for tests and for resetting a cluster).
+    pub fn delete(&self) -> Result<()> {
+        let (context, name) = (self.context.clone(), self.name.clone());
+        run(self.runtime(), &self.place, async move {
+            context
+                .delete_stream(name)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// The sequence of the stream's last message (0 when it is empty).
+    pub fn last_seq(&self) -> Result<u64> {
+        let (context, name) = (self.context.clone(), self.name.clone());
+        run(self.runtime(), &self.place, async move {
+            let mut stream = context
+                .get_stream(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = stream.info().await.map_err(|e| e.to_string())?;
+            Ok(info.state.last_sequence)
+        })
+    }
+
+    /// Delivers every message after sequence `after`, in order, as it arrives, to `deliver`
+    /// (on the stream's thread), until the returned [`Following`] is dropped. The consumer
+    /// is an ordered, ephemeral one: after a reconnection it resumes where it was.
+    pub fn follow(
+        &self,
+        after: u64,
+        mut deliver: impl FnMut(Result<StreamedEvent>) + Send + 'static,
+    ) -> Result<Following> {
+        let (context, name) = (self.context.clone(), self.name.clone());
+        let messages = run(self.runtime(), &self.place, async move {
+            let stream = context
+                .get_stream(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                    deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: after + 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        })?;
+        let task = self.runtime().spawn(async move {
+            let mut messages = messages;
+            while let Some(next) = messages.next().await {
+                let message = match next {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The ordered consumer recreates itself; a failure here is reported
+                        // and the loop goes on with what comes next.
+                        deliver(Err(Error::Nats {
+                            place: "the stream".into(),
+                            reason: e.to_string(),
+                        }));
+                        continue;
+                    }
+                };
+                let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let header = |name: &str| {
+                    message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(name))
+                        .map(|v| v.as_str().to_string())
+                };
+                let origin = header(ORIGIN).unwrap_or_default();
+                let key = header("Nats-Msg-Id")
+                    .and_then(|k| u128::from_str_radix(&k, 16).ok())
+                    .unwrap_or(0);
+                deliver(decode(seq, &message.payload).map(|event| StreamedEvent {
+                    seq,
+                    origin,
+                    key,
+                    event,
+                }));
+            }
+        });
+        Ok(Following { task })
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A subscription made by [`EventStream::follow`]; dropping it stops the deliveries.
+pub struct Following {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs a future on the stream's runtime and waits for it on this thread.
+fn run<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    place: &str,
+    work: impl Future<Output = std::result::Result<T, String>> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv()
+        .map_err(|_| "the stream's runtime stopped".to_string())
+        .and_then(|r| r)
+        .map_err(|reason| Error::Nats {
+            place: place.to_string(),
+            reason,
+        })
+}
