@@ -81,6 +81,9 @@ pub struct Committed {
     /// The events newly stored, with their ids; empty unless the writer was asked to keep
     /// them ([`StoreWriter::keep_added_events`]).
     pub added: Vec<Event>,
+    /// The store keys of `added`, in the same order: what identifies each event to the
+    /// replicas' stream (`Nats-Msg-Id`).
+    pub keys: Vec<u128>,
 }
 
 /// The answer an idempotent request was given, kept so that a retry with the same key gets
@@ -143,6 +146,26 @@ pub trait Store: ReadStore {
     /// records, events) sees that commit and nothing later, however long it is held. For
     /// work that reads the store several times and must see one state (training).
     fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>>;
+
+    /// Keeps the key of every event a commit stores in an outbox, in the same transaction,
+    /// until [`Store::mark_published`] says it reached the replicas' stream: a crash between
+    /// the commit and the publication then loses nothing. True where the store has one (the
+    /// stores shared by several processes); the embedded stores have no replicas to tell.
+    fn enable_outbox(&self) -> bool {
+        false
+    }
+
+    /// Up to `limit` events of the outbox, oldest first, with their keys.
+    fn unpublished(&self, limit: usize) -> Result<Vec<(u128, Event)>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// Takes events out of the outbox once the stream has them.
+    fn mark_published(&self, keys: &[u128]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
 }
 
 /// A staged write: nothing is visible to readers until [`StoreWriter::commit`], and dropping

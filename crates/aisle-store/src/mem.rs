@@ -227,7 +227,7 @@ impl StoreWriter for MemWriter<'_> {
                 } else {
                     added += 1;
                     if staging.keep_added {
-                        staging.added.push(decode_event(bytes)?);
+                        staging.added.push((key, decode_event(bytes)?));
                     }
                 }
             }
@@ -292,10 +292,6 @@ impl StoreWriter for MemWriter<'_> {
                 staging.report.events_deleted += before - tables.events.len();
             }
         }
-        let added = std::mem::take(&mut staging.added);
-        Ok(crate::Committed {
-            report: staging.publish(),
-            added,
-        })
+        Ok(staging.into_committed())
     }
 }

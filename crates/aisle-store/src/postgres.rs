@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS aisle_idempotency (key text PRIMARY KEY, at_ms bigint
 CREATE TABLE IF NOT EXISTS aisle_impressions (
     id bigint PRIMARY KEY, at_ms bigint NOT NULL, user_id integer, body bytea NOT NULL);
 CREATE INDEX IF NOT EXISTS aisle_impressions_user ON aisle_impressions (user_id);
+CREATE TABLE IF NOT EXISTS aisle_outbox (
+    ts bigint NOT NULL, fp bigint NOT NULL, user_id integer NOT NULL, PRIMARY KEY (ts, fp));
 ";
 
 /// Waits for a future on the calling thread; the connection it talks through is driven by
@@ -251,6 +253,8 @@ pub struct PgStore {
     /// What the catalog has seen: the state row's forget counter, and the months that have
     /// a partition.
     seen: Mutex<Seen>,
+    /// Commits put the keys of the events they store in `aisle_outbox` ([`Store::enable_outbox`]).
+    outbox: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -339,6 +343,7 @@ impl PgStore {
             writer: Mutex::new(None),
             catalog: Arc::new(RwLock::new(Catalog::default())),
             seen: Mutex::new(Seen::default()),
+            outbox: std::sync::atomic::AtomicBool::new(false),
         };
         store.init(&client)?;
         *store.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(client);
@@ -766,6 +771,47 @@ impl ReadStore for PgStore {
 }
 
 impl Store for PgStore {
+    fn enable_outbox(&self) -> bool {
+        self.outbox
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
+    fn unpublished(&self, limit: usize) -> Result<Vec<(u128, Event)>> {
+        let client = self.shared()?;
+        let rows = wait(client.query(
+            "SELECT e.ts, e.fp, e.body FROM aisle_outbox o JOIN aisle_events e USING (ts, fp) \
+             ORDER BY o.ts, o.fp LIMIT $1",
+            &[&(limit as i64)],
+        ))
+        .map_err(|e| db_error("reading the outbox", &e))?;
+        rows.iter()
+            .map(|r| {
+                let key = crate::staging::event_key(r.get(0), r.get::<_, i64>(1) as u64);
+                Ok((key, decode_event(r.get(2))?))
+            })
+            .collect()
+    }
+
+    fn mark_published(&self, keys: &[u128]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ts: Vec<i64> = keys
+            .iter()
+            .map(|k| (((k >> 64) as u64) ^ SIGN) as i64)
+            .collect();
+        let fp: Vec<i64> = keys.iter().map(|k| *k as u64 as i64).collect();
+        let client = self.shared()?;
+        wait(client.execute(
+            "DELETE FROM aisle_outbox o USING unnest($1::bigint[], $2::bigint[]) AS k(ts, fp) \
+             WHERE o.ts = k.ts AND o.fp = k.fp",
+            &[&ts, &fp],
+        ))
+        .map_err(|e| db_error("clearing the outbox", &e))?;
+        Ok(())
+    }
+
     fn snapshot(&self) -> Result<Box<dyn ReadStore + '_>> {
         let client = self.connector.connect()?;
         // The transaction's snapshot is taken by its first statement, not by BEGIN.
@@ -889,12 +935,15 @@ impl PgWriter<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         self.ensure_partitions(&rows)?;
-        let keep = self.staging.keep_added;
+        let want = Want {
+            keys: self.staging.keep_added,
+            outbox: self.store.outbox.load(std::sync::atomic::Ordering::Relaxed),
+        };
         let client = self.guard.as_ref().expect("a writer holds a connection");
         let inserted = if rows.len() >= COPY_AT {
-            wait(copy_events(client, &rows, keep))
+            wait(copy_events(client, &rows, want))
         } else {
-            wait(insert_events(client, &rows, keep))
+            wait(insert_events(client, &rows, want))
         }
         .map_err(|e| db_error("writing events", &e))?;
         let added = match inserted {
@@ -902,7 +951,10 @@ impl PgWriter<'_> {
             Inserted::Keys(keys) => {
                 let keys: HashSet<(i64, i64)> = keys.into_iter().collect();
                 for row in rows.iter().filter(|r| keys.contains(&(r.ts, r.fp))) {
-                    self.staging.added.push(decode_event(row.body)?);
+                    self.staging.added.push((
+                        crate::staging::event_key(row.ts, row.fp as u64),
+                        decode_event(row.body)?,
+                    ));
                 }
                 keys.len()
             }
@@ -963,33 +1015,64 @@ const INSERT_EVENTS: &str = "INSERT INTO aisle_events (ts, fp, user_id, body) \
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bytea[]) \
      ON CONFLICT DO NOTHING";
 
+/// How a write of events reports back: the keys it stored (to list the added events), and
+/// whether it puts them in the outbox too.
+#[derive(Clone, Copy)]
+struct Want {
+    keys: bool,
+    outbox: bool,
+}
+
+/// Runs an `INSERT … ON CONFLICT DO NOTHING` of events, returning what [`Want`] asks for. With
+/// the outbox the stored keys go into `aisle_outbox` in the same statement.
+async fn finish_insert(
+    client: &Client,
+    insert: &str,
+    params: &[&(dyn ToSql + Sync)],
+    want: Want,
+) -> Result<Inserted, tokio_postgres::Error> {
+    let keys = |rows: Vec<tokio_postgres::Row>| -> Vec<(i64, i64)> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    if want.outbox {
+        let sql = format!(
+            "WITH ins AS ({insert} RETURNING ts, fp, user_id), \
+             o AS (INSERT INTO aisle_outbox (ts, fp, user_id) SELECT ts, fp, user_id FROM ins) \
+             SELECT ts, fp FROM ins"
+        );
+        let found = keys(client.query(&sql, params).await?);
+        return Ok(if want.keys {
+            Inserted::Keys(found)
+        } else {
+            Inserted::Count(found.len())
+        });
+    }
+    if want.keys {
+        let sql = format!("{insert} RETURNING ts, fp");
+        Ok(Inserted::Keys(keys(client.query(&sql, params).await?)))
+    } else {
+        Ok(Inserted::Count(
+            client.execute(insert, params).await? as usize,
+        ))
+    }
+}
+
 async fn insert_events(
     client: &Client,
     rows: &[Row<'_>],
-    keep: bool,
+    want: Want,
 ) -> Result<Inserted, tokio_postgres::Error> {
     let ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();
     let fp: Vec<i64> = rows.iter().map(|r| r.fp).collect();
     let users: Vec<i32> = rows.iter().map(|r| r.user).collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body).collect();
-    let params: [&(dyn ToSql + Sync); 4] = [&ts, &fp, &users, &bodies];
-    if keep {
-        let sql = format!("{INSERT_EVENTS} RETURNING ts, fp");
-        let found = client.query(&sql, &params).await?;
-        Ok(Inserted::Keys(
-            found.iter().map(|r| (r.get(0), r.get(1))).collect(),
-        ))
-    } else {
-        Ok(Inserted::Count(
-            client.execute(INSERT_EVENTS, &params).await? as usize,
-        ))
-    }
+    finish_insert(client, INSERT_EVENTS, &[&ts, &fp, &users, &bodies], want).await
 }
 
 async fn copy_events(
     client: &Client,
     rows: &[Row<'_>],
-    keep: bool,
+    want: Want,
 ) -> Result<Inserted, tokio_postgres::Error> {
     client
         .batch_execute(
@@ -1012,16 +1095,7 @@ async fn copy_events(
     writer.finish().await?;
     let insert = "INSERT INTO aisle_events (ts, fp, user_id, body) \
                   SELECT ts, fp, user_id, body FROM aisle_incoming ON CONFLICT DO NOTHING";
-    if keep {
-        let found = client
-            .query(&format!("{insert} RETURNING ts, fp"), &[])
-            .await?;
-        Ok(Inserted::Keys(
-            found.iter().map(|r| (r.get(0), r.get(1))).collect(),
-        ))
-    } else {
-        Ok(Inserted::Count(client.execute(insert, &[]).await? as usize))
-    }
+    finish_insert(client, insert, &[], want).await
 }
 
 impl StoreWriter for PgWriter<'_> {
@@ -1219,6 +1293,9 @@ impl StoreWriter for PgWriter<'_> {
                 client
                     .execute("DELETE FROM aisle_impressions WHERE at_ms < $1", &[&cut])
                     .await?;
+                client
+                    .execute("DELETE FROM aisle_outbox WHERE ts < $1", &[&cut])
+                    .await?;
             }
             if !forgotten.is_empty() {
                 let ids: Vec<i32> = forgotten.iter().map(|f| f.1).collect();
@@ -1233,6 +1310,9 @@ impl StoreWriter for PgWriter<'_> {
                     .await?;
                 events_deleted += client
                     .execute("DELETE FROM aisle_events WHERE user_id = ANY($1)", &[&ids])
+                    .await?;
+                client
+                    .execute("DELETE FROM aisle_outbox WHERE user_id = ANY($1)", &[&ids])
                     .await?;
                 client
                     .execute(
@@ -1279,15 +1359,7 @@ impl StoreWriter for PgWriter<'_> {
             &mut self.staging,
             Staging::new(Arc::clone(&self.store.catalog)),
         );
-        let added = {
-            let mut staging = staging;
-            let added = std::mem::take(&mut staging.added);
-            (staging.publish(), added)
-        };
-        Ok(crate::Committed {
-            report: added.0,
-            added: added.1,
-        })
+        Ok(staging.into_committed())
     }
 }
 

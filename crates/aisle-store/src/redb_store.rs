@@ -457,7 +457,7 @@ impl RedbWriter {
                 } else {
                     added += 1;
                     if self.staging.keep_added {
-                        self.staging.added.push(decode_event(bytes)?);
+                        self.staging.added.push((key, decode_event(bytes)?));
                     }
                 }
             }
@@ -646,15 +646,11 @@ impl StoreWriter for RedbWriter {
         }
         let RedbWriter {
             mut tx,
-            mut staging,
+            staging,
             tuning,
         } = *self;
         tx.set_durability(tuning.durability)?;
         tx.commit()?;
-        let added = std::mem::take(&mut staging.added);
-        Ok(crate::Committed {
-            report: staging.publish(),
-            added,
-        })
+        Ok(staging.into_committed())
     }
 }

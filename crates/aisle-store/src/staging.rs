@@ -131,8 +131,8 @@ pub(crate) struct Staging {
     pub report: WriteReport,
     /// Whether the commit lists the events it newly stored (see `commit_listing_added`).
     pub keep_added: bool,
-    /// The events newly stored so far, when `keep_added`.
-    pub added: Vec<Event>,
+    /// The events newly stored so far, with their keys, when `keep_added`.
+    pub added: Vec<(u128, Event)>,
     /// Idempotency records to write at commit: key and encoded record.
     pub remembered: Vec<(String, Vec<u8>)>,
     /// Idempotency records older than this (ms) are dropped at commit.
@@ -356,6 +356,16 @@ impl Staging {
 
     pub fn remember(&mut self, key: &str, record: &crate::Remembered) {
         self.remembered.push((key.to_string(), encode(record)));
+    }
+
+    /// Publishes the staged ids (after the commit) and says what the commit stored.
+    pub fn into_committed(mut self) -> crate::Committed {
+        let (keys, added) = std::mem::take(&mut self.added).into_iter().unzip();
+        crate::Committed {
+            report: self.publish(),
+            added,
+            keys,
+        }
     }
 
     pub fn publish(self) -> WriteReport {

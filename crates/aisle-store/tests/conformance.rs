@@ -502,6 +502,47 @@ fn a_large_postgres_write_goes_through_copy_and_retention_drops_months() {
     assert!(months.iter().any(|m| m.ends_with("2021_03")), "{months:?}");
 }
 
+/// The outbox holds exactly the events a commit newly stored, under the keys the commit
+/// reports, until they are marked published; a duplicate does not enter it again, and a
+/// forgotten user's events leave it.
+#[test]
+fn the_postgres_outbox_holds_what_was_committed_until_published() {
+    let db = FreshDatabase::new();
+    let store = PgStore::open(db.url()).expect("open");
+    assert!(store.enable_outbox());
+    let mut w = store.writer().expect("writer");
+    w.keep_added_events();
+    w.add_event(&view("amy", "a", 1)).expect("add");
+    w.add_event(&view("ben", "b", 2)).expect("add");
+    w.add_event(&view("amy", "c", 3)).expect("add");
+    let committed = w.commit_listing_added().expect("commit");
+    assert_eq!(committed.keys.len(), 3);
+    let waiting = store.unpublished(10).expect("outbox");
+    assert_eq!(
+        waiting.iter().map(|w| w.0).collect::<Vec<_>>(),
+        committed.keys
+    );
+    assert_eq!(
+        waiting.into_iter().map(|w| w.1).collect::<Vec<_>>(),
+        committed.added
+    );
+    store.mark_published(&committed.keys[..1]).expect("mark");
+    assert_eq!(store.unpublished(10).expect("outbox").len(), 2);
+    // A retry of the first write adds nothing to the outbox.
+    let mut w = store.writer().expect("writer");
+    w.add_event(&view("amy", "a", 1)).expect("add");
+    assert_eq!(w.commit().expect("commit").events_duplicate, 1);
+    assert_eq!(store.unpublished(10).expect("outbox").len(), 2);
+    let mut w = store.writer().expect("writer");
+    w.forget_user("amy").expect("forget");
+    w.commit().expect("commit");
+    let left = store.unpublished(10).expect("outbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!(Some(left[0].1.user), store.user_id("ben").expect("lookup"));
+    // The embedded stores have no outbox.
+    assert!(!MemStore::new().enable_outbox());
+}
+
 #[test]
 fn redb_ids_and_kinds_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -212,10 +212,7 @@ impl EventStream {
     pub fn last_seq(&self) -> Result<u64> {
         let (context, name) = (self.context.clone(), self.name.clone());
         run(self.runtime(), &self.place, async move {
-            let mut stream = context
-                .get_stream(name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut stream = context.get_stream(name).await.map_err(|e| e.to_string())?;
             let info = stream.info().await.map_err(|e| e.to_string())?;
             Ok(info.state.last_sequence)
         })
@@ -231,10 +228,7 @@ impl EventStream {
     ) -> Result<Following> {
         let (context, name) = (self.context.clone(), self.name.clone());
         let messages = run(self.runtime(), &self.place, async move {
-            let stream = context
-                .get_stream(name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stream = context.get_stream(name).await.map_err(|e| e.to_string())?;
             let consumer = stream
                 .create_consumer(jetstream::consumer::pull::OrderedConfig {
                     deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {

@@ -13,7 +13,11 @@ fn url() -> String {
 }
 
 fn fresh() -> EventStream {
-    let name = format!("AISLE_TEST_{}_{}", std::process::id(), rand::random::<u32>());
+    let name = format!(
+        "AISLE_TEST_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     EventStream::connect(&url(), &name).unwrap_or_else(|e| {
         panic!("NATS with JetStream is needed for this test ({e}): run scripts/services.sh, or set AISLE_TEST_NATS")
     })
@@ -59,6 +63,9 @@ fn events_come_back_once_in_order_with_their_keys() {
         vec![(2, "replica-a", 22), (3, "replica-b", 33)]
     );
     assert_eq!(got[1].event, event(3, 300));
-    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "nothing else");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing else"
+    );
     stream.delete().expect("delete the test's stream");
 }
