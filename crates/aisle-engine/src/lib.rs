@@ -20,6 +20,7 @@ pub mod live;
 mod online;
 pub mod privacy;
 mod reads;
+pub mod replication;
 pub mod requests;
 pub mod strategy;
 pub mod writer;
@@ -78,6 +79,8 @@ pub struct EngineConfig {
     pub privacy: PrivacyConfig,
     /// Store and look users up under keyed pseudonyms of their external ids.
     pub pseudonyms: Option<aisle_privacy::pseudonym::Pseudonymizer>,
+    /// Run as one of several replicas over a shared store, kept in step by a stream.
+    pub replication: Option<replication::Replication>,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +98,7 @@ impl Default for EngineConfig {
             reward: aisle_policy::impressions::RewardRule::default(),
             privacy: PrivacyConfig::default(),
             pseudonyms: None,
+            replication: None,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Counters {
     pub impressions_served: Counter<u64, AtomicU64>,
     /// Impressions dropped because the buffer waiting for the writer was full.
     pub impressions_dropped: Counter<u64, AtomicU64>,
+    /// Events other replicas committed, added to the live state from the stream.
+    pub events_replicated: Counter<u64, AtomicU64>,
 }
 
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -143,6 +149,8 @@ pub(crate) struct Shared {
     pub last_evaluation: std::sync::Mutex<Option<answers::PolicyEvaluation>>,
     /// The privacy ledger and the audit log.
     pub privacy: privacy::Privacy,
+    /// The publisher and the subscription, when the engine is one of several replicas.
+    pub replicator: std::sync::OnceLock<replication::Replicator>,
 }
 
 impl Shared {
@@ -317,6 +325,23 @@ impl Engine {
         store: Arc<dyn Store>,
         search: Option<SearchEngine>,
     ) -> Result<(Arc<Engine>, WriterThread)> {
+        // The stream's position is read before the store, so nothing committed in between
+        // is missed (what both hold is recognised when it arrives).
+        let replicate_after = match &config.replication {
+            Some(r) => {
+                if !store.enable_outbox() {
+                    return Err(EngineError::bad_request(
+                        "replication needs a store shared by the replicas (a database URL), not the embedded store",
+                    ));
+                }
+                Some(
+                    r.stream.last_seq().map_err(|e| {
+                        EngineError::internal("reading the event stream's position", e)
+                    })?,
+                )
+            }
+            None => None,
+        };
         let live = Live::load(store.as_ref(), config.limits)
             .map_err(|e| EngineError::internal("loading the live state", e))?;
         let first = generation::train(store.as_ref(), &config.model, 1)
@@ -347,7 +372,12 @@ impl Engine {
             evaluating: AtomicBool::new(false),
             last_evaluation: std::sync::Mutex::new(None),
             privacy,
+            replicator: std::sync::OnceLock::new(),
         });
+        if let (Some(r), Some(after)) = (&config.replication, replicate_after) {
+            let replicator = replication::start(r, &shared, after)?;
+            let _ = shared.replicator.set(replicator);
+        }
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {
             config,

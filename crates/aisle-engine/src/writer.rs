@@ -249,6 +249,9 @@ fn commit(
 /// and user changes it made.
 fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: &[u32]) {
     shared.absorb(&committed.added);
+    if let Some(replicator) = shared.replicator.get() {
+        replicator.committed(&committed.keys, &committed.added);
+    }
     shared.online.absorb(&committed.added);
     if committed.report.users_forgotten > 0 {
         for &user in forgotten {

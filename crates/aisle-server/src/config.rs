@@ -90,6 +90,14 @@ pub struct ServerConfig {
     /// Store users under HMAC-SHA256 pseudonyms of their ids keyed by this secret (at least
     /// 16 bytes); requests keep using the shop's ids. Env: `AISLE_PSEUDONYM_SECRET`.
     pub pseudonym_secret: Option<String>,
+    /// NATS URL of the stream that keeps replicas over one database in step (needs
+    /// `--database-url`); none for a single server. Env: `AISLE_STREAM_URL`.
+    pub stream_url: Option<String>,
+    /// The JetStream stream's name (created when missing). Env: `AISLE_STREAM_NAME`.
+    pub stream_name: String,
+    /// This replica's name, unique among the replicas; default the listen address and the
+    /// process id. Env: `AISLE_REPLICA`.
+    pub replica: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +133,9 @@ impl Default for ServerConfig {
             privacy_window_days: 30.0,
             retention_days: None,
             pseudonym_secret: None,
+            stream_url: None,
+            stream_name: "AISLE_EVENTS".into(),
+            replica: None,
         }
     }
 }
@@ -203,6 +214,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_PRIVACY_WINDOW_DAYS", "privacy_window_days"),
     ("AISLE_RETENTION_DAYS", "retention_days"),
     ("AISLE_PSEUDONYM_SECRET", "pseudonym_secret"),
+    ("AISLE_STREAM_URL", "stream_url"),
+    ("AISLE_STREAM_NAME", "stream_name"),
+    ("AISLE_REPLICA", "replica"),
 ];
 
 /// The known name closest to `unknown`, if one is close enough to be a likely typo.
@@ -270,6 +284,15 @@ impl ServerConfig {
         if let Some(v) = env("AISLE_PSEUDONYM_SECRET") {
             config.pseudonym_secret = Some(v);
         }
+        if let Some(v) = env("AISLE_STREAM_URL") {
+            config.stream_url = Some(v);
+        }
+        if let Some(v) = env("AISLE_STREAM_NAME") {
+            config.stream_name = v;
+        }
+        if let Some(v) = env("AISLE_REPLICA") {
+            config.replica = Some(v);
+        }
         if let Some(v) = env("AISLE_RETENTION_DAYS") {
             config.retention_days = Some(parsed("AISLE_RETENTION_DAYS", &v)?);
         }
@@ -334,6 +357,17 @@ impl ServerConfig {
             && !(days.is_finite() && days > 0.0)
         {
             return Err(bad("retention_days", "must be a positive number of days"));
+        }
+        if config.stream_name.is_empty()
+            || !config
+                .stream_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(bad(
+                "stream_name",
+                "must be letters, digits, '_' or '-' (a JetStream stream name)",
+            ));
         }
         if let Some(secret) = &config.pseudonym_secret {
             aisle_privacy::pseudonym::Pseudonymizer::new(secret.as_bytes())
@@ -441,6 +475,8 @@ impl ServerConfig {
                 .pseudonym_secret
                 .as_ref()
                 .and_then(|s| aisle_privacy::pseudonym::Pseudonymizer::new(s.as_bytes()).ok()),
+            // The stream is a connection: the front end that opens it sets this.
+            replication: None,
         }
     }
 

@@ -102,6 +102,27 @@ pub fn serve_with(mut config: ServerConfig, engine_args: &EngineArgs) -> anyhow:
     drop(log);
     eprintln!("training {} and the prediction models...", config.model);
     let mut engine_config = config.engine_config(Some(data_dir.clone()));
+    if let Some(url) = &config.stream_url {
+        if engine_args.data.database_url.is_none() {
+            anyhow::bail!(
+                "stream_url is set but --database-url is not: replicas share one database, and the stream only tells them what it committed"
+            );
+        }
+        let stream = aisle_stream::EventStream::connect(url, &config.stream_name)
+            .with_context(|| format!("while opening the event stream {}", config.stream_name))?;
+        let replica = config
+            .replica
+            .clone()
+            .unwrap_or_else(|| format!("{}#{}", config.listen, std::process::id()));
+        eprintln!(
+            "replica {replica}: following the stream {} at {url}",
+            config.stream_name
+        );
+        engine_config.replication = Some(aisle_engine::replication::Replication {
+            stream: std::sync::Arc::new(stream),
+            replica,
+        });
+    }
     if let (Some(canary), Some(d)) = (engine_config.canary.as_mut(), deployed) {
         // The verdict outlives the process: the file then names what serves after it.
         let dir = data_dir.clone();
