@@ -208,9 +208,12 @@ impl Shared {
     }
 
     fn forget_item(&self, external: &str) {
-        let Ok(Some(id)) = self.store.item_id(external) else {
-            return;
-        };
+        if let Ok(Some(id)) = self.store.item_id(external) {
+            self.forget_item_id(id);
+        }
+    }
+
+    fn forget_item_id(&self, id: ItemId) {
         if let Some(slot) = write(&self.live).items.get_mut(id.index()) {
             *slot = None;
         }
@@ -374,10 +377,6 @@ impl Engine {
             privacy,
             replicator: std::sync::OnceLock::new(),
         });
-        if let (Some(r), Some(after)) = (&config.replication, replicate_after) {
-            let replicator = replication::start(r, &shared, after)?;
-            let _ = shared.replicator.set(replicator);
-        }
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {
             config,
@@ -388,7 +387,39 @@ impl Engine {
             fail_next_retrain: AtomicBool::new(false),
             forget_retrain_due: AtomicBool::new(false),
         };
-        Ok((Arc::new(engine), thread))
+        let engine = Arc::new(engine);
+        if let (Some(r), Some(after)) = (&engine.config.replication, replicate_after) {
+            let replicator = replication::start(r, &engine, after)?;
+            let _ = engine.shared.replicator.set(replicator);
+        }
+        Ok((engine, thread))
+    }
+
+    /// Drops from the live state every user the store says was forgotten (by another
+    /// replica) and retrains without them; how many were still here.
+    pub(crate) fn sync_forgets(self: &Arc<Self>) -> usize {
+        let forgotten = match self.shared.store.forgotten_users() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the forgotten users failed");
+                return 0;
+            }
+        };
+        let present: Vec<u32> = {
+            let live = read(&self.shared.live);
+            forgotten
+                .iter()
+                .map(|u| u.0)
+                .filter(|&u| live.by_user.get(u as usize).is_some_and(|p| !p.is_empty()))
+                .collect()
+        };
+        for &user in &present {
+            self.shared.forget_user_live(user);
+        }
+        if !present.is_empty() {
+            self.forget_reaches_models(self.generation().version);
+        }
+        present.len()
     }
 
     /// The settings.

@@ -19,6 +19,11 @@
 //!   sweep republishes is checked like any other replica's, since the outbox may hold the
 //!   events of a replica that crashed.
 //!
+//! - **Changes that are not events** go out as notices ([`Notice`]): users forgotten,
+//!   items changed or deleted, events expired by retention. A notice says only what to read
+//!   again from the database, and every [`SWEEP_EVERY`] each replica also drops whoever the
+//!   database says was forgotten, so a lost notice delays a forget by at most that long.
+//!
 //! One limit: two identical events of one request (two purchases of the same item in the
 //! same millisecond) are two occurrences in the store, and a replica that hears of them
 //! from the stream keeps one.
@@ -29,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use aisle_core::Event;
 use aisle_features::Interaction;
-use aisle_stream::{EventStream, Following, StreamedEvent};
+use aisle_stream::{EventStream, Following, Message, Notice, Streamed};
 
-use crate::Shared;
+use crate::Engine;
 
 /// How often the publisher republishes what the outbox still holds.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -57,9 +62,15 @@ impl std::fmt::Debug for Replication {
     }
 }
 
+/// What the writer hands the publisher.
+enum Outgoing {
+    Events(Vec<(u128, Event)>),
+    Notice(Notice),
+}
+
 /// The engine's side of replication: the queue to the publisher, and the subscription.
 pub(crate) struct Replicator {
-    queue: SyncSender<Vec<(u128, Event)>>,
+    queue: SyncSender<Outgoing>,
     _following: Following,
 }
 
@@ -71,8 +82,16 @@ impl Replicator {
             return;
         }
         let batch = keys.iter().copied().zip(events.iter().cloned()).collect();
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(batch) {
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Outgoing::Events(batch)) {
             tracing::warn!("the publisher is behind; these events wait in the outbox");
+        }
+    }
+
+    /// Hands a notice to the publisher. A notice that is lost (a full queue, a crash) is
+    /// made good by the replicas' periodic checks of the database ([`SWEEP_EVERY`]).
+    pub fn notice(&self, notice: Notice) {
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Outgoing::Notice(notice)) {
+            tracing::warn!("the publisher is behind; a notice waits for the periodic check");
         }
     }
 }
@@ -81,17 +100,17 @@ impl Replicator {
 /// before the live state was loaded.
 pub(crate) fn start(
     replication: &Replication,
-    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
     after: u64,
 ) -> crate::Result<Replicator> {
     let (queue, incoming) = std::sync::mpsc::sync_channel(QUEUE);
     let (stream, me) = (replication.stream.clone(), replication.replica.clone());
-    let weak = Arc::downgrade(shared);
+    let weak = Arc::downgrade(engine);
     std::thread::Builder::new()
         .name("aisle-publisher".into())
         .spawn(move || publish(&stream, &me, &weak, &incoming))
         .map_err(|e| crate::EngineError::internal("starting the publisher", e))?;
-    let (me, weak) = (replication.replica.clone(), Arc::downgrade(shared));
+    let (me, weak) = (replication.replica.clone(), Arc::downgrade(engine));
     let following = replication
         .stream
         .follow(after, move |delivered| follow(&me, &weak, delivered))
@@ -102,23 +121,18 @@ pub(crate) fn start(
     })
 }
 
-fn publish(
-    stream: &EventStream,
-    me: &str,
-    shared: &Weak<Shared>,
-    incoming: &Receiver<Vec<(u128, Event)>>,
-) {
+fn publish(stream: &EventStream, me: &str, engine: &Weak<Engine>, incoming: &Receiver<Outgoing>) {
     let mut last_sweep: Option<Instant> = None;
     loop {
         match incoming.recv_timeout(SWEEP_EVERY) {
-            Ok(batch) => {
-                let Some(shared) = shared.upgrade() else {
+            Ok(Outgoing::Events(batch)) => {
+                let Some(engine) = engine.upgrade() else {
                     return;
                 };
                 let keys: Vec<u128> = batch.iter().map(|b| b.0).collect();
                 match stream.publish(me, &batch) {
                     Ok(()) => {
-                        if let Err(e) = shared.store.mark_published(&keys) {
+                        if let Err(e) = engine.shared.store.mark_published(&keys) {
                             tracing::warn!(error = %e, "clearing the outbox failed; the next sweep republishes");
                         }
                     }
@@ -127,23 +141,31 @@ fn publish(
                     }
                 }
             }
+            Ok(Outgoing::Notice(notice)) => {
+                if let Err(e) = stream.publish_notice(me, &notice) {
+                    tracing::warn!(error = %e, "publishing a notice failed; the replicas' periodic check covers it");
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            let Some(shared) = shared.upgrade() else {
+            let Some(engine) = engine.upgrade() else {
                 return;
             };
-            sweep(stream, me, &shared);
+            sweep(stream, me, &engine);
+            // Forgets whose notice never came (lost with a crashed replica).
+            engine.sync_forgets();
             last_sweep = Some(Instant::now());
         }
     }
 }
 
 /// Republishes what the outbox holds until it is empty or the stream fails.
-fn sweep(stream: &EventStream, me: &str, shared: &Shared) {
+fn sweep(stream: &EventStream, me: &str, engine: &Engine) {
+    let store = &engine.shared.store;
     loop {
-        let waiting = match shared.store.unpublished(SWEEP_BATCH) {
+        let waiting = match store.unpublished(SWEEP_BATCH) {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the outbox failed");
@@ -159,12 +181,7 @@ fn sweep(stream: &EventStream, me: &str, shared: &Shared) {
         if let Err(e) = stream
             .publish(&format!("outbox:{me}"), &waiting)
             .map_err(|e| e.to_string())
-            .and_then(|()| {
-                shared
-                    .store
-                    .mark_published(&keys)
-                    .map_err(|e| e.to_string())
-            })
+            .and_then(|()| store.mark_published(&keys).map_err(|e| e.to_string()))
         {
             tracing::warn!(error = %e, "republishing the outbox failed; the next sweep retries");
             return;
@@ -175,8 +192,8 @@ fn sweep(stream: &EventStream, me: &str, shared: &Shared) {
     }
 }
 
-fn follow(me: &str, shared: &Weak<Shared>, delivered: aisle_stream::Result<StreamedEvent>) {
-    let Some(shared) = shared.upgrade() else {
+fn follow(me: &str, engine: &Weak<Engine>, delivered: aisle_stream::Result<Streamed>) {
+    let Some(engine) = engine.upgrade() else {
         return;
     };
     let streamed = match delivered {
@@ -189,15 +206,36 @@ fn follow(me: &str, shared: &Weak<Shared>, delivered: aisle_stream::Result<Strea
     if streamed.origin == me {
         return;
     }
-    let seen = {
-        let live = crate::read(&shared.live);
-        holds(&live, &Interaction::of(&streamed.event))
-    };
-    if !seen {
-        shared.counters.events_replicated.inc();
-        let events = [streamed.event];
-        shared.absorb(&events);
-        shared.online.absorb(&events);
+    let shared = &engine.shared;
+    match streamed.message {
+        Message::Event(event) => {
+            let seen = {
+                let live = crate::read(&shared.live);
+                holds(&live, &Interaction::of(&event))
+            };
+            if !seen {
+                shared.counters.events_replicated.inc();
+                let events = [event];
+                shared.absorb(&events);
+                shared.online.absorb(&events);
+            }
+        }
+        Message::Notice(Notice::Forgot) => {
+            engine.sync_forgets();
+        }
+        Message::Notice(Notice::Items(ids)) => {
+            let mut present = Vec::new();
+            for id in ids {
+                let id = aisle_core::ItemId(id);
+                match shared.store.item(id) {
+                    Ok(Some(item)) => present.push(item),
+                    Ok(None) => shared.forget_item_id(id),
+                    Err(e) => tracing::warn!(error = %e, "reading a changed item"),
+                }
+            }
+            shared.absorb_items(&present);
+        }
+        Message::Notice(Notice::Reload) => shared.reload_live(),
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aisle_core::{Item, RawEvent, User};
 use aisle_store::{Committed, Remembered, Store, WriteReport};
+use aisle_stream::Notice;
 use tokio::sync::oneshot;
 
 use crate::Shared;
@@ -249,25 +250,56 @@ fn commit(
 /// and user changes it made.
 fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: &[u32]) {
     shared.absorb(&committed.added);
-    if let Some(replicator) = shared.replicator.get() {
-        replicator.committed(&committed.keys, &committed.added);
-    }
     shared.online.absorb(&committed.added);
+    let replicator = shared.replicator.get();
+    if let Some(r) = replicator {
+        r.committed(&committed.keys, &committed.added);
+    }
+    // What the other replicas must look at again in the database.
+    let mut notices = Vec::new();
     if committed.report.users_forgotten > 0 {
         for &user in forgotten {
             shared.forget_user_live(user);
         }
+        notices.push(Notice::Forgot);
     }
+    let mut items_changed = Vec::new();
     for plan in plans {
         match plan {
             Plan::Write(Change::DeleteEventsBefore(_)) if committed.report.events_deleted > 0 => {
                 shared.reload_live();
+                notices.push(Notice::Reload);
             }
-            Plan::Write(Change::Items(items)) => shared.absorb_items(items),
+            Plan::Write(Change::Items(items)) => {
+                shared.absorb_items(items);
+                if replicator.is_some() {
+                    items_changed.extend(items.iter().filter_map(|i| {
+                        shared
+                            .store
+                            .item_id(&i.external_id)
+                            .ok()
+                            .flatten()
+                            .map(|id| id.0)
+                    }));
+                }
+            }
             Plan::Write(Change::DeleteItem(id)) if committed.report.items_deleted > 0 => {
+                if replicator.is_some()
+                    && let Ok(Some(item)) = shared.store.item_id(id)
+                {
+                    items_changed.push(item.0);
+                }
                 shared.forget_item(id);
             }
             _ => {}
+        }
+    }
+    if !items_changed.is_empty() {
+        notices.push(Notice::Items(items_changed));
+    }
+    if let Some(r) = replicator {
+        for notice in notices {
+            r.notice(notice);
         }
     }
 }

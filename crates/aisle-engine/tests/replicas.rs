@@ -160,5 +160,19 @@ fn replicas_converge_on_what_any_of_them_stored() {
         started.elapsed()
     );
     assert!(stored.unpublished(10).expect("outbox").is_empty());
+
+    // A user forgotten on one replica is gone from every replica's live state.
+    a.forget_user("new-on-b")
+        .expect("queued")
+        .wait()
+        .expect("forgotten");
+    let started = Instant::now();
+    for (e, n) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        converges(e, n);
+    }
+    eprintln!(
+        "the forget reached every replica in {:?}",
+        started.elapsed()
+    );
     again.delete().expect("delete the test's stream");
 }

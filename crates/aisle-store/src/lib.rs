@@ -161,6 +161,12 @@ pub trait Store: ReadStore {
         Ok(Vec::new())
     }
 
+    /// The users forgotten so far (their dense ids stay reserved), for a replica that must
+    /// drop whoever another replica forgot.
+    fn forgotten_users(&self) -> Result<Vec<UserId>> {
+        Ok(Vec::new())
+    }
+
     /// Takes events out of the outbox once the stream has them.
     fn mark_published(&self, keys: &[u128]) -> Result<()> {
         let _ = keys;

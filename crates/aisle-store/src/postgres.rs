@@ -793,6 +793,19 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn forgotten_users(&self) -> Result<Vec<UserId>> {
+        let client = self.shared()?;
+        let rows = wait(client.query(
+            "SELECT id FROM aisle_user_ids WHERE external IS NULL ORDER BY id",
+            &[],
+        ))
+        .map_err(|e| db_error("listing the forgotten users", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| UserId(r.get::<_, i32>(0) as u32))
+            .collect())
+    }
+
     fn mark_published(&self, keys: &[u128]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());

@@ -536,6 +536,10 @@ fn the_postgres_outbox_holds_what_was_committed_until_published() {
     let mut w = store.writer().expect("writer");
     w.forget_user("amy").expect("forget");
     w.commit().expect("commit");
+    assert_eq!(
+        store.forgotten_users().expect("forgotten"),
+        vec![aisle_core::UserId(0)]
+    );
     let left = store.unpublished(10).expect("outbox");
     assert_eq!(left.len(), 1);
     assert_eq!(Some(left[0].1.user), store.user_id("ben").expect("lookup"));

@@ -52,22 +52,50 @@ pub enum Error {
 /// Result with the stream's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An event read from the stream.
+/// A message read from the stream.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StreamedEvent {
+pub struct Streamed {
     /// Its sequence in the stream.
     pub seq: u64,
-    /// The replica that committed it.
+    /// The replica that published it.
     pub origin: String,
-    /// Its key in the store.
+    /// The event's key in the store (0 for a notice).
     pub key: u128,
-    /// The event, with the dense ids the system of record gave it.
-    pub event: Event,
+    /// What it says.
+    pub message: Message,
 }
 
-/// An event on the wire (postcard).
+/// What a message on the stream says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// An event was committed, with the dense ids the system of record gave it.
+    Event(Event),
+    /// A change that is not an event; the database holds its details.
+    Notice(Notice),
+}
+
+/// A change other replicas must apply that is not an event. Each says only what to look at
+/// again in the database, so a lost notice is made good by the next periodic check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// Users were forgotten: drop whoever the database no longer knows.
+    Forgot,
+    /// These items' records changed or were deleted (dense ids).
+    Items(Vec<u32>),
+    /// Events were deleted by retention: reload the live state.
+    Reload,
+}
+
+/// A message on the wire (postcard).
 #[derive(Serialize, Deserialize)]
-struct Wire {
+enum Wire {
+    Event(WireEvent),
+    Notice(Notice),
+}
+
+/// An event on the wire.
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
     user: u32,
     item: Option<u32>,
     kind: EventKind,
@@ -76,8 +104,12 @@ struct Wire {
     payload: EventPayload,
 }
 
-fn encode(e: &Event) -> Vec<u8> {
-    postcard::to_stdvec(&Wire {
+fn encode(wire: &Wire) -> Vec<u8> {
+    postcard::to_stdvec(wire).expect("postcard encodes plain structs into a Vec without failing")
+}
+
+fn wire_event(e: &Event) -> Wire {
+    Wire::Event(WireEvent {
         user: e.user.0,
         item: e.item.map(|i| i.0),
         kind: e.kind,
@@ -85,21 +117,23 @@ fn encode(e: &Event) -> Vec<u8> {
         session: e.session.map(|s| s.0),
         payload: e.payload.clone(),
     })
-    .expect("postcard encodes plain structs into a Vec without failing")
 }
 
-fn decode(seq: u64, bytes: &[u8]) -> Result<Event> {
-    let w: Wire = postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+fn decode(seq: u64, bytes: &[u8]) -> Result<Message> {
+    let wire: Wire = postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
         seq,
         reason: e.to_string(),
     })?;
-    Ok(Event {
-        user: UserId(w.user),
-        item: w.item.map(ItemId),
-        kind: w.kind,
-        timestamp_ms: w.timestamp_ms,
-        session: w.session.map(SessionId),
-        payload: w.payload,
+    Ok(match wire {
+        Wire::Event(w) => Message::Event(Event {
+            user: UserId(w.user),
+            item: w.item.map(ItemId),
+            kind: w.kind,
+            timestamp_ms: w.timestamp_ms,
+            session: w.session.map(SessionId),
+            payload: w.payload,
+        }),
+        Wire::Notice(n) => Message::Notice(n),
     })
 }
 
@@ -169,8 +203,18 @@ impl EventStream {
         }
         let messages: Vec<(String, Vec<u8>)> = events
             .iter()
-            .map(|(key, e)| (format!("{key:032x}"), encode(e)))
+            .map(|(key, e)| (format!("{key:032x}"), encode(&wire_event(e))))
             .collect();
+        self.send(origin, messages)
+    }
+
+    /// Publishes a notice (no deduplication: applying one twice is harmless).
+    pub fn publish_notice(&self, origin: &str, notice: &Notice) -> Result<()> {
+        let id = format!("notice-{:016x}{:016x}", std::process::id(), next_notice());
+        self.send(origin, vec![(id, encode(&Wire::Notice(notice.clone())))])
+    }
+
+    fn send(&self, origin: &str, messages: Vec<(String, Vec<u8>)>) -> Result<()> {
         let (context, subject, origin) = (
             self.context.clone(),
             self.subject.clone(),
@@ -224,7 +268,7 @@ impl EventStream {
     pub fn follow(
         &self,
         after: u64,
-        mut deliver: impl FnMut(Result<StreamedEvent>) + Send + 'static,
+        mut deliver: impl FnMut(Result<Streamed>) + Send + 'static,
     ) -> Result<Following> {
         let (context, name) = (self.context.clone(), self.name.clone());
         let messages = run(self.runtime(), &self.place, async move {
@@ -267,11 +311,11 @@ impl EventStream {
                 let key = header("Nats-Msg-Id")
                     .and_then(|k| u128::from_str_radix(&k, 16).ok())
                     .unwrap_or(0);
-                deliver(decode(seq, &message.payload).map(|event| StreamedEvent {
+                deliver(decode(seq, &message.payload).map(|message| Streamed {
                     seq,
                     origin,
                     key,
-                    event,
+                    message,
                 }));
             }
         });
@@ -296,6 +340,16 @@ impl Drop for Following {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A number no other notice of this process has had.
+fn next_notice() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ NEXT.fetch_add(1, Ordering::Relaxed).rotate_left(48)
 }
 
 /// Runs a future on the stream's runtime and waits for it on this thread.

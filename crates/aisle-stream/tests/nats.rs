@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use aisle_core::{Event, EventKind, EventPayload, ItemId, UserId};
-use aisle_stream::EventStream;
+use aisle_stream::{EventStream, Message, Notice};
 
 fn url() -> String {
     std::env::var("AISLE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -62,10 +62,21 @@ fn events_come_back_once_in_order_with_their_keys() {
             .collect::<Vec<_>>(),
         vec![(2, "replica-a", 22), (3, "replica-b", 33)]
     );
-    assert_eq!(got[1].event, event(3, 300));
+    assert_eq!(got[1].message, Message::Event(event(3, 300)));
     assert!(
         rx.recv_timeout(Duration::from_millis(300)).is_err(),
         "nothing else"
     );
+    // Notices are never deduplicated away: two of the same kind are two messages.
+    for _ in 0..2 {
+        stream
+            .publish_notice("replica-a", &Notice::Items(vec![4, 5]))
+            .expect("notice");
+    }
+    for seq in [4, 5] {
+        let n = rx.recv_timeout(Duration::from_secs(10)).expect("notice");
+        assert_eq!((n.seq, n.key), (seq, 0));
+        assert_eq!(n.message, Message::Notice(Notice::Items(vec![4, 5])));
+    }
     stream.delete().expect("delete the test's stream");
 }
