@@ -10,6 +10,7 @@ mod flood;
 mod import;
 mod policy;
 mod purchase;
+mod replicas;
 mod search;
 mod serve;
 mod transformer;
@@ -51,6 +52,9 @@ enum Which {
     /// PostgreSQL beside the embedded store: durable commits of 1 and 1,000 events and the
     /// bulk import; writes bench/results/cluster.md.
     Cluster(cluster::ClusterArgs),
+    /// Three `aisle serve` replicas over PostgreSQL and NATS through a SIGKILL, a database
+    /// restart and a stream restart; writes bench/results/cluster-replicas.md.
+    Replicas(replicas::ReplicasArgs),
     /// One measurement in this process, printed as JSON (used by `import`).
     #[command(hide = true)]
     ImportOne(import::OneArgs),
@@ -68,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Policy(a) => policy::run(a),
         Which::Encryption(a) => encryption::run(a),
         Which::Cluster(a) => cluster::run(a),
+        Which::Replicas(a) => replicas::run(a),
         Which::ImportOne(a) => {
             let m = import::measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

@@ -556,6 +556,8 @@ pub struct SearchStats {
 /// Sizes of the maps client input can grow (each has a cap).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Memory {
+    /// Events in the live state (with a replica's, those the stream brought).
+    pub live_events: usize,
     /// Sessions indexed.
     pub live_sessions: usize,
     /// Distinct queries counted.

@@ -345,10 +345,18 @@ impl Engine {
             }
             None => None,
         };
-        let live = Live::load(store.as_ref(), config.limits)
-            .map_err(|e| EngineError::internal("loading the live state", e))?;
-        let first = generation::train(store.as_ref(), &config.model, 1)
-            .map_err(EngineError::bad_request)?;
+        // One snapshot for both: other processes may be writing to a shared store, and a
+        // count read before the events it counts must not fall behind them.
+        let (live, first) = {
+            let snapshot = store
+                .snapshot()
+                .map_err(|e| EngineError::internal("reading the store", e))?;
+            let live = Live::load(snapshot.as_ref(), config.limits)
+                .map_err(|e| EngineError::internal("loading the live state", e))?;
+            let first = generation::train(snapshot.as_ref(), &config.model, 1)
+                .map_err(EngineError::bad_request)?;
+            (live, first)
+        };
         let privacy = privacy::Privacy::open(
             config.privacy.clone(),
             config.data_dir.as_deref(),

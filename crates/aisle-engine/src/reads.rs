@@ -946,6 +946,7 @@ impl Engine {
             },
             notes: generation.predictions.notes.clone(),
             memory: Memory {
+                live_events: live.events.len(),
                 live_sessions: live.by_session.len(),
                 tracked_queries: live.queries.len(),
                 rate_limited_callers: 0,

@@ -108,6 +108,11 @@ impl Metrics {
             "Impressions not logged because the buffer waiting for the writer was full",
             counters.impressions_dropped.clone(),
         );
+        registry.register(
+            "events_replicated",
+            "Events other replicas committed, added to the live state from the stream",
+            counters.events_replicated.clone(),
+        );
         Metrics { registry, requests }
     }
 

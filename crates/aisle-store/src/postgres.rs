@@ -109,9 +109,17 @@ fn db_error(doing: &str, e: &tokio_postgres::Error) -> Error {
             text
         }
     };
+    // Unreachable rather than refused: the connection is gone, or the server says it is
+    // shutting down or restarting (class 57, operator intervention), lost the connection
+    // (08) or is out of resources (53). Nothing was committed in any of these.
+    let unavailable = e.is_closed()
+        || e.code().is_none_or(|c| {
+            let c = c.code();
+            c.starts_with("57") || c.starts_with("08") || c.starts_with("53")
+        });
     Error::Database {
         reason: format!("{doing}: {detail}"),
-        unavailable: e.is_closed() || e.as_db_error().is_none(),
+        unavailable,
     }
 }
 

@@ -263,64 +263,100 @@ impl EventStream {
     }
 
     /// Delivers every message after sequence `after`, in order, as it arrives, to `deliver`
-    /// (on the stream's thread), until the returned [`Following`] is dropped. The consumer
-    /// is an ordered, ephemeral one: after a reconnection it resumes where it was.
+    /// (on the stream's thread), until the returned [`Following`] is dropped. The consumer is
+    /// an ordered, ephemeral one; when it fails or ends (the server restarted) a new one
+    /// starts after the last message delivered, so nothing is skipped, and a message that
+    /// comes twice is for the caller to recognise (by its key).
     pub fn follow(
         &self,
         after: u64,
         mut deliver: impl FnMut(Result<Streamed>) + Send + 'static,
     ) -> Result<Following> {
         let (context, name) = (self.context.clone(), self.name.clone());
-        let messages = run(self.runtime(), &self.place, async move {
-            let stream = context.get_stream(name).await.map_err(|e| e.to_string())?;
-            let consumer = stream
-                .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                    deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                        start_sequence: after + 1,
-                    },
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            consumer.messages().await.map_err(|e| e.to_string())
-        })?;
+        // The first consumer is made here, so that a stream that cannot be followed is an
+        // error to the caller rather than a retry loop.
+        let first = {
+            let (context, name) = (context.clone(), name.clone());
+            run(self.runtime(), &self.place, async move {
+                ordered_from(&context, &name, after + 1).await
+            })?
+        };
         let task = self.runtime().spawn(async move {
-            let mut messages = messages;
-            while let Some(next) = messages.next().await {
-                let message = match next {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // The ordered consumer recreates itself; a failure here is reported
-                        // and the loop goes on with what comes next.
-                        deliver(Err(Error::Nats {
-                            place: "the stream".into(),
-                            reason: e.to_string(),
-                        }));
-                        continue;
+            let mut next = after + 1;
+            let mut messages = Some(first);
+            loop {
+                let mut current = match messages.take() {
+                    Some(m) => m,
+                    None => match ordered_from(&context, &name, next).await {
+                        Ok(m) => m,
+                        Err(reason) => {
+                            deliver(Err(Error::Nats {
+                                place: "the stream".into(),
+                                reason: format!("following again from {next}: {reason}"),
+                            }));
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    },
+                };
+                while let Some(item) = current.next().await {
+                    let message = match item {
+                        Ok(m) => m,
+                        Err(e) => {
+                            deliver(Err(Error::Nats {
+                                place: "the stream".into(),
+                                reason: e.to_string(),
+                            }));
+                            break;
+                        }
+                    };
+                    let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    if seq != 0 && seq < next {
+                        continue; // already delivered before a restart of the consumer
                     }
-                };
-                let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-                let header = |name: &str| {
-                    message
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(name))
-                        .map(|v| v.as_str().to_string())
-                };
-                let origin = header(ORIGIN).unwrap_or_default();
-                let key = header("Nats-Msg-Id")
-                    .and_then(|k| u128::from_str_radix(&k, 16).ok())
-                    .unwrap_or(0);
-                deliver(decode(seq, &message.payload).map(|message| Streamed {
-                    seq,
-                    origin,
-                    key,
-                    message,
-                }));
+                    next = seq.max(next - 1) + 1;
+                    let header = |name: &str| {
+                        message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get(name))
+                            .map(|v| v.as_str().to_string())
+                    };
+                    let origin = header(ORIGIN).unwrap_or_default();
+                    let key = header("Nats-Msg-Id")
+                        .and_then(|k| u128::from_str_radix(&k, 16).ok())
+                        .unwrap_or(0);
+                    deliver(decode(seq, &message.payload).map(|message| Streamed {
+                        seq,
+                        origin,
+                        key,
+                        message,
+                    }));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
         Ok(Following { task })
     }
+}
+
+/// An ordered consumer's messages from sequence `start` on.
+async fn ordered_from(
+    context: &jetstream::Context,
+    name: &str,
+    start: u64,
+) -> std::result::Result<jetstream::consumer::pull::Ordered, String> {
+    let stream = context.get_stream(name).await.map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer.messages().await.map_err(|e| e.to_string())
 }
 
 impl Drop for EventStream {
