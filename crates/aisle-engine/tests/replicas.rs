@@ -105,6 +105,37 @@ fn replicas_converge_on_what_any_of_them_stored() {
     assert_eq!(replicated(&a), 4, "a heard of b's 4 events, and only those");
     assert_eq!(replicated(&b), 5, "b heard of a's 5 events, and only those");
 
+    // The same idempotency key sent to two replicas: one row, the same answer.
+    let body = views("keyed", 1, t + 25);
+    let answers: Vec<usize> = [&a, &b]
+        .iter()
+        .map(|e| {
+            e.ingest(body.as_bytes(), false, Some("key-sent-to-two-replicas"))
+                .expect("queued")
+                .wait()
+                .expect("stored")
+                .accepted
+        })
+        .collect();
+    assert_eq!(answers, vec![1, 1]);
+    let store = PgStore::open(db.url()).expect("open");
+    let keyed = store.user_id("keyed").expect("lookup").expect("stored");
+    let mut rows = 0;
+    store
+        .scan_events(&mut |e| rows += usize::from(e.user == keyed))
+        .expect("scan");
+    assert_eq!(rows, 1, "one row for the key, whichever replica got it");
+    let other_body = views("keyed", 2, t + 26);
+    let reused = b.ingest(
+        other_body.as_bytes(),
+        false,
+        Some("key-sent-to-two-replicas"),
+    );
+    assert!(
+        reused.is_err() || reused.expect("queued").wait().is_err(),
+        "another body under a key a different replica stored is refused"
+    );
+
     // A replica started now loads the database and follows the stream from its end.
     ingest(&b, &views("late", 2, t + 30));
     let (c, _wc) = replica(&db, &name, "c");
