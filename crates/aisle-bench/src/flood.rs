@@ -69,7 +69,8 @@ impl Drop for Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// An HTTP client that reports statuses instead of failing on them.
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -78,7 +79,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// The product binary `aisle`, built beside this one (the flood measures its memory).
-fn product_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn product_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let aisle = exe.with_file_name(format!("aisle{}", std::env::consts::EXE_SUFFIX));
     if !aisle.is_file() {

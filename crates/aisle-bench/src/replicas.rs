@@ -42,25 +42,7 @@ const KEY: &str = "bench-admin-key";
 const HOSTS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 const PORT: u16 = 7710;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-fn product_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let aisle = exe.with_file_name(format!("aisle{}", std::env::consts::EXE_SUFFIX));
-    if !aisle.is_file() {
-        bail!(
-            "{} is missing: build the product binary first (cargo build --release -p aisle-cli)",
-            aisle.display()
-        );
-    }
-    Ok(aisle)
-}
+use crate::flood::{agent, product_binary};
 
 struct Cluster {
     exe: PathBuf,
