@@ -33,6 +33,10 @@ pub struct Ready {
 pub struct Accepted {
     /// Events in the request, all durable now (a retried event is stored once).
     pub accepted: usize,
+    /// With replicas: send it back as the `Aisle-Token` header of a read, on any replica,
+    /// and the read waits (up to 2 s) until that replica has applied this write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Items or users created or replaced.

@@ -151,6 +151,10 @@ pub(crate) struct Shared {
     pub privacy: privacy::Privacy,
     /// The publisher and the subscription, when the engine is one of several replicas.
     pub replicator: std::sync::OnceLock<replication::Replicator>,
+    /// Commits that stored events, numbered for read-your-writes tokens.
+    pub commits: AtomicU64,
+    /// The latest commit number of each other replica whose events are all applied here.
+    pub applied_from: std::sync::Mutex<rustc_hash::FxHashMap<String, u64>>,
 }
 
 impl Shared {
@@ -384,6 +388,8 @@ impl Engine {
             last_evaluation: std::sync::Mutex::new(None),
             privacy,
             replicator: std::sync::OnceLock::new(),
+            commits: AtomicU64::new(0),
+            applied_from: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {
@@ -401,6 +407,45 @@ impl Engine {
             let _ = engine.shared.replicator.set(replicator);
         }
         Ok((engine, thread))
+    }
+
+    /// Whether this replica has applied the write a token names (see [`Accepted::token`]).
+    /// A token of this replica is always applied: its writes are in the live state when
+    /// answered. A bad token is a bad request.
+    pub fn token_applied(&self, token: &str) -> Result<bool> {
+        let bad = || {
+            EngineError::bad_request(format!(
+                "the Aisle-Token {token:?} is not one an ingest answered (REPLICA:NUMBER)"
+            ))
+        };
+        let (replica, number) = token.rsplit_once(':').ok_or_else(bad)?;
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        if self
+            .config
+            .replication
+            .as_ref()
+            .is_none_or(|r| r.replica == replica)
+        {
+            return Ok(true);
+        }
+        let applied = self
+            .shared
+            .applied_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(applied.get(replica).is_some_and(|&n| n >= number))
+    }
+
+    /// Events of a user in the live state (for tests of what a replica has applied).
+    #[doc(hidden)]
+    pub fn live_events_of(&self, external: &str) -> usize {
+        let Ok(Some(user)) = self.shared.store.user_id(external) else {
+            return 0;
+        };
+        read(&self.shared.live)
+            .by_user
+            .get(user.index())
+            .map_or(0, Vec::len)
     }
 
     /// Drops from the live state every user the store says was forgotten (by another
@@ -578,10 +623,20 @@ impl Engine {
             }
         }
         let n = events.len();
+        let engine = Arc::clone(&self.shared);
+        let me = self.config.replication.as_ref().map(|r| r.replica.clone());
         self.send(Change::Events { events, key }, move |outcome| {
+            // Read after this write's commit: at least its number (a later one only makes a
+            // reader wait a little longer).
+            let token = me.map(|me| {
+                format!(
+                    "{me}:{}",
+                    engine.commits.load(std::sync::atomic::Ordering::SeqCst)
+                )
+            });
             Ok(match outcome {
                 Outcome::Replayed(answer) => answer,
-                Outcome::Written(_) => Accepted { accepted: n },
+                Outcome::Written(_) => Accepted { accepted: n, token },
             })
         })
     }

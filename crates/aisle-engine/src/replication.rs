@@ -64,7 +64,8 @@ impl std::fmt::Debug for Replication {
 
 /// What the writer hands the publisher.
 enum Outgoing {
-    Events(Vec<(u128, Event)>),
+    /// A commit's number and events.
+    Events(u64, Vec<(u128, Event)>),
     Notice(Notice),
 }
 
@@ -77,12 +78,12 @@ pub(crate) struct Replicator {
 impl Replicator {
     /// Hands a commit's events to the publisher; when its queue is full they wait in the
     /// outbox for the next sweep.
-    pub fn committed(&self, keys: &[u128], events: &[Event]) {
+    pub fn committed(&self, commit: u64, keys: &[u128], events: &[Event]) {
         if keys.is_empty() {
             return;
         }
         let batch = keys.iter().copied().zip(events.iter().cloned()).collect();
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(Outgoing::Events(batch)) {
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Outgoing::Events(commit, batch)) {
             tracing::warn!("the publisher is behind; these events wait in the outbox");
         }
     }
@@ -125,12 +126,12 @@ fn publish(stream: &EventStream, me: &str, engine: &Weak<Engine>, incoming: &Rec
     let mut last_sweep: Option<Instant> = None;
     loop {
         match incoming.recv_timeout(SWEEP_EVERY) {
-            Ok(Outgoing::Events(batch)) => {
+            Ok(Outgoing::Events(commit, batch)) => {
                 let Some(engine) = engine.upgrade() else {
                     return;
                 };
                 let keys: Vec<u128> = batch.iter().map(|b| b.0).collect();
-                match stream.publish(me, &batch) {
+                match stream.publish(me, &batch, Some(commit)) {
                     Ok(()) => {
                         if let Err(e) = engine.shared.store.mark_published(&keys) {
                             tracing::warn!(error = %e, "clearing the outbox failed; the next sweep republishes");
@@ -179,7 +180,7 @@ fn sweep(stream: &EventStream, me: &str, engine: &Engine) {
         // Not under this replica's own name: the outbox may hold another replica's events
         // (one that crashed before publishing), which this replica must apply too.
         if let Err(e) = stream
-            .publish(&format!("outbox:{me}"), &waiting)
+            .publish(&format!("outbox:{me}"), &waiting, None)
             .map_err(|e| e.to_string())
             .and_then(|()| store.mark_published(&keys).map_err(|e| e.to_string()))
         {
@@ -218,6 +219,16 @@ fn follow(me: &str, engine: &Weak<Engine>, delivered: aisle_stream::Result<Strea
                 let events = [event];
                 shared.absorb(&events);
                 shared.online.absorb(&events);
+            }
+            // The last message of a commit carries its number: everything of that commit,
+            // and of the replica's earlier ones, is applied now.
+            if let Some(commit) = streamed.commit {
+                let mut applied = shared
+                    .applied_from
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let latest = applied.entry(streamed.origin.clone()).or_insert(0);
+                *latest = (*latest).max(commit);
             }
         }
         Message::Notice(Notice::Forgot) => {

@@ -138,6 +138,7 @@ enum Plan<'a> {
 fn accepted_answer(events: &[RawEvent]) -> Accepted {
     Accepted {
         accepted: events.len(),
+        token: None,
     }
 }
 
@@ -252,8 +253,15 @@ fn apply(shared: &Shared, plans: &[Plan<'_>], committed: &Committed, forgotten: 
     shared.absorb(&committed.added);
     shared.online.absorb(&committed.added);
     let replicator = shared.replicator.get();
-    if let Some(r) = replicator {
-        r.committed(&committed.keys, &committed.added);
+    if let Some(r) = replicator
+        && !committed.keys.is_empty()
+    {
+        // Numbered only when it stored events: every number is then published.
+        let commit = shared
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        r.committed(commit, &committed.keys, &committed.added);
     }
     // What the other replicas must look at again in the database.
     let mut notices = Vec::new();

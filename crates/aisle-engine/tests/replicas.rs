@@ -105,6 +105,50 @@ fn replicas_converge_on_what_any_of_them_stored() {
     assert_eq!(replicated(&a), 4, "a heard of b's 4 events, and only those");
     assert_eq!(replicated(&b), 5, "b heard of a's 5 events, and only those");
 
+    // Read your writes on another replica: a write's token is applied on b exactly when
+    // b's live state holds the write. Without waiting, some reads right after the write
+    // would be stale.
+    let (mut lags, mut stale_without_token) = (Vec::new(), 0);
+    for i in 0..40 {
+        let user = format!("ryw-{i}");
+        let token = a
+            .ingest(views(&user, 1, t + 100 + i).as_bytes(), false, None)
+            .expect("queued")
+            .wait()
+            .expect("stored")
+            .token
+            .expect("a replica's answer carries a token");
+        stale_without_token += usize::from(b.live_events_of(&user) == 0);
+        let started = Instant::now();
+        while !b.token_applied(&token).expect("a good token") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "b never applied {token}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        lags.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(
+            b.live_events_of(&user),
+            1,
+            "the token is applied, so the write must be visible"
+        );
+        assert!(
+            a.token_applied(&token).expect("own token"),
+            "a has its own writes"
+        );
+    }
+    lags.sort_by(f64::total_cmp);
+    eprintln!(
+        "read-your-writes on b: {stale_without_token} of 40 reads right after the write would have been stale; wait for the token p50 {:.1} ms, max {:.1} ms",
+        lags[20], lags[39]
+    );
+    assert!(
+        b.token_applied("no colon here").is_err(),
+        "a bad token is refused"
+    );
+    assert_eq!(replicated(&b), 45);
+
     // The same idempotency key sent to two replicas: one row, the same answer.
     let body = views("keyed", 1, t + 25);
     let answers: Vec<usize> = [&a, &b]
@@ -158,7 +202,7 @@ fn replicas_converge_on_what_any_of_them_stored() {
         })
         .expect("scan");
     assert_eq!(one.len(), 1);
-    again.publish("someone", &one).expect("publish");
+    again.publish("someone", &one, None).expect("publish");
     std::thread::sleep(Duration::from_millis(500));
     for (e, n) in [(&a, "a"), (&b, "b"), (&c, "c")] {
         converges(e, n);

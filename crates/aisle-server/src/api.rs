@@ -669,6 +669,43 @@ fn admit(
 /// Checks the key and the rate limit, then times and logs the request. A request is served
 /// only when the route table has a spec for its route and method: a declared route called
 /// with another method is a 405 here, before any handler runs.
+/// How long a read that carries an `Aisle-Token` waits for this replica to apply that write.
+const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A read with an `Aisle-Token` (from an ingest answer, possibly of another replica) waits
+/// until this replica has applied that write, at most [`TOKEN_WAIT`]; false when it gave up
+/// (the answer then carries `Aisle-Stale: true`).
+async fn read_your_writes(
+    app: &App,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<bool, ApiError> {
+    let Some(token) = headers.get("aisle-token") else {
+        return Ok(true);
+    };
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return Ok(true);
+    }
+    let token = token
+        .to_str()
+        .map_err(|_| {
+            ApiError::from(aisle_engine::EngineError::bad_request(
+                "the Aisle-Token header is not text",
+            ))
+        })?
+        .to_string();
+    let deadline = Instant::now() + TOKEN_WAIT;
+    loop {
+        if app.engine.token_applied(&token).map_err(ApiError::from)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -741,10 +778,19 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
             }
             .into_response()
         }
-        Ok(role) => {
-            req.extensions_mut().insert(Caller(role));
-            next.run(req).await
-        }
+        Ok(role) => match read_your_writes(&app, &method, req.headers()).await {
+            Err(e) => e.into_response(),
+            Ok(fresh) => {
+                req.extensions_mut().insert(Caller(role));
+                let mut response = next.run(req).await;
+                if !fresh {
+                    response
+                        .headers_mut()
+                        .insert("aisle-stale", axum::http::HeaderValue::from_static("true"));
+                }
+                response
+            }
+        },
     };
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();

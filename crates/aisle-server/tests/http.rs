@@ -683,3 +683,25 @@ fn every_served_list_carries_its_impression_policy_and_propensities() {
         "{answer}"
     );
 }
+
+/// `Aisle-Token` on a read: a malformed one is a 400 naming the header; a well-formed one on
+/// a single server (whose own writes are always applied) answers at once and fresh.
+#[test]
+fn a_read_with_a_bad_token_is_refused_and_a_good_one_answers_fresh() {
+    let s = shared();
+    let read = |token: &str| {
+        common::agent()
+            .get(format!("{}/v1/trending?k=1", s.base))
+            .header("Authorization", format!("Bearer {READ}"))
+            .header("Aisle-Token", token)
+            .call()
+            .expect("answer")
+    };
+    let mut bad = read("not-a-token");
+    assert_eq!(bad.status(), 400);
+    let body = bad.body_mut().read_to_string().expect("body");
+    assert!(body.contains("Aisle-Token"), "{body}");
+    let good = read("another-replica:12");
+    assert_eq!(good.status(), 200);
+    assert!(good.headers().get("aisle-stale").is_none());
+}

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 3600);
 /// The header naming the replica that published a message.
 const ORIGIN: &str = "Aisle-Origin";
+/// The header of a commit's last message: the publishing replica's number for the commit.
+const COMMIT: &str = "Aisle-Commit";
 
 /// Errors of the stream.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct Streamed {
     pub origin: String,
     /// The event's key in the store (0 for a notice).
     pub key: u128,
+    /// On the last message of a commit: the publisher's number for that commit.
+    pub commit: Option<u64>,
     /// What it says.
     pub message: Message,
 }
@@ -137,6 +141,13 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<Message> {
     })
 }
 
+/// A message to publish.
+struct Outbound {
+    id: String,
+    body: Vec<u8>,
+    commit: Option<u64>,
+}
+
 /// A JetStream stream of committed events.
 pub struct EventStream {
     runtime: Option<tokio::runtime::Runtime>,
@@ -197,13 +208,26 @@ impl EventStream {
 
     /// Publishes committed events under their store keys and waits until the server has
     /// stored (or, for a key seen inside the window, dropped) each one.
-    pub fn publish(&self, origin: &str, events: &[(u128, Event)]) -> Result<()> {
+    /// With a `commit` number, the last message carries it: a follower that reaches it has
+    /// every event of the commit.
+    pub fn publish(
+        &self,
+        origin: &str,
+        events: &[(u128, Event)],
+        commit: Option<u64>,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let messages: Vec<(String, Vec<u8>)> = events
+        let last = events.len() - 1;
+        let messages: Vec<Outbound> = events
             .iter()
-            .map(|(key, e)| (format!("{key:032x}"), encode(&wire_event(e))))
+            .enumerate()
+            .map(|(i, (key, e))| Outbound {
+                id: format!("{key:032x}"),
+                body: encode(&wire_event(e)),
+                commit: commit.filter(|_| i == last),
+            })
             .collect();
         self.send(origin, messages)
     }
@@ -211,10 +235,17 @@ impl EventStream {
     /// Publishes a notice (no deduplication: applying one twice is harmless).
     pub fn publish_notice(&self, origin: &str, notice: &Notice) -> Result<()> {
         let id = format!("notice-{:016x}{:016x}", std::process::id(), next_notice());
-        self.send(origin, vec![(id, encode(&Wire::Notice(notice.clone())))])
+        self.send(
+            origin,
+            vec![Outbound {
+                id,
+                body: encode(&Wire::Notice(notice.clone())),
+                commit: None,
+            }],
+        )
     }
 
-    fn send(&self, origin: &str, messages: Vec<(String, Vec<u8>)>) -> Result<()> {
+    fn send(&self, origin: &str, messages: Vec<Outbound>) -> Result<()> {
         let (context, subject, origin) = (
             self.context.clone(),
             self.subject.clone(),
@@ -223,12 +254,15 @@ impl EventStream {
         run(self.runtime(), &self.place, async move {
             // Sent one after another without waiting, then every acknowledgement awaited.
             let mut acks = Vec::with_capacity(messages.len());
-            for (id, body) in messages {
+            for m in messages {
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", id.as_str());
+                headers.insert("Nats-Msg-Id", m.id.as_str());
                 headers.insert(ORIGIN, origin.as_str());
+                if let Some(commit) = m.commit {
+                    headers.insert(COMMIT, commit.to_string().as_str());
+                }
                 let ack = context
-                    .publish_with_headers(subject.clone(), headers, body.into())
+                    .publish_with_headers(subject.clone(), headers, m.body.into())
                     .await
                     .map_err(|e| e.to_string())?;
                 acks.push(ack);
@@ -326,10 +360,12 @@ impl EventStream {
                     let key = header("Nats-Msg-Id")
                         .and_then(|k| u128::from_str_radix(&k, 16).ok())
                         .unwrap_or(0);
+                    let commit = header(COMMIT).and_then(|c| c.parse().ok());
                     deliver(decode(seq, &message.payload).map(|message| Streamed {
                         seq,
                         origin,
                         key,
+                        commit,
                         message,
                     }));
                 }

@@ -42,11 +42,15 @@ fn events_come_back_once_in_order_with_their_keys() {
     let stream = fresh();
     assert_eq!(stream.last_seq().expect("seq"), 0);
     let batch = vec![(11u128 << 64 | 1, event(1, 100)), (22, event(2, 200))];
-    stream.publish("replica-a", &batch).expect("publish");
-    // A republish of the same keys (the outbox after a crash) is dropped by the server.
-    stream.publish("replica-a", &batch).expect("republish");
     stream
-        .publish("replica-b", &[(33, event(3, 300))])
+        .publish("replica-a", &batch, Some(1))
+        .expect("publish");
+    // A republish of the same keys (the outbox after a crash) is dropped by the server.
+    stream
+        .publish("replica-a", &batch, None)
+        .expect("republish");
+    stream
+        .publish("replica-b", &[(33, event(3, 300))], None)
         .expect("publish");
     assert_eq!(stream.last_seq().expect("seq"), 3);
     let (tx, rx) = mpsc::channel();
@@ -63,6 +67,11 @@ fn events_come_back_once_in_order_with_their_keys() {
         vec![(2, "replica-a", 22), (3, "replica-b", 33)]
     );
     assert_eq!(got[1].message, Message::Event(event(3, 300)));
+    assert_eq!(
+        (got[0].commit, got[1].commit),
+        (Some(1), None),
+        "a commit's number rides on its last message"
+    );
     assert!(
         rx.recv_timeout(Duration::from_millis(300)).is_err(),
         "nothing else"
