@@ -518,7 +518,7 @@ impl Engine {
             }
         }
         self.retraining.store(true, Ordering::SeqCst);
-        let _done = Done(&self.retraining);
+        let done = Done(&self.retraining);
         let version = self.generation().version + 1;
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if self.fail_next_retrain.swap(false, Ordering::SeqCst) {
@@ -542,16 +542,21 @@ impl Engine {
             Err(format!("training panicked: {what}"))
         });
         let counters = &self.shared.counters;
+        // The new generation serves and the flag is clear before the counters move: a
+        // client that watches them to see a retrain end, and then asks for the next one,
+        // must find it claimable (it was once refused as "already running", and waited for
+        // a retrain that never came).
         match attempt {
             Ok(next) => {
-                counters
-                    .last_train_ms
-                    .set((next.train_seconds * 1000.0) as i64);
-                counters.model_version.set(version as i64);
-                tracing::info!(version, seconds = next.train_seconds, "new models serving");
+                let seconds = next.train_seconds;
                 *write(&self.generation) = Arc::new(next);
+                drop(done);
+                counters.last_train_ms.set((seconds * 1000.0) as i64);
+                counters.model_version.set(version as i64);
+                tracing::info!(version, seconds, "new models serving");
             }
             Err(e) => {
+                drop(done);
                 counters.retrain_failures.inc();
                 tracing::error!(error = %e, "retraining failed; the previous models stay");
             }
