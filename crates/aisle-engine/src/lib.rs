@@ -628,17 +628,12 @@ impl Engine {
             }
         }
         let n = events.len();
-        let engine = Arc::clone(&self.shared);
+        let shared = Arc::clone(&self.shared);
         let me = self.config.replication.as_ref().map(|r| r.replica.clone());
         self.send(Change::Events { events, key }, move |outcome| {
             // Read after this write's commit: at least its number (a later one only makes a
             // reader wait a little longer).
-            let token = me.map(|me| {
-                format!(
-                    "{me}:{}",
-                    engine.commits.load(std::sync::atomic::Ordering::SeqCst)
-                )
-            });
+            let token = me.map(|me| format!("{me}:{}", shared.commits.load(Ordering::SeqCst)));
             Ok(match outcome {
                 Outcome::Replayed(answer) => answer,
                 Outcome::Written(_) => Accepted { accepted: n, token },

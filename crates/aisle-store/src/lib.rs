@@ -156,8 +156,7 @@ pub trait Store: ReadStore {
     }
 
     /// Up to `limit` events of the outbox, oldest first, with their keys.
-    fn unpublished(&self, limit: usize) -> Result<Vec<(u128, Event)>> {
-        let _ = limit;
+    fn unpublished(&self, _limit: usize) -> Result<Vec<(u128, Event)>> {
         Ok(Vec::new())
     }
 
@@ -168,8 +167,7 @@ pub trait Store: ReadStore {
     }
 
     /// Takes events out of the outbox once the stream has them.
-    fn mark_published(&self, keys: &[u128]) -> Result<()> {
-        let _ = keys;
+    fn mark_published(&self, _keys: &[u128]) -> Result<()> {
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, Impression, Item, ItemId, RawEvent, User, UserId};
 
 use crate::staging::{Catalog, SharedCatalog, Staging, decode_event, event_user, read_catalog};
 use crate::{ReadStore, Result, Store, StoreCounts, StoreWriter};
@@ -160,56 +160,10 @@ struct MemWriter<'a> {
 }
 
 impl StoreWriter for MemWriter<'_> {
-    fn register_kind(&mut self, name: &str) -> Result<EventKind> {
-        self.staging.register_kind(name)
-    }
-
-    fn resolve_kind(&self, name: &str) -> Result<EventKind> {
-        self.staging.resolve_kind(name)
-    }
-
-    fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
-        self.staging.upsert_item(item)
-    }
-
-    fn upsert_user(&mut self, user: User) -> Result<UserId> {
-        self.staging.upsert_user(user)
-    }
+    crate::staging::staged_writer_methods!();
 
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)
-    }
-
-    fn delete_item(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.delete_item(external))
-    }
-
-    fn forget_user(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.forget_user(external))
-    }
-
-    fn start_batch(&mut self) {
-        self.staging.start_batch();
-    }
-
-    fn keep_added_events(&mut self) {
-        self.staging.keep_added = true;
-    }
-
-    fn remember(&mut self, key: &str, record: &crate::Remembered) {
-        self.staging.remember(key, record);
-    }
-
-    fn forget_remembered_before(&mut self, before_ms: i64) {
-        self.staging.forget_remembered_before = Some(before_ms);
-    }
-
-    fn delete_events_before(&mut self, before_ms: i64) {
-        self.staging.delete_events_before = Some(before_ms);
-    }
-
-    fn log_impression(&mut self, impression: &Impression) {
-        self.staging.log_impression(impression);
     }
 
     fn commit_listing_added(self: Box<Self>) -> Result<crate::Committed> {

@@ -40,7 +40,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, Impression, Item, ItemId, RawEvent, User, UserId};
 use chrono::{Datelike, TimeZone, Utc};
 use futures_util::{StreamExt, pin_mut};
 use rustc_hash::FxHashSet as HashSet;
@@ -49,7 +49,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use crate::staging::{
-    Catalog, SharedCatalog, Staging, decode, decode_event, event_user, forgotten_key,
+    Catalog, SharedCatalog, Staging, decode, decode_event, encode, event_user, forgotten_key,
 };
 use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter};
 
@@ -426,11 +426,10 @@ impl PgStore {
     fn refresh_catalog(&self, client: &Client) -> Result<()> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
-        let known = |n: usize| n as i32;
         let (users, items, kinds) = (
-            known(catalog.users.len()),
-            known(catalog.items.len()),
-            known(catalog.kinds.len()),
+            catalog.users.len() as i32,
+            catalog.items.len() as i32,
+            catalog.kinds.len() as i32,
         );
         // One round trip: the four statements are pipelined on the connection.
         let (state, mut new_users, new_items, new_kinds) = wait(futures_util::future::try_join4(
@@ -998,10 +997,6 @@ impl PgWriter<'_> {
     }
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    crate::staging::encode(value)
-}
-
 /// Keeps the last value per id (a later record for the same id wins), in id order; one
 /// `INSERT … ON CONFLICT DO UPDATE` may not touch a row twice.
 fn last_wins<K: Ord, V>(records: impl Iterator<Item = (K, V)>) -> Vec<(K, V)> {
@@ -1120,33 +1115,7 @@ async fn copy_events(
 }
 
 impl StoreWriter for PgWriter<'_> {
-    fn register_kind(&mut self, name: &str) -> Result<EventKind> {
-        self.staging.register_kind(name)
-    }
-
-    fn resolve_kind(&self, name: &str) -> Result<EventKind> {
-        self.staging.resolve_kind(name)
-    }
-
-    fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
-        self.staging.upsert_item(item)
-    }
-
-    fn upsert_user(&mut self, user: User) -> Result<UserId> {
-        self.staging.upsert_user(user)
-    }
-
-    fn delete_item(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.delete_item(external))
-    }
-
-    fn forget_user(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.forget_user(external))
-    }
-
-    fn start_batch(&mut self) {
-        self.staging.start_batch();
-    }
+    crate::staging::staged_writer_methods!();
 
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)?;
@@ -1155,26 +1124,6 @@ impl StoreWriter for PgWriter<'_> {
             self.flush_records()?;
         }
         Ok(())
-    }
-
-    fn keep_added_events(&mut self) {
-        self.staging.keep_added = true;
-    }
-
-    fn remember(&mut self, key: &str, record: &crate::Remembered) {
-        self.staging.remember(key, record);
-    }
-
-    fn forget_remembered_before(&mut self, before_ms: i64) {
-        self.staging.forget_remembered_before = Some(before_ms);
-    }
-
-    fn delete_events_before(&mut self, before_ms: i64) {
-        self.staging.delete_events_before = Some(before_ms);
-    }
-
-    fn log_impression(&mut self, impression: &Impression) {
-        self.staging.log_impression(impression);
     }
 
     fn commit_listing_added(mut self: Box<Self>) -> Result<crate::Committed> {

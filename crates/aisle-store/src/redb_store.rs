@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use aisle_core::{Event, EventKind, Impression, Item, ItemId, RawEvent, User, UserId};
+use aisle_core::{Event, Impression, Item, ItemId, RawEvent, User, UserId};
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
@@ -482,33 +482,7 @@ impl RedbWriter {
 }
 
 impl StoreWriter for RedbWriter {
-    fn register_kind(&mut self, name: &str) -> Result<EventKind> {
-        self.staging.register_kind(name)
-    }
-
-    fn resolve_kind(&self, name: &str) -> Result<EventKind> {
-        self.staging.resolve_kind(name)
-    }
-
-    fn upsert_item(&mut self, item: Item) -> Result<ItemId> {
-        self.staging.upsert_item(item)
-    }
-
-    fn upsert_user(&mut self, user: User) -> Result<UserId> {
-        self.staging.upsert_user(user)
-    }
-
-    fn delete_item(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.delete_item(external))
-    }
-
-    fn forget_user(&mut self, external: &str) -> Result<bool> {
-        Ok(self.staging.forget_user(external))
-    }
-
-    fn start_batch(&mut self) {
-        self.staging.start_batch();
-    }
+    crate::staging::staged_writer_methods!();
 
     fn add_event(&mut self, event: &RawEvent) -> Result<()> {
         self.staging.add_event(event)?;
@@ -517,26 +491,6 @@ impl StoreWriter for RedbWriter {
             self.flush_records()?;
         }
         Ok(())
-    }
-
-    fn keep_added_events(&mut self) {
-        self.staging.keep_added = true;
-    }
-
-    fn remember(&mut self, key: &str, record: &crate::Remembered) {
-        self.staging.remember(key, record);
-    }
-
-    fn forget_remembered_before(&mut self, before_ms: i64) {
-        self.staging.forget_remembered_before = Some(before_ms);
-    }
-
-    fn delete_events_before(&mut self, before_ms: i64) {
-        self.staging.delete_events_before = Some(before_ms);
-    }
-
-    fn log_impression(&mut self, impression: &Impression) {
-        self.staging.log_impression(impression);
     }
 
     fn commit_listing_added(mut self: Box<Self>) -> Result<crate::Committed> {

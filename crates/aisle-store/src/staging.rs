@@ -419,3 +419,58 @@ fn check_external_id(what: &str, id: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The `StoreWriter` methods every backend answers from its `staging` field alone: all but
+/// `add_event` (a backend may flush there) and the commit.
+macro_rules! staged_writer_methods {
+    () => {
+        fn register_kind(&mut self, name: &str) -> $crate::Result<aisle_core::EventKind> {
+            self.staging.register_kind(name)
+        }
+
+        fn resolve_kind(&self, name: &str) -> $crate::Result<aisle_core::EventKind> {
+            self.staging.resolve_kind(name)
+        }
+
+        fn upsert_item(&mut self, item: aisle_core::Item) -> $crate::Result<aisle_core::ItemId> {
+            self.staging.upsert_item(item)
+        }
+
+        fn upsert_user(&mut self, user: aisle_core::User) -> $crate::Result<aisle_core::UserId> {
+            self.staging.upsert_user(user)
+        }
+
+        fn delete_item(&mut self, external: &str) -> $crate::Result<bool> {
+            Ok(self.staging.delete_item(external))
+        }
+
+        fn forget_user(&mut self, external: &str) -> $crate::Result<bool> {
+            Ok(self.staging.forget_user(external))
+        }
+
+        fn start_batch(&mut self) {
+            self.staging.start_batch();
+        }
+
+        fn keep_added_events(&mut self) {
+            self.staging.keep_added = true;
+        }
+
+        fn remember(&mut self, key: &str, record: &$crate::Remembered) {
+            self.staging.remember(key, record);
+        }
+
+        fn forget_remembered_before(&mut self, before_ms: i64) {
+            self.staging.forget_remembered_before = Some(before_ms);
+        }
+
+        fn delete_events_before(&mut self, before_ms: i64) {
+            self.staging.delete_events_before = Some(before_ms);
+        }
+
+        fn log_impression(&mut self, impression: &aisle_core::Impression) {
+            self.staging.log_impression(impression);
+        }
+    };
+}
+pub(crate) use staged_writer_methods;
