@@ -566,6 +566,55 @@ fn als_fold_in_solves_the_normal_equations() {
     }
 }
 
+/// BPR is parallel and still deterministic: with a fixed seed and thread count two fits
+/// score every item identically, on two threads as on one; and two threads learn the
+/// planted blocks as well as one.
+#[test]
+fn bpr_is_deterministic_for_a_seed_and_a_thread_count() {
+    let data = planted_blocks();
+    let fit_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            let mut m = aisle_models::Bpr::new(aisle_models::BprConfig {
+                factors: 8,
+                epochs: 30,
+                ..Default::default()
+            });
+            m.fit(&data).expect("fit");
+            (0..40u32)
+                .flat_map(|u| {
+                    let query = Query {
+                        user: Some(u),
+                        ..Query::default()
+                    };
+                    let mut scores = vec![0f32; 20];
+                    m.score(&query, &mut scores);
+                    scores
+                })
+                .collect::<Vec<f32>>()
+        })
+    };
+    let (one, one_again) = (fit_on(1), fit_on(1));
+    let (two, two_again) = (fit_on(2), fit_on(2));
+    assert_eq!(one, one_again, "one thread: the same seed, the same model");
+    assert_eq!(two, two_again, "two threads: the same seed, the same model");
+    assert_ne!(one, two, "two threads deal the work differently");
+    // Each user's own block outscores the other block, on two threads as on one.
+    for scores in [&one, &two] {
+        let mut right = 0;
+        for u in 0..40usize {
+            let row = &scores[u * 20..(u + 1) * 20];
+            let (own, other) = if u < 20 { (0..10, 10..20) } else { (10..20, 0..10) };
+            let mean = |r: std::ops::Range<usize>| row[r].iter().sum::<f32>() / 10.0;
+            right += usize::from(mean(own) > mean(other));
+        }
+        assert_eq!(right, 40, "every user prefers their own block");
+    }
+}
+
 #[test]
 fn bpr_loss_falls() {
     let data = planted_blocks();
