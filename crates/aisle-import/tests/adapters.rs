@@ -249,3 +249,41 @@ fn groceries_baskets() {
     }
     assert_eq!(baskets.len(), 2_513);
 }
+
+#[test]
+fn completejourney_transactions_products_and_households() {
+    let Some(dir) = shared_dataset("completejourney") else {
+        return;
+    };
+    let store = MemStore::new();
+    let report = import_strict(&store, Adapter::CompleteJourney, &[dir.clone()]);
+    let counts = store.counts().expect("counts");
+    // SOURCE.md: 1,469,307 transaction lines, 2,469 households, 92,331 products; the
+    // transactions name 17 product ids that products.parquet lacks (counted with pyarrow),
+    // and they become items too.
+    assert_eq!(
+        (counts.events, counts.users, counts.items),
+        (1_469_307, 2_469, 92_331 + 17),
+        "{report:?}"
+    );
+    let all = events(&store);
+    assert!(
+        all.iter()
+            .all(|e| e.item.is_some() && e.kind == EventKind::Purchase)
+    );
+    // 2017-01-01 to 2018-01-01 (the period SOURCE.md states).
+    let (first, last) = (
+        all.iter().map(|e| e.timestamp_ms).min().expect("events"),
+        all.iter().map(|e| e.timestamp_ms).max().expect("events"),
+    );
+    assert!(
+        (1_483_228_800_000..1_483_315_200_000).contains(&first),
+        "first event {first} is not on 2017-01-01"
+    );
+    assert!(
+        last < 1_514_851_200_000,
+        "last event {last} after 2018-01-02"
+    );
+    let baskets: HashSet<_> = all.iter().filter_map(|e| e.session).collect();
+    assert_eq!(baskets.len(), 155_848, "SOURCE.md's basket count");
+}

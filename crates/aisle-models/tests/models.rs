@@ -607,7 +607,11 @@ fn bpr_is_deterministic_for_a_seed_and_a_thread_count() {
         let mut right = 0;
         for u in 0..40usize {
             let row = &scores[u * 20..(u + 1) * 20];
-            let (own, other) = if u < 20 { (0..10, 10..20) } else { (10..20, 0..10) };
+            let (own, other) = if u < 20 {
+                (0..10, 10..20)
+            } else {
+                (10..20, 0..10)
+            };
             let mean = |r: std::ops::Range<usize>| row[r].iter().sum::<f32>() / 10.0;
             right += usize::from(mean(own) > mean(other));
         }

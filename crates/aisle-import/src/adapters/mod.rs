@@ -7,6 +7,7 @@
 //! error naming the directory and the names looked for ([`no_dataset_file`]).
 
 mod cdnow;
+mod completejourney;
 mod groceries;
 mod instacart;
 mod movielens;
@@ -38,17 +39,21 @@ pub enum Adapter {
     Cdnow,
     /// Groceries market baskets (one basket per line): `groceries.csv` or its directory.
     Groceries,
+    /// 84.51° The Complete Journey 2.0 (Parquet): `transactions.parquet` or its directory,
+    /// with the products and demographics beside it.
+    CompleteJourney,
 }
 
 impl Adapter {
     /// Every adapter with its name.
-    pub const ALL: [(&'static str, Adapter); 6] = [
+    pub const ALL: [(&'static str, Adapter); 7] = [
         ("instacart", Adapter::Instacart),
         ("yoochoose", Adapter::Yoochoose),
         ("s3rec", Adapter::S3Rec),
         ("movielens", Adapter::MovieLens),
         ("cdnow", Adapter::Cdnow),
         ("groceries", Adapter::Groceries),
+        ("completejourney", Adapter::CompleteJourney),
     ];
 
     /// Looks an adapter up by name.
@@ -67,6 +72,7 @@ impl Adapter {
             Adapter::MovieLens => movielens::import(path, sink),
             Adapter::Cdnow => cdnow::import(path, sink),
             Adapter::Groceries => groceries::import(path, sink),
+            Adapter::CompleteJourney => completejourney::import(path, sink),
         }?;
         sink.require_rows()
     }

@@ -72,7 +72,9 @@ fn bpr_step(
     let [bi, bj] = bias;
     // x_ui − x_uj in one pass: u · (i − j), eight partial sums so that it vectorises.
     let mut acc = [0f32; 8];
-    let mut chunks = xu.chunks_exact(8).zip(xi.chunks_exact(8).zip(xj.chunks_exact(8)));
+    let mut chunks = xu
+        .chunks_exact(8)
+        .zip(xi.chunks_exact(8).zip(xj.chunks_exact(8)));
     for (u, (i, j)) in &mut chunks {
         for l in 0..8 {
             acc[l] += u[l] * (i[l] - j[l]);
