@@ -2,7 +2,7 @@
 # aisle's ALS and BPR against the `implicit` package on the same leave-one-out split files,
 # scored by aisle's metric code, in one run, over three seeds.
 #
-#   bash bench/implicit.sh [beauty|movielens|sports]    (default: beauty)
+#   bash bench/implicit.sh [beauty|movielens|sports|completejourney]    (default: beauty)
 #
 # Creates bench/.venv with implicit from PyPI on first use. Writes bench/results/implicit-<dataset>.md.
 set -euo pipefail
@@ -13,6 +13,8 @@ case $dataset in
   beauty) format=s3rec; input="$shared/amazon-seq-s3rec/Beauty.txt" ;;
   sports) format=s3rec; input="$shared/amazon-seq-s3rec/Sports_and_Outdoors.txt" ;;
   movielens) format=movielens; input="$shared/movielens-100k" ;;
+  # 1.47 million grocery lines (a demo and scale dataset, not a citable benchmark).
+  completejourney) format=completejourney; input="$shared/completejourney" ;;
   *) echo "unknown dataset $dataset" >&2; exit 2 ;;
 esac
 if [ ! -x bench/.venv/bin/python ]; then
