@@ -256,7 +256,7 @@ fn completejourney_transactions_products_and_households() {
         return;
     };
     let store = MemStore::new();
-    let report = import_strict(&store, Adapter::CompleteJourney, &[dir.clone()]);
+    let report = import_strict(&store, Adapter::CompleteJourney, &[dir]);
     let counts = store.counts().expect("counts");
     // SOURCE.md: 1,469,307 transaction lines, 2,469 households, 92,331 products; the
     // transactions name 17 product ids that products.parquet lacks (counted with pyarrow),

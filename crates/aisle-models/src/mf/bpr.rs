@@ -195,8 +195,8 @@ impl Recommender for Bpr {
         }
         let user_cuts = balanced_cuts(&user_mass, blocks);
         let mut owner = Vec::with_capacity(nnz);
-        for u in 0..n_users {
-            owner.extend(std::iter::repeat_n(u as u32, user_mass[u]));
+        for (u, &mass) in user_mass.iter().enumerate() {
+            owner.extend(std::iter::repeat_n(u as u32, mass));
         }
         let mut slot_of: Vec<u32> = (0..n_items as u32).collect();
         let mut item_at = slot_of.clone();
