@@ -39,6 +39,12 @@ out=bench/results/implicit-$dataset.md
   echo "reads the confidence matrix \`1 + alpha\` on observed cells, which is aisle's confidence."
   echo "The one algorithmic difference: aisle's ALS scales each row's regularisation by its number of"
   echo "observations, λ(1 + n), as Rendle et al. (2022) recommend; implicit has no such option."
+  if [ "$dataset" = completejourney ]; then
+    echo
+    echo "The Complete Journey is a demo and scale dataset (its Python package calls it simulated from"
+    echo "real shopping patterns), not a citable benchmark: read these figures for speed at 1.47 million"
+    echo "lines, and the accuracy only as a comparison of the two libraries on the same split."
+  fi
   for seed in 1 2 3; do
     bench/.venv/bin/python bench/implicit_peer.py "$work/split" "$work/peer-$seed" $seed 2> "$work/peer-$seed.log"
     echo
