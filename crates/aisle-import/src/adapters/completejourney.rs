@@ -21,7 +21,7 @@ use aisle_core::{EventPayload, Item, RawEvent, User};
 
 use super::{main_file, parse_field, sibling};
 use crate::Result;
-use crate::rows::{RowSource, TableFormat, open};
+use crate::rows::{Row, TableFormat, open};
 use crate::sink::Sink;
 
 const TRANSACTION_FILES: &[&str] = &["transactions.parquet"];
@@ -64,27 +64,33 @@ pub(crate) fn import(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
     import_transactions(&transactions, sink)
 }
 
-/// Opens a Parquet table with the named columns selected in this order.
-fn table(path: &Path, columns: &[&str]) -> Result<Box<dyn RowSource>> {
+/// Calls `each` with every readable row of a Parquet table, its named columns selected in
+/// this order; an unreadable row is a bad row.
+fn for_each_row(
+    path: &Path,
+    columns: &[&str],
+    sink: &mut Sink<'_, '_>,
+    mut each: impl FnMut(&mut Sink<'_, '_>, Row) -> Result<()>,
+) -> Result<()> {
+    sink.start_file(path);
     let mut rows = open(TableFormat::Parquet, path)?;
     let wanted: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
     rows.select(&wanted)?;
-    Ok(rows)
+    while let Some(row) = rows.next_row() {
+        sink.row_read();
+        if let Some(row) = sink.or_bad_row(row)? {
+            each(sink, row)?;
+        }
+    }
+    Ok(())
 }
 
 fn import_products(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
-    sink.start_file(path);
-    let mut rows = table(path, PRODUCT_COLUMNS)?;
-    while let Some(row) = rows.next_row() {
-        sink.row_read();
-        let Some(row) = sink.or_bad_row(row)? else {
-            continue;
-        };
+    for_each_row(path, PRODUCT_COLUMNS, sink, |sink, row| {
         let v = &row.values;
         let Some(id) = v[0].as_deref() else {
             let error = sink.row_error(row.line, Some("product_id"), "missing value");
-            sink.bad_row(error)?;
-            continue;
+            return sink.bad_row(error);
         };
         let mut item = Item::new(id);
         item.title = v[5].clone().or_else(|| v[4].clone()).unwrap_or_default();
@@ -98,23 +104,15 @@ fn import_products(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
                 item.attributes.insert(name.into(), value.clone());
             }
         }
-        sink.item(row.line, item)?;
-    }
-    Ok(())
+        sink.item(row.line, item)
+    })
 }
 
 fn import_households(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
-    sink.start_file(path);
-    let mut rows = table(path, DEMOGRAPHIC_COLUMNS)?;
-    while let Some(row) = rows.next_row() {
-        sink.row_read();
-        let Some(row) = sink.or_bad_row(row)? else {
-            continue;
-        };
+    for_each_row(path, DEMOGRAPHIC_COLUMNS, sink, |sink, row| {
         let Some(id) = row.values[0].as_deref() else {
             let error = sink.row_error(row.line, Some("household_id"), "missing value");
-            sink.bad_row(error)?;
-            continue;
+            return sink.bad_row(error);
         };
         let mut user = User::new(id);
         for (name, value) in DEMOGRAPHIC_COLUMNS.iter().zip(&row.values).skip(1) {
@@ -122,19 +120,12 @@ fn import_households(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
                 user.attributes.insert(name.to_string(), value.clone());
             }
         }
-        sink.user(row.line, user)?;
-    }
-    Ok(())
+        sink.user(row.line, user)
+    })
 }
 
 fn import_transactions(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
-    sink.start_file(path);
-    let mut rows = table(path, TRANSACTION_COLUMNS)?;
-    while let Some(row) = rows.next_row() {
-        sink.row_read();
-        let Some(row) = sink.or_bad_row(row)? else {
-            continue;
-        };
+    for_each_row(path, TRANSACTION_COLUMNS, sink, |sink, row| {
         let (line, v) = (row.line, &row.values);
         let event = (|| {
             let household: u64 = parse_field(sink, line, "household_id", v[0].as_deref())?;
@@ -168,6 +159,6 @@ fn import_transactions(path: &Path, sink: &mut Sink<'_, '_>) -> Result<()> {
         if let Some(event) = sink.or_bad_row(event)? {
             sink.event(line, &event)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
