@@ -44,8 +44,9 @@ pub struct EngineArgs {
     /// Synonyms file: one comma-separated group per line (default: DATA_DIR/search/synonyms.txt if present).
     #[arg(long)]
     pub synonyms: Option<PathBuf>,
-    /// Search lexically only, even where an encoder is found.
-    #[arg(long, conflicts_with = "encoder")]
+    /// Search lexically only, even where an encoder is found or AISLE_ENCODER names one
+    /// (so it does not conflict with the environment variable).
+    #[arg(long)]
     pub no_encoder: bool,
 }
 

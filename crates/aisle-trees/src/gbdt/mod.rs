@@ -4,7 +4,11 @@
 //! Our own, histogram-based like LightGBM: features are cut into at most 255 quantile bins
 //! once, and each split is found from per-bin gradient sums. No pure-Rust crate offers
 //! LambdaMART together with the tree access that TreeSHAP explanations need, and the C++
-//! libraries would add a native build. Trees grow level by level to `max_depth`.
+//! libraries would add a native build. Trees grow leaf-wise (best split first) to
+//! `num_leaves` leaves and `max_depth` levels; a child's histogram is its parent's minus its
+//! sibling's, and histograms are built by fixed row chunks in parallel, so a fit is the same
+//! for any thread count. Exclusive feature bundling is left out: the features aisle builds
+//! are dense.
 
 mod lambdarank;
 mod shap;
@@ -35,8 +39,11 @@ pub struct GbdtConfig {
     pub trees: usize,
     /// Shrinkage of each tree. Default 0.1.
     pub learning_rate: f32,
-    /// Depth of each tree. Default 6.
+    /// Most levels below the root. Default 6.
     pub max_depth: usize,
+    /// Most leaves per tree; trees grow best leaf first until they have this many.
+    /// Default 63 (LightGBM's is 31 with no depth limit; with depth 6, 63 lets a tree fill).
+    pub num_leaves: usize,
     /// Fewest rows in a leaf. Default 20.
     pub min_data_in_leaf: usize,
     /// Smallest hessian sum in a leaf. Default 1e-3.
@@ -59,6 +66,7 @@ impl Default for GbdtConfig {
             trees: 200,
             learning_rate: 0.1,
             max_depth: 6,
+            num_leaves: 63,
             min_data_in_leaf: 20,
             min_sum_hessian: 1e-3,
             lambda_l2: 1.0,
@@ -195,21 +203,41 @@ pub struct Gbdt {
     pub validation_curve: Vec<f64>,
 }
 
-/// Per-feature quantile bins.
+/// Bin boundaries come from at most this many rows, evenly spaced (LightGBM's
+/// `bin_construct_sample_cnt`); every row is then binned.
+const BIN_SAMPLE_ROWS: usize = 200_000;
+
+/// Per-feature quantile bins, stored row-major: one pass over a leaf's rows fills every
+/// feature's histogram (LightGBM's row-wise mode, the faster one for a few dense features).
 struct Binned {
-    /// Column-major bin of each value.
-    bins: Vec<Vec<u8>>,
+    n_features: usize,
+    /// `bins[r * n_features + f]`: the bin of row r's feature f.
+    bins: Vec<u8>,
     /// Upper bound of each bin, per feature.
     uppers: Vec<Vec<f32>>,
+    /// Where feature f's buckets start in a histogram; the last entry is the total.
+    offsets: Vec<usize>,
+}
+
+impl Binned {
+    fn bin(&self, row: u32, feature: usize) -> u8 {
+        self.bins[row as usize * self.n_features + feature]
+    }
+
+    fn n_buckets(&self) -> usize {
+        self.offsets[self.n_features]
+    }
 }
 
 fn bin_features(data: &GbdtData<'_>, max_bins: usize) -> Binned {
     let n = data.n_rows();
     let max_bins = max_bins.clamp(2, 255);
-    let (bins, uppers) = (0..data.n_features)
+    // An even stride over the rows: deterministic, and it keeps the file's order mixed in.
+    let stride = n.div_ceil(BIN_SAMPLE_ROWS).max(1);
+    let uppers: Vec<Vec<f32>> = (0..data.n_features)
         .into_par_iter()
         .map(|f| {
-            let mut values: Vec<f32> = (0..n).map(|r| data.row(r)[f]).collect();
+            let mut values: Vec<f32> = (0..n).step_by(stride).map(|r| data.row(r)[f]).collect();
             values.sort_unstable_by(f32::total_cmp);
             values.dedup();
             let mut uppers: Vec<f32> = if values.len() <= max_bins {
@@ -225,13 +253,27 @@ fn bin_features(data: &GbdtData<'_>, max_bins: usize) -> Binned {
                 cuts
             };
             uppers.push(f32::INFINITY);
-            let bins = (0..n)
-                .map(|r| uppers.partition_point(|&u| u < data.row(r)[f]) as u8)
-                .collect();
-            (bins, uppers)
+            uppers
         })
-        .unzip();
-    Binned { bins, uppers }
+        .collect();
+    let mut bins = vec![0u8; n * data.n_features];
+    bins.par_chunks_mut(data.n_features)
+        .zip(data.features.par_chunks(data.n_features))
+        .for_each(|(out, row)| {
+            for ((bin, &value), uppers) in out.iter_mut().zip(row).zip(&uppers) {
+                *bin = uppers.partition_point(|&u| u < value) as u8;
+            }
+        });
+    let mut offsets = vec![0];
+    for u in &uppers {
+        offsets.push(offsets.last().unwrap() + u.len());
+    }
+    Binned {
+        n_features: data.n_features,
+        bins,
+        uppers,
+        offsets,
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -241,10 +283,122 @@ struct Bucket {
     n: u32,
 }
 
+impl Bucket {
+    fn add(&mut self, other: &Bucket) {
+        self.g += other.g;
+        self.h += other.h;
+        self.n += other.n;
+    }
+
+    fn subtract(&mut self, other: &Bucket) {
+        self.g -= other.g;
+        self.h -= other.h;
+        self.n -= other.n;
+    }
+}
+
 struct Split {
     feature: usize,
     bin: usize,
     gain: f64,
+    /// Gradient, hessian and row sums of the left side.
+    left: Bucket,
+}
+
+/// Rows per histogram task. Fixed, not derived from the thread count, and the partial
+/// histograms are added in row order: the sums, and so the trees, are the same bit for bit
+/// whatever the number of threads.
+const HISTOGRAM_CHUNK: usize = 16_384;
+
+/// Per-bin gradient sums of every feature over `rows`.
+fn histogram(binned: &Binned, grad: &[f32], hess: &[f32], rows: &[u32]) -> Vec<Bucket> {
+    let fill = |rows: &[u32]| {
+        let mut hist = vec![Bucket::default(); binned.n_buckets()];
+        let f = binned.n_features;
+        for &r in rows {
+            let (g, h) = (f64::from(grad[r as usize]), f64::from(hess[r as usize]));
+            let bins = &binned.bins[r as usize * f..(r as usize + 1) * f];
+            for (&bin, &offset) in bins.iter().zip(&binned.offsets) {
+                let bucket = &mut hist[offset + usize::from(bin)];
+                bucket.g += g;
+                bucket.h += h;
+                bucket.n += 1;
+            }
+        }
+        hist
+    };
+    if rows.len() <= 2 * HISTOGRAM_CHUNK {
+        return fill(rows);
+    }
+    let parts: Vec<Vec<Bucket>> = rows.par_chunks(HISTOGRAM_CHUNK).map(fill).collect();
+    let mut total = parts[0].clone();
+    total.par_chunks_mut(256).enumerate().for_each(|(k, out)| {
+        for part in &parts[1..] {
+            for (o, p) in out.iter_mut().zip(&part[k * 256..]) {
+                o.add(p);
+            }
+        }
+    });
+    total
+}
+
+/// Rows per partition task (see [`partition_rows`]).
+const PARTITION_CHUNK: usize = 65_536;
+
+/// Reorders `rows` so that those going left come first, each side in its old order, and
+/// returns how many go left. Large ranges are split in fixed chunks that count and then
+/// copy their rows in parallel, each to its own place in `scratch`.
+fn partition_rows(
+    rows: &mut [u32],
+    scratch: &mut Vec<u32>,
+    goes_left: impl Fn(u32) -> bool + Sync,
+) -> usize {
+    scratch.clear();
+    if rows.len() <= 2 * PARTITION_CHUNK {
+        let mut n_left = 0;
+        for k in 0..rows.len() {
+            let r = rows[k];
+            if goes_left(r) {
+                rows[n_left] = r;
+                n_left += 1;
+            } else {
+                scratch.push(r);
+            }
+        }
+        rows[n_left..].copy_from_slice(scratch);
+        return n_left;
+    }
+    let lefts: Vec<usize> = rows
+        .par_chunks(PARTITION_CHUNK)
+        .map(|chunk| chunk.iter().filter(|&&r| goes_left(r)).count())
+        .collect();
+    let n_left: usize = lefts.iter().sum();
+    scratch.resize(rows.len(), 0);
+    let (mut left_space, mut right_space) = scratch.split_at_mut(n_left);
+    let mut places = Vec::with_capacity(lefts.len());
+    for (chunk, &n) in rows.chunks(PARTITION_CHUNK).zip(&lefts) {
+        let (l, rest) = std::mem::take(&mut left_space).split_at_mut(n);
+        left_space = rest;
+        let (r, rest) = std::mem::take(&mut right_space).split_at_mut(chunk.len() - n);
+        right_space = rest;
+        places.push((l, r));
+    }
+    rows.par_chunks(PARTITION_CHUNK)
+        .zip(places)
+        .for_each(|(chunk, (l, r))| {
+            let (mut i, mut j) = (0, 0);
+            for &row in chunk {
+                if goes_left(row) {
+                    l[i] = row;
+                    i += 1;
+                } else {
+                    r[j] = row;
+                    j += 1;
+                }
+            }
+        });
+    rows.copy_from_slice(scratch);
+    n_left
 }
 
 impl Gbdt {
@@ -264,10 +418,16 @@ impl Gbdt {
                 });
             }
         }
-        if config.learning_rate <= 0.0 || config.max_depth == 0 || config.trees == 0 {
+        if config.learning_rate <= 0.0
+            || config.max_depth == 0
+            || config.trees == 0
+            || config.num_leaves < 2
+        {
             return Err(Error::InvalidConfig {
                 model: "gbdt",
-                reason: "trees, learning_rate and max_depth must be positive".into(),
+                reason:
+                    "trees, learning_rate and max_depth must be positive, and num_leaves at least 2"
+                        .into(),
             });
         }
         let n = train.n_rows();
@@ -291,28 +451,37 @@ impl Gbdt {
         let mut valid_scores = validation.map(|v| vec![base; v.n_rows()]);
         let mut grad = vec![0f32; n];
         let mut hess = vec![0f32; n];
+        let mut rows = vec![0u32; n];
+        let mut scratch = Vec::with_capacity(n);
         let mut best = (f64::NEG_INFINITY, 0usize);
         for round in 0..config.trees {
             match config.objective {
-                Objective::Binary => {
-                    for r in 0..n {
-                        let p = sigmoid(scores[r]);
-                        grad[r] = p - train.labels[r];
-                        hess[r] = (p * (1.0 - p)).max(1e-6);
-                    }
-                }
+                Objective::Binary => grad
+                    .par_iter_mut()
+                    .zip(hess.par_iter_mut())
+                    .zip(scores.par_iter().zip(train.labels.par_iter()))
+                    .for_each(|((g, h), (&s, &y))| {
+                        let p = sigmoid(s);
+                        *g = p - y;
+                        *h = (p * (1.0 - p)).max(1e-6);
+                    }),
                 Objective::LambdaRank => {
                     lambdarank::gradients(train.labels, train.groups, &scores, &mut grad, &mut hess)
                 }
             }
-            let tree = grow_tree(config, &binned, &grad, &hess);
-            for (r, s) in scores.iter_mut().enumerate() {
-                *s += tree.predict(train.row(r));
+            rows.iter_mut().enumerate().for_each(|(k, r)| *r = k as u32);
+            let (tree, leaves) = grow_tree(config, &binned, &grad, &hess, &mut rows, &mut scratch);
+            // The training rows' scores from the leaves they were sorted into.
+            for (node, start, end) in leaves {
+                let value = tree.nodes[node].value;
+                for &r in &rows[start..end] {
+                    scores[r as usize] += value;
+                }
             }
             if let (Some(v), Some(vs)) = (validation, valid_scores.as_mut()) {
-                for (r, s) in vs.iter_mut().enumerate() {
-                    *s += tree.predict(v.row(r));
-                }
+                vs.par_iter_mut()
+                    .enumerate()
+                    .for_each(|(r, s)| *s += tree.predict(v.row(r)));
                 // Higher is better for both: negative log-loss, NDCG.
                 let quality = match config.objective {
                     Objective::Binary => -log_loss(v.labels, vs),
@@ -379,123 +548,194 @@ fn leaf_value(g: f64, h: f64, config: &GbdtConfig) -> f32 {
     (-g / (h + config.lambda_l2) * f64::from(config.learning_rate)) as f32
 }
 
-fn grow_tree(config: &GbdtConfig, binned: &Binned, grad: &[f32], hess: &[f32]) -> Tree {
-    let all: Vec<u32> = (0..grad.len() as u32).collect();
-    let sums = |rows: &[u32]| {
-        rows.iter().fold((0.0, 0.0), |(g, h), &r| {
-            (
-                g + f64::from(grad[r as usize]),
-                h + f64::from(hess[r as usize]),
-            )
-        })
+/// A leaf of the tree being grown: its rows are `rows[start..end]` of the row order.
+struct Leaf {
+    node: usize,
+    start: usize,
+    end: usize,
+    depth: usize,
+    sums: Bucket,
+    /// Its histogram, kept while it may still split (its children's come from it).
+    hist: Vec<Bucket>,
+    split: Option<Split>,
+}
+
+/// Grows one tree leaf-wise (best-first, LightGBM's growth): the leaf whose best split gains
+/// most splits next, until `num_leaves` or no leaf can split. Only the smaller child's
+/// histogram is built; the larger's is the parent's minus it. Leaves `rows` grouped by
+/// leaf, and returns each final leaf's node and row range.
+fn grow_tree(
+    config: &GbdtConfig,
+    binned: &Binned,
+    grad: &[f32],
+    hess: &[f32],
+    rows: &mut [u32],
+    scratch: &mut Vec<u32>,
+) -> (Tree, Vec<(usize, usize, usize)>) {
+    let n = rows.len();
+    let splittable = |count: usize, depth: usize| {
+        depth < config.max_depth && count >= 2 * config.min_data_in_leaf
     };
-    let (g, h) = sums(&all);
+    let hist = histogram(binned, grad, hess, rows);
+    // The root's sums, from the first feature's buckets (every row is in one of them).
+    let mut sums = Bucket::default();
+    for bucket in &hist[..binned.offsets[1]] {
+        sums.add(bucket);
+    }
     let mut nodes = vec![Node {
         feature: u32::MAX,
         threshold: 0.0,
         left: 0,
         right: 0,
-        value: leaf_value(g, h, config),
-        count: all.len() as u32,
+        value: leaf_value(sums.g, sums.h, config),
+        count: n as u32,
         gain: 0.0,
     }];
-    let mut frontier = vec![(0usize, all, g, h)];
-    for _ in 0..config.max_depth {
-        let mut next = Vec::new();
-        for (node, rows, g, h) in frontier {
-            if rows.len() < 2 * config.min_data_in_leaf {
-                continue;
-            }
-            let Some(split) = best_split(config, binned, grad, hess, &rows, g, h) else {
-                continue;
-            };
-            let column = &binned.bins[split.feature];
-            let (left, right): (Vec<u32>, Vec<u32>) = rows
-                .iter()
-                .partition(|&&r| usize::from(column[r as usize]) <= split.bin);
-            let (lg, lh) = sums(&left);
-            let (rg, rh) = (g - lg, h - lh);
-            let l = nodes.len();
-            for (count, g, h) in [(left.len(), lg, lh), (right.len(), rg, rh)] {
-                nodes.push(Node {
-                    feature: u32::MAX,
-                    threshold: 0.0,
-                    left: 0,
-                    right: 0,
-                    value: leaf_value(g, h, config),
-                    count: count as u32,
-                    gain: 0.0,
-                });
-            }
-            let parent = &mut nodes[node];
-            parent.feature = split.feature as u32;
-            parent.threshold = binned.uppers[split.feature][split.bin];
-            parent.left = l as u32;
-            parent.right = l as u32 + 1;
-            parent.gain = split.gain as f32;
-            next.push((l, left, lg, lh));
-            next.push((l + 1, right, rg, rh));
-        }
-        if next.is_empty() {
+    let split = splittable(n, 0)
+        .then(|| best_split(config, binned, &hist, &sums))
+        .flatten();
+    let mut leaves = vec![Leaf {
+        node: 0,
+        start: 0,
+        end: n,
+        depth: 0,
+        sums,
+        hist,
+        split,
+    }];
+    let mut n_leaves = 1;
+    while n_leaves < config.num_leaves {
+        // The best gain; ties go to the oldest leaf, so the choice never depends on order.
+        let Some(k) = leaves
+            .iter()
+            .enumerate()
+            .filter_map(|(k, l)| l.split.as_ref().map(|s| (k, s.gain, l.node)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
+            .map(|(k, _, _)| k)
+        else {
             break;
+        };
+        let mut leaf = leaves.swap_remove(k);
+        let split = leaf.split.take().expect("chosen for its split");
+        let (feature, bin) = (split.feature, split.bin as u8);
+        let n_left = partition_rows(&mut rows[leaf.start..leaf.end], scratch, |r| {
+            binned.bin(r, feature) <= bin
+        });
+        let mid = leaf.start + n_left;
+        let left_sums = split.left;
+        let mut right_sums = leaf.sums;
+        right_sums.subtract(&left_sums);
+        let l = nodes.len();
+        for (count, s) in [(n_left, &left_sums), (leaf.end - mid, &right_sums)] {
+            nodes.push(Node {
+                feature: u32::MAX,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                value: leaf_value(s.g, s.h, config),
+                count: count as u32,
+                gain: 0.0,
+            });
         }
-        frontier = next;
+        let parent = &mut nodes[leaf.node];
+        parent.feature = feature as u32;
+        parent.threshold = binned.uppers[feature][split.bin];
+        parent.left = l as u32;
+        parent.right = l as u32 + 1;
+        parent.gain = split.gain as f32;
+
+        let depth = leaf.depth + 1;
+        let mut left = Leaf {
+            node: l,
+            start: leaf.start,
+            end: mid,
+            depth,
+            sums: left_sums,
+            hist: Vec::new(),
+            split: None,
+        };
+        let mut right = Leaf {
+            node: l + 1,
+            start: mid,
+            end: leaf.end,
+            depth,
+            sums: right_sums,
+            hist: Vec::new(),
+            split: None,
+        };
+        let (left_ok, right_ok) = (
+            splittable(left.end - left.start, depth),
+            splittable(right.end - right.start, depth),
+        );
+        if left_ok || right_ok {
+            let (small, large) = if n_left <= leaf.end - mid {
+                (&mut left, &mut right)
+            } else {
+                (&mut right, &mut left)
+            };
+            small.hist = histogram(binned, grad, hess, &rows[small.start..small.end]);
+            let mut rest = std::mem::take(&mut leaf.hist);
+            for (r, s) in rest.iter_mut().zip(&small.hist) {
+                r.subtract(s);
+            }
+            large.hist = rest;
+            for (child, ok) in [(&mut left, left_ok), (&mut right, right_ok)] {
+                child.split = ok
+                    .then(|| best_split(config, binned, &child.hist, &child.sums))
+                    .flatten();
+                if child.split.is_none() {
+                    child.hist = Vec::new();
+                }
+            }
+        }
+        leaves.push(left);
+        leaves.push(right);
+        n_leaves += 1;
     }
-    Tree { nodes }
+    let ranges = leaves.iter().map(|l| (l.node, l.start, l.end)).collect();
+    (Tree { nodes }, ranges)
 }
 
+/// The best split of a leaf from its histogram: the largest loss reduction over every
+/// feature and bin boundary that leaves enough rows and hessian on each side; ties go to the
+/// lower feature, then the lower bin.
 fn best_split(
     config: &GbdtConfig,
     binned: &Binned,
-    grad: &[f32],
-    hess: &[f32],
-    rows: &[u32],
-    g: f64,
-    h: f64,
+    hist: &[Bucket],
+    sums: &Bucket,
 ) -> Option<Split> {
     let lambda = config.lambda_l2;
-    let parent = g * g / (h + lambda);
+    let parent = sums.g * sums.g / (sums.h + lambda);
     let min_rows = config.min_data_in_leaf as u32;
-    (0..binned.bins.len())
-        .into_par_iter()
-        .filter_map(|f| {
-            let n_bins = binned.uppers[f].len();
-            if n_bins < 2 {
-                return None;
+    let mut best: Option<Split> = None;
+    for feature in 0..binned.n_features {
+        let buckets = &hist[binned.offsets[feature]..binned.offsets[feature + 1]];
+        if buckets.len() < 2 {
+            continue;
+        }
+        let mut left = Bucket::default();
+        for (bin, bucket) in buckets.iter().enumerate().take(buckets.len() - 1) {
+            left.add(bucket);
+            let (rg, rh, rn) = (sums.g - left.g, sums.h - left.h, sums.n - left.n);
+            if left.n < min_rows || rn < min_rows {
+                continue;
             }
-            let column = &binned.bins[f];
-            let mut hist = vec![Bucket::default(); n_bins];
-            for &r in rows {
-                let b = &mut hist[usize::from(column[r as usize])];
-                b.g += f64::from(grad[r as usize]);
-                b.h += f64::from(hess[r as usize]);
-                b.n += 1;
+            if left.h < config.min_sum_hessian || rh < config.min_sum_hessian {
+                continue;
             }
-            let mut left = Bucket::default();
-            let mut best: Option<Split> = None;
-            for (bin, bucket) in hist.iter().enumerate().take(n_bins - 1) {
-                left.g += bucket.g;
-                left.h += bucket.h;
-                left.n += bucket.n;
-                let (rg, rh, rn) = (g - left.g, h - left.h, rows.len() as u32 - left.n);
-                if left.n < min_rows || rn < min_rows {
-                    continue;
-                }
-                if left.h < config.min_sum_hessian || rh < config.min_sum_hessian {
-                    continue;
-                }
-                let gain = left.g * left.g / (left.h + lambda) + rg * rg / (rh + lambda) - parent;
-                if gain > 1e-12 && best.as_ref().is_none_or(|b| gain > b.gain) {
-                    best = Some(Split {
-                        feature: f,
-                        bin,
-                        gain,
-                    });
-                }
+            let gain = left.g * left.g / (left.h + lambda) + rg * rg / (rh + lambda) - parent;
+            if gain > 1e-12 && best.as_ref().is_none_or(|b| gain > b.gain) {
+                best = Some(Split {
+                    feature,
+                    bin,
+                    gain,
+                    left,
+                });
             }
-            best
-        })
-        .max_by(|a, b| a.gain.total_cmp(&b.gain).then(b.feature.cmp(&a.feature)))
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -548,6 +788,123 @@ mod tests {
             gains[2] < gains[0] && gains[2] < gains[1],
             "noise feature matters least: {gains:?}"
         );
+    }
+
+    /// Rows of a noisy two-feature rule plus noise features, past the sizes where the
+    /// histograms and partitions go parallel.
+    fn noisy_rows(n: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut x = Vec::with_capacity(n * 4);
+        let mut y = Vec::with_capacity(n);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for _ in 0..n {
+            let row = [next(), next(), (next() * 50.0).floor(), next()];
+            let p = if row[0] > 0.6 { 0.8 } else { 0.2 } + if row[1] < 0.3 { 0.15 } else { 0.0 };
+            y.push(f32::from(next() < p));
+            x.extend(row);
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn a_fit_is_the_same_for_any_thread_count() {
+        let (x, y) = noisy_rows(150_000);
+        let data = GbdtData {
+            features: &x,
+            n_features: 4,
+            labels: &y,
+            groups: &[],
+        };
+        let config = GbdtConfig {
+            trees: 5,
+            ..GbdtConfig::default()
+        };
+        let fit_on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| Gbdt::fit(&config, &data, None).unwrap())
+        };
+        let one = fit_on(1);
+        assert_eq!(one, fit_on(3), "1 and 3 threads grew different trees");
+        assert!(one.trees.iter().all(|t| t.nodes.len() > 3));
+    }
+
+    #[test]
+    fn trees_grow_best_leaf_first_up_to_the_leaf_cap() {
+        let (x, y) = noisy_rows(20_000);
+        let data = GbdtData {
+            features: &x,
+            n_features: 4,
+            labels: &y,
+            groups: &[],
+        };
+        let config = GbdtConfig {
+            trees: 3,
+            num_leaves: 4,
+            max_depth: 20,
+            ..GbdtConfig::default()
+        };
+        let model = Gbdt::fit(&config, &data, None).unwrap();
+        for tree in &model.trees {
+            let leaves = tree.nodes.iter().filter(|n| n.is_leaf()).count();
+            assert_eq!(leaves, 4, "{tree:?}");
+            // Every inner node's rows are its children's.
+            for node in tree.nodes.iter().filter(|n| !n.is_leaf()) {
+                let (l, r) = (
+                    &tree.nodes[node.left as usize],
+                    &tree.nodes[node.right as usize],
+                );
+                assert_eq!(node.count, l.count + r.count);
+            }
+        }
+        // The first tree's root splits the strong feature; the weaker one is split too.
+        let first = &model.trees[0];
+        assert_eq!(first.nodes[0].feature, 0, "{first:?}");
+        assert!(first.nodes.iter().any(|n| n.feature == 1), "{first:?}");
+    }
+
+    #[test]
+    fn parallel_partition_and_histograms_match_the_serial_ones() {
+        let (x, y) = noisy_rows(3 * PARTITION_CHUNK + 17);
+        let data = GbdtData {
+            features: &x,
+            n_features: 4,
+            labels: &y,
+            groups: &[],
+        };
+        let binned = bin_features(&data, 255);
+        let grad: Vec<f32> = y.iter().map(|&v| v - 0.4).collect();
+        let hess = vec![0.25f32; y.len()];
+        // Every third row, so the partition sees a gathered, not an identity, order.
+        let mut rows: Vec<u32> = (0..y.len() as u32).filter(|r| r % 3 != 1).collect();
+        let expected: (Vec<u32>, Vec<u32>) = rows.iter().partition(|&&r| binned.bin(r, 0) <= 100);
+        let mut scratch = Vec::new();
+        let n_left = partition_rows(&mut rows, &mut scratch, |r| binned.bin(r, 0) <= 100);
+        assert_eq!(n_left, expected.0.len());
+        assert_eq!(rows[..n_left], expected.0[..]);
+        assert_eq!(rows[n_left..], expected.1[..]);
+
+        let hist = histogram(&binned, &grad, &hess, &rows);
+        let mut serial = vec![Bucket::default(); binned.n_buckets()];
+        for &r in &rows {
+            for f in 0..4 {
+                let b = &mut serial[binned.offsets[f] + usize::from(binned.bin(r, f))];
+                b.g += f64::from(grad[r as usize]);
+                b.h += f64::from(hess[r as usize]);
+                b.n += 1;
+            }
+        }
+        for (a, b) in hist.iter().zip(&serial) {
+            assert_eq!(a.n, b.n);
+            assert!((a.g - b.g).abs() < 1e-6 && (a.h - b.h).abs() < 1e-6);
+        }
     }
 
     #[test]
