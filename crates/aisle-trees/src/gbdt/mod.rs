@@ -317,8 +317,10 @@ fn bin_features(data: &GbdtData<'_>, max_bins: usize) -> Binned {
             }
         });
     let mut offsets = vec![0];
+    let mut total = 0;
     for u in &uppers {
-        offsets.push(offsets.last().unwrap() + u.len());
+        total += u.len();
+        offsets.push(total);
     }
     Binned {
         n_features: nf,
