@@ -910,15 +910,19 @@ mod tests {
         (x, y)
     }
 
+    fn four_features<'a>(x: &'a [f32], y: &'a [f32]) -> GbdtData<'a> {
+        GbdtData {
+            features: x,
+            n_features: 4,
+            labels: y,
+            groups: &[],
+        }
+    }
+
     #[test]
     fn a_fit_is_the_same_for_any_thread_count() {
         let (x, y) = noisy_rows(150_000);
-        let data = GbdtData {
-            features: &x,
-            n_features: 4,
-            labels: &y,
-            groups: &[],
-        };
+        let data = four_features(&x, &y);
         let config = GbdtConfig {
             trees: 5,
             ..GbdtConfig::default()
@@ -938,12 +942,7 @@ mod tests {
     #[test]
     fn trees_grow_best_leaf_first_up_to_the_leaf_cap() {
         let (x, y) = noisy_rows(20_000);
-        let data = GbdtData {
-            features: &x,
-            n_features: 4,
-            labels: &y,
-            groups: &[],
-        };
+        let data = four_features(&x, &y);
         let config = GbdtConfig {
             trees: 3,
             num_leaves: 4,
@@ -972,12 +971,7 @@ mod tests {
     #[test]
     fn parallel_partition_and_histograms_match_the_serial_ones() {
         let (x, y) = noisy_rows(3 * PARTITION_CHUNK + 17);
-        let data = GbdtData {
-            features: &x,
-            n_features: 4,
-            labels: &y,
-            groups: &[],
-        };
+        let data = four_features(&x, &y);
         let binned = bin_features(&data, 255);
         let gh: Vec<[f32; 2]> = y.iter().map(|&v| [v - 0.4, 0.25]).collect();
         // Every third row, so the partition sees a gathered, not an identity, order.
