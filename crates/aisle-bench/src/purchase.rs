@@ -34,8 +34,8 @@ pub struct PurchaseArgs {
     /// The Instacart sample (folder).
     #[arg(long, default_value = "data/instacart-sample")]
     sample: PathBuf,
-    /// Run the reorder task on the Complete Journey files in this folder instead (about a
-    /// million rows per target basket; the MLP is left out at that size).
+    /// Run the reorder task on the Complete Journey files in this folder instead (1.3 million
+    /// training rows; the MLP is left out at that size).
     #[arg(long)]
     completejourney: Option<PathBuf>,
 }
@@ -165,8 +165,18 @@ fn read_peer(spec: &str) -> anyhow::Result<(String, Scores)> {
     Ok((task.to_string(), peer))
 }
 
+/// A dataset's tasks and how its report describes them.
+struct Setup {
+    tasks: Vec<Task>,
+    dataset: &'static str,
+    command: &'static str,
+    /// Which orders the training rows target.
+    training_targets: &'static str,
+    with_mlp: bool,
+}
+
 /// The Instacart sample's two tasks.
-fn instacart_tasks(sample: &std::path::Path) -> anyhow::Result<Vec<Task>> {
+fn instacart_tasks(sample: &std::path::Path) -> anyhow::Result<Setup> {
     let store = aisle_import::instacart_in_memory(sample)
         .context("while importing the bundled Instacart sample")?;
     let log = EventLog::load(&store)?;
@@ -195,11 +205,17 @@ fn instacart_tasks(sample: &std::path::Path) -> anyhow::Result<Vec<Task>> {
         valid,
         test: group_rows(&log, &departments, n_departments, Target::Back(0)),
     };
-    Ok(vec![reorder, department])
+    Ok(Setup {
+        tasks: vec![reorder, department],
+        dataset: "the bundled Instacart sample",
+        command: "bash bench/purchase.sh",
+        training_targets: "second-to-last order",
+        with_mlp: true,
+    })
 }
 
 /// The reorder task on Complete Journey: each household's baskets are its orders.
-fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Vec<Task>> {
+fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Setup> {
     let store = aisle_store::MemStore::new();
     aisle_import::import(
         &store,
@@ -218,7 +234,7 @@ fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Vec<Task>> {
     rows.users.extend(earlier.users);
     rows.subjects.extend(earlier.subjects);
     let (train, valid) = rows.split_by_user(REORDER_FEATURES.len(), 0.2);
-    Ok(vec![Task {
+    let reorder = Task {
         key: "reorder",
         title: "Reorder: will a product the household bought before be in its next basket?",
         question: "one row per (household, product bought before)",
@@ -226,23 +242,26 @@ fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Vec<Task>> {
         train,
         valid,
         test: reorder_rows(&log, Target::Back(0)),
-    }])
+    };
+    Ok(Setup {
+        tasks: vec![reorder],
+        dataset: "Complete Journey (1.47 million grocery lines; a demo and scale dataset, not a citable benchmark)",
+        command: "bash bench/purchase.sh completejourney",
+        training_targets: "second- and third-to-last baskets",
+        with_mlp: false,
+    })
 }
 
 pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
-    let (tasks, dataset, command, with_mlp) = match &args.completejourney {
-        Some(dir) => (
-            completejourney_tasks(dir)?,
-            "Complete Journey (1.47 million grocery lines; a demo and scale dataset, not a citable benchmark)",
-            "bash bench/purchase.sh completejourney",
-            false,
-        ),
-        None => (
-            instacart_tasks(&args.sample)?,
-            "the bundled Instacart sample",
-            "bash bench/purchase.sh",
-            true,
-        ),
+    let Setup {
+        tasks,
+        dataset,
+        command,
+        training_targets,
+        with_mlp,
+    } = match &args.completejourney {
+        Some(dir) => completejourney_tasks(dir)?,
+        None => instacart_tasks(&args.sample)?,
     };
     if let Some(dir) = &args.export {
         for task in &tasks {
@@ -276,12 +295,7 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
     writeln!(md)?;
     writeln!(
         md,
-        "Temporal split: training rows target each user's {} and test rows the last order; every",
-        if with_mlp {
-            "second-to-last order"
-        } else {
-            "second- and third-to-last baskets"
-        }
+        "Temporal split: training rows target each user's {training_targets} and test rows the last order; every"
     )?;
     writeln!(
         md,

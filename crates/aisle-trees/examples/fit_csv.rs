@@ -32,15 +32,14 @@ fn main() {
         early_stopping_rounds: 30,
         ..GbdtConfig::default()
     };
-    let data = |features: &'static [f32], labels: &'static [f32]| GbdtData {
+    let data = |features, labels| GbdtData {
         features,
         n_features: n,
         labels,
         groups: &[],
     };
-    let (x, y, vx, vy) = (x.leak(), y.leak(), vx.leak(), vy.leak());
     let started = Instant::now();
-    let model = Gbdt::fit(&config, &data(x, y), Some(&data(vx, vy))).expect("fit");
+    let model = Gbdt::fit(&config, &data(&x, &y), Some(&data(&vx, &vy))).expect("fit");
     println!(
         "{} trees in {:.2} s",
         model.trees.len(),

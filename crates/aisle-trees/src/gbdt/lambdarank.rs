@@ -33,14 +33,9 @@ fn ideal_dcg(labels: &[f32], k: usize) -> f64 {
         .sum()
 }
 
-/// Pairwise lambdas weighted by |ΔNDCG| for every pair with different labels in each group.
-pub(super) fn gradients(
-    labels: &[f32],
-    groups: &[usize],
-    scores: &[f32],
-    grad: &mut [f32],
-    hess: &mut [f32],
-) {
+/// Pairwise lambdas weighted by |ΔNDCG| for every pair with different labels in each group,
+/// written as each row's [gradient, hessian].
+pub(super) fn gradients(labels: &[f32], groups: &[usize], scores: &[f32], gh: &mut [[f32; 2]]) {
     let spans = group_offsets(groups);
     let per_group: Vec<Vec<(f32, f32)>> = spans
         .par_iter()
@@ -81,8 +76,7 @@ pub(super) fn gradients(
         .collect();
     for (&(start, _), values) in spans.iter().zip(per_group) {
         for (k, (g, h)) in values.into_iter().enumerate() {
-            grad[start + k] = g;
-            hess[start + k] = h.max(1e-9);
+            gh[start + k] = [g, h.max(1e-9)];
         }
     }
 }

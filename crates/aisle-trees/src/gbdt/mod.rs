@@ -186,9 +186,7 @@ impl Tree {
             };
         }
     }
-}
 
-impl Tree {
     /// The output for a row binned like the training rows, given each node's split bin.
     fn predict_binned(&self, split_bins: &[u8], bins: &[u8]) -> f32 {
         let mut n = 0usize;
@@ -253,16 +251,36 @@ impl Binned {
 
     /// Other rows (validation) in these bins, row-major.
     fn bin_rows(&self, data: &GbdtData<'_>) -> Vec<u8> {
-        let mut bins = vec![0u8; data.features.len()];
-        bins.par_chunks_mut(self.n_features)
-            .zip(data.features.par_chunks(self.n_features))
-            .for_each(|(out, row)| {
-                for ((bin, &value), uppers) in out.iter_mut().zip(row).zip(&self.uppers) {
-                    *bin = uppers.partition_point(|&u| u < value) as u8;
-                }
-            });
-        bins
+        bin_rows(&self.uppers, data)
     }
+
+    /// Each node's split as a bin (0 for leaves): a binned row goes left when its bin is at
+    /// most this, as a raw row does when its value is at most the threshold.
+    fn split_bins(&self, tree: &Tree) -> Vec<u8> {
+        tree.nodes
+            .iter()
+            .map(|n| {
+                if n.is_leaf() {
+                    0
+                } else {
+                    self.uppers[n.feature as usize].partition_point(|&u| u < n.threshold) as u8
+                }
+            })
+            .collect()
+    }
+}
+
+/// `rows`' bins under the bin bounds `uppers`, row-major.
+fn bin_rows(uppers: &[Vec<f32>], data: &GbdtData<'_>) -> Vec<u8> {
+    let mut bins = vec![0u8; data.features.len()];
+    bins.par_chunks_mut(data.n_features)
+        .zip(data.features.par_chunks(data.n_features))
+        .for_each(|(out, row)| {
+            for ((bin, &value), uppers) in out.iter_mut().zip(row).zip(uppers) {
+                *bin = uppers.partition_point(|&u| u < value) as u8;
+            }
+        });
+    bins
 }
 
 fn bin_features(data: &GbdtData<'_>, max_bins: usize) -> Binned {
@@ -293,29 +311,18 @@ fn bin_features(data: &GbdtData<'_>, max_bins: usize) -> Binned {
         })
         .collect();
     let nf = data.n_features;
+    let bins = bin_rows(&uppers, data);
     let mut columns = vec![0u8; n * nf];
     if n > 0 {
         columns
             .par_chunks_mut(n)
-            .zip(&uppers)
             .enumerate()
-            .for_each(|(f, (column, uppers))| {
-                for (r, bin) in column.iter_mut().enumerate() {
-                    *bin = uppers.partition_point(|&u| u < data.features[r * nf + f]) as u8;
+            .for_each(|(f, column)| {
+                for (bin, row) in column.iter_mut().zip(bins.chunks_exact(nf)) {
+                    *bin = row[f];
                 }
             });
     }
-    let mut bins = vec![0u8; n * nf];
-    bins.par_chunks_mut(nf * 4096)
-        .enumerate()
-        .for_each(|(chunk, out)| {
-            for (k, row) in out.chunks_exact_mut(nf).enumerate() {
-                let r = chunk * 4096 + k;
-                for (f, bin) in row.iter_mut().enumerate() {
-                    *bin = columns[f * n + r];
-                }
-            }
-        });
     let mut offsets = vec![0];
     let mut total = 0;
     for u in &uppers {
@@ -521,10 +528,6 @@ impl Gbdt {
         let mut valid_scores = validation.map(|v| vec![base; v.n_rows()]);
         // Each row's gradient and hessian side by side: one cache line holds both.
         let mut gh = vec![[0f32; 2]; n];
-        let (mut grad, mut hess) = match config.objective {
-            Objective::Binary => (Vec::new(), Vec::new()),
-            Objective::LambdaRank => (vec![0f32; n], vec![0f32; n]),
-        };
         // The validation rows binned with the training bins: a tree walks them by bin.
         let valid_bins = validation.map(|v| binned.bin_rows(v));
         let mut rows = vec![0u32; n];
@@ -540,21 +543,11 @@ impl Gbdt {
                         *gh = [p - y, (p * (1.0 - p)).max(1e-6)];
                     }),
                 Objective::LambdaRank => {
-                    lambdarank::gradients(
-                        train.labels,
-                        train.groups,
-                        &scores,
-                        &mut grad,
-                        &mut hess,
-                    );
-                    for ((gh, &g), &h) in gh.iter_mut().zip(&grad).zip(&hess) {
-                        *gh = [g, h];
-                    }
+                    lambdarank::gradients(train.labels, train.groups, &scores, &mut gh)
                 }
             }
             rows.iter_mut().enumerate().for_each(|(k, r)| *r = k as u32);
-            let (tree, split_bins, leaves) =
-                grow_tree(config, &binned, &gh, &mut rows, &mut scratch);
+            let (tree, leaves) = grow_tree(config, &binned, &gh, &mut rows, &mut scratch);
             // The training rows' scores from the leaves they were sorted into.
             for (node, start, end) in leaves {
                 let value = tree.nodes[node].value;
@@ -566,6 +559,7 @@ impl Gbdt {
                 (validation, valid_scores.as_mut(), valid_bins.as_ref())
             {
                 let nf = binned.n_features;
+                let split_bins = binned.split_bins(&tree);
                 vs.par_iter_mut()
                     .zip(vb.par_chunks(nf))
                     .for_each(|(s, bins)| *s += tree.predict_binned(&split_bins, bins));
@@ -665,7 +659,7 @@ fn grow_tree(
     gh: &[[f32; 2]],
     rows: &mut [u32],
     scratch: &mut Vec<u32>,
-) -> (Tree, Vec<u8>, Vec<(usize, usize, usize)>) {
+) -> (Tree, Vec<(usize, usize, usize)>) {
     let n = rows.len();
     let splittable = |count: usize, depth: usize| {
         depth < config.max_depth && count >= 2 * config.min_data_in_leaf
@@ -676,9 +670,6 @@ fn grow_tree(
     for bucket in &hist[..binned.offsets[1]] {
         sums.add(bucket);
     }
-    // Each inner node's split as a bin: rows binned like the training rows go left when
-    // their bin is at most this (the same as their value being at most the threshold).
-    let mut split_bins = vec![0u8];
     let mut nodes = vec![Node {
         feature: u32::MAX,
         threshold: 0.0,
@@ -737,8 +728,6 @@ fn grow_tree(
         let parent = &mut nodes[leaf.node];
         parent.feature = feature as u32;
         parent.threshold = binned.uppers[feature][split.bin];
-        split_bins[leaf.node] = bin;
-        split_bins.extend([0, 0]);
         parent.left = l as u32;
         parent.right = l as u32 + 1;
         parent.gain = split.gain as f32;
@@ -792,7 +781,7 @@ fn grow_tree(
         n_leaves += 1;
     }
     let ranges = leaves.iter().map(|l| (l.node, l.start, l.end)).collect();
-    (Tree { nodes }, split_bins, ranges)
+    (Tree { nodes }, ranges)
 }
 
 /// The best split of a leaf from its histogram: the largest loss reduction over every
