@@ -3,6 +3,7 @@
 //! Run from the repository root, with `../shared/data` beside it:
 //! `cargo run --release -p aisle-bench -- <subcommand>`.
 
+mod ann;
 mod churn;
 mod cluster;
 mod encryption;
@@ -11,6 +12,7 @@ mod import;
 mod policy;
 mod purchase;
 mod replicas;
+mod scale;
 mod search;
 mod serve;
 mod transformer;
@@ -55,6 +57,18 @@ enum Which {
     /// Three `aisle serve` replicas over PostgreSQL and NATS through a SIGKILL, a database
     /// restart and a stream restart; writes bench/results/cluster-replicas.md.
     Replicas(replicas::ReplicasArgs),
+    /// Top-10 latency of ALS at 50,000 to 1,000,000 items, exact against the IVF index,
+    /// with its recall; writes bench/results/ann.md.
+    Ann(ann::AnnArgs),
+    /// Cost curves (import, memory, training per model) on synthetic logs scaled up from
+    /// The Complete Journey; writes bench/results/scale-curves.md and .svg.
+    Scale(scale::ScaleArgs),
+    /// One import of a scaled log, printed as JSON (used by `scale`).
+    #[command(hide = true)]
+    ScaleImport(scale::ImportOneArgs),
+    /// One fit on a scaled log, printed as JSON (used by `scale`).
+    #[command(hide = true)]
+    ScaleFit(scale::FitOneArgs),
     /// One measurement in this process, printed as JSON (used by `import`).
     #[command(hide = true)]
     ImportOne(import::OneArgs),
@@ -73,6 +87,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Encryption(a) => encryption::run(a),
         Which::Cluster(a) => cluster::run(a),
         Which::Replicas(a) => replicas::run(a),
+        Which::Ann(a) => ann::run(a),
+        Which::Scale(a) => scale::run(a),
+        Which::ScaleImport(a) => {
+            println!("{}", serde_json::to_string(&scale::import_one(&a)?)?);
+            Ok(())
+        }
+        Which::ScaleFit(a) => {
+            println!("{}", serde_json::to_string(&scale::fit_one(&a)?)?);
+            Ok(())
+        }
         Which::ImportOne(a) => {
             let m = import::measure(&a)?;
             println!("{}", serde_json::to_string(&m)?);

@@ -216,14 +216,8 @@ fn instacart_tasks(sample: &std::path::Path) -> anyhow::Result<Setup> {
 
 /// The reorder task on Complete Journey: each household's baskets are its orders.
 fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Setup> {
-    let store = aisle_store::MemStore::new();
-    aisle_import::import(
-        &store,
-        &aisle_import::Source::Adapter(aisle_import::Adapter::CompleteJourney),
-        &[dir.to_path_buf()],
-        &aisle_import::ImportOptions::default(),
-    )
-    .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
+    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, dir)
+        .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
     let log = EventLog::load(&store)?;
     // Training rows target each household's second- and third-to-last baskets (features
     // from before each): over a million rows, where one target basket gives 835,000.

@@ -2,6 +2,7 @@
 //! purchase and churn predictions, the analytics summary), served whole until the next
 //! generation replaces it, never edited in place.
 
+use aisle_models::ann::MipsIndex;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +45,10 @@ pub struct Predictions {
     pub notes: Vec<String>,
 }
 
+/// Catalogue size from which an embedding model is served through an approximate index
+/// (bench/results/ann.md gives the exact scan's and the index's latency by size).
+pub const INDEX_MIN_ITEMS: usize = 100_000;
+
 /// A trained generation of models, served until the next retrain replaces it.
 pub struct Generation {
     /// Increases by one per retrain.
@@ -52,6 +57,10 @@ pub struct Generation {
     pub model_name: String,
     /// The recommender.
     pub model: Model,
+    /// An approximate top-N index over the recommender's item factors, for embedding
+    /// models over catalogues of at least [`INDEX_MIN_ITEMS`] items; below that a full
+    /// scan takes about a millisecond and stays exact.
+    pub index: Option<MipsIndex>,
     /// Users the recommender was trained on (higher ids are new).
     pub trained_users: usize,
     /// Events it saw.
@@ -215,6 +224,9 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
     let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
     let mut model = Model::build(&config);
     model.fit(&data).map_err(|e| e.to_string())?;
+    let index = (model.n_items() >= INDEX_MIN_ITEMS)
+        .then(|| MipsIndex::build(&model, version))
+        .flatten();
     let predictions = predictions(store, &raw);
     let analytics = analytics(store, &raw);
     Ok(Generation {
@@ -230,6 +242,7 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
         },
         analytics,
         model,
+        index,
     })
 }
 

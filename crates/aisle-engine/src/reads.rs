@@ -29,11 +29,12 @@ const DAY_MS: i64 = 86_400_000;
 /// Top `k` for `query` from the served model; history items newer than the model are left
 /// out of the query.
 fn scored(
-    model: &dyn Recommender,
+    generation: &Generation,
     query: &Query<'_>,
     k: usize,
     options: &RecOptions<'_>,
 ) -> Vec<Scored> {
+    let model = &generation.model;
     let (user, history, kinds, times) = (query.user, query.history, query.kinds, query.times_ms);
     let n = model.n_items() as u32;
     // The model knows only the items it was trained on; newer ones cannot be scored yet.
@@ -49,18 +50,23 @@ fn scored(
     } else {
         Vec::new()
     };
-    top_n(
-        model,
-        &Query {
-            user,
-            history: &h,
-            kinds: &kk,
-            times_ms: &tt,
-        },
-        k,
-        options,
-    )
+    let query = Query {
+        user,
+        history: &h,
+        kinds: &kk,
+        times_ms: &tt,
+    };
+    // The index answers short lists; a long one (a rank among all items) needs every score.
+    generation
+        .index
+        .as_ref()
+        .filter(|_| k + options.exclude.len() <= INDEX_MAX_CANDIDATES)
+        .and_then(|index| index.recommend(model, &query, k, options))
+        .unwrap_or_else(|| top_n(model, &query, k, options))
 }
+
+/// The longest candidate list (wanted plus excluded items) asked of the approximate index.
+const INDEX_MAX_CANDIDATES: usize = 2_000;
 
 /// What a list for a user is to hold.
 #[derive(Clone, Copy)]
@@ -244,7 +250,7 @@ impl Engine {
         };
         let known_user = ((user as usize) < generation.trained_users).then_some(user);
         let list = scored(
-            &generation.model,
+            &generation,
             &Query {
                 user: known_user,
                 history: &history,
@@ -280,7 +286,7 @@ impl Engine {
     ) -> (Vec<Recommended>, ServedList) {
         let generation = self.generation();
         let list = scored(
-            &generation.model,
+            &generation,
             &Query {
                 history,
                 ..Query::default()
@@ -782,7 +788,7 @@ impl Engine {
         let mut rank = None;
         if (item as usize) < generation.n_items() {
             let all = scored(
-                &generation.model,
+                &generation,
                 &Query {
                     user: ((user as usize) < generation.trained_users).then_some(user),
                     history: &history,

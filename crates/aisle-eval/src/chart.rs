@@ -1,5 +1,6 @@
 //! Every chart aisle draws, as standalone SVG strings: horizontal bars ([`BarChart`],
-//! [`bar_chart_svg`]) and a training curve ([`training_curve_svg`]).
+//! [`bar_chart_svg`]), a training curve ([`training_curve_svg`]) and cost curves on
+//! log-log axes ([`log_log_svg`]).
 //!
 //! Hand-written SVG: a bar chart and a polyline need a few dozen lines, while a plotting
 //! crate would add fonts and a rasteriser to the build. The leaderboard report, the
@@ -258,6 +259,86 @@ pub fn training_curve_svg(title: &str, loss: &[f64], validation: &[f64], metric:
     svg
 }
 
+/// Lines on log-log axes as a standalone SVG, one per named series of (x, y) points with
+/// positive coordinates (others are left out): how a cost grows with a size. Gridlines sit
+/// at the powers of ten; a straight line of slope 1 is linear growth.
+pub fn log_log_svg(title: &str, x_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+    let (w, h, left, right, top, bottom) = (720.0, 360.0, 60.0, 150.0, 30.0, 40.0);
+    let points = || {
+        series
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+    };
+    let decades = |values: Vec<f64>| {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() {
+            (
+                lo.log10().floor(),
+                hi.log10().ceil().max(lo.log10().floor() + 1.0),
+            )
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let (x_lo, x_hi) = decades(points().map(|p| p.0).collect());
+    let (y_lo, y_hi) = decades(points().map(|p| p.1).collect());
+    let x = |v: f64| left + (w - left - right) * (v.log10() - x_lo) / (x_hi - x_lo);
+    let y = |v: f64| (h - bottom) - (h - bottom - top) * (v.log10() - y_lo) / (y_hi - y_lo);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="{w}" height="{h}" fill="white"/><text x="{left}" y="18" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for d in x_lo as i32..=x_hi as i32 {
+        let at = x(10f64.powi(d));
+        let _ = write!(
+            svg,
+            r##"<line x1="{at:.1}" y1="{top}" x2="{at:.1}" y2="{0}" stroke="#ddd"/><text x="{at:.1}" y="{1}" text-anchor="middle">1e{d}</text>"##,
+            h - bottom,
+            h - bottom + 14.0
+        );
+    }
+    for d in y_lo as i32..=y_hi as i32 {
+        let at = y(10f64.powi(d));
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{at:.1}" x2="{0}" y2="{at:.1}" stroke="#ddd"/><text x="{1}" y="{2:.1}" text-anchor="end">1e{d}</text>"##,
+            w - right,
+            left - 4.0,
+            at + 4.0
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<text x="{0}" y="{1}" text-anchor="middle">{2}</text>"#,
+        (left + w - right) / 2.0,
+        h - 6.0,
+        escape(x_label)
+    );
+    for (index, (name, values)) in series.iter().enumerate() {
+        let colour = COLOURS[index % COLOURS.len()];
+        let shown: Vec<String> = values
+            .iter()
+            .filter(|(a, b)| *a > 0.0 && *b > 0.0)
+            .map(|&(a, b)| format!("{:.1},{:.1}", x(a), y(b)))
+            .collect();
+        if shown.is_empty() {
+            continue;
+        }
+        polyline(&mut svg, colour, &shown);
+        let _ = write!(
+            svg,
+            r#"<text x="{0}" y="{1}" fill="{colour}">{2}</text>"#,
+            w - right + 10.0,
+            top + 14.0 * (index as f64 + 1.0),
+            escape(name)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod curve_tests {
     use super::*;
@@ -268,6 +349,21 @@ mod curve_tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("best epoch 2"), "{svg}");
         assert!(svg.contains("0.0500") && svg.contains("3.0000"));
+    }
+
+    #[test]
+    fn log_log_chart_draws_a_line_per_series_and_skips_non_positive_points() {
+        let svg = log_log_svg(
+            "cost",
+            "events",
+            &[
+                ("als".into(), vec![(1e6, 2.0), (1e7, 20.0)]),
+                ("none".into(), vec![(1e6, 0.0)]),
+            ],
+        );
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
+        assert!(svg.contains(">als<") && !svg.contains(">none<"));
+        assert!(svg.contains("1e6") && svg.contains("1e7"));
     }
 
     #[test]

@@ -76,10 +76,15 @@ pub enum Source {
 /// A fresh in-memory store holding the Instacart-format dataset in `dir` (the bundled
 /// sample, usually): where tests, benches and examples start.
 pub fn instacart_in_memory(dir: &std::path::Path) -> Result<aisle_store::MemStore> {
+    in_memory(Adapter::Instacart, dir)
+}
+
+/// A fresh in-memory store holding the dataset in `dir`, read by `adapter`.
+pub fn in_memory(adapter: Adapter, dir: &std::path::Path) -> Result<aisle_store::MemStore> {
     let store = aisle_store::MemStore::new();
     import(
         &store,
-        &Source::Adapter(Adapter::Instacart),
+        &Source::Adapter(adapter),
         &[dir.to_path_buf()],
         &ImportOptions::default(),
     )?;

@@ -175,7 +175,12 @@ impl Recommender for Ease {
             return Err(Error::Fit {
                 model: "ease",
                 reason: format!(
-                    "{n} interacted items need a dense {n}×{n} matrix; raise max_items if memory allows"
+                    "{n} interacted items need dense {n}×{n} matrices (about {:.1} GiB; the \
+                     limit, max_items, is {}): raise max_items if memory allows, or use \
+                     itemknn, rp3beta or als, which grow with the interactions instead",
+                    // The Gramian and its inverse in f64, and the weights in f32.
+                    (n as f64).powi(2) * 20.0 / f64::from(1u32 << 30),
+                    self.config.max_items
                 ),
             });
         }

@@ -12,6 +12,7 @@
 //! [`Model`] names every implementation, builds it from a [`ModelConfig`] and is what gets
 //! saved: a versioned file holding the config and the fitted weights ([`Model::save`]).
 
+pub mod ann;
 mod data;
 mod ease;
 mod error;
@@ -106,6 +107,18 @@ pub trait Recommender: Send + Sync {
 
     /// Number of items the model scores.
     fn n_items(&self) -> usize;
+
+    /// The item factors, for models whose score is an inner product of a query vector
+    /// ([`Recommender::query_factors`]) and an item row, plus a bias: what an approximate
+    /// index ([`ann::MipsIndex`]) serves them from. `None` for every other model.
+    fn item_factors(&self) -> Option<ann::InnerProduct<'_>> {
+        None
+    }
+
+    /// The query's vector, for models with [`Recommender::item_factors`].
+    fn query_factors(&self, _query: &Query<'_>) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 /// Options of a top-N request.

@@ -289,4 +289,12 @@ impl Recommender for Model {
     fn n_items(&self) -> usize {
         self.inner().n_items()
     }
+
+    fn item_factors(&self) -> Option<crate::ann::InnerProduct<'_>> {
+        self.inner().item_factors()
+    }
+
+    fn query_factors(&self, query: &Query<'_>) -> Option<Vec<f32>> {
+        self.inner().query_factors(query)
+    }
 }

@@ -16,8 +16,8 @@ mod filter;
 mod rank;
 mod saved;
 mod text;
-mod vector;
 
+pub use aisle_ann::VectorIndex;
 pub use catalogue::load_catalogue;
 pub use encoder::{ENCODER_ENV, SentenceEncoder, TextEncoder, WordPiece};
 pub use engine::{
@@ -32,4 +32,3 @@ pub use rank::{
 };
 pub use saved::{load_vectors, save_vectors};
 pub use text::{FieldBoosts, Synonyms, TextIndex, content_hash};
-pub use vector::VectorIndex;

@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("aisle-core", 0),
     ("aisle-store", 1),
     ("aisle-privacy", 1),
+    ("aisle-ann", 1),
     ("aisle-stream", 1),
     ("aisle-features", 2),
     ("aisle-import", 2),
@@ -28,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// Crates the HTTP layer must not use: training and prediction belong to the engine.
 const NOT_IN_THE_HTTP_LAYER: &[&str] = &[
+    "aisle-ann",
     "aisle-features",
     "aisle-models",
     "aisle-trees",

@@ -61,6 +61,17 @@ pub struct Als {
 }
 
 impl Als {
+    /// The trained user's factors, or the history folded in for anyone else.
+    fn user_vector(&self, query: &Query<'_>) -> Vec<f32> {
+        let k = self.config.factors;
+        match query.user {
+            Some(u) if (u as usize + 1) * k <= self.user_factors.len() => {
+                self.user_factors[u as usize * k..(u as usize + 1) * k].to_vec()
+            }
+            _ => self.fold_in(query.history),
+        }
+    }
+
     /// An unfitted model.
     pub fn new(config: AlsConfig) -> Self {
         Self {
@@ -325,17 +336,23 @@ impl Recommender for Als {
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
-        let k = self.config.factors;
-        let user = match query.user {
-            Some(u) if (u as usize + 1) * k <= self.user_factors.len() => {
-                self.user_factors[u as usize * k..(u as usize + 1) * k].to_vec()
-            }
-            _ => self.fold_in(query.history),
-        };
-        score_all(&user, &self.item_factors, k, scores);
+        let user = self.user_vector(query);
+        score_all(&user, &self.item_factors, self.config.factors, scores);
     }
 
     fn n_items(&self) -> usize {
         self.n_items
+    }
+
+    fn item_factors(&self) -> Option<crate::ann::InnerProduct<'_>> {
+        Some(crate::ann::InnerProduct {
+            items: &self.item_factors,
+            bias: None,
+            dimension: self.config.factors,
+        })
+    }
+
+    fn query_factors(&self, query: &Query<'_>) -> Option<Vec<f32>> {
+        Some(self.user_vector(query))
     }
 }

@@ -40,6 +40,19 @@ pub struct PureSvd {
 }
 
 impl PureSvd {
+    /// The sum of the history's item factors: the query's point in factor space.
+    fn profile(&self, query: &Query<'_>) -> Vec<f32> {
+        let k = self.config.factors;
+        let mut profile = vec![0f32; k];
+        for (i, _) in history_weights(query.history) {
+            if (i as usize) < self.n_items {
+                let row = &self.item_factors[i as usize * k..(i as usize + 1) * k];
+                profile.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+            }
+        }
+        profile
+    }
+
     /// An unfitted model.
     pub fn new(config: PureSvdConfig) -> Self {
         Self {
@@ -117,18 +130,23 @@ impl Recommender for PureSvd {
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
-        let k = self.config.factors;
-        let mut profile = vec![0f32; k];
-        for (i, _) in history_weights(query.history) {
-            if (i as usize) < self.n_items {
-                let row = &self.item_factors[i as usize * k..(i as usize + 1) * k];
-                profile.iter_mut().zip(row).for_each(|(p, v)| *p += v);
-            }
-        }
-        super::score_all(&profile, &self.item_factors, k, scores);
+        let profile = self.profile(query);
+        super::score_all(&profile, &self.item_factors, self.config.factors, scores);
     }
 
     fn n_items(&self) -> usize {
         self.n_items
+    }
+
+    fn item_factors(&self) -> Option<crate::ann::InnerProduct<'_>> {
+        Some(crate::ann::InnerProduct {
+            items: &self.item_factors,
+            bias: None,
+            dimension: self.config.factors,
+        })
+    }
+
+    fn query_factors(&self, query: &Query<'_>) -> Option<Vec<f32>> {
+        Some(self.profile(query))
     }
 }

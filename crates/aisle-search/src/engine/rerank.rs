@@ -8,7 +8,7 @@ use super::retrieve::Retrieved;
 use super::*;
 use crate::Result;
 use crate::rank::{self, N_FEATURES, RankingContext, Signals};
-use crate::vector::dot;
+use aisle_ann::dot;
 
 impl SearchEngine {
     /// What the ranker sees: the fused list's first `depth`, plus up to

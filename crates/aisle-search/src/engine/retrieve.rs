@@ -4,8 +4,8 @@ use aisle_core::ItemId;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::*;
-use crate::vector::dot;
 use crate::{Result, TextIndex};
+use aisle_ann::dot;
 
 /// Finds candidates for a query, best first.
 pub trait Retriever: Send + Sync {

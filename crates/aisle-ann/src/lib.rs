@@ -1,5 +1,9 @@
 //! Approximate nearest neighbours over unit vectors: an inverted-file (IVF) index.
 //!
+//! Semantic search indexes its text embeddings here; the embedding recommenders (ALS,
+//! BPR, PureSVD) index their item factors here through a maximum-inner-product transform
+//! (`aisle_models::ann`).
+//!
 //! Our own rather than an HNSW crate: the catalogue is tens of thousands of vectors, where
 //! IVF with exact scoring inside the probed lists reaches high recall at a fraction of a
 //! millisecond, builds in seconds, is deterministic for a seed, and handles updates and
@@ -39,7 +43,7 @@ pub struct VectorIndex {
 
 /// Inner product in eight lanes, compiled for AVX2 and AVX-512 where the CPU has them.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let mut tail = 0f32;
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -237,9 +241,15 @@ impl VectorIndex {
         self.probes = 0;
     }
 
-    /// Sets how many lists a query scans (more: higher recall, slower).
+    /// Number of inverted lists (0 below the size where every query scans all vectors).
+    pub fn n_lists(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// Sets how many lists a query scans (more: higher recall, slower); 0 restores the
+    /// default, and more than there are lists scans them all (exact).
     pub fn set_probes(&mut self, probes: usize) {
-        self.probes = probes.max(1);
+        self.probes = probes;
     }
 
     /// The `k` nearest items to `query` by inner product, best first.

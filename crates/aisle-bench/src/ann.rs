@@ -1,0 +1,197 @@
+//! `aisle-bench ann`: top-10 latency of an embedding model at catalogue scale, exact scan
+//! against the approximate index (`aisle_models::ann::MipsIndex`), and the index's recall.
+//!
+//! The factors come from ALS trained on a **synthetic** log scaled up from The Complete
+//! Journey (see `scale.rs`) to a million items; the 50,000- and 200,000-item catalogues
+//! are seeded random subsets of those items' factors. Queries are trained users' vectors.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use aisle_features::{CleaningConfig, EventLog};
+use aisle_models::ann::{InnerProduct, MipsIndex};
+use aisle_models::{Model, ModelConfig, Query, Recommender, Scored, TrainDataBuilder, top_k};
+use anyhow::Context;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::scale::{Spec, scale_up};
+
+#[derive(clap::Args, Debug)]
+pub struct AnnArgs {
+    #[arg(long, env = "AISLE_SHARED_DATA", default_value = "../shared/data")]
+    shared: PathBuf,
+    /// Events of the synthetic training log.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Users of the synthetic training log.
+    #[arg(long, default_value_t = 200_000)]
+    users: usize,
+    /// Items of the synthetic training log (the largest catalogue measured).
+    #[arg(long, default_value_t = 1_000_000)]
+    items: usize,
+    /// Catalogue sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "50000,200000,1000000")]
+    sizes: Vec<usize>,
+    /// Queries per catalogue.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    #[arg(long, default_value = "bench/results/ann.md")]
+    out: PathBuf,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Row {
+    items: usize,
+    method: String,
+    build_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    recall: f64,
+}
+
+pub fn run(args: AnnArgs) -> anyhow::Result<()> {
+    let dir = args.shared.join("completejourney");
+    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, &dir)
+        .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
+    let mut base = EventLog::load(&store)?;
+    base.clean(&CleaningConfig::default())?;
+    drop(store);
+    let spec = Spec {
+        events: args.events,
+        users: args.users,
+        items: args.items,
+        seed: 1,
+    };
+    eprintln!(
+        "generating {} events over {} items",
+        spec.events, spec.items
+    );
+    let log = scale_up(&base, &spec)?;
+    let data = TrainDataBuilder::new().build(&log);
+    drop(log);
+    let mut model = Model::build(&ModelConfig::default_for("als")?);
+    eprintln!("fitting ALS");
+    let started = Instant::now();
+    model.fit(&data)?;
+    let fit_s = started.elapsed().as_secs_f64();
+    let n_users = data.matrix.n_users();
+    drop(data);
+    let factors = model.item_factors().context("ALS has item factors")?;
+    let k = factors.dimension;
+    let n_items = factors.items.len() / k;
+    let stride = (n_users / args.queries).max(1);
+    let queries: Vec<Vec<f32>> = (0..args.queries)
+        .filter_map(|q| {
+            model.query_factors(&Query {
+                user: Some(((q * stride) % n_users) as u32),
+                ..Query::default()
+            })
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..n_items).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+    let mut rows = Vec::new();
+    for &size in &args.sizes {
+        let size = size.min(n_items);
+        let mut chosen = order[..size].to_vec();
+        chosen.sort_unstable();
+        let items: Vec<f32> = chosen
+            .iter()
+            .flat_map(|&i| factors.items[i * k..(i + 1) * k].iter().copied())
+            .collect();
+        // Exact: every item scored with the same kernel the models serve with, then the
+        // top 10, one query at a time on one thread.
+        let mut scores = vec![0f32; size];
+        let mut exact_lists = Vec::with_capacity(queries.len());
+        let mut times = Vec::with_capacity(queries.len());
+        for q in &queries {
+            let t = Instant::now();
+            for (s, row) in scores.iter_mut().zip(items.chunks_exact(k)) {
+                *s = aisle_ann::dot(q, row);
+            }
+            let best: Vec<u32> = top_k(&scores, 10, |_| true)
+                .iter()
+                .map(|s| s.item)
+                .collect();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            exact_lists.push(best);
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push(Row {
+            items: size,
+            method: "exact scan".into(),
+            build_s: 0.0,
+            p50_ms: percentile(&times, 0.5),
+            p99_ms: percentile(&times, 0.99),
+            recall: 1.0,
+        });
+        eprintln!("{size} items: building the index");
+        let t = Instant::now();
+        let mut index = MipsIndex::from_factors(
+            &InnerProduct {
+                items: &items,
+                bias: None,
+                dimension: k,
+            },
+            1,
+        );
+        let build_s = t.elapsed().as_secs_f64();
+        let lists = index.n_lists();
+        let default = (lists / 14).max(16).min(lists.max(1));
+        for probes in [default / 2, default, default * 2] {
+            let probes = probes.clamp(1, lists.max(1));
+            index.set_probes(probes);
+            let mut times = Vec::with_capacity(queries.len());
+            let mut found = 0usize;
+            for (q, exact) in queries.iter().zip(&exact_lists) {
+                let t = Instant::now();
+                let got: Vec<Scored> = index.search(q, 10);
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                found += got.iter().filter(|s| exact.contains(&s.item)).count();
+            }
+            times.sort_by(f64::total_cmp);
+            rows.push(Row {
+                items: size,
+                method: format!(
+                    "IVF, {probes} of {lists} lists{}",
+                    if probes == default { " (default)" } else { "" }
+                ),
+                build_s,
+                p50_ms: percentile(&times, 0.5),
+                p99_ms: percentile(&times, 0.99),
+                recall: found as f64 / (10 * queries.len()) as f64,
+            });
+        }
+    }
+    let mut md =
+        String::from("# Top-10 latency at catalogue scale: exact scan against the IVF index\n\n");
+    md.push_str(&format!(
+        "Command: `cargo run --release -p aisle-bench -- ann`. ALS (64 factors, defaults) fitted in {fit_s:.0} s on a **synthetic** log of {} events, {} users and {} items scaled up from The Complete Journey (`scale::scale_up`); the smaller catalogues are seeded random subsets of its item factors. {} queries, each a trained user's vector, one at a time on one thread; recall@10 is the share of the exact top 10 that the index returns. The index stores each item through the maximum-inner-product transform (`aisle_models::ann`), so the exact scores are kept.\n\n",
+        aisle_cli::output::thousands(spec.events as u64),
+        aisle_cli::output::thousands(spec.users as u64),
+        aisle_cli::output::thousands(spec.items as u64),
+        queries.len()
+    ));
+    md.push_str("| items | method | index build s | p50 ms | p99 ms | recall@10 |\n|---:|---|---:|---:|---:|---:|\n");
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} |\n",
+            aisle_cli::output::thousands(r.items as u64),
+            r.method,
+            r.build_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.recall
+        ));
+    }
+    md.push_str(
+        "\nTarget (issue 19): at a million items, p99 under 10 ms with recall@10 at least 0.95.\n",
+    );
+    aisle_core::fs::write_atomic(&args.out, md.as_bytes())?;
+    print!("{md}");
+    Ok(())
+}
