@@ -250,7 +250,7 @@ impl Engine {
         };
         let known_user = ((user as usize) < generation.trained_users).then_some(user);
         let list = scored(
-            &generation,
+            generation,
             &Query {
                 user: known_user,
                 history: &history,
