@@ -9,6 +9,7 @@
 //! to the database server. That is an estimate (anything else running counts too), labelled
 //! as one in the report.
 
+use crate::serve::percentile;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -81,10 +82,6 @@ struct Run {
     /// CPU ms per 1,000 events: this process, and the rest of the machine.
     own_cpu_ms: f64,
     other_cpu_ms: f64,
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 fn ingest(store: &dyn Store, commits: usize, batch: usize, round: usize) -> anyhow::Result<Run> {

@@ -3,6 +3,7 @@
 //! small batches (the server's ingest pattern: one fsynced commit per request), then a full
 //! scan of the bundled sample's 150,000 events.
 
+use crate::serve::percentile;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -32,10 +33,6 @@ pub struct EncryptionArgs {
 
 fn key() -> Option<MasterKey> {
     Some(MasterKey::Raw([0x42; 32]))
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
 
 struct Ingest {

@@ -63,7 +63,8 @@ struct Step {
     max_ms: f64,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile of ascending `sorted` (nearest rank); NaN when empty.
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

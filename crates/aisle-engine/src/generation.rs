@@ -225,7 +225,7 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
     let mut model = Model::build(&config);
     model.fit(&data).map_err(|e| e.to_string())?;
     let index = (model.n_items() >= INDEX_MIN_ITEMS)
-        .then(|| MipsIndex::build(&model, version))
+        .then(|| MipsIndex::build(&model, data.matrix.n_users(), version))
         .flatten();
     let predictions = predictions(store, &raw);
     let analytics = analytics(store, &raw);

@@ -1,7 +1,7 @@
 //! The approximate index over the embedding models, on the bundled Instacart sample (49,688
 //! products): scanning every list it answers exactly what the full scan answers, exclusions
-//! included; with the default probes it finds most of the exact top 10; models without
-//! factors get no index.
+//! included; with the default probes, calibrated at build, it finds at least 0.93 of the
+//! exact top 10 while scanning at most half the lists; models without factors get no index.
 
 use aisle_features::EventLog;
 use aisle_models::ann::MipsIndex;
@@ -30,10 +30,11 @@ fn the_index_serves_als_and_bpr_as_the_full_scan_does() {
     });
     bpr.fit(&data).expect("bpr fits");
     for model in [&als as &dyn Recommender, &bpr] {
-        let mut index = MipsIndex::build(model, 1).expect("an embedding model has an index");
-        assert!(index.n_lists() > 100, "{} lists", index.n_lists());
+        let mut index = MipsIndex::build(model, data.matrix.n_users(), 1)
+            .expect("an embedding model has an index");
+        assert!(index.n_lists() > 50, "{} lists", index.n_lists());
         let (mut exact_hits, mut default_hits) = (0, 0);
-        let users: Vec<u32> = (0..data.matrix.n_users() as u32).step_by(25).collect();
+        let users: Vec<u32> = (0..data.matrix.n_users() as u32).step_by(5).collect();
         for &user in &users {
             let history = data.matrix.row(user).0.to_vec();
             let query = Query {
@@ -70,9 +71,16 @@ fn the_index_serves_als_and_bpr_as_the_full_scan_does() {
             default_hits += approx.iter().filter(|s| exact.contains(&s.item)).count();
         }
         let recall = default_hits as f64 / exact_hits as f64;
-        assert!(recall > 0.8, "recall@10 with the default probes {recall}");
+        let (probes, lists) = (index.default_probes(), index.n_lists());
+        eprintln!("recall@10 {recall:.3} with the default {probes} of {lists} lists");
+        // Calibrated on other users to 0.96: these users' recall may fall a little short.
+        assert!(recall >= 0.93, "recall@10 with the default probes {recall}");
+        assert!(
+            probes <= lists / 2,
+            "the default {probes} of {lists} lists is no index"
+        );
     }
     let mut knn = ItemKnn::new(ItemKnnConfig::default());
     knn.fit(&data).expect("knn fits");
-    assert!(MipsIndex::build(&knn, 1).is_none());
+    assert!(MipsIndex::build(&knn, data.matrix.n_users(), 1).is_none());
 }
