@@ -111,7 +111,12 @@ def main():
     val_matrix, val_cases = load(split_dir, "validation", shape)
     test_matrix, test_cases = load(split_dir, "test", shape)
     val_cases = sample(val_cases, MAX_VALIDATION)
+    # IMPLICIT_DEFAULTS_ONLY=1: no tuning, each model at its grid's first (default) setting,
+    # as aisle's side runs without --tune (the 10-million-event log: tuning there costs hours).
+    defaults_only = os.environ.get("IMPLICIT_DEFAULTS_ONLY") == "1"
     for kind, grid in [("als", ALS_GRID), ("bpr", BPR_GRID)]:
+        if defaults_only:
+            grid = grid[:1]
         best, best_params, trials = -1.0, grid[0], []
         for params in grid:
             model = make(kind, params)

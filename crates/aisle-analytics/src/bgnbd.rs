@@ -5,6 +5,7 @@
 
 use aisle_core::EventKind;
 use aisle_features::EventLog;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -94,22 +95,86 @@ fn log_add(u: f64, v: f64) -> f64 {
     m + ((u - m).exp() + (v - m).exp()).ln()
 }
 
-fn log_likelihood(p: [f64; 4], customers: &[Customer]) -> f64 {
+/// The likelihood's data: customers with the same `(x, t_x, T)` once, with their count (they
+/// contribute the same term; a shop's users share them often, those without a repeat
+/// purchase by their age most of all), and the distinct repeat counts `x`, whose
+/// log-gamma terms are computed once per evaluation rather than once per customer.
+struct Summaries {
+    /// `(index into xs, t_x, T, customers)`.
+    rows: Vec<(u32, f64, f64, f64)>,
+    xs: Vec<f64>,
+}
+
+fn distinct_summaries(customers: &[Customer]) -> Summaries {
+    let mut keys: Vec<(u64, u64, u64)> = customers
+        .iter()
+        .map(|c| (c.x.to_bits(), c.t_x.to_bits(), c.t.to_bits()))
+        .collect();
+    // Non-negative floats order as their bits do.
+    keys.sort_unstable();
+    let mut out = Summaries {
+        rows: Vec::new(),
+        xs: Vec::new(),
+    };
+    let mut last = None;
+    for key in keys {
+        let (x, t_x, t) = (
+            f64::from_bits(key.0),
+            f64::from_bits(key.1),
+            f64::from_bits(key.2),
+        );
+        if out.xs.last() != Some(&x) {
+            out.xs.push(x);
+        }
+        if last == Some(key) {
+            if let Some(row) = out.rows.last_mut() {
+                row.3 += 1.0;
+            }
+        } else {
+            out.rows.push(((out.xs.len() - 1) as u32, t_x, t, 1.0));
+        }
+        last = Some(key);
+    }
+    out
+}
+
+/// Rows per parallel task: chunks of a fixed size, summed in order, so the sum is the same
+/// for any thread count.
+const LIKELIHOOD_CHUNK: usize = 4096;
+
+fn log_likelihood(p: [f64; 4], data: &Summaries) -> f64 {
     let [r, alpha, a, b] = p;
     let shared = ln_gamma(a + b) - ln_gamma(b) + r * alpha.ln() - ln_gamma(r);
-    customers
+    // Per distinct x: the log-gamma part of A1, and ln(b + x − 1) of A4.
+    let by_x: Vec<(f64, f64)> = data
+        .xs
         .iter()
-        .map(|c| {
-            let a1 = ln_gamma(r + c.x) + shared + ln_gamma(b + c.x) - ln_gamma(a + b + c.x);
-            let a3 = -(r + c.x) * (alpha + c.t).ln();
-            if c.x > 0.0 {
-                let a4 = a.ln() - (b + c.x - 1.0).ln() - (r + c.x) * (alpha + c.t_x).ln();
+        .map(|&x| {
+            (
+                ln_gamma(r + x) + shared + ln_gamma(b + x) - ln_gamma(a + b + x),
+                if x > 0.0 { (b + x - 1.0).ln() } else { 0.0 },
+            )
+        })
+        .collect();
+    let ln_a = a.ln();
+    let term = |&(xi, t_x, t, weight): &(u32, f64, f64, f64)| {
+        let x = data.xs[xi as usize];
+        let (a1, ln_b_x) = by_x[xi as usize];
+        let a3 = -(r + x) * (alpha + t).ln();
+        weight
+            * if x > 0.0 {
+                let a4 = ln_a - ln_b_x - (r + x) * (alpha + t_x).ln();
                 a1 + log_add(a3, a4)
             } else {
                 a1 + a3
             }
-        })
-        .sum()
+    };
+    let partial: Vec<f64> = data
+        .rows
+        .par_chunks(LIKELIHOOD_CHUNK)
+        .map(|chunk| chunk.iter().map(term).sum::<f64>())
+        .collect();
+    partial.iter().sum()
 }
 
 /// Nelder–Mead on `f` (minimised) from `start`; our own, as the problem is four smooth
@@ -129,7 +194,17 @@ fn nelder_mead(f: impl Fn(&[f64; 4]) -> f64, start: [f64; 4], iterations: usize)
     };
     for _ in 0..iterations {
         simplex.sort_by(|u, v| u.1.total_cmp(&v.1));
-        if (simplex[4].1 - simplex[0].1).abs() < 1e-12 {
+        // Converged when the values agree to 1e-12 of their size and the points to 1e-9
+        // (log-parameters). An absolute 1e-12 on a log-likelihood of a million customers
+        // is below its rounding: the search would run every iteration.
+        let values_agree =
+            (simplex[4].1 - simplex[0].1).abs() <= 1e-12 * simplex[0].1.abs().max(1.0);
+        let points_agree = simplex[1..].iter().all(|s| {
+            s.0.iter()
+                .zip(&simplex[0].0)
+                .all(|(u, v)| (u - v).abs() <= 1e-9)
+        });
+        if values_agree && points_agree {
             break;
         }
         let centroid: [f64; 4] =
@@ -189,16 +264,17 @@ impl BgNbd {
                 customers.len()
             )));
         }
+        let summaries = distinct_summaries(customers);
         let objective = |theta: &[f64; 4]| {
             let p = theta.map(f64::exp);
-            let ll = log_likelihood(p, customers);
+            let ll = log_likelihood(p, &summaries);
             if ll.is_finite() { -ll } else { f64::INFINITY }
         };
         let mut theta = nelder_mead(objective, [0.0; 4], 4000);
         // Restarting from the optimum guards against a collapsed simplex.
         theta = nelder_mead(objective, theta, 4000);
         let p = theta.map(f64::exp);
-        let ll = log_likelihood(p, customers);
+        let ll = log_likelihood(p, &summaries);
         if !ll.is_finite() {
             return Err(Error::FitFailed("the log-likelihood is not finite".into()));
         }
@@ -213,7 +289,10 @@ impl BgNbd {
 
     /// The log-likelihood of `customers` under these parameters.
     pub fn log_likelihood_of(&self, customers: &[Customer]) -> f64 {
-        log_likelihood([self.r, self.alpha, self.a, self.b], customers)
+        log_likelihood(
+            [self.r, self.alpha, self.a, self.b],
+            &distinct_summaries(customers),
+        )
     }
 
     /// Probability that the customer is still active at the end of calibration.

@@ -8,6 +8,7 @@
 
 use aisle_features::EventLog;
 use aisle_trees::{Gbdt, GbdtConfig, GbdtData};
+use rayon::prelude::*;
 
 use crate::purchase::{
     GROUP_FEATURES, PurchaseRows, REORDER_FEATURES, Target, group_rows, reorder_rows,
@@ -120,12 +121,13 @@ impl Propensity {
         named
     }
 
-    /// Predicts every row; with `explain`, each prediction carries its `explain` largest
-    /// feature contributions (TreeSHAP).
+    /// Predicts every row, in parallel (the rows of a large log run to millions: one per
+    /// user and product bought); with `explain`, each prediction carries its `explain`
+    /// largest feature contributions (TreeSHAP).
     pub fn predict(&self, rows: &PurchaseRows, explain: usize) -> Vec<Prediction> {
         let n = self.features.len();
         rows.features
-            .chunks_exact(n)
+            .par_chunks_exact(n)
             .enumerate()
             .map(|(r, x)| {
                 let mut because = Vec::new();

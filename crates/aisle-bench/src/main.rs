@@ -63,6 +63,9 @@ enum Which {
     /// Cost curves (import, memory, training per model) on synthetic logs scaled up from
     /// The Complete Journey; writes bench/results/scale-curves.md and .svg.
     Scale(scale::ScaleArgs),
+    /// Writes the synthetic log of the cost curves at one size as CSV (used by
+    /// bench/implicit.sh scaled10m).
+    Synth(scale::SynthArgs),
     /// One import of a scaled log, printed as JSON (used by `scale`).
     #[command(hide = true)]
     ScaleImport(scale::ImportOneArgs),
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Replicas(a) => replicas::run(a),
         Which::Ann(a) => ann::run(a),
         Which::Scale(a) => scale::run(a),
+        Which::Synth(a) => scale::synth(a),
         Which::ScaleImport(a) => {
             println!("{}", serde_json::to_string(&scale::import_one(&a)?)?);
             Ok(())

@@ -60,6 +60,48 @@ pub struct ScaleArgs {
     seed: u64,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct SynthArgs {
+    /// The real log to scale up (The Complete Journey's directory).
+    #[arg(long, env = "AISLE_SHARED_DATA", default_value = "../shared/data")]
+    shared: PathBuf,
+    /// Log size in millions of events; users and items as in the cost curves.
+    #[arg(long, default_value_t = 10.0)]
+    millions: f64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The CSV file to write (`aisle import --format csv` reads it).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Writes the **synthetic** log the cost curves use at one size, for other benchmarks
+/// (`bash bench/implicit.sh scaled10m`) to read.
+pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
+    let base = base_log(&args.shared)?;
+    let spec = Spec::for_events((args.millions * 1e6).round() as usize, &base, args.seed);
+    eprintln!(
+        "generating {} events ({} users, {} items)",
+        spec.events, spec.users, spec.items
+    );
+    let log = scale_up(&base, &spec)?;
+    write_csv(&log, &args.out)?;
+    eprintln!("{} events written to {}", log.len(), args.out.display());
+    Ok(())
+}
+
+/// The Complete Journey log, cleaned: what every synthetic log is scaled up from.
+fn base_log(shared: &Path) -> anyhow::Result<EventLog> {
+    let dir = shared.join("completejourney");
+    eprintln!("loading the base log from {}", dir.display());
+    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, &dir)
+        .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
+    let mut base = EventLog::load(&store)?;
+    base.clean(&CleaningConfig::default())?;
+    Ok(base)
+}
+
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub struct Spec {
@@ -445,13 +487,7 @@ struct SizeResult {
 }
 
 pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
-    let dir = args.shared.join("completejourney");
-    eprintln!("loading the base log from {}", dir.display());
-    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, &dir)
-        .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
-    let mut base = EventLog::load(&store)?;
-    base.clean(&CleaningConfig::default())?;
-    drop(store);
+    let base = base_log(&args.shared)?;
     let base_shape = Shape::of(&base);
     let mut results = Vec::new();
     for &millions in &args.sizes {

@@ -38,6 +38,12 @@ pub struct ServeBenchArgs {
     /// The recommender served.
     #[arg(long, default_value = "sknn")]
     model: String,
+    /// A data directory that already holds a store (from `aisle import`), served instead of
+    /// the Instacart sample: the live state at scale (`aisle-bench synth` writes a 10-million-
+    /// event log to import). Search is not measured there (its items have no text), and the
+    /// report gives the server's memory per event.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The Instacart sample (folder).
     #[arg(long, default_value = "data/instacart-sample")]
     sample: PathBuf,
@@ -133,24 +139,46 @@ fn run_step(
     }
 }
 
-pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn aisle_store::Store> =
-        Arc::from(aisle_store::open(&dir.path().to_string_lossy())?);
-    aisle_import::import(
-        store.as_ref(),
-        &Source::Adapter(Adapter::Instacart),
-        std::slice::from_ref(&args.sample),
-        &ImportOptions::default(),
-    )
-    .context("while importing the bundled sample")?;
+/// Resident memory of this process now, in MiB (Linux).
+fn rss_mib() -> anyhow::Result<f64> {
+    let status = fs_err::read_to_string("/proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kib / 1024.0)
+}
+
+pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    let store: Arc<dyn aisle_store::Store> = Arc::from(aisle_store::open(&dir.to_string_lossy())?);
+    let mut engine = None;
+    if args.data_dir.is_none() {
+        aisle_import::import(
+            store.as_ref(),
+            &Source::Adapter(Adapter::Instacart),
+            std::slice::from_ref(&args.sample),
+            &ImportOptions::default(),
+        )
+        .context("while importing the bundled sample")?;
+        let text = TextIndex::open_or_create(&dir.join("search"))?;
+        let mut search = SearchEngine::new(text, EngineConfig::default());
+        search.sync_catalogue(load_catalogue(store.as_ref())?, &|_| {})?;
+        engine = Some(search);
+    } else {
+        args.search_rates.clear();
+    }
     let mut users = Vec::new();
     store.scan_users(&mut |_, u| users.push(u.external_id))?;
     let mut items = Vec::new();
     store.scan_items(&mut |_, i| items.push(i.external_id))?;
-    let text = TextIndex::open_or_create(&dir.path().join("search"))?;
-    let mut engine = SearchEngine::new(text, EngineConfig::default());
-    engine.sync_catalogue(load_catalogue(store.as_ref())?, &|_| {})?;
+    let counts = store.counts()?;
+    let rss_before = rss_mib()?;
     let config = ServerConfig {
         model: args.model.clone(),
         keys: vec![ApiKey {
@@ -162,8 +190,12 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     eprintln!("training {} and the prediction models", args.model);
-    let (app, _writer) = App::start(config, dir.path().to_path_buf(), store, Some(engine))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    let (app, _writer) =
+        App::start(config, dir.clone(), store, engine).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let start_seconds = started.elapsed().as_secs_f64();
+    let rss_started = rss_mib()?;
+    let live = app.engine.live_memory();
     // Two runtime workers: the machine has two cores, shared with the load generator.
     let base =
         aisle_server::serve_in_background(app, std::net::TcpListener::bind("127.0.0.1:0")?, 2)?;
@@ -256,13 +288,23 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
         md,
         "Command: `cargo run --release -p aisle-bench -- serve`. The server runs in the same process as the load generator, on this"
     )?;
+    match &args.data_dir {
+        None => writeln!(
+            md,
+            "2-core machine (both share the cores), over the bundled Instacart sample (49,688 items, 593 users, 300,000 events),"
+        )?,
+        Some(d) => writeln!(
+            md,
+            "2-core machine (both share the cores), over the store in {} ({} events, {} users, {} items; `--data-dir`),",
+            d.display(),
+            aisle_cli::output::thousands(counts.events as u64),
+            aisle_cli::output::thousands(counts.users as u64),
+            aisle_cli::output::thousands(counts.items as u64)
+        )?,
+    }
     writeln!(
         md,
-        "2-core machine (both share the cores), over the bundled Instacart sample (49,688 items, 593 users, 300,000 events),"
-    )?;
-    writeln!(
-        md,
-        "serving `{}` (the best classic model of the Instacart leaderboard) with exploration `{}` (every list logged as an",
+        "serving `{}` with exploration `{}` (every list logged as an",
         args.model, args.exploration
     )?;
     writeln!(
@@ -282,6 +324,23 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<()> {
     writeln!(
         md,
         "re-ranking features and facets; ingest answers only after the event's commit is durable (group commit)."
+    )?;
+    writeln!(md)?;
+    let per_event = |bytes: usize| bytes as f64 / live.events.max(1) as f64;
+    writeln!(
+        md,
+        "Start (loading the live state, training `{}` and the prediction models): {start_seconds:.1} s. Resident memory: {rss_before:.0} MiB with the store open, {rss_started:.0} MiB once started ({:.0} bytes per event, models and the trained log included). The live state alone ({} events, {} users, {} items; bytes by capacity): {:.1} bytes per event in all, of which events {:.1}, positions by user {:.1}, users by item {:.1}, catalogue {:.1}, session and query caches {:.1}.",
+        args.model,
+        (rss_started - rss_before) * 1048576.0 / live.events.max(1) as f64,
+        aisle_cli::output::thousands(live.events as u64),
+        aisle_cli::output::thousands(live.users as u64),
+        aisle_cli::output::thousands(live.items as u64),
+        per_event(live.total_bytes()),
+        per_event(live.event_bytes),
+        per_event(live.by_user_bytes),
+        per_event(live.item_users_bytes),
+        per_event(live.catalogue_bytes),
+        per_event(live.cache_bytes)
     )?;
     writeln!(md)?;
     writeln!(

@@ -773,6 +773,11 @@ impl Engine {
         })
     }
 
+    /// What the live state holds and the bytes it takes, by part.
+    pub fn live_memory(&self) -> live::LiveMemory {
+        read(&self.shared.live).memory()
+    }
+
     /// Reloads the live state from the store and compares it with the one kept up to date
     /// by the writer: events per user and per item, as `(user counts, item counts)` of each.
     /// For tests and the consistency check after a crash.

@@ -79,6 +79,61 @@ pub struct Live {
     limits: LiveLimits,
 }
 
+/// What the live state holds and the bytes it has allocated for it, by part: what the
+/// server's memory per event is made of (`aisle-bench serve --csv` reports it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LiveMemory {
+    /// Events held.
+    pub events: usize,
+    /// Users with a slot.
+    pub users: usize,
+    /// Items with a slot.
+    pub items: usize,
+    /// The events themselves (one fixed-size record each).
+    pub event_bytes: usize,
+    /// Event positions per user.
+    pub by_user_bytes: usize,
+    /// Users per item (sorted, without repeats).
+    pub item_users_bytes: usize,
+    /// The catalogue's records and their strings.
+    pub catalogue_bytes: usize,
+    /// The session and query caches (bounded by their capacity).
+    pub cache_bytes: usize,
+}
+
+impl LiveMemory {
+    /// Every part added up.
+    pub fn total_bytes(&self) -> usize {
+        self.event_bytes
+            + self.by_user_bytes
+            + self.item_users_bytes
+            + self.catalogue_bytes
+            + self.cache_bytes
+    }
+}
+
+/// Heap bytes of a vector of vectors: the outer slots and each inner buffer, by capacity.
+fn nested_bytes<T>(v: &[Vec<T>], outer_capacity: usize) -> usize {
+    outer_capacity * std::mem::size_of::<Vec<T>>()
+        + v.iter()
+            .map(|inner| inner.capacity() * std::mem::size_of::<T>())
+            .sum::<usize>()
+}
+
+fn item_bytes(item: &Item) -> usize {
+    item.external_id.capacity()
+        + item.title.capacity()
+        + item.description.capacity()
+        + item.category.iter().map(|c| c.capacity() + 24).sum::<usize>()
+        + item.brand.as_ref().map_or(0, String::capacity)
+        // A B-tree entry: the two strings and about a node slot's share.
+        + item
+            .attributes
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity() + 64)
+            .sum::<usize>()
+}
+
 /// Lines the live stream keeps.
 pub const FEED: usize = 50;
 
@@ -117,6 +172,9 @@ impl Live {
             reason: e.to_string(),
         })?;
         live.by_user = vec![Vec::new(); counts.users];
+        // Room for an eighth more events than the log holds: the vector's doubling would
+        // otherwise leave up to half of it unused (at 10 million events, 16.8 million slots).
+        live.events.reserve_exact(log.len() + log.len() / 8 + 1024);
         for e in log.events() {
             live.push(*e);
         }
@@ -154,6 +212,31 @@ impl Live {
         }
         self.latest_ms = self.latest_ms.max(e.timestamp_ms);
         self.events.push(e);
+    }
+
+    /// The allocated bytes of each part, by capacity (allocator overhead not counted).
+    pub fn memory(&self) -> LiveMemory {
+        let sessions: usize = self
+            .by_session
+            .iter()
+            .map(|(_, positions)| 48 + 8 + positions.capacity() * 4)
+            .sum();
+        let queries: usize = self
+            .queries
+            .iter()
+            .map(|(query, _)| 48 + query.capacity() + std::mem::size_of::<QueryStats>())
+            .sum();
+        LiveMemory {
+            events: self.events.len(),
+            users: self.by_user.len(),
+            items: self.items.len(),
+            event_bytes: self.events.capacity() * std::mem::size_of::<Interaction>(),
+            by_user_bytes: nested_bytes(&self.by_user, self.by_user.capacity()),
+            item_users_bytes: nested_bytes(&self.item_users, self.item_users.capacity()),
+            catalogue_bytes: self.items.capacity() * std::mem::size_of::<Option<Item>>()
+                + self.items.iter().flatten().map(item_bytes).sum::<usize>(),
+            cache_bytes: sessions + queries,
+        }
     }
 
     /// Counts one search for the dashboard's query statistics.
@@ -294,6 +377,39 @@ mod tests {
             session,
             value: 0.0,
         }
+    }
+
+    #[test]
+    fn memory_counts_each_part_by_capacity() {
+        let mut live = Live::new(LiveLimits::default());
+        assert_eq!(live.memory().total_bytes(), 0);
+        for i in 0..1000u32 {
+            live.push(Interaction {
+                user: i % 10,
+                ..event(
+                    i % 7,
+                    u64::from(i % 3) + 1,
+                    1_700_000_000_000 + i64::from(i),
+                )
+            });
+        }
+        let m = live.memory();
+        assert_eq!((m.events, m.users, m.items), (1000, 10, 7));
+        let record = std::mem::size_of::<Interaction>();
+        assert!(m.event_bytes >= 1000 * record && m.event_bytes <= 2000 * record);
+        // 1000 positions of 4 bytes, plus ten vectors' headers.
+        assert!(m.by_user_bytes >= 4000 + 10 * 24, "{m:?}");
+        // Each of the 7 items has the 10 users once.
+        assert!(m.item_users_bytes >= 7 * 10 * 4, "{m:?}");
+        assert!(m.cache_bytes > 0, "three sessions are cached");
+        assert_eq!(
+            m.total_bytes(),
+            m.event_bytes
+                + m.by_user_bytes
+                + m.item_users_bytes
+                + m.catalogue_bytes
+                + m.cache_bytes
+        );
     }
 
     #[test]

@@ -96,6 +96,9 @@ fn has_category(item: &aisle_core::Item, category: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(category))
 }
 
+/// Users of the history items an explanation may look at, all together (see `listing`):
+/// bounds a request's explanation work at about ten probes per user.
+const EXPLAIN_USERS: usize = 20_000;
 impl Engine {
     pub(crate) fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
         read(&self.shared.live)
@@ -141,11 +144,18 @@ impl Engine {
         let live = self.live();
         let items: Vec<u32> = shown.iter().map(|s| s.scored.item).collect();
         let reasons = if explain && !history.is_empty() {
-            // The 50 most recent distinct items are the evidence: recent taste explains best,
-            // and it bounds the work per request.
+            // The most recent distinct items are the evidence: recent taste explains best.
+            // Up to 50 of them, and only while their users number EXPLAIN_USERS in all (the
+            // first is always taken): each listed item costs one probe per such user, and
+            // popular items of a large shop have tens of thousands.
             let mut recent: Vec<u32> = Vec::new();
+            let mut users = 0usize;
             for &h in history.iter().rev() {
                 if !recent.contains(&h) {
+                    users += live.users_of(h).len();
+                    if !recent.is_empty() && users > EXPLAIN_USERS {
+                        break;
+                    }
                     recent.push(h);
                     if recent.len() == 50 {
                         break;

@@ -47,6 +47,11 @@ pub fn because(
 
 /// [`because`] for callers that keep an index of each item's users: `users_of(item)` gives
 /// them sorted, without repeats.
+///
+/// Each recommended item's users are marked in a bitmap over user ids, and each history
+/// item's users are looked up in it: one memory probe per user instead of a merge of the
+/// two lists, which at ten million events (popular items with tens of thousands of users)
+/// made explanations most of a recommendation's time.
 pub fn because_with<'a>(
     users_of: impl Fn(u32) -> &'a [u32],
     history: &[u32],
@@ -56,16 +61,30 @@ pub fn because_with<'a>(
     let mut distinct: Vec<u32> = history.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
+    let top_user = recommended
+        .iter()
+        .filter_map(|&r| users_of(r).last())
+        .max()
+        .map_or(0, |&u| u as usize + 1);
+    let mut marked = vec![0u64; top_user.div_ceil(64)];
     recommended
         .iter()
         .map(|r| {
             let ur = users_of(*r);
+            for &u in ur {
+                marked[u as usize / 64] |= 1 << (u % 64);
+            }
+            let is_marked = |u: u32| {
+                marked
+                    .get(u as usize / 64)
+                    .is_some_and(|w| w & (1 << (u % 64)) != 0)
+            };
             let mut reasons: Vec<Because> = distinct
                 .iter()
                 .filter(|&&h| h != *r)
                 .filter_map(|&h| {
                     let uh = users_of(h);
-                    let shared = intersection(ur, uh);
+                    let shared = uh.iter().filter(|&&u| is_marked(u)).count() as u32;
                     (shared > 0).then(|| Because {
                         item: h,
                         shared_users: shared,
@@ -73,6 +92,9 @@ pub fn because_with<'a>(
                     })
                 })
                 .collect();
+            for &u in ur {
+                marked[u as usize / 64] = 0;
+            }
             reasons.sort_by(|a, b| {
                 b.similarity
                     .total_cmp(&a.similarity)
@@ -83,22 +105,6 @@ pub fn because_with<'a>(
             reasons
         })
         .collect()
-}
-
-fn intersection(a: &[u32], b: &[u32]) -> u32 {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    n
 }
 
 #[cfg(test)]
