@@ -278,6 +278,23 @@ mod tests {
         (items, bias)
     }
 
+    /// Every item by `q · v_i + b_i`, best first: what the index must reproduce.
+    fn exact_ranking(q: &[f32], items: &[f32], bias: &[f32], k: usize) -> Vec<(u32, f32)> {
+        let mut exact: Vec<(u32, f32)> = items
+            .chunks_exact(k)
+            .zip(bias)
+            .enumerate()
+            .map(|(i, (v, b))| {
+                (
+                    i as u32,
+                    q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + b,
+                )
+            })
+            .collect();
+        exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+        exact
+    }
+
     #[test]
     fn the_transform_keeps_every_score_and_the_index_finds_the_exact_best() {
         let (k, n) = (8, 6000);
@@ -293,16 +310,7 @@ mod tests {
         index.set_probes(index.n_lists());
         let (queries, _) = factors(20, k);
         for q in queries.chunks_exact(k) {
-            let mut exact: Vec<(u32, f32)> = (0..n)
-                .map(|i| {
-                    let v = &items[i * k..(i + 1) * k];
-                    (
-                        i as u32,
-                        q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + bias[i],
-                    )
-                })
-                .collect();
-            exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let exact = exact_ranking(q, &items, &bias, k);
             let found = index.search(q, 5);
             assert_eq!(found.len(), 5);
             for (got, (want, want_score)) in found.iter().zip(&exact) {
@@ -333,16 +341,7 @@ mod tests {
         for q in queries.chunks_exact(k) {
             // Scaled down so that biases decide much of the top.
             let q: Vec<f32> = q.iter().map(|x| x * 0.05).collect();
-            let mut exact: Vec<(u32, f32)> = (0..n)
-                .map(|i| {
-                    let v = &items[i * k..(i + 1) * k];
-                    (
-                        i as u32,
-                        q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + bias[i],
-                    )
-                })
-                .collect();
-            exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let exact = exact_ranking(&q, &items, &bias, k);
             let expected: Vec<u32> = exact[..20]
                 .iter()
                 .map(|e| e.0)
