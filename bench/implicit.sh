@@ -68,7 +68,7 @@ out=bench/results/implicit-$dataset.md
   fi
   if [ "$dataset" = scaled10m ]; then
     echo
-    echo "The log is **synthetic**: 10 million events of 200,000 users over 200,000 items, each user"
+    echo "The log is **synthetic**: 10 million events of 200,000 users over a 200,000-item catalogue, each user"
     echo "replaying a window of a real Complete Journey household with its items moved into copies of"
     echo "the catalogue (\`aisle-bench synth --millions 10\`, the generator of the cost curves). Read the"
     echo "times as speed at that size; the accuracy only compares the two libraries on one split."

@@ -8,14 +8,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aisle_features::{CleaningConfig, EventLog};
+use aisle_features::EventLog;
 use aisle_models::ann::{CALIBRATED_RECALL, InnerProduct, MipsIndex};
 use aisle_models::{Model, ModelConfig, Query, Recommender, Scored, TrainDataBuilder, top_k};
 use anyhow::Context;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::scale::{Spec, scale_up};
+use crate::scale::{Spec, base_log, scale_up};
 use crate::serve::percentile;
 
 #[derive(clap::Args, Debug)]
@@ -51,18 +51,11 @@ struct Row {
     recall: f64,
 }
 
-/// ALS with its defaults on the real Complete Journey log (92,331 products, most never
-/// bought in it), measured as the synthetic catalogues are; returns its description.
-fn real_catalogue(
-    dir: &std::path::Path,
-    n_queries: usize,
-    rows: &mut Vec<Row>,
-) -> anyhow::Result<String> {
-    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, dir)?;
-    let mut log = EventLog::load(&store)?;
-    log.clean(&CleaningConfig::default())?;
-    drop(store);
-    let data = TrainDataBuilder::new().build(&log);
+/// ALS with its defaults on the real Complete Journey log (`log`, cleaned: the one the
+/// synthetic log was scaled up from), measured as the synthetic catalogues are; returns
+/// its description.
+fn real_catalogue(log: &EventLog, n_queries: usize, rows: &mut Vec<Row>) -> anyhow::Result<String> {
+    let data = TrainDataBuilder::new().build(log);
     let mut model = Model::build(&ModelConfig::default_for("als")?);
     eprintln!("fitting ALS on Complete Journey");
     model.fit(&data)?;
@@ -190,12 +183,7 @@ fn measure(
 }
 
 pub fn run(args: AnnArgs) -> anyhow::Result<()> {
-    let dir = args.shared.join("completejourney");
-    let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, &dir)
-        .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
-    let mut base = EventLog::load(&store)?;
-    base.clean(&CleaningConfig::default())?;
-    drop(store);
+    let base = base_log(&args.shared)?;
     let spec = Spec {
         events: args.events,
         users: args.users,
@@ -251,7 +239,7 @@ pub fn run(args: AnnArgs) -> anyhow::Result<()> {
         measure("synthetic", &items, k, &queries, &calibration, &mut rows);
     }
     drop(model);
-    let real = real_catalogue(&dir, args.queries, &mut rows)?;
+    let real = real_catalogue(&base, args.queries, &mut rows)?;
     let mut md =
         String::from("# Top-10 latency at catalogue scale: exact scan against the IVF index\n\n");
     md.push_str(&format!(

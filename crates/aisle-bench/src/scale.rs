@@ -92,7 +92,7 @@ pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
 }
 
 /// The Complete Journey log, cleaned: what every synthetic log is scaled up from.
-fn base_log(shared: &Path) -> anyhow::Result<EventLog> {
+pub(crate) fn base_log(shared: &Path) -> anyhow::Result<EventLog> {
     let dir = shared.join("completejourney");
     eprintln!("loading the base log from {}", dir.display());
     let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, &dir)

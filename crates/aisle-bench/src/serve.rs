@@ -157,7 +157,7 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| temporary.path().to_path_buf());
     let store: Arc<dyn aisle_store::Store> = Arc::from(aisle_store::open(&dir.to_string_lossy())?);
-    let mut engine = None;
+    let mut search = None;
     if args.data_dir.is_none() {
         aisle_import::import(
             store.as_ref(),
@@ -167,9 +167,9 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
         )
         .context("while importing the bundled sample")?;
         let text = TextIndex::open_or_create(&dir.join("search"))?;
-        let mut search = SearchEngine::new(text, EngineConfig::default());
-        search.sync_catalogue(load_catalogue(store.as_ref())?, &|_| {})?;
-        engine = Some(search);
+        let mut engine = SearchEngine::new(text, EngineConfig::default());
+        engine.sync_catalogue(load_catalogue(store.as_ref())?, &|_| {})?;
+        search = Some(engine);
     } else {
         args.search_rates.clear();
     }
@@ -192,7 +192,7 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
     eprintln!("training {} and the prediction models", args.model);
     let started = Instant::now();
     let (app, _writer) =
-        App::start(config, dir.clone(), store, engine).map_err(|e| anyhow::anyhow!("{e}"))?;
+        App::start(config, dir.clone(), store, search).map_err(|e| anyhow::anyhow!("{e}"))?;
     let start_seconds = started.elapsed().as_secs_f64();
     let rss_started = rss_mib()?;
     let live = app.engine.live_memory();

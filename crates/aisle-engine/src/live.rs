@@ -80,7 +80,7 @@ pub struct Live {
 }
 
 /// What the live state holds and the bytes it has allocated for it, by part: what the
-/// server's memory per event is made of (`aisle-bench serve --csv` reports it).
+/// server's memory per event is made of (`aisle-bench serve` reports it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LiveMemory {
     /// Events held.

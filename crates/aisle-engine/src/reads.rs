@@ -99,6 +99,7 @@ fn has_category(item: &aisle_core::Item, category: &str) -> bool {
 /// Users of the history items an explanation may look at, all together (see `listing`):
 /// bounds a request's explanation work at about ten probes per user.
 const EXPLAIN_USERS: usize = 20_000;
+
 impl Engine {
     pub(crate) fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
         read(&self.shared.live)

@@ -81,10 +81,10 @@ impl MipsIndex {
     /// over `queries`.
     ///
     /// Why: how many lists reach a recall depends on the factors, not only on their count.
-    /// The rule of thumb (one list in 14) finds 0.98 of the exact top 10 on a synthetic log
-    /// and 0.78 on ALS over the real Instacart sample, where 32 lists of 119 are needed for
-    /// 0.91 and 48 for 0.95 (tests/ann.rs). Measuring is cheap next to training: one exact
-    /// scan per sampled query, in parallel.
+    /// The rule of thumb (one list in 14) found 0.98 of the exact top 10 on the synthetic
+    /// log (bench/results/ann.md before calibration) and 0.80 on ALS over the real Instacart
+    /// sample (tests/ann.rs, which then failed in CI). Measuring is cheap next to training:
+    /// one exact scan per sampled query, in parallel.
     pub fn calibrate(&mut self, queries: &[Vec<f32>], target: f64) {
         let lists = self.n_lists();
         if lists == 0 || queries.is_empty() {
