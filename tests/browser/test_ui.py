@@ -140,7 +140,8 @@ def test_search_cart_and_complements(page, base):
     page.wait_for_selector("#product #similar .card", timeout=20_000)
     # Add the first search result to the cart; complements appear with a reason.
     page.click("#results .card button.add")
-    page.wait_for_selector("#cart li", timeout=20_000)
+    # The cart starts with a placeholder line ("empty", class muted): wait for a real one.
+    page.wait_for_selector("#cart li:not(.muted)", timeout=20_000)
     page.wait_for_selector("#complements .card", timeout=20_000)
     # The serving policy explores (epsilon-greedy by default), so any card may be an explored
     # one; those say so, and the list still carries the cart's complements with their reason.
@@ -200,7 +201,7 @@ def test_markup_is_shown_as_text(page, base):
             "t => document.querySelector('#product h2')?.textContent === t", arg=XSS_TITLE, timeout=20_000
         )
         page.click("#product > button")
-        page.wait_for_selector("#cart li", timeout=20_000)
+        page.wait_for_selector("#cart li:not(.muted)", timeout=20_000)
         cart = page.inner_text("#cart li")
         assert cart == XSS_TITLE, f"the cart shows {cart!r}"
         page.wait_for_timeout(500)  # an injected image would have failed to load by now
