@@ -76,10 +76,20 @@ impl PurchaseRows {
     /// Splits the rows by user, about `share` of the users (by a fixed hash) going to the
     /// second part, so that no user is on both sides. `n` is the number of features per row.
     pub fn split_by_user(&self, n: usize, share: f64) -> (PurchaseRows, PurchaseRows) {
+        self.split_by_user_hash(n, share, 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// About `share` of the users' rows (by a fixed hash independent of
+    /// [`PurchaseRows::split_by_user`]'s), every row of a kept user: a sample that keeps each
+    /// user's rows together, so that a user's features stay consistent with their labels.
+    pub fn sample_users(&self, n: usize, share: f64) -> PurchaseRows {
+        self.split_by_user_hash(n, share, 0xD6E8_FEB8_6659_FD93).1
+    }
+
+    fn split_by_user_hash(&self, n: usize, share: f64, mix: u64) -> (PurchaseRows, PurchaseRows) {
         let (mut kept, mut held) = (PurchaseRows::default(), PurchaseRows::default());
         for (r, &user) in self.users.iter().enumerate() {
-            let out = (u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000
-                < (share * 1000.0) as u64;
+            let out = (u64::from(user).wrapping_mul(mix) >> 32) % 1000 < (share * 1000.0) as u64;
             let side = if out { &mut held } else { &mut kept };
             side.features
                 .extend_from_slice(&self.features[r * n..(r + 1) * n]);
@@ -447,5 +457,44 @@ mod tests {
     fn auc_by_hand() {
         assert!((auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]) - 0.75).abs() < 1e-12);
         assert!((auc(&[0.5, 0.5], &[0.0, 1.0]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_user_sample_keeps_whole_users_and_is_independent_of_the_split() {
+        // 10,000 users with 1 to 5 rows each; the single feature is the user id.
+        let mut rows = PurchaseRows::default();
+        for user in 0..10_000u32 {
+            for k in 0..1 + user % 5 {
+                rows.features.push(user as f32);
+                rows.labels.push((k % 2) as f32);
+                rows.users.push(user);
+                rows.subjects.push(k);
+            }
+        }
+        let count = |r: &PurchaseRows| {
+            let mut by_user = std::collections::BTreeMap::new();
+            for &u in &r.users {
+                *by_user.entry(u).or_insert(0u32) += 1;
+            }
+            by_user
+        };
+        let sample = rows.sample_users(1, 0.3);
+        let kept = count(&sample);
+        assert!(
+            (2_700..3_300).contains(&kept.len()),
+            "{} users kept",
+            kept.len()
+        );
+        for (&user, &n) in &kept {
+            assert_eq!(n, 1 + user % 5, "user {user} kept whole");
+        }
+        for (r, &user) in sample.users.iter().enumerate() {
+            assert_eq!(sample.features[r], user as f32, "rows stay aligned");
+        }
+        // The validation split of the sample holds about a fifth of its users. Were the two
+        // hashes one, two thirds of a 30% sample would land in validation.
+        let (_, valid) = sample.split_by_user(1, 0.2);
+        let share = count(&valid).len() as f64 / kept.len() as f64;
+        assert!((0.15..0.25).contains(&share), "validation share {share}");
     }
 }

@@ -196,6 +196,7 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
     let start_seconds = started.elapsed().as_secs_f64();
     let rss_started = rss_mib()?;
     let live = app.engine.live_memory();
+    let ready = app.engine.ready();
     // Two runtime workers: the machine has two cores, shared with the load generator.
     let base =
         aisle_server::serve_in_background(app, std::net::TcpListener::bind("127.0.0.1:0")?, 2)?;
@@ -342,6 +343,22 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
         per_event(live.catalogue_bytes),
         per_event(live.cache_bytes)
     )?;
+    writeln!(md)?;
+    match &ready.index {
+        Some(index) => writeln!(
+            md,
+            "Top-N requests search the approximate index over `{}`'s item factors: {} items in {} lists, {} lists scanned per request (calibrated at start to recall@10 {} against the exact scan).",
+            args.model,
+            aisle_cli::output::thousands(index.items_indexed as u64),
+            index.lists,
+            index.probes,
+            aisle_models::ann::CALIBRATED_RECALL
+        )?,
+        None => writeln!(
+            md,
+            "Top-N requests scan every item (no approximate index at this catalogue size or for this model)."
+        )?,
+    }
     writeln!(md)?;
     writeln!(
         md,

@@ -26,6 +26,21 @@ pub struct Ready {
     pub model: String,
     /// Its generation.
     pub model_version: u64,
+    /// The approximate index its top-N requests search, when the catalogue is large enough
+    /// to have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexStatus>,
+}
+
+/// The approximate nearest-neighbour index over the serving model's item factors.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct IndexStatus {
+    /// Items in its inverted lists (items with all-zero factors are kept aside).
+    pub items_indexed: usize,
+    /// Inverted lists.
+    pub lists: usize,
+    /// Lists a request scans: calibrated when the generation was built.
+    pub probes: usize,
 }
 
 /// Events stored.

@@ -9,7 +9,7 @@ use aisle_search::{BehaviourProfile, Filter, RankingContext, SearchMode, SearchR
 use crate::answers::{
     Analytics, BgNbdParameters, CartRecommendations, ChurnPrediction, Contribution, Counts,
     CrossCategory, Dashboard, DepartmentChance, Evidence, Explanation, FacetCount, FeatureShare,
-    ItemPage, ItemSummary, Memory, ModelInfo, ProductChance, PromoTarget, Promotion,
+    IndexStatus, ItemPage, ItemSummary, Memory, ModelInfo, ProductChance, PromoTarget, Promotion,
     PurchaseImportance, PurchasePrediction, QueryCount, Ready, Recommended, SearchFacets,
     SearchHit, SearchResults, SearchStats, SessionRecommendations, Shoppers, Trending,
     TrendingItem, UserRecommendations,
@@ -132,6 +132,11 @@ impl Engine {
             ready: true,
             model: generation.model_name.clone(),
             model_version: generation.version,
+            index: generation.index.as_ref().map(|index| IndexStatus {
+                items_indexed: index.n_indexed(),
+                lists: index.n_lists(),
+                probes: index.default_probes(),
+            }),
         }
     }
 

@@ -566,6 +566,58 @@ fn als_fold_in_solves_the_normal_equations() {
     }
 }
 
+/// ALS fits the same model bit for bit on one, two or three threads: its parallel sums
+/// (the Gramian over thousands of item rows) associate in a fixed order.
+#[test]
+fn als_is_the_same_for_any_thread_count() {
+    // 3,000 users and 6,000 items, so that the item Gramian sums several blocks of rows;
+    // the views come from a fixed linear congruential sequence.
+    let (n_users, n_items) = (3_000u32, 6_000u32);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |m: u32| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % u64::from(m)) as u32
+    };
+    let mut events = Vec::new();
+    for u in 0..n_users {
+        for step in 0..12 {
+            // Half the views from a popular head, so the factors are not noise.
+            let item = if step % 2 == 0 {
+                next(200)
+            } else {
+                next(n_items)
+            };
+            events.push(ev(u, item, i64::from(step) * DAY, EventKind::View, 0.0));
+        }
+    }
+    let data = TrainDataBuilder::new().build(&EventLog::from_events(
+        events,
+        n_users as usize,
+        n_items as usize,
+    ));
+    let fit_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            let mut m = aisle_models::Als::new(aisle_models::AlsConfig {
+                factors: 16,
+                iterations: 3,
+                ..Default::default()
+            });
+            m.fit(&data).expect("fit");
+            (m.user_factors().to_vec(), m.item_factors().to_vec())
+        })
+    };
+    let one = fit_on(1);
+    assert!(one.1.iter().any(|&x| x != 0.0), "the fit learned something");
+    assert!(one == fit_on(2), "two threads fit the one-thread model");
+    assert!(one == fit_on(3), "three threads fit the one-thread model");
+}
+
 /// BPR is parallel and still deterministic: with a fixed seed and thread count two fits
 /// score every item identically, on two threads as on one; and two threads learn the
 /// planted blocks as well as one.

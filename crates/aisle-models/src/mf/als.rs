@@ -92,10 +92,17 @@ impl Als {
 }
 
 /// `YᵀY + λI` for row-major `y` with `k` columns.
+///
+/// The rows are summed in fixed blocks, in parallel, and the blocks' sums are then added in
+/// block order: the same association for any thread count and any run, so a fit is
+/// repeatable bit for bit (rayon's `reduce` associates as the work happened to be split).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn gramian(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
-    let partial = y
-        .par_chunks(k * 1024)
+    // At least 1,024 rows a block, at most 256 blocks: the partial sums stay a few MiB.
+    let rows = y.len() / k.max(1);
+    let block_rows = rows.div_ceil(256).max(1024);
+    let partials: Vec<Vec<f32>> = y
+        .par_chunks(k * block_rows)
         .map(|block| {
             let mut g = vec![0f32; k * k];
             for row in block.chunks_exact(k) {
@@ -112,14 +119,11 @@ fn gramian(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
             }
             g
         })
-        .reduce(
-            || vec![0f32; k * k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    let mut g = partial;
+        .collect();
+    let mut g = vec![0f32; k * k];
+    for partial in &partials {
+        g.iter_mut().zip(partial).for_each(|(x, y)| *x += y);
+    }
     for d in 0..k {
         g[d * k + d] += reg;
     }
