@@ -28,7 +28,8 @@ pub(crate) struct Row {
     pub values: Vec<Option<String>>,
 }
 
-pub(crate) trait RowSource {
+/// `Send`, so that a bulk import reads on one thread and writes on another.
+pub(crate) trait RowSource: Send {
     fn path(&self) -> &Path;
     /// Column names known up front (the header, the schema, the first object's keys).
     fn columns(&self) -> &[String];
@@ -54,7 +55,7 @@ pub(crate) fn open(format: TableFormat, path: &Path) -> Result<Box<dyn RowSource
 }
 
 /// Opens a file for reading, decompressing `.gz`.
-pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let file = fs_err::File::open(path)?;
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(BufReader::with_capacity(
@@ -94,7 +95,7 @@ fn non_empty(s: &str) -> Option<String> {
 
 struct CsvRows {
     path: PathBuf,
-    reader: csv::Reader<Box<dyn BufRead>>,
+    reader: csv::Reader<Box<dyn BufRead + Send>>,
     columns: Vec<String>,
     selected: Vec<usize>,
     record: csv::ByteRecord,
@@ -218,7 +219,7 @@ impl RowSource for CsvRows {
 
 struct JsonRows {
     path: PathBuf,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     columns: Vec<String>,
     selected: Vec<String>,
     line: u64,
