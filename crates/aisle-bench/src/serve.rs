@@ -347,11 +347,12 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
     match &ready.index {
         Some(index) => writeln!(
             md,
-            "Top-N requests search the approximate index over `{}`'s item factors: {} items in {} lists, {} lists scanned per request (calibrated at start to recall@10 {} against the exact scan).",
+            "Top-N requests search the approximate index over `{}`'s item factors: {} items in {} lists, {} lists scanned per request besides a head of the {} longest items scored exactly (both calibrated at start to recall@10 {} against the exact scan).",
             args.model,
             aisle_cli::output::thousands(index.items_indexed as u64),
             index.lists,
             index.probes,
+            aisle_cli::output::thousands(index.head_items as u64),
             aisle_models::ann::CALIBRATED_RECALL
         )?,
         None => writeln!(

@@ -41,6 +41,9 @@ pub struct IndexStatus {
     pub lists: usize,
     /// Lists a request scans: calibrated when the generation was built.
     pub probes: usize,
+    /// Items of largest norm every request scores exactly besides the lists (calibrated with
+    /// the probes).
+    pub head_items: usize,
 }
 
 /// Events stored.

@@ -136,6 +136,7 @@ impl Engine {
                 items_indexed: index.n_indexed(),
                 lists: index.n_lists(),
                 probes: index.default_probes(),
+                head_items: index.head_len(),
             }),
         }
     }
@@ -168,7 +169,13 @@ impl Engine {
                     }
                 }
             }
-            because_with(|item| live.users_of(item), &recent, &items, 3)
+            because_with(
+                |item| live.users_of(item),
+                |item| live.user_bits(item),
+                &recent,
+                &items,
+                3,
+            )
         } else {
             vec![Vec::new(); items.len()]
         };

@@ -35,6 +35,8 @@ const CALIBRATION_QUERIES: usize = 200;
 /// Extra candidates fetched beyond `k + excluded`, so that a few items the request's
 /// exclusions remove do not leave the list short.
 const SLACK: usize = 16;
+/// Largest head (items of largest norm scanned exactly by every request) calibration tries.
+const HEAD_MAX: usize = 8192;
 
 /// An approximate top-N index over one fitted model's item factors.
 ///
@@ -44,8 +46,23 @@ const SLACK: usize = 16;
 /// are known without search. Left in the inverted lists they would all share one list (they
 /// are the same point after the transform), which a request either skips, missing them when
 /// they belong in the top N, or scans at the cost of most of the catalogue.
+///
+/// The items of largest norm also form a head, scanned exactly by every request. An inner
+/// product favours long vectors, and under ALS the longest are the items bought most. After
+/// the transform those items are spread over most of the lists (the lists group directions,
+/// not lengths), so without a head the lists alone needed 61 of 262 probes for recall@10 0.97
+/// on Complete Journey and 134 of 378 on the 10-million-event log (bench/results/ann.md and
+/// serve-10m.md before the head). With the 4,096 longest of Complete Journey's 68,509 items
+/// with factors as the head, one probe found 0.994 (a trial run; the ann bench reports what
+/// calibration picks). Calibration chooses the head's size and the probes together, for the
+/// fewest bytes read per request.
 pub struct MipsIndex {
     index: VectorIndex,
+    /// Rows `[v_i, b_i]` (the model's own, untransformed) of the longest items, longest
+    /// first, up to [`HEAD_MAX`]; a request scans the first `head_len`.
+    head: Vec<f32>,
+    head_items: Vec<u32>,
+    head_len: usize,
     with_bias: bool,
     max_norm: f32,
     n_items: usize,
@@ -77,8 +94,10 @@ impl MipsIndex {
         Some(index)
     }
 
-    /// Sets the default probes to the fewest whose top 10 holds `target` of the exact top 10
-    /// over `queries`.
+    /// Sets the head's size and the default probes to the pair that reads the fewest bytes
+    /// per request among those whose top 10 holds `target` of the exact top 10 over
+    /// `queries`: for each head size (none, then 256 items doubling to [`HEAD_MAX`]) the
+    /// fewest probes that reach the target.
     ///
     /// Why: how many lists reach a recall depends on the factors, not only on their count.
     /// The rule of thumb (one list in 14) found 0.98 of the exact top 10 on the synthetic
@@ -96,11 +115,42 @@ impl MipsIndex {
             .map(|q| self.search(q, 10).iter().map(|s| s.item).collect())
             .collect();
         let wanted: usize = exact.iter().map(Vec::len).sum();
+        let list_len = self.n_indexed() as f64 / lists as f64;
+        let mut heads = vec![0];
+        let mut h = 256;
+        while h <= self.head_items.len() {
+            heads.push(h);
+            h *= 2;
+        }
+        let mut best: Option<(f64, usize, usize)> = None;
+        for head in heads {
+            self.head_len = head;
+            let probes = self.fewest_probes(queries, &exact, target * wanted as f64);
+            // Bytes read per request: the head's rows in f32, the lists' codes in bytes.
+            let cost = 4.0 * head as f64 + probes as f64 * list_len;
+            if best.is_none_or(|(c, _, _)| cost < c) {
+                best = Some((cost, head, probes));
+            }
+        }
+        let (_, head, probes) = best.expect("at least the empty head was tried");
+        self.head_len = head;
+        self.default_probes = probes.min(lists);
+        self.index.set_probes(self.default_probes);
+    }
+
+    /// The fewest probes whose top 10 over `queries` holds `found_target` of `exact`'s items.
+    fn fewest_probes(
+        &mut self,
+        queries: &[Vec<f32>],
+        exact: &[Vec<u32>],
+        found_target: f64,
+    ) -> usize {
+        let lists = self.n_lists();
         let mut reaches = |probes: usize| {
             self.index.set_probes(probes);
             let found: usize = queries
                 .par_iter()
-                .zip(&exact)
+                .zip(exact)
                 .map(|(q, want)| {
                     self.search(q, 10)
                         .iter()
@@ -108,7 +158,7 @@ impl MipsIndex {
                         .count()
                 })
                 .sum();
-            found as f64 >= target * wanted as f64
+            found as f64 >= found_target
         };
         // Up a ×1.5 ladder to the first count that reaches the target, then halving the
         // interval to the one below it that failed (recall grows with the probes).
@@ -125,8 +175,7 @@ impl MipsIndex {
                 failed = middle;
             }
         }
-        self.default_probes = probes.min(lists);
-        self.index.set_probes(self.default_probes);
+        probes
     }
 
     /// Indexes the given item factors (item `i` is row `i`).
@@ -148,6 +197,17 @@ impl MipsIndex {
             a
         };
         let norm2 = |a: &[f32]| a.iter().map(|x| x * x).sum::<f32>();
+        let mut longest: Vec<(u32, f32)> = varying
+            .iter()
+            .map(|&i| (i as u32, norm2(&augmented(i))))
+            .collect();
+        longest.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        longest.truncate(HEAD_MAX.min(varying.len() / 4));
+        let head_items: Vec<u32> = longest.iter().map(|&(i, _)| i).collect();
+        let head = head_items
+            .iter()
+            .flat_map(|&i| augmented(i as usize))
+            .collect();
         let max_norm = varying
             .iter()
             .map(|&i| norm2(&augmented(i)).sqrt())
@@ -166,6 +226,9 @@ impl MipsIndex {
         let dimension = k + usize::from(factors.bias.is_some()) + 1;
         MipsIndex {
             index: VectorIndex::build(dimension, entries, seed),
+            head,
+            head_items,
+            head_len: 0,
             with_bias: factors.bias.is_some(),
             max_norm,
             n_items: n,
@@ -201,6 +264,17 @@ impl MipsIndex {
     /// Items searched through the lists; the rest have all-zero factors.
     pub fn n_indexed(&self) -> usize {
         self.index.len()
+    }
+
+    /// Items every request scans exactly besides the lists (the longest; see
+    /// [`MipsIndex`]): chosen by [`MipsIndex::calibrate`], none before.
+    pub fn head_len(&self) -> usize {
+        self.head_len
+    }
+
+    /// Sets the head's size (at most the longest items kept for it); calibration sets it too.
+    pub fn set_head_len(&mut self, items: usize) {
+        self.head_len = items.min(self.head_items.len());
     }
 
     /// Number of inverted lists (0 means every request scans every item).
@@ -239,22 +313,42 @@ impl MipsIndex {
             query.push(1.0);
         }
         query.push(0.0);
-        let mut found: Vec<Scored> = self
-            .index
-            .search(&query, k)
-            .into_iter()
-            .map(|(item, score)| Scored {
-                item: item.0,
-                score: score * self.max_norm,
+        let by_score =
+            |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item));
+        // The head, exactly, in the model's own coordinates: `[q, 1] · [v_i, b_i]`.
+        let width = query.len() - 1;
+        let mut found: Vec<Scored> = self.head[..self.head_len * width]
+            .chunks_exact(width)
+            .zip(&self.head_items)
+            .map(|(row, &item)| Scored {
+                item,
+                score: aisle_ann::dot(row, &query[..width]),
             })
-            .chain(
-                self.constant
-                    .iter()
-                    .take(k)
-                    .map(|&(item, score)| Scored { item, score }),
-            )
             .collect();
-        found.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        if found.len() > k && k > 0 {
+            found.select_nth_unstable_by(k - 1, by_score);
+        }
+        found.truncate(k);
+        // The lists (which hold the head's items too) and the zero-factor items.
+        let mut in_head: Vec<u32> = found.iter().map(|s| s.item).collect();
+        in_head.sort_unstable();
+        found.extend(
+            self.index
+                .search(&query, k)
+                .into_iter()
+                .filter(|(item, _)| in_head.binary_search(&item.0).is_err())
+                .map(|(item, score)| Scored {
+                    item: item.0,
+                    score: score * self.max_norm,
+                }),
+        );
+        found.extend(
+            self.constant
+                .iter()
+                .take(k)
+                .map(|&(item, score)| Scored { item, score }),
+        );
+        found.sort_unstable_by(by_score);
         found.truncate(k);
         found
     }
@@ -318,6 +412,69 @@ mod tests {
                 assert!((got.score - want_score).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn the_head_adds_the_longest_items_exactly_and_calibration_weighs_it() {
+        // Factors whose lengths fall off as popularity does: item i scaled by 1 / (1 + i/200).
+        let (k, n) = (8, 20_000);
+        let (mut items, _) = factors(n, k);
+        for (i, row) in items.chunks_exact_mut(k).enumerate() {
+            let scale = 1.0 / (1.0 + i as f32 / 200.0);
+            row.iter_mut().for_each(|x| *x *= scale);
+        }
+        let ip = InnerProduct {
+            items: &items,
+            bias: None,
+            dimension: k,
+        };
+        let mut index = MipsIndex::from_factors(&ip, 5);
+        let (queries, _) = factors(400, k);
+        let queries: Vec<Vec<f32>> = queries.chunks_exact(k).map(<[f32]>::to_vec).collect();
+        let no_bias = vec![0f32; n];
+        // A head overlapping the lists gives each item once, with its exact score; with
+        // every list scanned the answer is the exact ranking.
+        index.head_len = 1024;
+        for probes in [1, index.n_lists()] {
+            index.set_probes(probes);
+            for q in &queries[..20] {
+                let found = index.search(q, 10);
+                let mut ids: Vec<u32> = found.iter().map(|s| s.item).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), 10, "no item twice");
+                let exact = exact_ranking(q, &items, &no_bias, k);
+                for s in &found {
+                    assert!(
+                        (s.score - exact.iter().find(|e| e.0 == s.item).unwrap().1).abs() < 1e-4
+                    );
+                }
+                if probes == index.n_lists() {
+                    let want: Vec<u32> = exact[..10].iter().map(|e| e.0).collect();
+                    assert_eq!(found.iter().map(|s| s.item).collect::<Vec<_>>(), want);
+                }
+            }
+        }
+        // Calibrated on half the queries, the pair it picks reaches the target on the other
+        // half, and here a head pays: the long items hold most top-10 places.
+        index.calibrate(&queries[..200], 0.96);
+        assert!(index.head_len() > 0, "a head was chosen");
+        let (mut hits, mut wanted) = (0, 0);
+        for q in &queries[200..] {
+            let exact: Vec<u32> = exact_ranking(q, &items, &no_bias, k)[..10]
+                .iter()
+                .map(|e| e.0)
+                .collect();
+            wanted += exact.len();
+            hits += index
+                .search(q, 10)
+                .iter()
+                .filter(|s| exact.contains(&s.item))
+                .count();
+        }
+        let recall = hits as f64 / wanted as f64;
+        assert!(recall >= 0.93, "recall@10 {recall} on held-out queries");
+        assert!(index.default_probes() < index.n_lists() / 2);
     }
 
     #[test]

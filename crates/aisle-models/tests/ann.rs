@@ -73,7 +73,8 @@ fn the_index_serves_als_and_bpr_as_the_full_scan_does() {
         let recall = default_hits as f64 / exact_hits as f64;
         let (probes, lists) = (index.default_probes(), index.n_lists());
         eprintln!(
-            "recall@10 {recall:.3} with the default {probes} of {lists} lists; {} of {} items without factors kept aside",
+            "recall@10 {recall:.3} with the default {probes} of {lists} lists and a head of {}; {} of {} items without factors kept aside",
+            index.head_len(),
             data.matrix.n_items() - index.n_indexed(),
             data.matrix.n_items()
         );
