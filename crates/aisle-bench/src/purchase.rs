@@ -38,6 +38,11 @@ pub struct PurchaseArgs {
     /// training rows; the MLP is left out at that size).
     #[arg(long)]
     completejourney: Option<PathBuf>,
+    /// Train (and validate) on a sample of whole users holding about this many rows, as the
+    /// server's propensity models do past `aisle_analytics::propensity::MAX_TRAINING_ROWS`;
+    /// the test rows stay whole. To measure what that cap costs.
+    #[arg(long)]
+    max_training_rows: Option<usize>,
 }
 
 fn write_csv(path: &std::path::Path, names: &[&str], rows: &PurchaseRows) -> anyhow::Result<()> {
@@ -215,7 +220,10 @@ fn instacart_tasks(sample: &std::path::Path) -> anyhow::Result<Setup> {
 }
 
 /// The reorder task on Complete Journey: each household's baskets are its orders.
-fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Setup> {
+fn completejourney_tasks(
+    dir: &std::path::Path,
+    max_training_rows: Option<usize>,
+) -> anyhow::Result<Setup> {
     let store = aisle_import::in_memory(aisle_import::Adapter::CompleteJourney, dir)
         .with_context(|| format!("while importing Complete Journey from {}", dir.display()))?;
     let log = EventLog::load(&store)?;
@@ -227,6 +235,10 @@ fn completejourney_tasks(dir: &std::path::Path) -> anyhow::Result<Setup> {
     rows.labels.extend(earlier.labels);
     rows.users.extend(earlier.users);
     rows.subjects.extend(earlier.subjects);
+    if let Some(cap) = max_training_rows.filter(|&cap| cap < rows.labels.len()) {
+        let share = cap as f64 / rows.labels.len() as f64;
+        rows = rows.sample_users(REORDER_FEATURES.len(), share);
+    }
     let (train, valid) = rows.split_by_user(REORDER_FEATURES.len(), 0.2);
     let reorder = Task {
         key: "reorder",
@@ -254,7 +266,7 @@ pub fn run(args: PurchaseArgs) -> anyhow::Result<()> {
         training_targets,
         with_mlp,
     } = match &args.completejourney {
-        Some(dir) => completejourney_tasks(dir)?,
+        Some(dir) => completejourney_tasks(dir, args.max_training_rows)?,
         None => instacart_tasks(&args.sample)?,
     };
     if let Some(dir) = &args.export {

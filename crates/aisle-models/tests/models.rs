@@ -566,6 +566,15 @@ fn als_fold_in_solves_the_normal_equations() {
     }
 }
 
+/// Runs `f` on a pool of `threads` threads.
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool")
+        .install(f)
+}
+
 /// ALS fits the same model bit for bit on one, two or three threads: its parallel sums
 /// (the Gramian over thousands of item rows) associate in a fixed order.
 #[test]
@@ -598,11 +607,7 @@ fn als_is_the_same_for_any_thread_count() {
         n_items as usize,
     ));
     let fit_on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        pool.install(|| {
+        on_threads(threads, || {
             let mut m = aisle_models::Als::new(aisle_models::AlsConfig {
                 factors: 16,
                 iterations: 3,
@@ -625,11 +630,7 @@ fn als_is_the_same_for_any_thread_count() {
 fn bpr_is_deterministic_for_a_seed_and_a_thread_count() {
     let data = planted_blocks();
     let fit_on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        pool.install(|| {
+        on_threads(threads, || {
             let mut m = aisle_models::Bpr::new(aisle_models::BprConfig {
                 factors: 8,
                 epochs: 30,
