@@ -16,6 +16,23 @@ pub struct RowError {
     pub reason: String,
 }
 
+impl RowError {
+    /// A bad row of `file` at `line`, in `field` when one is at fault.
+    pub(crate) fn at(
+        file: &std::path::Path,
+        line: u64,
+        field: Option<&str>,
+        reason: impl Into<String>,
+    ) -> RowError {
+        RowError {
+            file: file.to_path_buf(),
+            line,
+            field: field.map(str::to_string),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: ", self.file.display(), self.line)?;

@@ -348,12 +348,7 @@ impl RowContext<'_> {
     }
 
     fn error(&self, line: u64, field: &str, reason: impl Into<String>) -> RowError {
-        RowError {
-            file: self.file.clone(),
-            line,
-            field: Some(self.column(field)),
-            reason: reason.into(),
-        }
+        RowError::at(&self.file, line, Some(&self.column(field)), reason)
     }
 
     fn required<'r>(&self, row: &'r Row, field: &str) -> Result<&'r str, RowError> {

@@ -60,12 +60,7 @@ impl<'s, 'o> Sink<'s, 'o> {
     }
 
     pub fn row_error(&self, line: u64, field: Option<&str>, reason: impl Into<String>) -> RowError {
-        RowError {
-            file: self.file.clone(),
-            line,
-            field: field.map(str::to_string),
-            reason: reason.into(),
-        }
+        RowError::at(&self.file, line, field, reason)
     }
 
     /// Records a bad row: fails a strict import, otherwise counts it and moves on.

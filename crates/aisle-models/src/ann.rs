@@ -50,9 +50,9 @@ const HEAD_MAX: usize = 8192;
 /// The items of largest norm also form a head, scanned exactly by every request. An inner
 /// product favours long vectors, and under ALS the longest are the items bought most. After
 /// the transform those items are spread over most of the lists (the lists group directions,
-/// not lengths), so without a head the lists alone needed 61 of 262 probes for recall@10 0.97
-/// on Complete Journey and 134 of 378 on the 10-million-event log (bench/results/ann.md and
-/// serve-10m.md before the head). With the 4,096 longest of Complete Journey's 68,509 items
+/// not lengths), so without a head the lists alone needed 62 of 262 probes for recall@10 0.97
+/// on Complete Journey (bench/results/ann.md as of commit 66a260e) and 134 of 378 on the
+/// 10-million-event log (a serve-10m run before the head, not kept). With the 4,096 longest of Complete Journey's 68,509 items
 /// with factors as the head, one probe found 0.994 (a trial run; the ann bench reports what
 /// calibration picks). Calibration chooses the head's size and the probes together, for the
 /// fewest bytes read per request.
