@@ -22,6 +22,8 @@ pub struct TrainData {
     pub sessions: Vec<Vec<u32>>,
     /// Time of each session's last event.
     pub session_end_ms: Vec<i64>,
+    /// The user of each session (what forgetting a user removes from the session models).
+    pub session_users: Vec<u32>,
     /// Item events (the log without events that have no item), time-ordered.
     pub item_events: Vec<Interaction>,
     /// Top-level category of each item (`u32::MAX` for none).
@@ -98,6 +100,7 @@ impl TrainDataBuilder {
         let events = log.events();
         let mut sessions = Vec::with_capacity(cut.len());
         let mut session_end_ms = Vec::with_capacity(cut.len());
+        let mut session_users = Vec::with_capacity(cut.len());
         for s in 0..cut.len() {
             let idx = cut.events(s);
             let items: Vec<u32> = idx
@@ -116,16 +119,19 @@ impl TrainDataBuilder {
                     .unwrap_or(0),
             );
             sessions.push(items);
+            session_users.push(cut.user(s));
         }
         let mean_length =
             sessions.iter().map(Vec::len).sum::<usize>() as f64 / sessions.len().max(1) as f64;
         if mean_length < 1.5 {
             sessions.clear();
             session_end_ms.clear();
+            session_users.clear();
             for u in 0..sequences.n_users() as u32 {
                 if !sequences.items(u).is_empty() {
                     sessions.push(sequences.items(u).to_vec());
                     session_end_ms.push(sequences.timestamps(u).last().copied().unwrap_or(0));
+                    session_users.push(u);
                 }
             }
         }
@@ -170,6 +176,7 @@ impl TrainDataBuilder {
             sequences,
             sessions,
             session_end_ms,
+            session_users,
             item_events: events
                 .iter()
                 .filter(|e| e.item().is_some())

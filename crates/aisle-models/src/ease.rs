@@ -91,7 +91,7 @@ impl Ease {
     /// set with zero weights (a refit drops them; both score them 0).
     ///
     /// Fails, changing nothing, when the model was loaded from a file (P is not saved).
-    pub fn forget(&mut self, rows: &[(&[u32], &[f32])]) -> Result<()> {
+    pub fn forget_rows(&mut self, rows: &[(&[u32], &[f32])]) -> Result<()> {
         let n = self.items.len();
         if self.inverse.len() != n * n {
             return Err(Error::Fit {
@@ -154,6 +154,17 @@ impl Ease {
 }
 
 impl Recommender for Ease {
+    fn forget(&mut self, change: &crate::Forgetting<'_>) -> Result<crate::Forgot> {
+        let rows: Vec<(&[u32], &[f32])> = change
+            .users()
+            .iter()
+            .filter(|&&u| (u as usize) < change.before.n_users())
+            .map(|&u| change.before.matrix.row(u))
+            .collect();
+        self.forget_rows(&rows)?;
+        Ok(crate::Forgot::UpToRounding)
+    }
+
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         if self.config.lambda <= 0.0 {
             return Err(Error::InvalidConfig {

@@ -29,6 +29,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The model cannot forget users in place (a refit without them can).
+    #[error("{model} cannot forget users in place: {reason}")]
+    Forget {
+        /// Model name.
+        model: &'static str,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A model file is not one this version reads.
     #[error("{}: {reason}", path.display())]
     ModelFile {

@@ -17,6 +17,7 @@ mod data;
 mod ease;
 mod error;
 pub mod explain;
+mod forget;
 mod hybrid;
 mod knn;
 mod mf;
@@ -33,6 +34,7 @@ mod topk;
 pub use data::{TrainData, TrainDataBuilder};
 pub use ease::{Ease, EaseConfig};
 pub use error::{Error, Result};
+pub use forget::{Forgetting, Forgot};
 pub use hybrid::{Hybrid, HybridComponent, HybridConfig};
 pub use knn::{ItemKnn, ItemKnnConfig, Similarity, UserKnn, UserKnnConfig};
 pub use mf::{Als, AlsConfig, Bpr, BprConfig, PureSvd, PureSvdConfig};
@@ -118,6 +120,17 @@ pub trait Recommender: Send + Sync {
     /// The query's vector, for models with [`Recommender::item_factors`].
     fn query_factors(&self, _query: &Query<'_>) -> Option<Vec<f32>> {
         None
+    }
+
+    /// Forgets users in place, without a refit: what the counting models, EASE and ALS
+    /// can do (see [`Forgot`] for how exactly). The default refuses: a model trained by
+    /// gradient descent keeps what it learnt from a user in every weight, and only a refit
+    /// without them removes it.
+    fn forget(&mut self, _change: &Forgetting<'_>) -> Result<Forgot> {
+        Err(Error::Forget {
+            model: "this model",
+            reason: "its weights are trained by gradient descent, so only a refit without the users removes them".into(),
+        })
     }
 }
 

@@ -197,6 +197,27 @@ impl Model {
         }
     }
 
+    /// The model's name, as in [`MODEL_NAMES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Model::Pop(_) => "pop",
+            Model::ItemKnn(_) => "itemknn",
+            Model::UserKnn(_) => "userknn",
+            Model::Rp3Beta(_) => "rp3beta",
+            Model::Ease(_) => "ease",
+            Model::Als(_) => "als",
+            Model::Bpr(_) => "bpr",
+            Model::PureSvd(_) => "puresvd",
+            Model::TfIdf(_) => "tfidf",
+            Model::Sknn(_) => "sknn",
+            Model::Sr(_) => "sr",
+            Model::Hybrid(_) => "hybrid",
+            Model::Transformer(_) => "transformer",
+            Model::Caser(_) => "caser",
+            Model::Gru4Rec(_) => "gru4rec",
+        }
+    }
+
     fn inner(&self) -> &dyn Recommender {
         match self {
             Model::Pop(m) => m,
@@ -296,5 +317,16 @@ impl Recommender for Model {
 
     fn query_factors(&self, query: &Query<'_>) -> Option<Vec<f32>> {
         self.inner().query_factors(query)
+    }
+
+    fn forget(&mut self, change: &crate::Forgetting<'_>) -> Result<crate::Forgot> {
+        let name = self.name();
+        self.inner_mut().forget(change).map_err(|e| match e {
+            Error::Forget { reason, .. } => Error::Forget {
+                model: name,
+                reason,
+            },
+            other => other,
+        })
     }
 }

@@ -36,7 +36,7 @@ impl Popularity {
     /// Removes forgotten users' item events from the counts, exactly as a refit without
     /// them would count. With a window, a refit may move the window's end (when a
     /// forgotten user had the last event), so that case is refused: refit instead.
-    pub fn forget(&mut self, events: &[aisle_features::Interaction]) -> Result<()> {
+    pub fn forget_events(&mut self, events: &[aisle_features::Interaction]) -> Result<()> {
         if self.config.window_days.is_some() {
             return Err(crate::Error::Fit {
                 model: "pop",
@@ -53,6 +53,18 @@ impl Popularity {
 }
 
 impl Recommender for Popularity {
+    fn forget(&mut self, change: &crate::Forgetting<'_>) -> Result<crate::Forgot> {
+        let events: Vec<_> = change
+            .before
+            .item_events
+            .iter()
+            .filter(|e| change.is_forgotten(e.user))
+            .copied()
+            .collect();
+        self.forget_events(&events)?;
+        Ok(crate::Forgot::Exactly)
+    }
+
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         let since = self
             .config

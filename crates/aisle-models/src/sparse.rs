@@ -22,21 +22,7 @@ impl SparseRows {
         k: usize,
         row: impl Fn(usize, &mut [f32]) + Sync,
     ) -> SparseRows {
-        let rows: Vec<Vec<(u32, f32)>> = (0..n)
-            .into_par_iter()
-            .map_init(
-                || vec![0f32; width],
-                |scratch, i| {
-                    scratch.iter_mut().for_each(|x| *x = 0.0);
-                    row(i, scratch);
-                    top_k(scratch, k, |_| true)
-                        .into_iter()
-                        .filter(|s| s.score > 0.0)
-                        .map(|s| (s.item, s.score))
-                        .collect()
-                },
-            )
-            .collect();
+        let rows = Self::top_k_rows(&(0..n).collect::<Vec<_>>(), width, k, row);
         let mut out = SparseRows {
             indptr: Vec::with_capacity(n + 1),
             indices: Vec::new(),
@@ -51,6 +37,56 @@ impl SparseRows {
             out.indptr.push(out.indices.len());
         }
         out
+    }
+
+    /// The rows `which` as [`SparseRows::build_top_k`] builds them, in parallel, each as
+    /// its kept `(neighbour, value)` pairs, best first.
+    pub fn top_k_rows(
+        which: &[usize],
+        width: usize,
+        k: usize,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Vec<Vec<(u32, f32)>> {
+        which
+            .par_iter()
+            .map_init(
+                || vec![0f32; width],
+                |scratch, &i| {
+                    scratch.iter_mut().for_each(|x| *x = 0.0);
+                    row(i, scratch);
+                    kept(scratch, k)
+                },
+            )
+            .collect()
+    }
+
+    /// Replaces the given rows (row index, new contents); every other row stays.
+    pub fn replace_rows(&mut self, mut rows: Vec<(usize, Vec<(u32, f32)>)>) {
+        rows.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = SparseRows {
+            indptr: Vec::with_capacity(self.indptr.len()),
+            indices: Vec::with_capacity(self.indices.len()),
+            values: Vec::with_capacity(self.values.len()),
+        };
+        out.indptr.push(0);
+        let mut next = rows.into_iter().peekable();
+        for i in 0..self.n_rows() {
+            match next.next_if(|(r, _)| *r == i) {
+                Some((_, row)) => {
+                    for (j, v) in row {
+                        out.indices.push(j);
+                        out.values.push(v);
+                    }
+                }
+                None => {
+                    let (idx, val) = self.row(i);
+                    out.indices.extend_from_slice(idx);
+                    out.values.extend_from_slice(val);
+                }
+            }
+            out.indptr.push(out.indices.len());
+        }
+        *self = out;
     }
 
     /// Row `i`: neighbour ids and values.
@@ -82,6 +118,15 @@ impl SparseRows {
             out[j as usize] += weight * v;
         }
     }
+}
+
+/// The `k` largest positive values of a dense row, best first (ties to the lower id).
+pub fn kept(scores: &[f32], k: usize) -> Vec<(u32, f32)> {
+    top_k(scores, k, |_| true)
+        .into_iter()
+        .filter(|s| s.score > 0.0)
+        .map(|s| (s.item, s.score))
+        .collect()
 }
 
 /// Counts of each history item (an item seen twice weighs twice), for item-based scoring.

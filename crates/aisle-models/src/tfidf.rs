@@ -53,6 +53,11 @@ pub(crate) fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 impl Recommender for TfIdf {
+    /// Nothing to do: the model reads item text only, never a user's events.
+    fn forget(&mut self, _change: &crate::Forgetting<'_>) -> Result<crate::Forgot> {
+        Ok(crate::Forgot::Exactly)
+    }
+
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         let n = data.n_items();
         let mut vocabulary: HashMap<String, u32> = HashMap::new();

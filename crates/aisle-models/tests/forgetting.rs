@@ -1,13 +1,14 @@
-//! Forgetting users on MovieLens-100k: after forgetting ten users, EASE (by rank-one
-//! downdates) and popularity (by subtraction) score every remaining user as a refit
-//! without them does.
+//! Forgetting users on MovieLens-100k: after forgetting ten users, every counting model
+//! scores every remaining user exactly as a refit without them does, and EASE (by rank-one
+//! downdates) to within rounding.
 
 use std::time::Instant;
 
 use aisle_features::EventLog;
 use aisle_import::{Adapter, ImportOptions, Source};
 use aisle_models::{
-    Ease, EaseConfig, Popularity, PopularityConfig, Query, Recommender, TrainData, TrainDataBuilder,
+    Ease, EaseConfig, Forgetting, Forgot, Model, ModelConfig, Query, Recommender, TrainData,
+    TrainDataBuilder, UserKnn, UserKnnConfig,
 };
 use aisle_store::MemStore;
 
@@ -66,13 +67,13 @@ fn forgetting_ten_users_equals_a_refit_without_them() {
     let Some(log) = movielens() else {
         return;
     };
-    let (data, forgotten, kept) = with_and_without_ten_users(&log);
+    let (data, mut forgotten, kept) = with_and_without_ten_users(&log);
+    let change = Forgetting::new(&mut forgotten, &data, &kept).expect("same id ranges");
 
     let mut ease = Ease::new(EaseConfig::default());
     ease.fit(&data).expect("fit");
-    let rows: Vec<(&[u32], &[f32])> = forgotten.iter().map(|&u| data.matrix.row(u)).collect();
     let started = Instant::now();
-    ease.forget(&rows).expect("forget");
+    assert_eq!(ease.forget(&change).expect("forget"), Forgot::UpToRounding);
     let forget_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut refit = Ease::new(EaseConfig::default());
@@ -80,21 +81,9 @@ fn forgetting_ten_users_equals_a_refit_without_them() {
     let refit_s = started.elapsed().as_secs_f64();
     println!("EASE: forgetting 10 users {forget_s:.3} s, refit {refit_s:.3} s");
 
-    let mut pop = Popularity::new(PopularityConfig::default());
-    pop.fit(&data).expect("fit");
-    let forgotten_events: Vec<_> = data
-        .item_events
-        .iter()
-        .copied()
-        .filter(|e| forgotten.contains(&e.user))
-        .collect();
-    pop.forget(&forgotten_events).expect("forget");
-    let mut pop_refit = Popularity::new(PopularityConfig::default());
-    pop_refit.fit(&kept).expect("refit");
-
     let (mut worst, mut same_top, mut users) = (0f32, 0, 0);
     for u in 0..data.n_users() as u32 {
-        if forgotten.contains(&u) || data.matrix.row(u).0.is_empty() {
+        if change.is_forgotten(u) || data.matrix.row(u).0.is_empty() {
             continue;
         }
         users += 1;
@@ -103,11 +92,6 @@ fn forgetting_ten_users_equals_a_refit_without_them() {
             worst = worst.max((x - y).abs());
         }
         same_top += usize::from(top10(&a) == top10(&b));
-        assert_eq!(
-            scores(&pop, &kept, u),
-            scores(&pop_refit, &kept, u),
-            "popularity, user {u}"
-        );
     }
     println!(
         "EASE: largest score difference {worst:e}; same top-10 for {same_top} of {users} users"
@@ -120,9 +104,101 @@ fn forgetting_ten_users_equals_a_refit_without_them() {
         same_top as f64 >= 0.999 * users as f64,
         "{same_top} of {users}"
     );
-    // The forgotten users are gone from the model: their items' weights no longer carry
-    // their co-occurrences (a refit's weights, compared above through every other user).
     assert!(users > 900);
+}
+
+/// Every counting model, and a non-binary item-kNN and a Pearson user-kNN besides the
+/// defaults: after forgetting, every remaining user's scores equal a refit's to the bit.
+#[test]
+fn every_counting_model_forgets_exactly_as_a_refit() {
+    let Some(log) = movielens() else {
+        return;
+    };
+    let (data, mut forgotten, kept) = with_and_without_ten_users(&log);
+    let change = Forgetting::new(&mut forgotten, &data, &kept).expect("same id ranges");
+    let configs = [
+        r#"{"model": "pop"}"#,
+        r#"{"model": "itemknn"}"#,
+        r#"{"model": "itemknn", "binary": false, "k": 20}"#,
+        r#"{"model": "userknn"}"#,
+        r#"{"model": "userknn", "similarity": "pearson"}"#,
+        r#"{"model": "rp3beta"}"#,
+        r#"{"model": "sknn"}"#,
+        r#"{"model": "sr"}"#,
+    ];
+    for json in configs {
+        let config: ModelConfig = serde_json::from_str(json).expect("config");
+        let mut model = Model::build(&config);
+        model.fit(&data).expect("fit");
+        let started = Instant::now();
+        assert_eq!(
+            model.forget(&change).expect(json),
+            Forgot::Exactly,
+            "{json}"
+        );
+        let forget_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut refit = Model::build(&config);
+        refit.fit(&kept).expect("refit");
+        let refit_s = started.elapsed().as_secs_f64();
+        let mut compared = 0;
+        for u in 0..data.n_users() as u32 {
+            if change.is_forgotten(u) || kept.matrix.row(u).0.is_empty() {
+                continue;
+            }
+            compared += 1;
+            let (a, b) = (scores(&model, &kept, u), scores(&refit, &kept, u));
+            if a != b {
+                let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+                panic!("{json}: user {u}'s scores differ from a refit's in {differ} items");
+            }
+        }
+        // The forgotten users' own histories: what an anonymous shopper with the same
+        // items would be shown must not lean on their own past either.
+        for &u in change.users() {
+            let history = data.matrix.row(u).0;
+            let query = Query {
+                history,
+                ..Query::default()
+            };
+            let (mut a, mut b) = (vec![0.0; data.n_items()], vec![0.0; data.n_items()]);
+            model.score(&query, &mut a);
+            refit.score(&query, &mut b);
+            assert_eq!(a, b, "{json}: the history of forgotten user {u}");
+        }
+        assert!(compared > 900);
+        println!("{json}: forgetting 10 users {forget_s:.3} s, refit {refit_s:.3} s");
+    }
+}
+
+/// The forgotten users are nobody's neighbours in user-kNN afterwards, and the models that
+/// cannot forget in place say so and name themselves.
+#[test]
+fn forgotten_users_are_no_ones_neighbours_and_refusals_name_the_model() {
+    let Some(log) = movielens() else {
+        return;
+    };
+    let (data, mut forgotten, kept) = with_and_without_ten_users(&log);
+    let change = Forgetting::new(&mut forgotten, &data, &kept).expect("same id ranges");
+    let mut knn = UserKnn::new(UserKnnConfig::default());
+    knn.fit(&data).expect("fit");
+    // A forgotten user's own profile finds them first before forgetting, never after.
+    let u = change.users()[0];
+    let (items, values) = data.matrix.row(u);
+    let before = knn.similarities(items, values, None);
+    assert!(before[u as usize] > 0.0);
+    knn.forget(&change).expect("forget");
+    let after = knn.similarities(items, values, None);
+    for &v in change.users() {
+        assert_eq!(after[v as usize], 0.0, "user {v} is still a neighbour");
+    }
+
+    let mut bpr = Model::build(&ModelConfig::default_for("bpr").expect("bpr"));
+    let refusal = bpr.forget(&change).expect_err("bpr cannot forget in place");
+    assert!(
+        refusal.to_string().starts_with("bpr cannot forget"),
+        "{refusal}"
+    );
 }
 
 #[test]
@@ -149,7 +225,7 @@ fn a_loaded_ease_model_refuses_to_forget_without_its_inverse() {
     let mut loaded: Ease = postcard::from_bytes(&bytes).expect("decode");
     let before = loaded.weight(0, 1);
     assert!(
-        loaded.forget(&[row]).is_err(),
+        loaded.forget_rows(&[row]).is_err(),
         "a loaded model cannot downdate"
     );
     assert_eq!(
@@ -157,7 +233,7 @@ fn a_loaded_ease_model_refuses_to_forget_without_its_inverse() {
         before,
         "a refused forget changes nothing"
     );
-    assert!(ease.forget(&[row]).is_ok());
+    assert!(ease.forget_rows(&[row]).is_ok());
     assert_eq!(
         ease.weight(0, 1),
         0.0,
@@ -228,7 +304,7 @@ fn als_forgets_users_factors_and_re_solves_the_items_they_touched() {
         .collect();
     touched.sort_unstable();
     touched.dedup();
-    als.forget(&forgotten, &touched, &kept.item_users)
+    als.forget_users(&forgotten, &touched, &kept.item_users)
         .expect("forget");
     let k = config.factors;
     for &u in &forgotten {

@@ -1,9 +1,14 @@
 //! Item-kNN: items similar to what the user had.
 
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::sparse::SparseRows;
-use crate::{Error, FitReport, Query, Recommender, Result, Scored, TrainData};
+use crate::sparse::{SparseRows, kept};
+use crate::{Error, FitReport, Forgetting, Forgot, Query, Recommender, Result, Scored, TrainData};
+
+/// One similarity row: (neighbour, score) pairs.
+type Row = Vec<(u32, f32)>;
 
 /// Item-kNN settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +59,46 @@ impl ItemKnn {
     }
 }
 
+/// Each item's norm `|r_i|` over its users (every value 1 when `binary`).
+fn norms(data: &TrainData, binary: bool) -> Vec<f32> {
+    let value = |v: f32| if binary { 1.0 } else { v };
+    (0..data.n_items() as u32)
+        .map(|i| {
+            data.item_users
+                .row(i)
+                .1
+                .iter()
+                .map(|&v| value(v) * value(v))
+                .sum::<f32>()
+                .sqrt()
+        })
+        .collect()
+}
+
+/// Row `i` of the similarity matrix before pruning, into `scratch`.
+fn similarity_row(
+    data: &TrainData,
+    norms: &[f32],
+    config: &ItemKnnConfig,
+    i: usize,
+    scratch: &mut [f32],
+) {
+    let value = |v: f32| if config.binary { 1.0 } else { v };
+    let (users, a) = data.item_users.row(i as u32);
+    for (&u, &a) in users.iter().zip(a) {
+        let (items, b) = data.matrix.row(u);
+        for (&j, &b) in items.iter().zip(b) {
+            scratch[j as usize] += value(a) * value(b);
+        }
+    }
+    scratch[i] = 0.0;
+    for (j, s) in scratch.iter_mut().enumerate() {
+        if *s != 0.0 {
+            *s /= norms[i] * norms[j] + config.shrink;
+        }
+    }
+}
+
 impl Recommender for ItemKnn {
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         if self.config.k == 0 {
@@ -62,38 +107,84 @@ impl Recommender for ItemKnn {
                 reason: "k must be at least 1".into(),
             });
         }
-        let binary = self.config.binary;
-        let value = |v: f32| if binary { 1.0 } else { v };
         let n_items = data.n_items();
-        let norms: Vec<f32> = (0..n_items as u32)
-            .map(|i| {
-                data.item_users
-                    .row(i)
-                    .1
-                    .iter()
-                    .map(|&v| value(v) * value(v))
-                    .sum::<f32>()
-                    .sqrt()
-            })
-            .collect();
-        let shrink = self.config.shrink;
-        self.sim = SparseRows::build_top_k(n_items, n_items, self.config.k, |i, scratch| {
-            let (users, a) = data.item_users.row(i as u32);
-            for (&u, &a) in users.iter().zip(a) {
-                let (items, b) = data.matrix.row(u);
-                for (&j, &b) in items.iter().zip(b) {
-                    scratch[j as usize] += value(a) * value(b);
-                }
-            }
-            scratch[i] = 0.0;
-            for (j, s) in scratch.iter_mut().enumerate() {
-                if *s != 0.0 {
-                    *s /= norms[i] * norms[j] + shrink;
-                }
-            }
+        let norms = norms(data, self.config.binary);
+        let config = &self.config;
+        self.sim = SparseRows::build_top_k(n_items, n_items, config.k, |i, scratch| {
+            similarity_row(data, &norms, config, i, scratch)
         });
         self.n_items = n_items;
         Ok(FitReport::default())
+    }
+
+    /// Recomputes the rows of the items the forgotten users touched (set T) from the data
+    /// without them, and merges the others. A row `i` outside T keeps every value but
+    /// those of T's items: its co-occurrences are unchanged (no forgotten user had `i`),
+    /// and only the norms of T's items shrink, so their similarities to `i` can only
+    /// grow. Its new top-k therefore lies in its old kept neighbours plus T, whose values
+    /// are read off T's recomputed rows (the matrix is symmetric before pruning, and the
+    /// same sums come out in the same order). The cost is |T| rows, not the catalogue.
+    fn forget(&mut self, change: &Forgetting<'_>) -> Result<Forgot> {
+        let data = change.after;
+        if self.sim.n_rows() != data.n_items() {
+            return Err(Error::Forget {
+                model: "itemknn",
+                reason: format!(
+                    "fitted on {} items, the data has {}",
+                    self.sim.n_rows(),
+                    data.n_items()
+                ),
+            });
+        }
+        let touched = change.touched_items();
+        let which: Vec<usize> = touched.iter().map(|&j| j as usize).collect();
+        let norms = norms(data, self.config.binary);
+        let (config, n) = (&self.config, data.n_items());
+        // Each touched row: its kept neighbours, and every positive similarity (for the
+        // untouched rows' side of the merge).
+        let rows: Vec<(Row, Row)> = which
+            .par_iter()
+            .map_init(
+                || vec![0f32; n],
+                |scratch, &j| {
+                    scratch.iter_mut().for_each(|x| *x = 0.0);
+                    similarity_row(data, &norms, config, j, scratch);
+                    let positive = scratch
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s > 0.0)
+                        .map(|(i, &s)| (i as u32, s))
+                        .collect();
+                    (kept(scratch, config.k), positive)
+                },
+            )
+            .collect();
+        let is_touched = |i: u32| touched.binary_search(&i).is_ok();
+        let mut extra: FxHashMap<u32, Row> = FxHashMap::default();
+        for (&j, (_, positive)) in touched.iter().zip(&rows) {
+            for &(i, s) in positive {
+                if !is_touched(i) {
+                    extra.entry(i).or_default().push((j, s));
+                }
+            }
+        }
+        let mut replaced: Vec<(usize, Row)> = Vec::with_capacity(rows.len() + extra.len());
+        for (i, mut candidates) in extra {
+            let (idx, val) = self.sim.row(i as usize);
+            candidates.extend(
+                idx.iter()
+                    .zip(val)
+                    .filter(|(j, _)| !is_touched(**j))
+                    .map(|(&j, &v)| (j, v)),
+            );
+            candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            candidates.retain(|&(_, v)| v > 0.0);
+            candidates.truncate(config.k);
+            replaced.push((i as usize, candidates));
+        }
+        replaced.extend(which.into_iter().zip(rows.into_iter().map(|(k, _)| k)));
+        self.sim.replace_rows(replaced);
+        Ok(Forgot::Exactly)
     }
 
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Similarity;
 use crate::sparse::history_weights;
-use crate::{Error, FitReport, Query, Recommender, Result, TrainData, top_k};
+use crate::{Error, FitReport, Forgetting, Forgot, Query, Recommender, Result, TrainData, top_k};
 
 /// User-kNN settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,5 +180,44 @@ impl Recommender for UserKnn {
 
     fn n_items(&self) -> usize {
         self.n_items
+    }
+
+    /// Drops the forgotten users' rows, their entries in the item lists, their mean and
+    /// norm: a memory-based model holds nothing else of them, and this is what a refit
+    /// without them holds.
+    fn forget(&mut self, change: &Forgetting<'_>) -> Result<Forgot> {
+        let n_users = self.user_means.len();
+        let gone = |u: u32| change.is_forgotten(u);
+        let mut indptr = Vec::with_capacity(self.indptr.len());
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        indptr.push(0);
+        for u in 0..n_users as u32 {
+            if !gone(u) {
+                let (i, v) = self.row(u);
+                indices.extend_from_slice(i);
+                values.extend_from_slice(v);
+            }
+            indptr.push(indices.len());
+        }
+        let mut item_indptr = Vec::with_capacity(self.item_indptr.len());
+        let (mut item_users, mut item_values) = (Vec::new(), Vec::new());
+        item_indptr.push(0);
+        for i in 0..self.item_indptr.len().saturating_sub(1) {
+            for p in self.item_indptr[i]..self.item_indptr[i + 1] {
+                if !gone(self.item_users[p]) {
+                    item_users.push(self.item_users[p]);
+                    item_values.push(self.item_values[p]);
+                }
+            }
+            item_indptr.push(item_users.len());
+        }
+        for &u in change.users().iter().filter(|&&u| (u as usize) < n_users) {
+            self.user_means[u as usize] = 0.0;
+            self.user_norms[u as usize] = 0.0;
+        }
+        (self.indptr, self.indices, self.values) = (indptr, indices, values);
+        (self.item_indptr, self.item_users, self.item_values) =
+            (item_indptr, item_users, item_values);
+        Ok(Forgot::Exactly)
     }
 }

@@ -246,7 +246,7 @@ impl Als {
     /// `item_users` gives (the item × user matrix without the forgotten users). The other
     /// factors stay: this is not a refit, but no factor is fitted to a forgotten user's
     /// interactions any more.
-    pub fn forget(
+    pub fn forget_users(
         &mut self,
         users: &[u32],
         touched: &[u32],
@@ -313,6 +313,15 @@ impl Als {
 }
 
 impl Recommender for Als {
+    fn forget(&mut self, change: &crate::Forgetting<'_>) -> Result<crate::Forgot> {
+        self.forget_users(
+            change.users(),
+            &change.touched_items(),
+            &change.after.item_users,
+        )?;
+        Ok(crate::Forgot::Resolved)
+    }
+
     fn fit(&mut self, data: &TrainData) -> Result<FitReport> {
         let k = self.config.factors;
         if k == 0 || self.config.iterations == 0 {

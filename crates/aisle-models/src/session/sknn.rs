@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, FitReport, Query, Recommender, Result, TrainData};
+use crate::{Error, FitReport, Forgetting, Forgot, Query, Recommender, Result, TrainData};
 
 /// Session-kNN settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,5 +128,45 @@ impl Recommender for SessionKnn {
 
     fn n_items(&self) -> usize {
         self.n_items
+    }
+
+    /// Removes the forgotten users' sessions from the index and renumbers the rest,
+    /// keeping their order (a stable sort by end time of the remaining sessions gives the
+    /// same order a refit does).
+    fn forget(&mut self, change: &Forgetting<'_>) -> Result<Forgot> {
+        let before = change.before;
+        let gone = change.forgotten_sessions("sknn")?;
+        if self.sessions.len() != before.sessions.len() {
+            return Err(Error::Forget {
+                model: "sknn",
+                reason: format!(
+                    "fitted on {} sessions, the data before has {}",
+                    self.sessions.len(),
+                    before.sessions.len()
+                ),
+            });
+        }
+        let mut order: Vec<usize> = (0..before.sessions.len()).collect();
+        order.sort_by_key(|&s| before.session_end_ms[s]);
+        // New id of each indexed session (by its position in time order); None when gone.
+        let mut next = 0u32;
+        let renumber: Vec<Option<u32>> = order
+            .iter()
+            .map(|&s| {
+                (!gone[s]).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let mut position = 0;
+        self.sessions.retain(|_| {
+            position += 1;
+            renumber[position - 1].is_some()
+        });
+        for list in &mut self.item_sessions {
+            *list = list.iter().filter_map(|&s| renumber[s as usize]).collect();
+        }
+        Ok(Forgot::Exactly)
     }
 }
