@@ -13,7 +13,9 @@ use aisle_analytics::propensity::{Prediction, Propensity};
 use aisle_analytics::purchase::{Target, group_rows, item_departments, reorder_rows};
 use aisle_core::{EventKind, Item};
 use aisle_features::{CleaningConfig, EventLog};
-use aisle_models::{MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder};
+use aisle_models::{
+    Forgetting, Forgot, MODEL_NAMES, Model, ModelConfig, Recommender, TrainData, TrainDataBuilder,
+};
 use aisle_store::ReadStore;
 use rustc_hash::FxHashMap;
 
@@ -23,7 +25,7 @@ use crate::live::put_item;
 const DAY_MS: i64 = 86_400_000;
 
 /// Next-order predictions, computed when the models were trained.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Predictions {
     /// Products each user's next order is likely to hold, best first.
     pub products: FxHashMap<u32, Vec<Prediction>>,
@@ -216,11 +218,7 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
         .map_err(|e| e.to_string())?;
     // Items created after `counts` was read (ingest goes on during a retrain) come with ids
     // past its count: the list grows to hold them rather than index out of bounds.
-    let mut items: Vec<Option<Item>> = vec![None; counts.items];
-    store
-        .scan_items(&mut |id, item| put_item(&mut items, id.index(), item))
-        .map_err(|e| e.to_string())?;
-    let data = TrainDataBuilder::new().items(items).build(&log);
+    let data = training_data(store, counts.items, &log)?;
     let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
     let mut model = Model::build(&config);
     model.fit(&data).map_err(|e| e.to_string())?;
@@ -246,10 +244,89 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
     })
 }
 
+/// The recommender's training structures of a cleaned log, with the catalogue's text.
+fn training_data(
+    store: &dyn ReadStore,
+    n_items: usize,
+    log: &EventLog,
+) -> Result<TrainData, String> {
+    let mut items: Vec<Option<Item>> = vec![None; n_items];
+    store
+        .scan_items(&mut |id, item| put_item(&mut items, id.index(), item))
+        .map_err(|e| e.to_string())?;
+    Ok(TrainDataBuilder::new().items(items).build(log))
+}
+
+fn cleaned(log: &EventLog) -> Result<EventLog, String> {
+    let mut log = log.clone();
+    log.clean(&CleaningConfig::default())
+        .map_err(|e| e.to_string())?;
+    Ok(log)
+}
+
 impl Generation {
     /// Number of items the recommender scores.
     pub fn n_items(&self) -> usize {
         self.model.n_items()
+    }
+
+    /// The next generation, with `users` forgotten by the recommender without a refit
+    /// (`Recommender::forget`): the counting models end exactly where a refit on this
+    /// generation's log without the users would, EASE to within rounding, ALS with the
+    /// items they touched re-solved. Their predictions and events go too; the purchase and
+    /// churn trees keep what they learnt until the retrain that follows. `Ok(None)` when
+    /// the recommender cannot forget in place (gradient-trained: the retrain covers it).
+    pub fn forget_users(
+        &self,
+        users: &[u32],
+        store: &dyn ReadStore,
+        version: u64,
+    ) -> Result<Option<(Generation, Forgot)>, String> {
+        let started = Instant::now();
+        let Some(raw) = &self.predictions.log else {
+            return Ok(None);
+        };
+        let mut users = users.to_vec();
+        users.sort_unstable();
+        users.dedup();
+        let raw_after = raw.without_users(&users);
+        let (before_log, after_log) = (cleaned(raw)?, cleaned(&raw_after)?);
+        let before = training_data(store, raw.n_items(), &before_log)?;
+        let after = training_data(store, raw.n_items(), &after_log)?;
+        let change = Forgetting::new(&mut users, &before, &after).map_err(|e| e.to_string())?;
+        let mut model = self.model.clone();
+        let how = match model.forget(&change) {
+            Ok(how) => how,
+            Err(aisle_models::Error::Forget { .. }) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let index = self
+            .index
+            .is_some()
+            .then(|| MipsIndex::build(&model, after.n_users(), version))
+            .flatten();
+        let mut predictions = self.predictions.clone();
+        for u in change.users() {
+            predictions.products.remove(u);
+            predictions.departments.remove(u);
+            predictions.churn.remove(u);
+        }
+        predictions.log = Some(Arc::new(raw_after));
+        Ok(Some((
+            Generation {
+                version,
+                model_name: self.model_name.clone(),
+                model,
+                index,
+                trained_users: self.trained_users,
+                trained_events: after_log.len(),
+                trained_at_ms: self.trained_at_ms,
+                train_seconds: started.elapsed().as_secs_f64(),
+                predictions,
+                analytics: self.analytics.clone(),
+            },
+            how,
+        )))
     }
 }
 
@@ -257,6 +334,7 @@ impl Generation {
 mod tests {
     use super::*;
     use crate::live::{Live, LiveLimits};
+    use aisle_store::Store;
 
     /// A store whose item count is read before some items were created (a retrain racing
     /// catalogue writes): the count is short of the ids the scan then finds.
@@ -324,5 +402,85 @@ mod tests {
             live.items.iter().flatten().count(),
             store.0.counts().expect("c").items
         );
+    }
+
+    /// The scores of every user below `n_users` for `model`, from their training rows.
+    fn every_score(model: &Model, log: &EventLog) -> Vec<Vec<f32>> {
+        let data = TrainDataBuilder::new().build(log);
+        (0..data.n_users() as u32)
+            .map(|u| {
+                let history = data.matrix.row(u).0;
+                let mut s = vec![0.0; model.n_items()];
+                model.score(
+                    &aisle_models::Query {
+                        user: Some(u),
+                        history,
+                        ..Default::default()
+                    },
+                    &mut s,
+                );
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_generation_forgets_users_exactly_as_a_retrain_without_them() {
+        // The engine's default, a session model, and one that must refuse (EASE's downdates
+        // are checked against a refit in aisle-models' tests: its dense inverse over this
+        // catalogue takes minutes in the test profile).
+        for model in ["itemknn", "sknn", "bpr"] {
+            let store = aisle_import::instacart_in_memory(&aisle_testkit::bundled_sample())
+                .expect("sample");
+            let served = train(&store, model, 1).expect("trains");
+            // Five shoppers, each with events: their ids, then their records gone.
+            let mut users = Vec::new();
+            store
+                .scan_users(&mut |id, user| {
+                    if id.0 % 97 == 5 {
+                        users.push((id.0, user.external_id));
+                    }
+                })
+                .expect("users");
+            users.truncate(5);
+            let mut writer = store.writer().expect("writer");
+            for (_, name) in &users {
+                assert!(writer.forget_user(name).expect("forget"));
+            }
+            writer.commit().expect("commit");
+            let ids: Vec<u32> = users.iter().map(|(id, _)| *id).collect();
+            let Some((next, how)) = served.forget_users(&ids, &store, 2).expect("forgets") else {
+                assert_eq!(model, "bpr", "{model} should forget in place");
+                continue;
+            };
+            assert_ne!(
+                model, "bpr",
+                "a gradient-trained model cannot forget in place"
+            );
+            assert_eq!(next.version, 2);
+            let log = next.predictions.log.clone().expect("the log");
+            assert!(log.events().iter().all(|e| !ids.contains(&e.user)));
+            let refit = train(&store, model, 3).expect("refits");
+            let (ours, theirs) = (
+                every_score(&next.model, &log),
+                every_score(&refit.model, &EventLog::load(&store).expect("log")),
+            );
+            assert_eq!(ours.len(), theirs.len());
+            for (u, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                if how == Forgot::Exactly {
+                    assert!(a == b, "{model}: user {u}'s scores differ from a retrain's");
+                } else {
+                    let gap = a
+                        .iter()
+                        .zip(b)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    assert!(
+                        gap < 1e-4,
+                        "{model}: user {u}'s scores are {gap} from a retrain's"
+                    );
+                }
+            }
+        }
     }
 }

@@ -155,6 +155,9 @@ pub(crate) struct Shared {
     pub commits: AtomicU64,
     /// The latest commit number of each other replica whose events are all applied here.
     pub applied_from: std::sync::Mutex<rustc_hash::FxHashMap<String, u64>>,
+    /// Users dropped from the live state whom the serving recommender has not forgotten
+    /// yet (drained by `Engine::forget_reaches_models`).
+    pub forgotten_pending: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Shared {
@@ -257,6 +260,11 @@ impl Shared {
         }
         live.drop_user_evidence(user);
         live.feed.clear();
+        drop(live);
+        self.forgotten_pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(user);
     }
 
     fn user_name(&self, user: u32) -> String {
@@ -390,6 +398,7 @@ impl Engine {
             replicator: std::sync::OnceLock::new(),
             commits: AtomicU64::new(0),
             applied_from: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
+            forgotten_pending: std::sync::Mutex::new(Vec::new()),
         });
         let (writer, thread) = writer::start(shared.clone(), config.write_queue);
         let engine = Engine {
@@ -715,13 +724,16 @@ impl Engine {
         }
     }
 
-    /// After a forget: retrains so that no model keeps the forgotten users (every model is
-    /// refit from the store, which no longer holds them), in the background, and records
-    /// the generation that no longer knows them in the audit log. Forgets that arrive while
-    /// a retrain runs wait for it and share the next one, since the running one may have
-    /// read the store before they were committed. Until then the forgotten users have no
-    /// id, history or live state, so they get no personalised answer, and the serving
-    /// generation's neighbour lists are the only place they remain.
+    /// After a forget: first the serving recommender forgets the users in place where it
+    /// can (`Generation::forget_users`: the counting models exactly, EASE and ALS by their
+    /// updates), a new generation that serves at once; then a retrain, in the background,
+    /// so that no model keeps them (every model is refit from the store, which no longer
+    /// holds them: the purchase and churn trees and the gradient-trained recommenders).
+    /// Both are recorded in the audit log with the model versions before and after.
+    /// Forgets that arrive while a retrain runs wait for it and share the next one, since
+    /// the running one may have read the store before they were committed. Until then the
+    /// forgotten users have no id, history or live state, so they get no personalised
+    /// answer.
     pub fn forget_reaches_models(self: &Arc<Self>, forgot_at_version: u64) {
         if self.forget_retrain_due.swap(true, Ordering::SeqCst) {
             return; // A waiting retrain will cover this forget too.
@@ -732,6 +744,7 @@ impl Engine {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             engine.forget_retrain_due.store(false, Ordering::SeqCst);
+            engine.forget_in_place();
             engine.retrain_now();
             let version = engine.generation().version;
             engine.audit(
@@ -743,6 +756,48 @@ impl Engine {
                 }),
             );
         });
+    }
+
+    /// The in-place half of [`Engine::forget_reaches_models`], run while holding the retrain
+    /// claim (no retrain can swap a generation in meanwhile).
+    fn forget_in_place(&self) {
+        let users = std::mem::take(
+            &mut *self
+                .shared
+                .forgotten_pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if users.is_empty() {
+            return;
+        }
+        let serving = self.generation();
+        let version = serving.version + 1;
+        let next = serving.forget_users(&users, self.shared.store.as_ref(), version);
+        match next {
+            Ok(Some((next, how))) => {
+                let seconds = next.train_seconds;
+                *write(&self.generation) = Arc::new(next);
+                self.shared.counters.model_version.set(version as i64);
+                tracing::info!(version, seconds, users = users.len(), "forgotten in place");
+                self.audit(
+                    "system",
+                    "forget_in_place",
+                    serde_json::json!({
+                        "users": users.len(),
+                        "model": serving.model_name,
+                        "how": format!("{how:?}"),
+                        "seconds": seconds,
+                        "model_version_before": serving.version,
+                        "model_version_after": version,
+                    }),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "forgetting in place failed; the retrain covers it")
+            }
+        }
     }
 
     /// Retention: deletes every event older than `days` days (by the engine's clock) from

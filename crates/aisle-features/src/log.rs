@@ -81,6 +81,21 @@ impl EventLog {
         }
     }
 
+    /// This log without the events of `users` (sorted ids), in the same order and over the
+    /// same id ranges: what a refit after forgetting them would load.
+    pub fn without_users(&self, users: &[u32]) -> EventLog {
+        EventLog {
+            events: self
+                .events
+                .iter()
+                .filter(|e| users.binary_search(&e.user).is_err())
+                .copied()
+                .collect(),
+            n_users: self.n_users,
+            n_items: self.n_items,
+        }
+    }
+
     /// The events, in time order.
     pub fn events(&self) -> &[Interaction] {
         &self.events

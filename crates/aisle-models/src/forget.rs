@@ -52,6 +52,26 @@ impl<'a> Forgetting<'a> {
                 ),
             });
         }
+        // The models rely on `after` being `before` less the users' rows, and nothing else
+        // (a cleaning rule that looks across users, such as a k-core, would break it):
+        // checked here, once, in one pass over the matrix.
+        let users: &'a [u32] = users;
+        let changed = (0..before.n_users() as u32).find(|&u| {
+            let (then, now) = (before.matrix.row(u), after.matrix.row(u));
+            if users.binary_search(&u).is_ok() {
+                !now.0.is_empty()
+            } else {
+                then.0 != now.0 || then.1 != now.1
+            }
+        });
+        if let Some(u) = changed {
+            return Err(Error::Forget {
+                model: "any",
+                reason: format!(
+                    "user {u}'s interactions differ between the data before and after beyond the forgotten users: build both from the same log, with cleaning that treats each user alone"
+                ),
+            });
+        }
         Ok(Self {
             users,
             before,

@@ -146,6 +146,24 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
             > applied["detail"]["model_version_before"].as_u64(),
         "{applied}"
     );
+    // Before the retrain, the serving session-kNN (the server's default) forgot the user in
+    // place, exactly.
+    assert_eq!(count("forget_in_place"), 1, "{text}");
+    let in_place = records
+        .iter()
+        .find(|r| r["action"] == "forget_in_place")
+        .expect("in place");
+    assert_eq!(in_place["detail"]["how"], "Exactly", "{in_place}");
+    assert_eq!(in_place["detail"]["model"], "sknn", "{in_place}");
+    let (then, now) = (
+        in_place["detail"]["model_version_before"].as_u64(),
+        in_place["detail"]["model_version_after"].as_u64(),
+    );
+    assert_eq!(now, then.map(|v| v + 1), "{in_place}");
+    assert!(
+        applied["detail"]["model_version_after"].as_u64() > now,
+        "the retrain came before the in-place forget: {text}"
+    );
     // Two retrains and one delete were the admin routes called.
     assert_eq!(count("admin_call"), 3, "{text}");
     assert!(
