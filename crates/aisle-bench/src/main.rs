@@ -8,6 +8,7 @@ mod churn;
 mod cluster;
 mod encryption;
 mod flood;
+mod forget;
 mod import;
 mod policy;
 mod purchase;
@@ -57,6 +58,9 @@ enum Which {
     /// Three `aisle serve` replicas over PostgreSQL and NATS through a SIGKILL, a database
     /// restart and a stream restart; writes bench/results/cluster-replicas.md.
     Replicas(replicas::ReplicasArgs),
+    /// Forgetting users in place against a refit without them, per model, on MovieLens-100k
+    /// and The Complete Journey; writes bench/results/forget.md.
+    Forget(forget::ForgetArgs),
     /// Top-10 latency of ALS at 50,000 to 1,000,000 items, exact against the IVF index,
     /// with its recall; writes bench/results/ann.md.
     Ann(ann::AnnArgs),
@@ -91,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Which::Cluster(a) => cluster::run(a),
         Which::Replicas(a) => replicas::run(a),
         Which::Ann(a) => ann::run(a),
+        Which::Forget(a) => forget::run(a),
         Which::Scale(a) => scale::run(a),
         Which::Synth(a) => scale::synth(a),
         Which::ScaleImport(a) => {

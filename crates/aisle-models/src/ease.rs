@@ -6,6 +6,7 @@
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sparse::history_weights;
@@ -69,26 +70,35 @@ impl Ease {
     }
 }
 
-/// `B = I − P · diag(1 / diag(P))` with a zero diagonal, row-major.
+/// `B = I − P · diag(1 / diag(P))` with a zero diagonal, row-major (rows in parallel).
 fn weights_of(p: &[f64], n: usize) -> Vec<f32> {
+    let diag: Vec<f64> = (0..n).map(|j| p[j * n + j]).collect();
     let mut weights = vec![0f32; n * n];
-    for j in 0..n {
-        let pjj = p[j * n + j];
-        for i in 0..n {
-            if i != j {
-                weights[i * n + j] = (-p[i * n + j] / pjj) as f32;
+    weights
+        .par_chunks_mut(n.max(1))
+        .zip(p.par_chunks(n.max(1)))
+        .enumerate()
+        .for_each(|(i, (w, row))| {
+            for (j, (w, (&pij, &pjj))) in w.iter_mut().zip(row.iter().zip(&diag)).enumerate() {
+                if i != j {
+                    *w = (-pij / pjj) as f32;
+                }
             }
-        }
-    }
+        });
     weights
 }
 
+/// Users removed from P per pass over it: the pass costs n² memory traffic whatever the
+/// block, the k × k solve and the n²k arithmetic grow with it.
+const DOWNDATE_BLOCK: usize = 64;
+
 impl Ease {
     /// Removes users from the model as a refit without them would, given each one's row of
-    /// the interaction matrix (items and weights): removing row x from XᵀX changes its
-    /// inverse by the Sherman-Morrison formula P ← P + (Px)(Px)ᵀ / (1 − xᵀPx), O(n²) per
-    /// user against the refit's O(n³). Items left without interactions stay in the dense
-    /// set with zero weights (a refit drops them; both score them 0).
+    /// the interaction matrix (items and weights). Removing the rows X (k users) from XᵀX
+    /// changes its inverse by the Woodbury identity, P ← P + U (I − XU)⁻¹ Uᵀ with U = PXᵀ:
+    /// the rank-one (Sherman-Morrison) downdate of each user, done for a block of users in
+    /// one pass over P, O(n²k) against the refit's O(n³). Items left without interactions
+    /// stay in the dense set with zero weights (a refit drops them; both score them 0).
     ///
     /// Fails, changing nothing, when the model was loaded from a file (P is not saved).
     pub fn forget_rows(&mut self, rows: &[(&[u32], &[f32])]) -> Result<()> {
@@ -99,58 +109,74 @@ impl Ease {
                 reason: "this model was loaded from a file, which does not keep (XᵀX + λI)⁻¹: refit to forget".into(),
             });
         }
-        let p = &mut self.inverse;
-        let mut px = vec![0f64; n];
-        for (idx, val) in rows {
-            let x: Vec<(usize, f64)> = idx
-                .iter()
-                .zip(val.iter())
-                .filter_map(|(&i, &v)| {
-                    let d = *self.dense.get(i as usize)?;
-                    (d != u32::MAX).then(|| {
-                        (
-                            d as usize,
-                            if self.config.binary {
-                                1.0
-                            } else {
-                                f64::from(v)
-                            },
-                        )
+        let users: Vec<Vec<(usize, f64)>> = rows
+            .iter()
+            .map(|(idx, val)| {
+                idx.iter()
+                    .zip(val.iter())
+                    .filter_map(|(&i, &v)| {
+                        let d = *self.dense.get(i as usize)?;
+                        let v = if self.config.binary {
+                            1.0
+                        } else {
+                            f64::from(v)
+                        };
+                        (d != u32::MAX).then_some((d as usize, v))
                     })
-                })
-                .collect();
-            if x.is_empty() {
-                continue;
-            }
-            // Px, from the columns of P at the user's items (P is symmetric: rows).
-            px.iter_mut().for_each(|v| *v = 0.0);
-            for &(d, v) in &x {
-                for (acc, &pij) in px.iter_mut().zip(&p[d * n..(d + 1) * n]) {
-                    *acc += v * pij;
-                }
-            }
-            let xpx: f64 = x.iter().map(|&(d, v)| v * px[d]).sum();
-            let denominator = 1.0 - xpx;
-            if denominator <= 0.0 {
-                return Err(Error::Fit {
-                    model: "ease",
-                    reason: "forgetting a user left XᵀX + λI singular (cannot happen with λ > 0)"
-                        .into(),
-                });
-            }
-            for i in 0..n {
-                let scale = px[i] / denominator;
-                if scale == 0.0 {
-                    continue;
-                }
-                for (pij, &pxj) in p[i * n..(i + 1) * n].iter_mut().zip(&px) {
-                    *pij += scale * pxj;
-                }
-            }
+                    .collect::<Vec<_>>()
+            })
+            .filter(|x| !x.is_empty())
+            .collect();
+        for block in users.chunks(DOWNDATE_BLOCK) {
+            downdate(&mut self.inverse, n, block)?;
         }
         self.weights = weights_of(&self.inverse, n);
         Ok(())
     }
+}
+
+/// One Woodbury downdate of the row-major n × n inverse `p` by the sparse rows `x`.
+fn downdate(p: &mut [f64], n: usize, x: &[Vec<(usize, f64)>]) -> Result<()> {
+    let k = x.len();
+    // U = P Xᵀ, n × k row-major (P is symmetric: its rows at each user's items).
+    let mut u = vec![0f64; n * k];
+    for (c, row) in x.iter().enumerate() {
+        for &(d, v) in row {
+            for (i, &pdi) in p[d * n..(d + 1) * n].iter().enumerate() {
+                u[i * k + c] += v * pdi;
+            }
+        }
+    }
+    // C = I − X U, symmetric positive definite while λ > 0 (XᵀX without the rows plus λI
+    // stays so), and its inverse.
+    let c = Mat::from_fn(k, k, |a, b| {
+        let xu: f64 = x[a].iter().map(|&(d, v)| v * u[d * k + b]).sum();
+        f64::from(u8::from(a == b)) - xu
+    });
+    let inverse = c
+        .llt(Side::Lower)
+        .map_err(|e| Error::Fit {
+            model: "ease",
+            reason: format!(
+                "forgetting users left XᵀX + λI singular ({e:?}; cannot happen with λ > 0)"
+            ),
+        })?
+        .inverse();
+    let m: Vec<f64> = (0..k * k).map(|i| inverse[(i / k, i % k)]).collect();
+    p.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        // w = U[i, :] C⁻¹, then row i += w Uᵀ.
+        let ui = &u[i * k..(i + 1) * k];
+        let w: Vec<f64> = (0..k)
+            .map(|b| (0..k).map(|a| ui[a] * m[a * k + b]).sum())
+            .collect();
+        if w.iter().all(|&v| v == 0.0) {
+            return;
+        }
+        for (pij, uj) in row.iter_mut().zip(u.chunks_exact(k)) {
+            *pij += w.iter().zip(uj).map(|(a, b)| a * b).sum::<f64>();
+        }
+    });
+    Ok(())
 }
 
 impl Recommender for Ease {

@@ -234,10 +234,11 @@ fn a_loaded_ease_model_refuses_to_forget_without_its_inverse() {
         "a refused forget changes nothing"
     );
     assert!(ease.forget_rows(&[row]).is_ok());
-    assert_eq!(
-        ease.weight(0, 1),
-        0.0,
-        "with user 0 gone, items 0 and 1 share no one"
+    // Zero up to rounding: the downdate is exact arithmetic done in floating point.
+    assert!(
+        ease.weight(0, 1).abs() < 1e-9,
+        "with user 0 gone, items 0 and 1 share no one, yet weigh {}",
+        ease.weight(0, 1)
     );
 }
 
