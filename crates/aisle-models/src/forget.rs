@@ -79,6 +79,20 @@ impl<'a> Forgetting<'a> {
         })
     }
 
+    /// Refuses data over another catalogue than the one `model` was fitted on.
+    pub fn check_items(&self, model: &'static str, fitted_items: usize) -> Result<()> {
+        if fitted_items == self.after.n_items() {
+            return Ok(());
+        }
+        Err(Error::Forget {
+            model,
+            reason: format!(
+                "fitted on {fitted_items} items, the data has {}",
+                self.after.n_items()
+            ),
+        })
+    }
+
     /// The forgotten users, sorted.
     pub fn users(&self) -> &[u32] {
         self.users

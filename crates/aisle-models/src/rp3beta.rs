@@ -130,17 +130,8 @@ impl Recommender for Rp3Beta {
     /// refit. Each row is normalised over its kept neighbours, so a row is recomputed
     /// whole rather than merged.
     fn forget(&mut self, change: &Forgetting<'_>) -> Result<Forgot> {
+        change.check_items("rp3beta", self.sim.n_rows())?;
         let data = change.after;
-        if self.sim.n_rows() != data.n_items() {
-            return Err(Error::Forget {
-                model: "rp3beta",
-                reason: format!(
-                    "fitted on {} items, the data has {}",
-                    self.sim.n_rows(),
-                    data.n_items()
-                ),
-            });
-        }
         let mut affected = vec![false; data.n_items()];
         for j in change.touched_items() {
             affected[j as usize] = true;

@@ -91,13 +91,8 @@ impl Recommender for SequentialRules {
     /// equal a refit's.
     fn forget(&mut self, change: &Forgetting<'_>) -> Result<Forgot> {
         let gone = change.forgotten_sessions("sr")?;
+        change.check_items("sr", self.rules.n_rows())?;
         let n = change.after.n_items();
-        if self.rules.n_rows() != n {
-            return Err(Error::Forget {
-                model: "sr",
-                reason: format!("fitted on {} items, the data has {n}", self.rules.n_rows()),
-            });
-        }
         let mut starts = vec![false; n];
         for (session, _) in change
             .before
