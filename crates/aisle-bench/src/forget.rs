@@ -12,7 +12,7 @@ use std::time::Instant;
 use aisle_features::{CleaningConfig, EventLog};
 use aisle_import::Adapter;
 use aisle_models::{
-    Forgetting, Model, ModelConfig, Query, Recommender, TrainData, TrainDataBuilder,
+    Forgetting, Model, ModelConfig, Query, Recommender, TrainData, TrainDataBuilder, top_k,
 };
 
 #[derive(clap::Args, Debug)]
@@ -80,11 +80,8 @@ fn scores(model: &dyn Recommender, data: &TrainData, user: u32) -> Vec<f32> {
     s
 }
 
-fn top10(s: &[f32]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..s.len()).collect();
-    idx.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-    idx.truncate(10);
-    idx
+fn top10(s: &[f32]) -> Vec<u32> {
+    top_k(s, 10, |_| true).into_iter().map(|x| x.item).collect()
 }
 
 fn measure(

@@ -14,7 +14,7 @@ use aisle_analytics::purchase::{Target, group_rows, item_departments, reorder_ro
 use aisle_core::{EventKind, Item};
 use aisle_features::{CleaningConfig, EventLog};
 use aisle_models::{
-    Forgetting, Forgot, MODEL_NAMES, Model, ModelConfig, Recommender, TrainData, TrainDataBuilder,
+    Forgetting, Forgot, MODEL_NAMES, Model, ModelConfig, Recommender, TrainDataBuilder,
 };
 use aisle_store::ReadStore;
 use rustc_hash::FxHashMap;
@@ -218,7 +218,7 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
         .map_err(|e| e.to_string())?;
     // Items created after `counts` was read (ingest goes on during a retrain) come with ids
     // past its count: the list grows to hold them rather than index out of bounds.
-    let data = training_data(store, counts.items, &log)?;
+    let data = builder(store, counts.items)?.build(&log);
     let config = ModelConfig::default_for(model_name).map_err(|e| e.to_string())?;
     let mut model = Model::build(&config);
     model.fit(&data).map_err(|e| e.to_string())?;
@@ -244,17 +244,13 @@ pub fn train(store: &dyn ReadStore, model_name: &str, version: u64) -> Result<Ge
     })
 }
 
-/// The recommender's training structures of a cleaned log, with the catalogue's text.
-fn training_data(
-    store: &dyn ReadStore,
-    n_items: usize,
-    log: &EventLog,
-) -> Result<TrainData, String> {
+/// The recommender's training-structure builder, with the catalogue's text.
+fn builder(store: &dyn ReadStore, n_items: usize) -> Result<TrainDataBuilder, String> {
     let mut items: Vec<Option<Item>> = vec![None; n_items];
     store
         .scan_items(&mut |id, item| put_item(&mut items, id.index(), item))
         .map_err(|e| e.to_string())?;
-    Ok(TrainDataBuilder::new().items(items).build(log))
+    Ok(TrainDataBuilder::new().items(items))
 }
 
 fn cleaned(log: &EventLog) -> Result<EventLog, String> {
@@ -291,8 +287,9 @@ impl Generation {
         users.dedup();
         let raw_after = raw.without_users(&users);
         let (before_log, after_log) = (cleaned(raw)?, cleaned(&raw_after)?);
-        let before = training_data(store, raw.n_items(), &before_log)?;
-        let after = training_data(store, raw.n_items(), &after_log)?;
+        // One read of the catalogue for both.
+        let builder = builder(store, raw.n_items())?;
+        let (before, after) = (builder.build(&before_log), builder.build(&after_log));
         let change = Forgetting::new(&mut users, &before, &after).map_err(|e| e.to_string())?;
         let mut model = self.model.clone();
         let how = match model.forget(&change) {

@@ -104,7 +104,7 @@ impl Ease {
     pub fn forget_rows(&mut self, rows: &[(&[u32], &[f32])]) -> Result<()> {
         let n = self.items.len();
         if self.inverse.len() != n * n {
-            return Err(Error::Fit {
+            return Err(Error::Forget {
                 model: "ease",
                 reason: "this model was loaded from a file, which does not keep (XᵀX + λI)⁻¹: refit to forget".into(),
             });

@@ -38,7 +38,7 @@ impl Popularity {
     /// forgotten user had the last event), so that case is refused: refit instead.
     pub fn forget_events(&mut self, events: &[aisle_features::Interaction]) -> Result<()> {
         if self.config.window_days.is_some() {
-            return Err(crate::Error::Fit {
+            return Err(crate::Error::Forget {
                 model: "pop",
                 reason: "a windowed popularity model forgets by a refit".into(),
             });

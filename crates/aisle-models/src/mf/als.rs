@@ -254,7 +254,7 @@ impl Als {
     ) -> Result<()> {
         let k = self.config.factors;
         if self.user_factors.is_empty() {
-            return Err(Error::Fit {
+            return Err(Error::Forget {
                 model: "als",
                 reason: "forgetting needs a fitted model".into(),
             });
