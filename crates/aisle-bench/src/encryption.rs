@@ -1,7 +1,8 @@
 //! `aisle-bench encryption`: what sealing the embedded store costs. The same work on a plain
 //! and an encrypted store in the same run, alternating, on the same disk: durable commits of
 //! small batches (the server's ingest pattern: one fsynced commit per request), then a full
-//! scan of the bundled sample's 150,000 events.
+//! scan of the bundled sample's events; then ingest through two servers (plain, encrypted)
+//! over those stores, as `aisle-bench serve` measures it: what a shop sees.
 
 use crate::serve::percentile;
 use std::path::PathBuf;
@@ -29,6 +30,16 @@ pub struct EncryptionArgs {
     /// Where the stores are made (a disk like the one a deployment would use).
     #[arg(long, default_value = "target/bench-encryption")]
     work: PathBuf,
+    /// Seconds per step of the served ingest.
+    #[arg(long, default_value_t = 4.0)]
+    served_seconds: f64,
+    /// The request rate at which the served ingest's latency is compared (below both
+    /// servers' saturation).
+    #[arg(long, default_value_t = 2000.0)]
+    served_rate: f64,
+    /// Client threads of the served ingest.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
 }
 
 fn key() -> Option<MasterKey> {
@@ -165,9 +176,185 @@ pub fn run(args: EncryptionArgs) -> anyhow::Result<()> {
         commits = args.commits,
         batch = args.batch,
     );
+    let served = served_ingest(&args, &plain_dir, &sealed_dir)?;
+    let report = format!("{report}\n{served}");
     print!("{report}");
     aisle_core::fs::write_atomic(&args.out, report.as_bytes())?;
     Ok(())
+}
+
+const SERVER_KEY: &str = "bench-admin-key";
+
+/// Starts a server over the store in `dir` (the sample imported there), serving popularity
+/// deterministically so that the start is quick and ingest is all that is measured.
+fn start_server(dir: &std::path::Path, master: Option<MasterKey>) -> anyhow::Result<String> {
+    use aisle_server::auth::{ApiKey, Role};
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(RedbStore::open_keyed(dir, master)?);
+    let config = aisle_server::ServerConfig {
+        model: "pop".into(),
+        keys: vec![ApiKey {
+            key: SERVER_KEY.into(),
+            role: Role::Admin,
+        }],
+        rate_limit_per_second: 1e9,
+        exploration: "deterministic".into(),
+        ..aisle_server::ServerConfig::default()
+    };
+    // The writer thread runs on when its handle is dropped; the server lives until the
+    // process ends.
+    let (app, _) = aisle_server::App::start(config, dir.to_path_buf(), store, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    aisle_server::serve_in_background(app, std::net::TcpListener::bind("127.0.0.1:0")?, 2)
+        .map_err(Into::into)
+}
+
+/// A single-event ingest request against `base`, each with an event of its own.
+fn ingest_request(
+    base: &str,
+    next: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> crate::serve::Request {
+    let (base, next) = (base.to_string(), next.clone());
+    let auth = format!("Bearer {SERVER_KEY}");
+    std::sync::Arc::new(move |agent, _| {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = serde_json::json!({
+            "user": format!("u{}", n % 997), "kind": "view",
+            "item": format!("i{}", n % 4999),
+            "timestamp": 1_700_000_000_000i64 + n as i64,
+        });
+        agent
+            .post(&format!("{base}/v1/events"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(&body.to_string())
+            .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+    })
+}
+
+/// Open-loop ingest against `base` at `rate` per second (latency from the schedule).
+fn served_step(
+    base: &str,
+    rate: f64,
+    args: &EncryptionArgs,
+    next: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> crate::serve::Step {
+    let request = ingest_request(base, next);
+    crate::serve::run_step("ingest", rate, args.served_seconds, args.clients, request)
+}
+
+/// Closed-loop ingest against `base`: every client sends its next request as soon as the
+/// last is answered, for the step's seconds. Returns the answered requests per second and
+/// the number that failed.
+fn served_throughput(
+    base: &str,
+    args: &EncryptionArgs,
+    next: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> (f64, usize) {
+    let request = ingest_request(base, next);
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(args.served_seconds);
+    let started = Instant::now();
+    let counts: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.clients)
+            .map(|_| {
+                let request = request.clone();
+                scope.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(std::time::Duration::from_secs(10)))
+                        .build()
+                        .into();
+                    let (mut ok, mut failed) = (0, 0);
+                    while Instant::now() < deadline {
+                        if request(&agent, 0) {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or((0, 1)))
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let ok: usize = counts.iter().map(|c| c.0).sum();
+    (ok as f64 / seconds, counts.iter().map(|c| c.1).sum())
+}
+
+/// Durable single-event ingest through a plain and an encrypted server, alternating: the
+/// throughput each achieves when offered more than it can take, and the latency of each at a
+/// rate both hold. A markdown section of the report.
+fn served_ingest(
+    args: &EncryptionArgs,
+    plain_dir: &std::path::Path,
+    sealed_dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    eprintln!("starting a plain and an encrypted server");
+    let plain = start_server(plain_dir, None)?;
+    let sealed = start_server(sealed_dir, key())?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (mut tp, mut ts, mut lp, mut ls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let (a, b) = (
+            served_throughput(&plain, args, &next),
+            served_throughput(&sealed, args, &next),
+        );
+        let (c, d) = (
+            served_step(&plain, args.served_rate, args, &next),
+            served_step(&sealed, args.served_rate, args, &next),
+        );
+        anyhow::ensure!(
+            a.1 + b.1 + c.errors + d.errors == 0,
+            "served ingest requests failed: {} and {} at full speed, {} and {} at {:.0}/s",
+            a.1,
+            b.1,
+            c.errors,
+            d.errors,
+            args.served_rate
+        );
+        eprintln!(
+            "served round {round}: plain {:.0}/s, encrypted {:.0}/s; at {:.0}/s p99 {:.2} ms against {:.2} ms",
+            a.0, b.0, args.served_rate, c.p99_ms, d.p99_ms
+        );
+        tp.push(a.0);
+        ts.push(b.0);
+        lp.push((c.p50_ms, c.p99_ms));
+        ls.push((d.p50_ms, d.p99_ms));
+    }
+    let (tp, ts) = (median(tp), median(ts));
+    let (p50p, p50s) = (
+        median(lp.iter().map(|l| l.0).collect()),
+        median(ls.iter().map(|l| l.0).collect()),
+    );
+    let (p99p, p99s) = (
+        median(lp.iter().map(|l| l.1).collect()),
+        median(ls.iter().map(|l| l.1).collect()),
+    );
+    Ok(format!(
+        "## Through the server\n\n\
+         `POST /v1/events`, one event per request, answered once its commit is durable (the\n\
+         server's group commit), from {clients} client threads over loopback, on two servers in\n\
+         this process over the two stores above, alternating, {seconds:.0} s per step, medians of\n\
+         {rounds} rounds. Throughput: closed loop, each client sending its next request when the\n\
+         last is answered. Latency: open loop at {rate:.0} requests/s, which both hold, measured\n\
+         from each request's scheduled time.\n\n\
+         | | plain | encrypted | encrypted / plain | target |\n|---|---:|---:|---:|---|\n\
+         | durable ingest, events/s | {tp:.0} | {ts:.0} | {:.1}% | at least 90% |\n\
+         | latency p50 at {rate:.0}/s, ms | {p50p:.2} | {p50s:.2} | {:.1}% | |\n\
+         | latency p99 at {rate:.0}/s, ms | {p99p:.2} | {p99s:.2} | {:.1}% | at most 110% |\n",
+        100.0 * ts / tp,
+        100.0 * p50s / p50p,
+        100.0 * p99s / p99p,
+        clients = args.clients,
+        seconds = args.served_seconds,
+        rounds = args.rounds,
+        rate = args.served_rate,
+    ))
 }
 
 /// The bundled sample's folder (the repository's `data/instacart-sample`).

@@ -186,7 +186,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut fingerprint = String::new();
     if let Some(encoder) = &encoder {
         fingerprint = format!("{}-titles", encoder.fingerprint()?);
-        let cached = load_vectors(&args.cache.join("vectors.bin"), &fingerprint)?;
+        let cached = load_vectors(&args.cache.join("vectors.bin"), &fingerprint, None)?;
         if cached.is_none() {
             embed_seconds = Some(0.0);
         }
@@ -207,7 +207,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         *seconds = t.elapsed().as_secs_f64();
     }
     if let Some(vectors) = engine.vectors() {
-        save_vectors(&args.cache.join("vectors.bin"), &fingerprint, vectors)?;
+        save_vectors(&args.cache.join("vectors.bin"), &fingerprint, vectors, None)?;
     }
     let semantic = engine.vectors().is_some();
     // How much of the exact top 100 the IVF index returns, on the test searches' queries.

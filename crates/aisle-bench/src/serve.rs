@@ -56,16 +56,16 @@ pub struct ServeBenchArgs {
 const KEY: &str = "bench-admin-key";
 
 /// Sends request number `n` with `agent`; true when it succeeded.
-type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
+pub(crate) type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
 
-struct Step {
+pub(crate) struct Step {
     endpoint: &'static str,
     target: f64,
-    sent: usize,
-    errors: usize,
-    seconds: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    pub sent: usize,
+    pub errors: usize,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
     max_ms: f64,
 }
 
@@ -78,7 +78,7 @@ pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Sends `rate` requests per second for `seconds`, from `clients` threads.
-fn run_step(
+pub(crate) fn run_step(
     endpoint: &'static str,
     rate: f64,
     seconds: f64,

@@ -86,6 +86,35 @@ fn an_encrypted_data_directory_needs_its_key_and_rotates_to_a_new_one() {
     ] {
         assert!(aisle(args, &[]).status.success(), "{args:?}");
     }
+    // Model files are sealed in the encrypted directory, plain in the other; the sealed one
+    // serves with the key and is refused without it.
+    let model_file = |dir: &Path| fs_err::read(dir.join("models/tfidf.model")).expect("model");
+    assert!(model_file(&plain).starts_with(b"AISLEMDL"));
+    assert!(
+        aisle_seal::is_sealed(&model_file(&sealed)),
+        "the model file is not sealed"
+    );
+    let similar = [
+        "recommend",
+        "--model",
+        "tfidf",
+        "--similar",
+        "1",
+        "--data-dir",
+        s,
+    ];
+    let served = aisle(&similar, &[("AISLE_MASTER_KEY", KEY)]);
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let refused = aisle(&similar, &[]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is encrypted"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // A plain index's files are readable (its meta.json names its settings and fields); a
     // sealed one's are not, nor is a title or a word of one anywhere in the directory.
     assert!(

@@ -34,7 +34,7 @@ fn main() {
     let encoder = SentenceEncoder::load(&aisle_testkit::encoder_dir()).expect("encoder");
     let fingerprint = format!("{}-full", encoder.fingerprint().expect("fingerprint"));
     let cache = aisle_testkit::repo_root().join(".cache/search-bench/vectors-full.bin");
-    let saved = load_vectors(&cache, &fingerprint).expect("read cache");
+    let saved = load_vectors(&cache, &fingerprint, None).expect("read cache");
     let mut engine = SearchEngine::new(
         TextIndex::in_memory().expect("index"),
         EngineConfig::default(),
@@ -46,7 +46,13 @@ fn main() {
     engine
         .sync_catalogue(catalogue.clone(), &|_| {})
         .expect("indexing");
-    save_vectors(&cache, &fingerprint, engine.vectors().expect("vectors")).expect("write cache");
+    save_vectors(
+        &cache,
+        &fingerprint,
+        engine.vectors().expect("vectors"),
+        None,
+    )
+    .expect("write cache");
 
     let (pop, recent) = popularity_features(&split.before_test);
     engine.set_popularity(pop, recent);

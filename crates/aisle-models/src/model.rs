@@ -256,8 +256,10 @@ impl Model {
         }
     }
 
-    /// Writes the fitted model to `path` atomically ([`aisle_core::fs::write_atomic`]).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Writes the fitted model to `path` atomically ([`aisle_core::fs::write_atomic`]),
+    /// sealed under `key` in an encrypted data directory ([`aisle_seal`]): a model holds
+    /// who interacted with what, as much as the store does.
+    pub fn save(&self, path: &Path, key: Option<&aisle_seal::Key>) -> Result<()> {
         let payload = postcard::to_stdvec(self).map_err(|e| Error::ModelFile {
             path: path.to_path_buf(),
             reason: format!("cannot encode: {e}"),
@@ -266,13 +268,13 @@ impl Model {
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FILE_VERSION.to_le_bytes());
         bytes.extend_from_slice(&payload);
-        aisle_core::fs::write_atomic(path, &bytes)?;
+        aisle_core::fs::write_atomic(path, &aisle_seal::seal_file(path, &bytes, key))?;
         Ok(())
     }
 
-    /// Reads a model written by [`Model::save`].
-    pub fn load(path: &Path) -> Result<Model> {
-        let bytes = fs_err::read(path)?;
+    /// Reads a model written by [`Model::save`] (with the same `key`).
+    pub fn load(path: &Path, key: Option<&aisle_seal::Key>) -> Result<Model> {
+        let bytes = aisle_seal::open_file(path, fs_err::read(path)?, key)?;
         let bad = |reason: String| Error::ModelFile {
             path: path.to_path_buf(),
             reason,

@@ -332,8 +332,8 @@ fn save_and_load_give_identical_scores() {
         let mut model = Model::build(&small_config(name));
         model.fit(&data).expect("fit");
         let path = dir.path().join(format!("{name}.model"));
-        model.save(&path).expect("save");
-        let loaded = Model::load(&path).expect("load");
+        model.save(&path, None).expect("save");
+        let loaded = Model::load(&path, None).expect("load");
         for (user, history) in [(Some(3), vec![1u32, 2]), (None, vec![12, 15])] {
             assert_eq!(
                 scores(&model, user, &history),
@@ -343,7 +343,7 @@ fn save_and_load_give_identical_scores() {
         }
     }
     std::fs::write(dir.path().join("junk.model"), b"not a model").expect("write");
-    let err = Model::load(&dir.path().join("junk.model")).expect_err("junk");
+    let err = Model::load(&dir.path().join("junk.model"), None).expect_err("junk");
     assert!(err.to_string().contains("not an aisle model file"), "{err}");
 }
 

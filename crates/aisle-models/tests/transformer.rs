@@ -235,8 +235,8 @@ fn fixed_seed_gives_identical_scores_and_save_load_keeps_them() {
     assert_eq!(scores(&first, &history), scores(&second, &history));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("transformer.model");
-    first.save(&path).expect("save");
-    let loaded = Model::load(&path).expect("load");
+    first.save(&path, None).expect("save");
+    let loaded = Model::load(&path, None).expect("load");
     assert_eq!(scores(&first, &history), scores(&loaded, &history));
 }
 

@@ -41,7 +41,7 @@ fn main() {
     let encoder = SentenceEncoder::load(&aisle_testkit::encoder_dir()).expect("encoder");
     let fingerprint = format!("{}-full", encoder.fingerprint().expect("fingerprint"));
     let cache = aisle_testkit::repo_root().join(".cache/search-bench/vectors-full.bin");
-    let mut vectors = load_vectors(&cache, &fingerprint)
+    let mut vectors = load_vectors(&cache, &fingerprint, None)
         .expect("read")
         .expect("run the latency benchmark first");
     vectors.rebuild_lists(42);

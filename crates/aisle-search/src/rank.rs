@@ -339,18 +339,19 @@ impl LearnedRanker {
         gains
     }
 
-    /// Writes the ranker atomically ([`aisle_core::fs::write_atomic`]: never half-written).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Writes the ranker atomically ([`aisle_core::fs::write_atomic`]: never half-written),
+    /// sealed under `key` in an encrypted data directory ([`aisle_seal`]).
+    pub fn save(&self, path: &Path, key: Option<&aisle_seal::Key>) -> Result<()> {
         let bytes = postcard::to_allocvec(self).map_err(|e| Error::Ranker {
             message: format!("cannot encode the ranker: {e}"),
         })?;
-        aisle_core::fs::write_atomic(path, &bytes)?;
+        aisle_core::fs::write_atomic(path, &aisle_seal::seal_file(path, &bytes, key))?;
         Ok(())
     }
 
-    /// Reads a ranker written by [`LearnedRanker::save`].
-    pub fn load(path: &Path) -> Result<Self> {
-        let bytes = fs_err::read(path)?;
+    /// Reads a ranker written by [`LearnedRanker::save`] (with the same `key`).
+    pub fn load(path: &Path, key: Option<&aisle_seal::Key>) -> Result<Self> {
+        let bytes = aisle_seal::open_file(path, fs_err::read(path)?, key)?;
         let ranker: Self = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
             path: path.to_path_buf(),
             message: format!("not a ranker file: {e}"),

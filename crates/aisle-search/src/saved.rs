@@ -18,8 +18,13 @@ struct SavedVectors {
 
 /// Writes the vectors and the fingerprint of what made them atomically
 /// ([`aisle_core::fs::write_atomic`]: a crash leaves the old file or the new one, never half
-/// of one).
-pub fn save_vectors(path: &Path, fingerprint: &str, index: &VectorIndex) -> Result<()> {
+/// of one), sealed under `key` in an encrypted data directory ([`aisle_seal`]).
+pub fn save_vectors(
+    path: &Path,
+    fingerprint: &str,
+    index: &VectorIndex,
+    key: Option<&aisle_seal::Key>,
+) -> Result<()> {
     let saved = SavedVectors {
         format: FORMAT,
         fingerprint: fingerprint.to_string(),
@@ -29,17 +34,22 @@ pub fn save_vectors(path: &Path, fingerprint: &str, index: &VectorIndex) -> Resu
         path: path.to_path_buf(),
         message: format!("cannot encode the vectors: {e}"),
     })?;
-    aisle_core::fs::write_atomic(path, &bytes)?;
+    aisle_core::fs::write_atomic(path, &aisle_seal::seal_file(path, &bytes, key))?;
     Ok(())
 }
 
 /// Reads saved vectors; `None` when there are none or they were made by another model or
-/// with other settings (`fingerprint` differs), which means: embed again.
-pub fn load_vectors(path: &Path, fingerprint: &str) -> Result<Option<VectorIndex>> {
+/// with other settings (`fingerprint` differs), which means: embed again. A sealed file needs
+/// its `key` (an error otherwise, as is one that does not authenticate).
+pub fn load_vectors(
+    path: &Path,
+    fingerprint: &str,
+    key: Option<&aisle_seal::Key>,
+) -> Result<Option<VectorIndex>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let bytes = fs_err::read(path)?;
+    let bytes = aisle_seal::open_file(path, fs_err::read(path)?, key)?;
     let saved: SavedVectors = match postcard::from_bytes(&bytes) {
         Ok(saved) => saved,
         Err(_) => return Ok(None),

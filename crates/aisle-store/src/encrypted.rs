@@ -77,12 +77,21 @@ struct Head {
     durable: u64,
 }
 
+/// What the head lock guards: block 0's current copy, and its plaintext once read or written
+/// (redb patches its header at every commit, which would otherwise read and open block 0
+/// each time).
+#[derive(Default)]
+struct HeadState {
+    head: Head,
+    plain: Option<Box<[u8; BLOCK]>>,
+}
+
 /// The sealing backend over another backend (a file, or the power-cut test's disk).
 pub struct EncryptedBackend<B: StorageBackend> {
     inner: B,
     cipher: Aes256GcmSiv,
-    /// Block 0's current copy; also serialises partial-block writes.
-    head: Mutex<Head>,
+    /// Block 0's current copy and its plaintext; also serialises writes.
+    head: Mutex<HeadState>,
     /// Block 0's counter when the store was opened: blocks sealed with a later counter
     /// belong to writes that may not have finished before a crash.
     opened_at: u64,
@@ -137,7 +146,7 @@ impl<B: StorageBackend> EncryptedBackend<B> {
         let mut backend = EncryptedBackend {
             inner,
             cipher,
-            head: Mutex::new(Head::default()),
+            head: Mutex::new(HeadState::default()),
             opened_at: 0,
             slots: std::sync::atomic::AtomicU64::new(0),
         };
@@ -147,7 +156,7 @@ impl<B: StorageBackend> EncryptedBackend<B> {
             .store(slots, std::sync::atomic::Ordering::Release);
         let head = backend.find_head()?;
         backend.opened_at = head.counter;
-        *backend.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        backend.head.lock().unwrap_or_else(|p| p.into_inner()).head = head;
         Ok(backend)
     }
 
@@ -164,6 +173,17 @@ impl<B: StorageBackend> EncryptedBackend<B> {
     fn unseal(&self, slot: u64, block: u64) -> io::Result<Option<(u64, Box<[u8; BLOCK]>)>> {
         let mut raw = vec![0u8; SLOT];
         self.inner.read(Self::slot_offset(slot), &mut raw)?;
+        Ok(self.open_slot(&mut raw, block)?.map(|(counter, body)| {
+            let mut out = Box::new([0u8; BLOCK]);
+            out.copy_from_slice(body);
+            (counter, out)
+        }))
+    }
+
+    /// Opens the slot `raw` (read from the file) as block `block` in place: its counter and
+    /// plaintext, `None` when never written, an error when it does not authenticate (of
+    /// kind `Interrupted` when torn by a crash; see the module's notes).
+    fn open_slot<'r>(&self, raw: &'r mut [u8], block: u64) -> io::Result<Option<(u64, &'r [u8])>> {
         if raw.iter().all(|&b| b == 0) {
             return Ok(None);
         }
@@ -186,13 +206,46 @@ impl<B: StorageBackend> EncryptedBackend<B> {
                 "block {block} of the store does not authenticate: the file was damaged or changed"
             )));
         }
-        let mut out = Box::new([0u8; BLOCK]);
-        out.copy_from_slice(body);
-        Ok(Some((counter, out)))
+        Ok(Some((counter, body)))
     }
 
-    fn seal(&self, slot: u64, block: u64, counter: u64, plain: &[u8; BLOCK]) -> io::Result<()> {
+    /// Reads the whole blocks `first..` (`first >= 1`) into `out` (a multiple of [`BLOCK`]
+    /// bytes): their slots are consecutive, so one read of the inner backend fetches them,
+    /// and each opens in place and is copied once.
+    fn read_run(&self, first: u64, out: &mut [u8]) -> io::Result<()> {
+        let blocks = out.len() / BLOCK;
+        if first + 1 + blocks as u64 > self.slots()? {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the store",
+            ));
+        }
+        let mut raw = vec![0u8; blocks * SLOT];
+        self.inner.read(Self::slot_offset(first + 1), &mut raw)?;
+        for (i, (slot, plain)) in raw
+            .chunks_exact_mut(SLOT)
+            .zip(out.chunks_exact_mut(BLOCK))
+            .enumerate()
+        {
+            match self.open_slot(slot, first + i as u64) {
+                Ok(Some((_, body))) => plain.copy_from_slice(body),
+                Ok(None) => plain.fill(0),
+                // Torn by a crash before its commit's header: garbage for redb's checksums.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => plain.fill(0),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn seal(&self, slot: u64, block: u64, counter: u64, plain: &[u8]) -> io::Result<()> {
         let mut raw = vec![0u8; SLOT];
+        self.seal_into(&mut raw, block, counter, plain)?;
+        self.inner.write(Self::slot_offset(slot), &raw)
+    }
+
+    /// Seals `plain` (one block) as block `block` into the slot-sized `raw`.
+    fn seal_into(&self, raw: &mut [u8], block: u64, counter: u64, plain: &[u8]) -> io::Result<()> {
         let mut nonce = [0u8; NONCE];
         rand::rng().fill_bytes(&mut nonce);
         raw[..NONCE].copy_from_slice(&nonce);
@@ -205,7 +258,7 @@ impl<B: StorageBackend> EncryptedBackend<B> {
             .map_err(|_| invalid("sealing a block failed"))?;
         raw[NONCE + COUNTER + BLOCK..NONCE + COUNTER + BLOCK + TAG].copy_from_slice(&tag);
         raw[SLOT - COUNTER..].copy_from_slice(&counter.to_le_bytes());
-        self.inner.write(Self::slot_offset(slot), &raw)
+        Ok(())
     }
 
     /// Block 0's current copy: the one of the two that authenticates with the higher
@@ -246,23 +299,34 @@ impl<B: StorageBackend> EncryptedBackend<B> {
         }
     }
 
-    fn write_block(&self, block: u64, plain: &[u8; BLOCK], head: &mut Head) -> io::Result<()> {
-        if block == 0 {
-            // The copy the last sync left is kept; the other one takes every write until the
-            // next sync (a torn one then falls back to the durable copy).
-            let target = if head.slot == head.durable {
-                1 - head.durable
-            } else {
-                head.slot
-            };
-            let counter = head.counter + 1;
-            self.seal(target, 0, counter, plain)?;
-            head.slot = target;
-            head.counter = counter;
-            Ok(())
+    fn write_head(&self, plain: &[u8; BLOCK], head: &mut Head) -> io::Result<()> {
+        // The copy the last sync left is kept; the other one takes every write until the
+        // next sync (a torn one then falls back to the durable copy).
+        let target = if head.slot == head.durable {
+            1 - head.durable
         } else {
-            self.seal(block + 1, block, head.counter + 1, plain)
+            head.slot
+        };
+        let counter = head.counter + 1;
+        self.seal(target, 0, counter, plain)?;
+        head.slot = target;
+        head.counter = counter;
+        Ok(())
+    }
+
+    /// Seals the whole blocks `data` (a multiple of [`BLOCK`] bytes) from block `first >= 1`
+    /// on: their slots are consecutive, so they go to the inner backend in one write.
+    fn write_run(&self, first: u64, data: &[u8], head: &Head) -> io::Result<()> {
+        let blocks = data.len() / BLOCK;
+        let mut raw = vec![0u8; blocks * SLOT];
+        for (i, (plain, slot)) in data
+            .chunks_exact(BLOCK)
+            .zip(raw.chunks_exact_mut(SLOT))
+            .enumerate()
+        {
+            self.seal_into(slot, first + i as u64, head.counter + 1, plain)?;
         }
+        self.inner.write(Self::slot_offset(first + 1), &raw)
     }
 }
 
@@ -281,14 +345,30 @@ impl<B: StorageBackend> StorageBackend for EncryptedBackend<B> {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let head = *self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let (head, plain0) = {
+            let state = self.head.lock().unwrap_or_else(|p| p.into_inner());
+            let plain0 = (offset < BLOCK as u64)
+                .then(|| state.plain.clone())
+                .flatten();
+            (state.head, plain0)
+        };
         let mut done = 0usize;
         while done < out.len() {
             let at = offset + done as u64;
             let block = at / BLOCK as u64;
             let within = (at % BLOCK as u64) as usize;
             let take = (BLOCK - within).min(out.len() - done);
-            let plain = self.read_block(block, head)?;
+            if block > 0 && within == 0 && take == BLOCK {
+                // Whole blocks (redb reads whole pages): straight into `out`.
+                let whole = (out.len() - done) / BLOCK * BLOCK;
+                self.read_run(block, &mut out[done..done + whole])?;
+                done += whole;
+                continue;
+            }
+            let plain = match (block, &plain0) {
+                (0, Some(p)) => p.clone(),
+                _ => self.read_block(block, head)?,
+            };
             out[done..done + take].copy_from_slice(&plain[within..within + take]);
             done += take;
         }
@@ -314,29 +394,44 @@ impl<B: StorageBackend> StorageBackend for EncryptedBackend<B> {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.head.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.sync_data()?;
-        head.durable = head.slot;
+        state.head.durable = state.head.slot;
         Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let state = &mut *state;
         let mut done = 0usize;
         while done < data.len() {
             let at = offset + done as u64;
             let block = at / BLOCK as u64;
             let within = (at % BLOCK as u64) as usize;
             let take = (BLOCK - within).min(data.len() - done);
-            let mut plain = if take == BLOCK {
-                Box::new([0u8; BLOCK])
+            if block == 0 {
+                // The header block: patched (redb rewrites its first bytes at each commit)
+                // from the plaintext kept since it was last read or written.
+                let mut plain = match state.plain.take() {
+                    Some(plain) => plain,
+                    None if take == BLOCK => Box::new([0u8; BLOCK]),
+                    None => self.read_block(0, state.head)?,
+                };
+                plain[within..within + take].copy_from_slice(&data[done..done + take]);
+                self.write_head(&plain, &mut state.head)?;
+                state.plain = Some(plain);
+                done += take;
+            } else if within == 0 && take == BLOCK {
+                // A run of whole blocks, sealed and written at once.
+                let whole = (data.len() - done) / BLOCK * BLOCK;
+                self.write_run(block, &data[done..done + whole], &state.head)?;
+                done += whole;
             } else {
-                // A partial block (redb's header): read, patch, seal again.
-                self.read_block(block, *head)?
-            };
-            plain[within..within + take].copy_from_slice(&data[done..done + take]);
-            self.write_block(block, &plain, &mut head)?;
-            done += take;
+                let mut plain = self.read_block(block, state.head)?;
+                plain[within..within + take].copy_from_slice(&data[done..done + take]);
+                self.write_run(block, &plain[..], &state.head)?;
+                done += take;
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 
 pub mod encrypted;
 mod error;
+pub mod keyring;
 pub mod keys;
 mod mem;
 #[cfg(feature = "postgres")]

@@ -26,7 +26,7 @@ use redb::{
 };
 
 use crate::staging::{
-    Catalog, SharedCatalog, Staging, decode, decode_event, encode, event_user, forgotten_key,
+    Catalog, SharedCatalog, Staging, decode, decode_event_keyed, encode, event_user, forgotten_key,
     read_catalog,
 };
 use crate::{Error, ReadStore, Result, Store, StoreCounts, StoreWriter};
@@ -75,6 +75,8 @@ pub struct RedbStore {
     path: PathBuf,
     catalog: SharedCatalog,
     tuning: Tuning,
+    /// An encrypted store's per-user keys ([`crate::keyring`]).
+    keyring: Option<Arc<crate::keyring::Keyring>>,
 }
 
 impl RedbStore {
@@ -94,6 +96,7 @@ impl RedbStore {
         let path = dir.join(FILE_NAME);
         let file_created = !path.exists();
         let encrypted = crate::keys::is_encrypted(dir);
+        let mut keyring = None;
         let db = match master {
             None if encrypted => {
                 return Err(Error::Encryption(format!(
@@ -113,6 +116,10 @@ impl RedbStore {
             }
             Some(master) => {
                 let key = crate::keys::data_key(dir, &master, true)?;
+                keyring = Some(Arc::new(crate::keyring::Keyring::open(
+                    dir,
+                    &crate::keys::derived_key(&key, "user-keys"),
+                )?));
                 let file = fs_err::OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -139,7 +146,7 @@ impl RedbStore {
         {
             sync_dir(parent)?;
         }
-        Self::from_database(db, path, Tuning::default())
+        Self::from_database(db, path, Tuning::default(), keyring)
     }
 
     /// Opens (or creates) a store over any redb storage backend, with test knobs: this is how
@@ -159,18 +166,35 @@ impl RedbStore {
             None => Database::builder().create_with_backend(backend),
         }
         .map_err(|e| open_error(e, &path))?;
-        Self::from_database(db, path, knobs.tuning())
+        Self::from_database(db, path, knobs.tuning(), None)
     }
 
     /// The one constructor: checks the format, creates the tables and loads the id maps.
-    fn from_database(db: Database, path: PathBuf, tuning: Tuning) -> Result<Self> {
+    fn from_database(
+        db: Database,
+        path: PathBuf,
+        tuning: Tuning,
+        keyring: Option<Arc<crate::keyring::Keyring>>,
+    ) -> Result<Self> {
         let store = Self {
             db,
             path,
             catalog: Arc::new(RwLock::new(Catalog::default())),
             tuning,
+            keyring,
         };
         store.init()?;
+        if let Some(ring) = &store.keyring {
+            // A crash between a forget's commit and the destruction of the keys leaves
+            // keys of forgotten users: destroy them now.
+            let forgotten: Vec<u32> = read_catalog(&store.catalog)
+                .users
+                .iter()
+                .filter(|(name, _)| name.starts_with('\0'))
+                .map(|(_, id)| *id)
+                .collect();
+            ring.shred(&forgotten)?;
+        }
         Ok(store)
     }
 
@@ -316,6 +340,7 @@ impl ReadStore for RedbStore {
 /// from the shared in-memory catalog, which moves on with every commit).
 struct RedbSnapshot {
     rx: redb::ReadTransaction,
+    keyring: Option<Arc<crate::keyring::Keyring>>,
 }
 
 impl ReadStore for RedbSnapshot {
@@ -372,9 +397,10 @@ impl ReadStore for RedbSnapshot {
     }
 
     fn scan_events(&self, visit: &mut dyn FnMut(Event)) -> Result<()> {
+        let keyring = self.keyring.as_deref();
         for entry in self.rx.open_table(EVENTS)?.iter()? {
-            let (_, v) = entry?;
-            visit(decode_event(v.value())?);
+            let (k, v) = entry?;
+            visit(decode_event_keyed(k.value(), v.value(), keyring)?);
         }
         Ok(())
     }
@@ -414,6 +440,7 @@ impl RedbStore {
     fn read(&self) -> Result<RedbSnapshot> {
         Ok(RedbSnapshot {
             rx: self.db.begin_read()?,
+            keyring: self.keyring.clone(),
         })
     }
 }
@@ -429,7 +456,7 @@ impl Store for RedbStore {
         let tx = self.db.begin_write()?;
         Ok(Box::new(RedbWriter {
             tx,
-            staging: Staging::new(Arc::clone(&self.catalog)),
+            staging: Staging::new(Arc::clone(&self.catalog)).with_keyring(self.keyring.clone()),
             tuning: self.tuning,
         }))
     }
@@ -457,7 +484,9 @@ impl RedbWriter {
                 } else {
                     added += 1;
                     if self.staging.keep_added {
-                        self.staging.added.push((key, decode_event(bytes)?));
+                        let event =
+                            decode_event_keyed(key, bytes, self.staging.keyring.as_deref())?;
+                        self.staging.added.push((key, event));
                     }
                 }
             }
@@ -604,7 +633,17 @@ impl StoreWriter for RedbWriter {
             tuning,
         } = *self;
         tx.set_durability(tuning.durability)?;
+        if let Some(ring) = &staging.keyring {
+            // The keys of this commit's sealed text are on disk before the text is.
+            ring.persist()?;
+        }
         tx.commit()?;
+        if let Some(ring) = &staging.keyring {
+            // The commit is durable and is reported so; should destroying the keys fail, the
+            // next open destroys the keys of every forgotten user.
+            let forgotten: Vec<u32> = staging.forgotten_users.iter().map(|f| f.1).collect();
+            let _ = ring.shred(&forgotten);
+        }
         Ok(staging.into_committed())
     }
 }

@@ -41,14 +41,63 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<Event> {
         table: "events",
         reason: e.to_string(),
     })?;
-    Ok(Event {
-        user: UserId(stored.user),
-        item: stored.item.map(ItemId),
-        kind: stored.kind,
-        timestamp_ms: stored.timestamp_ms,
-        session: stored.session.map(SessionId),
-        payload: stored.payload,
-    })
+    Ok(stored.into_event())
+}
+
+/// The text of a payload that is sealed under its user's key ([`crate::keyring`]).
+#[derive(Serialize, Deserialize)]
+struct SealedText {
+    query: Option<String>,
+    results: Vec<String>,
+}
+
+fn has_text(payload: &EventPayload) -> bool {
+    payload.query.is_some() || !payload.results.is_empty()
+}
+
+/// As [`decode_event`], for a store with per-user keys: an event stored as its encoding
+/// without its text, followed by the text sealed under the user's key (the event's key as
+/// associated data). When that key was destroyed (the user forgotten) the text is gone and
+/// the event comes back without it.
+pub(crate) fn decode_event_keyed(
+    key: u128,
+    bytes: &[u8],
+    keyring: Option<&crate::keyring::Keyring>,
+) -> Result<Event> {
+    let corrupt = |reason: String| Error::Corrupt {
+        table: "events",
+        reason,
+    };
+    let (stored, rest): (StoredEvent, _) =
+        postcard::take_from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let user = stored.user;
+    let mut event = stored.into_event();
+    if rest.is_empty() {
+        return Ok(event);
+    }
+    if let Some(user_key) = keyring.and_then(|k| k.key(user)) {
+        let plain = aisle_seal::Sealer::new(&user_key)
+            .open(&key.to_le_bytes(), rest.to_vec())
+            .ok_or_else(|| corrupt("an event's sealed text does not authenticate".into()))?;
+        let text: SealedText = postcard::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
+        event.payload.query = text.query;
+        event.payload.results = text.results;
+    }
+    Ok(event)
+}
+
+impl StoredEvent {
+    fn into_event(self) -> Event {
+        let stored = self;
+        Event {
+            user: UserId(stored.user),
+            item: stored.item.map(ItemId),
+            kind: stored.kind,
+            timestamp_ms: stored.timestamp_ms,
+            session: stored.session.map(SessionId),
+            payload: stored.payload,
+        }
+    }
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(table: &'static str, bytes: &[u8]) -> Result<T> {
@@ -141,6 +190,8 @@ pub(crate) struct Staging {
     pub delete_events_before: Option<i64>,
     /// Impressions to write at commit: id and encoded record.
     pub impressions: Vec<(u64, Vec<u8>)>,
+    /// Per-user keys that seal the text of events (an encrypted store's).
+    pub keyring: Option<Arc<crate::keyring::Keyring>>,
 }
 
 impl Staging {
@@ -169,7 +220,14 @@ impl Staging {
             forget_remembered_before: None,
             delete_events_before: None,
             impressions: Vec::new(),
+            keyring: None,
         }
+    }
+
+    /// Seals the text of events under their users' keys from `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<Arc<crate::keyring::Keyring>>) -> Self {
+        self.keyring = keyring;
+        self
     }
 
     /// Stages the removal of an item's record.
@@ -321,13 +379,35 @@ impl Staging {
         let bytes = &self.events.bytes[start..];
         let base = xxh3_64(bytes);
         let occurrence = self.occurrences.entry(base).or_insert(0);
-        let fingerprint = if *occurrence == 0 {
-            base
-        } else {
-            xxh3_64_with_seed(bytes, u64::from(*occurrence))
+        let user_key = match &self.keyring {
+            Some(ring) if has_text(&stored.payload) => Some(ring.key_or_create(user)),
+            _ => None,
+        };
+        let fingerprint = match &user_key {
+            // Keyed by the user's key: an unkeyed hash of the text would let a guess of it
+            // be checked against a copy of the store after the key is destroyed.
+            Some(user_key) => keyed_fingerprint(user_key, *occurrence, bytes),
+            None if *occurrence == 0 => base,
+            None => xxh3_64_with_seed(bytes, u64::from(*occurrence)),
         };
         *occurrence += 1;
         let key = event_key(raw.timestamp_ms, fingerprint);
+        if let Some(user_key) = user_key {
+            // Stored as the event without its text, then the text sealed under the user's key.
+            self.events.bytes.truncate(start);
+            let mut stripped = stored;
+            let text = SealedText {
+                query: stripped.payload.query.take(),
+                results: std::mem::take(&mut stripped.payload.results),
+            };
+            self.events.bytes =
+                postcard::to_extend(&stripped, std::mem::take(&mut self.events.bytes))
+                    .expect("postcard encodes plain structs into a Vec without failing");
+            let sealed =
+                aisle_seal::Sealer::new(&user_key).seal(&key.to_le_bytes(), &encode(&text));
+            self.events.bytes.extend_from_slice(&sealed);
+        }
+        let bytes = &self.events.bytes[start..];
         self.events
             .entries
             .push((key, start as u32, bytes.len() as u32));
@@ -386,6 +466,16 @@ impl Staging {
 /// starts with a NUL, which no imported id holds.
 pub(crate) fn forgotten_key(id: u32) -> String {
     format!("\0forgotten\0{id}")
+}
+
+/// 64 bits of SHA-256 over the user's key, the occurrence and the encoded event.
+fn keyed_fingerprint(user_key: &[u8; 32], occurrence: u32, bytes: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(user_key);
+    h.update(occurrence.to_le_bytes());
+    h.update(bytes);
+    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
 }
 
 /// The dense user id of an encoded event, without decoding the rest.

@@ -49,6 +49,21 @@ fn rewriting_an_event_does_not_duplicate_it(store: &dyn Store) {
     assert_eq!(store.counts().expect("counts").events, 1);
 }
 
+fn search_text_comes_back_and_a_resent_search_is_a_duplicate(store: &dyn Store) {
+    let mut search = RawEvent::new("gil", None, "search", 5);
+    search.payload.query = Some("green tea".into());
+    search.payload.results = vec!["fig".into(), "date".into()];
+    for _ in 0..2 {
+        let mut w = store.writer().expect("writer");
+        w.add_event(&search).expect("add");
+        w.commit().expect("commit");
+    }
+    let events = all_events(store);
+    assert_eq!(events.len(), 1, "the resent search was stored twice");
+    assert_eq!(events[0].payload.query.as_deref(), Some("green tea"));
+    assert_eq!(events[0].payload.results, ["fig", "date"]);
+}
+
 fn identical_rows_within_one_write_are_kept(store: &dyn Store) {
     let mut w = store.writer().expect("writer");
     w.add_event(&view("dan", "fig", 10)).expect("add");
@@ -300,6 +315,10 @@ const SUITE: &[(&str, Case)] = &[
     ("time order", events_come_back_in_time_order),
     ("no duplicates", rewriting_an_event_does_not_duplicate_it),
     (
+        "search text",
+        search_text_comes_back_and_a_resent_search_is_a_duplicate,
+    ),
+    (
         "identical rows kept",
         identical_rows_within_one_write_are_kept,
     ),
@@ -361,6 +380,16 @@ fn redb_store_conforms() {
         eprintln!("redb: {name}");
         let dir = tempfile::tempdir().expect("tempdir");
         case(&RedbStore::open(dir.path()).expect("open"));
+    }
+}
+
+#[test]
+fn encrypted_redb_store_conforms() {
+    for (name, case) in SUITE {
+        eprintln!("encrypted redb: {name}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = Some(aisle_store::keys::MasterKey::Raw([0x2a; 32]));
+        case(&RedbStore::open_keyed(dir.path(), master).expect("open"));
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     ("aisle-testkit", 0),
     ("aisle-core", 0),
+    ("aisle-seal", 0),
     ("aisle-store", 1),
     ("aisle-privacy", 1),
     ("aisle-ann", 1),

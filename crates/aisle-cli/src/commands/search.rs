@@ -138,7 +138,7 @@ pub(super) fn open_engine(
     let mut fingerprint = None;
     if let Some(encoder) = encoder(args)? {
         let fp = format!("{}-full", encoder.fingerprint()?);
-        let saved = load_vectors(&dir.join("vectors.bin"), &fp)?;
+        let saved = load_vectors(&dir.join("vectors.bin"), &fp, key.as_ref())?;
         engine.set_encoder(Arc::new(encoder), saved.unwrap_or_default())?;
         fingerprint = Some(fp);
     }
@@ -155,13 +155,14 @@ pub(super) fn open_engine(
     bar.finish_and_clear();
     if let (Some(fp), Some(vectors), true) = (&fingerprint, engine.vectors(), changed + removed > 0)
     {
-        save_vectors(&dir.join("vectors.bin"), fp, vectors)?;
+        save_vectors(&dir.join("vectors.bin"), fp, vectors, key.as_ref())?;
     }
     let (pop, recent) = popularity_features(log);
     engine.set_popularity(pop, recent);
     let ranker_path = dir.join("ranker.bin");
     if ranker_path.is_file() {
-        engine.set_ranker(Some(LearnedRanker::load(&ranker_path)?));
+        let models = super::train::models_key(&args.data.data_dir)?;
+        engine.set_ranker(Some(LearnedRanker::load(&ranker_path, models.as_ref())?));
     }
     Ok(engine)
 }
@@ -207,7 +208,10 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let recommender_path = search_dir(&args.engine.data.data_dir).join("recommender.model");
     let scores = match (user, recommender_path.is_file()) {
         (Some(u), true) => {
-            let model = Model::load(&recommender_path)?;
+            let model = Model::load(
+                &recommender_path,
+                super::train::models_key(&args.engine.data.data_dir)?.as_ref(),
+            )?;
             let items: Vec<u32> = history.iter().map(|h| h.0.0).collect();
             let mut scores = vec![0f32; model.n_items()];
             model.score(
@@ -438,8 +442,9 @@ pub fn index(args: IndexArgs) -> anyhow::Result<()> {
     }
     let ranker = LearnedRanker::train(&config, &train, &valid)?;
     let dir = search_dir(&args.engine.data.data_dir);
-    ranker.save(&dir.join("ranker.bin"))?;
-    recommender.save(&dir.join("recommender.model"))?;
+    let key = super::train::models_key(&args.engine.data.data_dir)?;
+    ranker.save(&dir.join("ranker.bin"), key.as_ref())?;
+    recommender.save(&dir.join("recommender.model"), key.as_ref())?;
     engine.set_ranker(Some(ranker.clone()));
     println!(
         "re-ranker: {} trees from {} searches ({source}); top features: {}",

@@ -59,6 +59,11 @@ pub struct RecommendArgs {
     pub json: bool,
 }
 
+/// The key model files are sealed under in an encrypted data directory; none in a plain one.
+pub(super) fn models_key(data_dir: &Path) -> anyhow::Result<Option<aisle_seal::Key>> {
+    Ok(aisle_store::keys::key_for(data_dir, "models")?)
+}
+
 fn model_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("models").join(format!("{name}.model"))
 }
@@ -92,7 +97,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let mut model = Model::build(&config);
     let report = model.fit(&data)?;
     let path = model_path(&args.data.data_dir, &args.model);
-    model.save(&path)?;
+    model.save(&path, models_key(&args.data.data_dir)?.as_ref())?;
     println!(
         "trained {} on {} events in {:.1}s; saved to {}",
         args.model,
@@ -125,7 +130,7 @@ pub fn recommend_command(args: RecommendArgs) -> anyhow::Result<()> {
             args.model
         );
     }
-    let model = Model::load(&path)?;
+    let model = Model::load(&path, models_key(&args.data.data_dir)?.as_ref())?;
     let store = args.data.open_existing_store()?;
     let item_id = |external: &str| -> anyhow::Result<u32> {
         store

@@ -11,60 +11,25 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
-use rand::RngCore;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, Directory, DirectoryLock, FileHandle, FileSlice, Lock, MmapDirectory,
     TerminatingWrite, WatchCallback, WatchHandle, WritePtr,
 };
 
-const NONCE: usize = 12;
-const TAG: usize = 16;
-
-/// Seals and opens whole files under one key.
+/// Seals and opens whole index files, the file's path in the index as associated data.
 #[derive(Clone)]
-struct Sealer(Arc<Aes256GcmSiv>);
+struct Sealer(Arc<aisle_seal::Sealer>);
 
 impl Sealer {
     fn seal(&self, path: &Path, plain: &[u8]) -> io::Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut out = Vec::with_capacity(NONCE + plain.len() + TAG);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plain);
-        let tag = self
-            .0
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                path.to_string_lossy().as_bytes(),
-                &mut out[NONCE..],
-            )
-            .map_err(|_| io::Error::other("sealing an index file failed"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(self.0.seal(path.to_string_lossy().as_bytes(), plain))
     }
 
-    fn open(&self, path: &Path, mut sealed: Vec<u8>) -> io::Result<Vec<u8>> {
-        if sealed.len() < NONCE + TAG {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: too short to be a sealed index file", path.display()),
-            ));
-        }
-        let tag_at = sealed.len() - TAG;
-        let (head, tag) = sealed.split_at_mut(tag_at);
-        let tag = Tag::clone_from_slice(tag);
-        let (nonce, body) = head.split_at_mut(NONCE);
+    fn open(&self, path: &Path, sealed: Vec<u8>) -> io::Result<Vec<u8>> {
         self.0
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                path.to_string_lossy().as_bytes(),
-                body,
-                &tag,
-            )
-            .map_err(|_| {
+            .open(path.to_string_lossy().as_bytes(), sealed)
+            .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -72,10 +37,7 @@ impl Sealer {
                         path.display()
                     ),
                 )
-            })?;
-        sealed.truncate(tag_at);
-        sealed.drain(..NONCE);
-        Ok(sealed)
+            })
     }
 }
 
@@ -96,11 +58,9 @@ impl SealedDirectory {
     /// The directory at `path`, sealed under the 32-byte `key`.
     pub fn open(path: &Path, key: &[u8; 32]) -> tantivy::Result<SealedDirectory> {
         let inner = MmapDirectory::open(path).map_err(tantivy::TantivyError::from)?;
-        let cipher = Aes256GcmSiv::new_from_slice(key)
-            .map_err(|_| tantivy::TantivyError::InvalidArgument("bad key length".into()))?;
         Ok(SealedDirectory {
             inner,
-            sealer: Sealer(Arc::new(cipher)),
+            sealer: Sealer(Arc::new(aisle_seal::Sealer::new(key))),
         })
     }
 

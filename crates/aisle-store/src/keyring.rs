@@ -1,0 +1,264 @@
+//! Per-user keys (crypto-shredding): in an encrypted store, the text a shopper typed into an
+//! event (a search's query and the results it showed) is sealed under a key of that shopper's
+//! own, and forgetting the shopper destroys the key. A copy of the store file taken before
+//! the forget (a backup, a snapshot, a page redb has freed but not yet overwritten) then
+//! holds that text under a key that no longer exists anywhere.
+//!
+//! The keys live in a file of their own, `user-keys.bin` beside the store, and not in a table
+//! of the store: a table would be in every copy of the store file, with the key beside the
+//! text it opens. For the same reason that file is rewritten whole when a key is destroyed,
+//! and a backup of the data directory should leave it out (or expire its copies within the
+//! forget deadline): a copy of this file from before a forget still opens that user's text.
+//!
+//! Layout: `MAGIC`, then 64-byte records, each the seal of `user (u32, LE) ‖ key (32 bytes)`
+//! under a key derived from the data key ([`crate::keys::derived_key`], purpose
+//! `user-keys`). New keys are appended and synced before the store commit whose events they
+//! seal; a record torn by a crash is the last one and is dropped at open (its commit never
+//! happened).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rand::RngCore;
+use rustc_hash::FxHashMap;
+
+use crate::{Error, Result};
+
+/// The key file in the data directory.
+pub const USER_KEYS_FILE: &str = "user-keys.bin";
+const MAGIC: &[u8; 8] = b"AISLEUK1";
+const RECORD: usize = 12 + 4 + 32 + 16;
+const LABEL: &[u8] = b"aisle user key v1";
+
+/// A user's key.
+pub type UserKey = [u8; 32];
+
+struct State {
+    keys: FxHashMap<u32, UserKey>,
+    /// Made since the last [`Keyring::persist`]: not yet on disk.
+    pending: Vec<u32>,
+}
+
+/// The per-user keys of one encrypted store.
+pub struct Keyring {
+    path: PathBuf,
+    sealer: aisle_seal::Sealer,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn damaged(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Encryption(format!("{}: {reason}", path.display()))
+}
+
+impl Keyring {
+    /// Opens (or creates) the key file in `dir`, sealed under `key`.
+    pub fn open(dir: &Path, key: &aisle_seal::Key) -> Result<Keyring> {
+        let path = dir.join(USER_KEYS_FILE);
+        let sealer = aisle_seal::Sealer::new(key);
+        let mut keys = FxHashMap::default();
+        if !path.exists() {
+            aisle_core::fs::write_atomic(&path, MAGIC)?;
+        } else {
+            let bytes = fs_err::read(&path)?;
+            if !bytes.starts_with(MAGIC) {
+                return Err(damaged(&path, "not an aisle user key file"));
+            }
+            let records: Vec<&[u8]> = bytes[MAGIC.len()..].chunks(RECORD).collect();
+            let mut whole = 0;
+            for (i, record) in records.iter().enumerate() {
+                let last = i + 1 == records.len();
+                let opened = (record.len() == RECORD)
+                    .then(|| sealer.open(LABEL, record.to_vec()))
+                    .flatten();
+                match opened {
+                    Some(plain) => {
+                        let user = u32::from_le_bytes(plain[..4].try_into().expect("4 bytes"));
+                        keys.insert(user, plain[4..].try_into().expect("32 bytes"));
+                        whole += 1;
+                    }
+                    // Torn by a crash while it was appended: its commit never happened.
+                    None if last => {}
+                    None => {
+                        return Err(damaged(
+                            &path,
+                            format!(
+                                "user key record {i} does not authenticate: the file was changed or sealed under another key"
+                            ),
+                        ));
+                    }
+                }
+            }
+            let keep = MAGIC.len() + whole * RECORD;
+            if keep < bytes.len() {
+                let file = fs_err::OpenOptions::new().write(true).open(&path)?;
+                file.set_len(keep as u64)?;
+                file.sync_all()?;
+            }
+        }
+        Ok(Keyring {
+            path,
+            sealer,
+            state: Mutex::new(State {
+                keys,
+                pending: Vec::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key of `user`, if they have one.
+    pub fn key(&self, user: u32) -> Option<UserKey> {
+        self.state().keys.get(&user).copied()
+    }
+
+    /// The key of `user`, made when they have none; a new key is on disk after the next
+    /// [`Keyring::persist`], which must come before anything sealed under it is committed.
+    pub fn key_or_create(&self, user: u32) -> UserKey {
+        let mut state = self.state();
+        if let Some(key) = state.keys.get(&user) {
+            return *key;
+        }
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        state.keys.insert(user, key);
+        state.pending.push(user);
+        key
+    }
+
+    /// Appends the keys made since the last call and syncs them.
+    pub fn persist(&self) -> Result<()> {
+        let mut state = self.state();
+        if state.pending.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(state.pending.len() * RECORD);
+        for user in &state.pending {
+            let key = state.keys[user];
+            let mut plain = [0u8; 36];
+            plain[..4].copy_from_slice(&user.to_le_bytes());
+            plain[4..].copy_from_slice(&key);
+            out.extend_from_slice(&self.sealer.seal(LABEL, &plain));
+        }
+        let mut file = fs_err::OpenOptions::new().append(true).open(&self.path)?;
+        file.write_all(&out)?;
+        file.sync_data()?;
+        state.pending.clear();
+        Ok(())
+    }
+
+    /// Destroys the keys of `users`: the file is rewritten without them (atomically, so a
+    /// crash leaves the old file or the new one) and the old file is unlinked. Returns how
+    /// many keys were destroyed.
+    pub fn shred(&self, users: &[u32]) -> Result<usize> {
+        let mut state = self.state();
+        let before = state.keys.len();
+        for user in users {
+            state.keys.remove(user);
+        }
+        state.pending.retain(|u| !users.contains(u));
+        let destroyed = before - state.keys.len();
+        if destroyed == 0 {
+            return Ok(0);
+        }
+        let mut out = Vec::with_capacity(MAGIC.len() + state.keys.len() * RECORD);
+        out.extend_from_slice(MAGIC);
+        let pending: rustc_hash::FxHashSet<u32> = state.pending.iter().copied().collect();
+        let mut users: Vec<u32> = state
+            .keys
+            .keys()
+            .copied()
+            .filter(|u| !pending.contains(u))
+            .collect();
+        users.sort_unstable();
+        for user in users {
+            let mut plain = [0u8; 36];
+            plain[..4].copy_from_slice(&user.to_le_bytes());
+            plain[4..].copy_from_slice(&state.keys[&user]);
+            out.extend_from_slice(&self.sealer.seal(LABEL, &plain));
+        }
+        aisle_core::fs::write_atomic(&self.path, &out)?;
+        Ok(destroyed)
+    }
+
+    /// How many users have a key.
+    pub fn len(&self) -> usize {
+        self.state().keys.len()
+    }
+
+    /// Whether no user has a key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_survive_a_reopen_a_torn_record_is_dropped_and_shredded_keys_are_gone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ring = Keyring::open(dir.path(), &[5; 32]).expect("open");
+        let (a, b) = (ring.key_or_create(1), ring.key_or_create(2));
+        assert_eq!(ring.key_or_create(1), a, "a user keeps their key");
+        ring.persist().expect("persist");
+        let c = ring.key_or_create(3);
+        ring.persist().expect("persist");
+        let path = dir.path().join(USER_KEYS_FILE);
+        let bytes = fs_err::read(&path).expect("read");
+        assert_eq!(bytes.len(), MAGIC.len() + 3 * RECORD);
+        assert!(
+            !bytes.windows(32).any(|w| w == a || w == b || w == c),
+            "a key is readable in the file"
+        );
+
+        // A crash halfway through an append leaves a partial record: dropped at open.
+        let mut torn = bytes.clone();
+        torn.extend_from_slice(&[0xAB; 20]);
+        fs_err::write(&path, &torn).expect("write");
+        let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
+        assert_eq!(
+            (ring.key(1), ring.key(2), ring.key(3)),
+            (Some(a), Some(b), Some(c))
+        );
+        assert_eq!(
+            fs_err::read(&path).expect("read"),
+            bytes,
+            "the torn tail is cut"
+        );
+
+        // A changed record that is not the last is an error, never a key.
+        let mut changed = bytes.clone();
+        changed[MAGIC.len() + 5] ^= 1;
+        fs_err::write(&path, &changed).expect("write");
+        let e = Keyring::open(dir.path(), &[5; 32]).expect_err("changed");
+        assert!(e.to_string().contains("does not authenticate"), "{e}");
+        fs_err::write(&path, &bytes).expect("restore");
+        assert!(
+            Keyring::open(dir.path(), &[6; 32]).is_err(),
+            "another key opens it"
+        );
+
+        let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
+        assert_eq!(ring.shred(&[2, 9]).expect("shred"), 1);
+        assert_eq!(ring.key(2), None);
+        let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
+        assert_eq!(
+            (ring.key(1), ring.key(2), ring.key(3)),
+            (Some(a), None, Some(c))
+        );
+        assert_eq!(ring.len(), 2);
+    }
+}
