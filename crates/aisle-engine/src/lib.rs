@@ -369,6 +369,10 @@ impl Engine {
                 .map_err(EngineError::bad_request)?;
             (live, first)
         };
+        let mut search = search;
+        if let Some(search) = search.as_mut() {
+            refresh_popularity(search, &first);
+        }
         let privacy = privacy::Privacy::open(
             config.privacy.clone(),
             config.data_dir.as_deref(),
@@ -504,10 +508,29 @@ impl Engine {
         self.shared.store.as_ref()
     }
 
+    /// Search's popularity features (all time, recent), when search is set up (for tests).
+    #[doc(hidden)]
+    pub fn search_popularity(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        read(&self.shared.search).as_ref().map(|s| {
+            let (all, recent) = s.popularity();
+            (all.to_vec(), recent.to_vec())
+        })
+    }
+
     /// Makes the next retrain fail with a panic, as a bug would (for tests of the recovery).
     #[doc(hidden)]
     pub fn inject_retrain_failure(&self) {
         self.fail_next_retrain.store(true, Ordering::SeqCst);
+    }
+
+    /// Puts `next` into service. Search's popularity features come from the log `next` was
+    /// trained on, so they move with the models: a retrain brings them up to date, and a
+    /// forget takes the user's purchases out of them as it takes them out of the models.
+    fn serve_generation(&self, next: generation::Generation) {
+        if let Some(search) = write(&self.shared.search).as_mut() {
+            refresh_popularity(search, &next);
+        }
+        *write(&self.generation) = Arc::new(next);
     }
 
     /// Claims the right to retrain: false when a retrain is already running. The claim is
@@ -558,7 +581,7 @@ impl Engine {
         match attempt {
             Ok(next) => {
                 let seconds = next.train_seconds;
-                *write(&self.generation) = Arc::new(next);
+                self.serve_generation(next);
                 drop(done);
                 counters.last_train_ms.set((seconds * 1000.0) as i64);
                 counters.model_version.set(version as i64);
@@ -777,7 +800,7 @@ impl Engine {
         match next {
             Ok(Some((next, how))) => {
                 let seconds = next.train_seconds;
-                *write(&self.generation) = Arc::new(next);
+                self.serve_generation(next);
                 self.shared.counters.model_version.set(version as i64);
                 tracing::info!(version, seconds, users = users.len(), "forgotten in place");
                 self.audit(
@@ -842,6 +865,14 @@ impl Engine {
             .map_err(|e| EngineError::internal("reloading the live state", e))?;
         let live = read(&self.shared.live);
         Ok((LiveCounts::of(&live), LiveCounts::of(&reloaded)))
+    }
+}
+
+/// Gives `search` the item popularity of the log `generation` was trained on.
+fn refresh_popularity(search: &mut SearchEngine, generation: &generation::Generation) {
+    if let Some(log) = &generation.predictions.log {
+        let (all_time, recent) = aisle_search::popularity_features(log);
+        search.set_popularity(all_time, recent);
     }
 }
 

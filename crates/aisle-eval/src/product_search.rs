@@ -196,33 +196,9 @@ pub fn search_split(log: &EventLog, catalogue: &[Option<Item>]) -> Result<Search
     })
 }
 
-/// Item popularity as the ranker reads it: log(1 + purchases), over all of `log` and over
-/// its last 30 days.
-pub fn popularity_features(log: &EventLog) -> (Vec<f32>, Vec<f32>) {
-    const RECENT_MS: i64 = 30 * 86_400_000;
-    let end = log
-        .events()
-        .iter()
-        .map(|e| e.timestamp_ms)
-        .max()
-        .unwrap_or(0);
-    let mut all = vec![0f32; log.n_items()];
-    let mut recent = vec![0f32; log.n_items()];
-    for e in log
-        .events()
-        .iter()
-        .filter(|e| e.kind == EventKind::Purchase)
-    {
-        if let Some(i) = e.item() {
-            all[i.index()] += 1.0;
-            if e.timestamp_ms > end - RECENT_MS {
-                recent[i.index()] += 1.0;
-            }
-        }
-    }
-    let log1p = |v: Vec<f32>| v.into_iter().map(|x| x.ln_1p()).collect();
-    (log1p(all), log1p(recent))
-}
+/// Item popularity as the ranker reads it (defined beside the ranker, which the engine's
+/// serving refreshes it for).
+pub use aisle_search::popularity_features;
 
 /// The ranking context of one case: its shopper's profile and recommender scores.
 pub struct CaseContext {

@@ -22,7 +22,7 @@ pub use catalogue::load_catalogue;
 pub use encoder::{ENCODER_ENV, SentenceEncoder, TextEncoder, WordPiece};
 pub use engine::{
     Candidate, EngineConfig, Facets, Hit, Retriever, SearchEngine, SearchMode, SearchRequest,
-    SearchResponse,
+    SearchResponse, popularity_features,
 };
 pub use error::{Error, Result};
 pub use filter::{Filter, PriceRange};

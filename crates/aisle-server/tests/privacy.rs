@@ -339,3 +339,67 @@ fn top_searches_for_read_keys_hide_a_query_of_one_shopper() {
     let (_, again) = call("GET", &format!("{}/v1/dashboard", s.base), Some(READ), None);
     assert_eq!(again["search"]["top_queries"], d["search"]["top_queries"]);
 }
+
+/// Search's re-ranking features hold no forgotten shopper: the item popularity it ranks by
+/// is taken again from the log without them as soon as the models forget them in place.
+#[test]
+fn a_forgotten_shoppers_purchases_leave_the_search_ranking_features() {
+    use aisle_features::EventLog;
+    use aisle_search::popularity_features;
+    let s = start(config(), true);
+    let store = s.app.engine.store();
+    let log = EventLog::load(store).expect("log");
+    let before = s.app.engine.search_popularity().expect("search is set up");
+    assert!(
+        before == popularity_features(&log),
+        "search does not rank by the log"
+    );
+    // The shopper with the most purchases: forgetting them must move the features.
+    let mut bought = std::collections::HashMap::<u32, usize>::new();
+    for e in log.events() {
+        if e.kind == aisle_core::EventKind::Purchase {
+            *bought.entry(e.user).or_default() += 1;
+        }
+    }
+    let (&user, _) = bought
+        .iter()
+        .max_by_key(|(u, n)| (**n, **u))
+        .expect("a buyer");
+    let external = store
+        .user(aisle_core::UserId(user))
+        .expect("read")
+        .expect("record")
+        .external_id;
+    let (_, ready) = call("GET", &format!("{}/ready", s.base), None, None);
+    let version = ready["model_version"].as_u64().expect("version");
+    let (status, f) = call(
+        "DELETE",
+        &format!("{}/v1/users/{external}", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{f}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, r) = call("GET", &format!("{}/ready", s.base), None, None);
+        if r["model_version"].as_u64() > Some(version) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the models did not forget");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = s.app.engine.search_popularity().expect("search");
+    let (all, recent) = popularity_features(&EventLog::load(store).expect("log"));
+    let differ = |a: &[f32], b: &[f32]| {
+        a.len().max(b.len()) - a.iter().zip(b).filter(|(x, y)| x == y).count()
+    };
+    assert_eq!(
+        (differ(&after.0, &all), differ(&after.1, &recent)),
+        (0, 0),
+        "items whose popularity features still count the forgotten shopper (all time, recent)"
+    );
+    assert!(
+        differ(&before.0, &all) > 0,
+        "the check cannot see the shopper's purchases"
+    );
+}

@@ -13,7 +13,8 @@ mod retrieve;
 
 use std::sync::Arc;
 
-use aisle_core::{Item, ItemId};
+use aisle_core::{EventKind, Item, ItemId};
+use aisle_features::EventLog;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::rank::RankingContext;
@@ -109,6 +110,11 @@ impl SearchEngine {
         self.recent_popularity = recent;
     }
 
+    /// The popularity features: all time and recent, per item.
+    pub fn popularity(&self) -> (&[f32], &[f32]) {
+        (&self.popularity, &self.recent_popularity)
+    }
+
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -199,4 +205,32 @@ impl SearchEngine {
             notes: retrieved.notes,
         })
     }
+}
+
+/// Item popularity as the ranker reads it ([`SearchEngine::set_popularity`]): log(1 +
+/// purchases), over all of `log` and over its last 30 days.
+pub fn popularity_features(log: &EventLog) -> (Vec<f32>, Vec<f32>) {
+    const RECENT_MS: i64 = 30 * 86_400_000;
+    let end = log
+        .events()
+        .iter()
+        .map(|e| e.timestamp_ms)
+        .max()
+        .unwrap_or(0);
+    let mut all = vec![0f32; log.n_items()];
+    let mut recent = vec![0f32; log.n_items()];
+    for e in log
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Purchase)
+    {
+        if let Some(i) = e.item() {
+            all[i.index()] += 1.0;
+            if e.timestamp_ms > end - RECENT_MS {
+                recent[i.index()] += 1.0;
+            }
+        }
+    }
+    let log1p = |v: Vec<f32>| v.into_iter().map(|x| x.ln_1p()).collect();
+    (log1p(all), log1p(recent))
 }
