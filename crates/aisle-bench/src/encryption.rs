@@ -25,13 +25,13 @@ pub struct EncryptionArgs {
     #[arg(long, default_value_t = 20)]
     batch: usize,
     /// Rounds (plain and encrypted alternate).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
     /// Where the stores are made (a disk like the one a deployment would use).
     #[arg(long, default_value = "target/bench-encryption")]
     work: PathBuf,
     /// Seconds per step of the served ingest.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 3.0)]
     served_seconds: f64,
     /// The request rate at which the served ingest's latency is compared (below both
     /// servers' saturation).
@@ -326,6 +326,20 @@ fn served_ingest(
         lp.push((c.p50_ms, c.p99_ms));
         ls.push((d.p50_ms, d.p99_ms));
     }
+    let rounds = |v: &[f64], digits: usize| {
+        v.iter()
+            .map(|x| format!("{x:.digits$}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let per_round = format!(
+        "Each round (plain; encrypted): throughput {}; {}. p99 at {:.0}/s, ms: {}; {}.\n",
+        rounds(&tp, 0),
+        rounds(&ts, 0),
+        args.served_rate,
+        rounds(&lp.iter().map(|l| l.1).collect::<Vec<_>>(), 2),
+        rounds(&ls.iter().map(|l| l.1).collect::<Vec<_>>(), 2),
+    );
     let (tp, ts) = (median(tp), median(ts));
     let (p50p, p50s) = (
         median(lp.iter().map(|l| l.0).collect()),
@@ -346,7 +360,8 @@ fn served_ingest(
          | | plain | encrypted | encrypted / plain | target |\n|---|---:|---:|---:|---|\n\
          | durable ingest, events/s | {tp:.0} | {ts:.0} | {:.1}% | at least 90% |\n\
          | latency p50 at {rate:.0}/s, ms | {p50p:.2} | {p50s:.2} | {:.1}% | |\n\
-         | latency p99 at {rate:.0}/s, ms | {p99p:.2} | {p99s:.2} | {:.1}% | at most 110% |\n",
+         | latency p99 at {rate:.0}/s, ms | {p99p:.2} | {p99s:.2} | {:.1}% | at most 110% |\n\n\
+         {per_round}",
         100.0 * ts / tp,
         100.0 * p50s / p50p,
         100.0 * p99s / p99p,
