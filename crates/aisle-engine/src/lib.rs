@@ -81,6 +81,10 @@ pub struct EngineConfig {
     pub pseudonyms: Option<aisle_privacy::pseudonym::Pseudonymizer>,
     /// Run as one of several replicas over a shared store, kept in step by a stream.
     pub replication: Option<replication::Replication>,
+    /// How long after a forget every model must have been retrained without the user
+    /// (default 7 days): a failed retrain is retried until it succeeds, and one still
+    /// failing past this is audited as overdue.
+    pub forget_deadline_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +103,7 @@ impl Default for EngineConfig {
             privacy: PrivacyConfig::default(),
             pseudonyms: None,
             replication: None,
+            forget_deadline_ms: 7 * 86_400_000,
         }
     }
 }
@@ -541,7 +546,8 @@ impl Engine {
 
     /// Trains a new generation and swaps it in; the old one keeps serving until then. A
     /// failure, a panic included, is logged and counted, and the next retrain runs as usual.
-    pub fn retrain_now(&self) {
+    /// Answers whether the new generation serves.
+    pub fn retrain_now(&self) -> bool {
         /// Clears the "retraining" flag however this function ends.
         struct Done<'a>(&'a AtomicBool);
         impl Drop for Done<'_> {
@@ -586,11 +592,13 @@ impl Engine {
                 counters.last_train_ms.set((seconds * 1000.0) as i64);
                 counters.model_version.set(version as i64);
                 tracing::info!(version, seconds, "new models serving");
+                true
             }
             Err(e) => {
                 drop(done);
                 counters.retrain_failures.inc();
                 tracing::error!(error = %e, "retraining failed; the previous models stay");
+                false
             }
         }
     }
@@ -753,6 +761,10 @@ impl Engine {
     /// so that no model keeps them (every model is refit from the store, which no longer
     /// holds them: the purchase and churn trees and the gradient-trained recommenders).
     /// Both are recorded in the audit log with the model versions before and after.
+    /// A retrain that fails is audited (`forget_retrain_failed`) and retried, waiting 1 s,
+    /// then twice as long each time up to 10 minutes, until it succeeds; `forget_applied`
+    /// is written only then, and a forget still not applied past
+    /// [`EngineConfig::forget_deadline_ms`] is audited once as `forget_overdue`.
     /// Forgets that arrive while a retrain runs wait for it and share the next one, since
     /// the running one may have read the store before they were committed. Until then the
     /// forgotten users have no id, history or live state, so they get no personalised
@@ -762,22 +774,54 @@ impl Engine {
             return; // A waiting retrain will cover this forget too.
         }
         let engine = self.clone();
+        let deadline_ms = self
+            .clock_ms()
+            .saturating_add(self.config.forget_deadline_ms);
         std::thread::spawn(move || {
-            while !engine.claim_retrain() {
-                std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut wait = std::time::Duration::from_secs(1);
+            let mut overdue = false;
+            for attempt in 1u32.. {
+                while !engine.claim_retrain() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                engine.forget_retrain_due.store(false, Ordering::SeqCst);
+                engine.forget_in_place();
+                if engine.retrain_now() {
+                    let version = engine.generation().version;
+                    engine.audit(
+                        "system",
+                        "forget_applied",
+                        serde_json::json!({
+                            "model_version_before": forgot_at_version,
+                            "model_version_after": version,
+                            "attempts": attempt,
+                        }),
+                    );
+                    return;
+                }
+                // The models that could not forget in place still hold the user: try
+                // again, sooner than the deadline, and say so once it has passed.
+                let late = engine.clock_ms() > deadline_ms;
+                engine.audit(
+                    "system",
+                    "forget_retrain_failed",
+                    serde_json::json!({
+                        "attempt": attempt,
+                        "deadline_ms": deadline_ms,
+                        "retry_in_seconds": wait.as_secs(),
+                    }),
+                );
+                if late && !overdue {
+                    overdue = true;
+                    engine.audit(
+                        "system",
+                        "forget_overdue",
+                        serde_json::json!({ "deadline_ms": deadline_ms, "attempts": attempt }),
+                    );
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(600));
             }
-            engine.forget_retrain_due.store(false, Ordering::SeqCst);
-            engine.forget_in_place();
-            engine.retrain_now();
-            let version = engine.generation().version;
-            engine.audit(
-                "system",
-                "forget_applied",
-                serde_json::json!({
-                    "model_version_before": forgot_at_version,
-                    "model_version_after": version,
-                }),
-            );
         });
     }
 

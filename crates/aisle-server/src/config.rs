@@ -87,6 +87,10 @@ pub struct ServerConfig {
     /// Delete events older than this many days, checked hourly (and at start); none when
     /// unset. Env: `AISLE_RETENTION_DAYS`.
     pub retention_days: Option<f64>,
+    /// After a forget, every model is retrained without the user within this many days (at
+    /// most 30, GDPR's month); a failed retrain is retried until then, and past it the
+    /// audit log says the forget is overdue. Env: `AISLE_FORGET_DEADLINE_DAYS`.
+    pub forget_deadline_days: f64,
     /// Store users under HMAC-SHA256 pseudonyms of their ids keyed by this secret (at least
     /// 16 bytes); requests keep using the shop's ids. Env: `AISLE_PSEUDONYM_SECRET`.
     pub pseudonym_secret: Option<String>,
@@ -132,6 +136,7 @@ impl Default for ServerConfig {
             privacy_budget: 10.0,
             privacy_window_days: 30.0,
             retention_days: None,
+            forget_deadline_days: 7.0,
             pseudonym_secret: None,
             stream_url: None,
             stream_name: "AISLE_EVENTS".into(),
@@ -213,6 +218,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("AISLE_PRIVACY_BUDGET", "privacy_budget"),
     ("AISLE_PRIVACY_WINDOW_DAYS", "privacy_window_days"),
     ("AISLE_RETENTION_DAYS", "retention_days"),
+    ("AISLE_FORGET_DEADLINE_DAYS", "forget_deadline_days"),
     ("AISLE_PSEUDONYM_SECRET", "pseudonym_secret"),
     ("AISLE_STREAM_URL", "stream_url"),
     ("AISLE_STREAM_NAME", "stream_name"),
@@ -328,6 +334,7 @@ impl ServerConfig {
             privacy_epsilon: "AISLE_PRIVACY_EPSILON",
             privacy_budget: "AISLE_PRIVACY_BUDGET",
             privacy_window_days: "AISLE_PRIVACY_WINDOW_DAYS",
+            forget_deadline_days: "AISLE_FORGET_DEADLINE_DAYS",
         }
         for (name, value) in [
             ("max_tracked_queries", config.max_tracked_queries),
@@ -357,6 +364,12 @@ impl ServerConfig {
             && !(days.is_finite() && days > 0.0)
         {
             return Err(bad("retention_days", "must be a positive number of days"));
+        }
+        if !(config.forget_deadline_days > 0.0 && config.forget_deadline_days <= 30.0) {
+            return Err(bad(
+                "forget_deadline_days",
+                "must be more than 0 and at most 30 days",
+            ));
         }
         if config.stream_name.is_empty()
             || !config
@@ -477,6 +490,7 @@ impl ServerConfig {
                 .and_then(|s| aisle_privacy::pseudonym::Pseudonymizer::new(s.as_bytes()).ok()),
             // The stream is a connection: the front end that opens it sets this.
             replication: None,
+            forget_deadline_ms: (self.forget_deadline_days * 86_400_000.0) as i64,
         }
     }
 

@@ -403,3 +403,76 @@ fn a_forgotten_shoppers_purchases_leave_the_search_ranking_features() {
         "the check cannot see the shopper's purchases"
     );
 }
+
+/// A forget whose retrain fails is not reported as applied: the failure is audited, the
+/// retrain is retried, and a deadline that passes meanwhile is audited once as overdue.
+#[test]
+fn a_forget_whose_retrain_fails_is_retried_and_audited_until_it_reaches_the_models() {
+    let s = start(
+        ServerConfig {
+            // A deadline already past when the first retrain fails.
+            forget_deadline_days: 1e-9,
+            ..config()
+        },
+        false,
+    );
+    s.app.engine.inject_retrain_failure();
+    let (status, f) = call(
+        "DELETE",
+        &format!("{}/v1/users/13", s.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{f}");
+    let log = s
+        .app
+        .engine
+        .config()
+        .data_dir
+        .clone()
+        .expect("a data directory")
+        .join("audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fs_err::read_to_string(&log)
+        .expect("audit log")
+        .contains("forget_applied")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the forget never reached the models"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = fs_err::read_to_string(&log).expect("audit log");
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let find = |action: &str| -> Vec<&Value> {
+        records.iter().filter(|r| r["action"] == action).collect()
+    };
+    let failed = find("forget_retrain_failed");
+    assert_eq!(failed.len(), 1, "{text}");
+    assert_eq!(failed[0]["detail"]["attempt"], 1, "{text}");
+    assert_eq!(find("forget_overdue").len(), 1, "{text}");
+    let applied = find("forget_applied");
+    assert_eq!(applied.len(), 1, "{text}");
+    assert_eq!(applied[0]["detail"]["attempts"], 2, "{text}");
+    let order: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .filter(|a| a.starts_with("forget"))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "forget",
+            "forget_in_place",
+            "forget_retrain_failed",
+            "forget_overdue",
+            "forget_applied"
+        ],
+        "{text}"
+    );
+    aisle_privacy::audit::verify(&log).expect("the audit log verifies");
+}
