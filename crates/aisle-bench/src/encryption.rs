@@ -222,12 +222,7 @@ fn ingest_request(
             "item": format!("i{}", n % 4999),
             "timestamp": 1_700_000_000_000i64 + n as i64,
         });
-        agent
-            .post(&format!("{base}/v1/events"))
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/json")
-            .send(&body.to_string())
-            .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+        crate::serve::post_event(agent, &base, &auth, &body)
     })
 }
 

@@ -139,6 +139,21 @@ pub(crate) fn run_step(
     }
 }
 
+/// Posts one event (`body`) to the server at `base`; true when it was stored.
+pub(crate) fn post_event(
+    agent: &ureq::Agent,
+    base: &str,
+    auth: &str,
+    body: &serde_json::Value,
+) -> bool {
+    agent
+        .post(&format!("{base}/v1/events"))
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(&body.to_string())
+        .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+}
+
 /// Resident memory of this process now, in MiB (Linux).
 fn rss_mib() -> anyhow::Result<f64> {
     let status = fs_err::read_to_string("/proc/self/status")?;
@@ -264,12 +279,7 @@ pub fn run(mut args: ServeBenchArgs) -> anyhow::Result<()> {
                 "item": items[(n * 7919) % items.len()],
                 "timestamp": 1_700_000_000_000i64 + (rate as i64) * 1_000_000 + n as i64,
             });
-            agent
-                .post(&format!("{base}/v1/events"))
-                .header("Authorization", &auth)
-                .header("Content-Type", "application/json")
-                .send(&body.to_string())
-                .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+            post_event(agent, &base, &auth, &body)
         });
         let step = run_step(
             "ingest (1 event, durable)",

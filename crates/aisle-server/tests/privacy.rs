@@ -11,9 +11,22 @@ use aisle_server::ServerConfig;
 use common::{ADMIN, READ, call, config, start};
 use serde_json::Value;
 
-fn retrain(base: &str) {
+fn model_version(base: &str) -> u64 {
     let (_, ready) = call("GET", &format!("{base}/ready"), None, None);
-    let version = ready["model_version"].as_u64().expect("version");
+    ready["model_version"].as_u64().expect("version")
+}
+
+/// Waits (at most two minutes) until the server serves a model version past `version`.
+fn wait_for_version_past(base: &str, version: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while model_version(base) <= version {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn retrain(base: &str) {
+    let version = model_version(base);
     let (status, _) = call(
         "POST",
         &format!("{base}/v1/admin/retrain"),
@@ -21,15 +34,35 @@ fn retrain(base: &str) {
         None,
     );
     assert_eq!(status, 202);
+    wait_for_version_past(base, version, "the retrain did not finish");
+}
+
+/// The audit log of the server `s` once it holds an `action` record (waiting at most two
+/// minutes): its path, text and records.
+fn audit_log_once(s: &common::Server, action: &str) -> (std::path::PathBuf, String, Vec<Value>) {
+    let log = s
+        .app
+        .engine
+        .config()
+        .data_dir
+        .clone()
+        .expect("a data directory")
+        .join("audit.jsonl");
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, r) = call("GET", &format!("{base}/ready"), None, None);
-        if r["model_version"].as_u64() > Some(version) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the retrain did not finish");
+    let needle = format!("\"{action}\"");
+    while !fs_err::read_to_string(&log)
+        .expect("audit log")
+        .contains(&needle)
+    {
+        assert!(Instant::now() < deadline, "no {action} in the audit log");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let text = fs_err::read_to_string(&log).expect("audit log");
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    (log, text, records)
 }
 
 fn funnel_counts(a: &Value) -> Vec<i64> {
@@ -106,32 +139,10 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
     );
     assert_eq!(status, 200, "{f}");
 
-    let dir = s
-        .app
-        .engine
-        .config()
-        .data_dir
-        .clone()
-        .expect("a data directory");
-    let log = dir.join("audit.jsonl");
     // The forget retrains in the background; the log records the generation without them.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !fs_err::read_to_string(&log)
-        .expect("audit log")
-        .contains("forget_applied")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the forget never reached the models"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (log, text, records) = audit_log_once(&s, "forget_applied");
+    let dir = log.parent().expect("the data directory").to_path_buf();
     let verified = aisle_privacy::audit::verify(&log).expect("the audit log verifies");
-    let text = fs_err::read_to_string(&log).expect("audit log");
-    let records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
     assert_eq!(verified.records as usize, records.len());
     let count = |action: &str| records.iter().filter(|r| r["action"] == action).count();
     assert_eq!(count("dp_release"), 2, "{text}");
@@ -370,8 +381,7 @@ fn a_forgotten_shoppers_purchases_leave_the_search_ranking_features() {
         .expect("read")
         .expect("record")
         .external_id;
-    let (_, ready) = call("GET", &format!("{}/ready", s.base), None, None);
-    let version = ready["model_version"].as_u64().expect("version");
+    let version = model_version(&s.base);
     let (status, f) = call(
         "DELETE",
         &format!("{}/v1/users/{external}", s.base),
@@ -379,15 +389,7 @@ fn a_forgotten_shoppers_purchases_leave_the_search_ranking_features() {
         None,
     );
     assert_eq!(status, 200, "{f}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, r) = call("GET", &format!("{}/ready", s.base), None, None);
-        if r["model_version"].as_u64() > Some(version) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the models did not forget");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_version_past(&s.base, version, "the models did not forget");
     let after = s.app.engine.search_popularity().expect("search");
     let (all, recent) = popularity_features(&EventLog::load(store).expect("log"));
     let differ = |a: &[f32], b: &[f32]| {
@@ -424,30 +426,7 @@ fn a_forget_whose_retrain_fails_is_retried_and_audited_until_it_reaches_the_mode
         None,
     );
     assert_eq!(status, 200, "{f}");
-    let log = s
-        .app
-        .engine
-        .config()
-        .data_dir
-        .clone()
-        .expect("a data directory")
-        .join("audit.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !fs_err::read_to_string(&log)
-        .expect("audit log")
-        .contains("forget_applied")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the forget never reached the models"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let text = fs_err::read_to_string(&log).expect("audit log");
-    let records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+    let (log, text, records) = audit_log_once(&s, "forget_applied");
     let find = |action: &str| -> Vec<&Value> {
         records.iter().filter(|r| r["action"] == action).collect()
     };
