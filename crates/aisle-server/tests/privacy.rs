@@ -25,6 +25,18 @@ fn wait_for_version_past(base: &str, version: u64, what: &str) {
     }
 }
 
+/// Forgets `user` through the API; its answer.
+fn forget(base: &str, user: &str) -> Value {
+    let (status, f) = call(
+        "DELETE",
+        &format!("{base}/v1/users/{user}"),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{f}");
+    f
+}
+
 fn retrain(base: &str) {
     let version = model_version(base);
     let (status, _) = call(
@@ -131,13 +143,7 @@ fn read_keys_get_private_analytics_within_a_budget_and_the_audit_log_records_it(
     let (status, _) = call("GET", &url, Some(ADMIN), None);
     assert_eq!(status, 200);
     // Forget a user: audited by fingerprint, not by id.
-    let (status, f) = call(
-        "DELETE",
-        &format!("{}/v1/users/7", s.base),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(status, 200, "{f}");
+    forget(&s.base, "7");
 
     // The forget retrains in the background; the log records the generation without them.
     let (log, text, records) = audit_log_once(&s, "forget_applied");
@@ -246,13 +252,7 @@ fn pseudonymous_ids_are_stored_instead_of_the_shops_ids() {
         !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
         "the shopper's id is in the data directory's files"
     );
-    let (status, f) = call(
-        "DELETE",
-        &format!("{}/v1/users/{marker}", s.base),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(status, 200, "{f}");
+    let f = forget(&s.base, marker);
     assert_eq!(f["forgotten"], marker);
     assert_eq!(store.user_id(&pseudonym).expect("lookup"), None);
 }
@@ -382,13 +382,7 @@ fn a_forgotten_shoppers_purchases_leave_the_search_ranking_features() {
         .expect("record")
         .external_id;
     let version = model_version(&s.base);
-    let (status, f) = call(
-        "DELETE",
-        &format!("{}/v1/users/{external}", s.base),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(status, 200, "{f}");
+    forget(&s.base, &external);
     wait_for_version_past(&s.base, version, "the models did not forget");
     let after = s.app.engine.search_popularity().expect("search");
     let (all, recent) = popularity_features(&EventLog::load(store).expect("log"));
@@ -419,13 +413,7 @@ fn a_forget_whose_retrain_fails_is_retried_and_audited_until_it_reaches_the_mode
         false,
     );
     s.app.engine.inject_retrain_failure();
-    let (status, f) = call(
-        "DELETE",
-        &format!("{}/v1/users/13", s.base),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(status, 200, "{f}");
+    forget(&s.base, "13");
     let (log, text, records) = audit_log_once(&s, "forget_applied");
     let find = |action: &str| -> Vec<&Value> {
         records.iter().filter(|r| r["action"] == action).collect()
