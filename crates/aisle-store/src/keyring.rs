@@ -10,6 +10,11 @@
 //! and a backup of the data directory should leave it out (or expire its copies within the
 //! forget deadline): a copy of this file from before a forget still opens that user's text.
 //!
+//! The shopper's id goes the same way. The store looks users up by a keyed hash of their id
+//! ([`UserNames`]), and their record, the only place the id itself is kept, is sealed under
+//! their key ([`Keyring::seal_user`]): after a forget, a copy of the store holds a hash that
+//! only confirms a guessed id, and no readable id.
+//!
 //! Layout: `MAGIC`, then 64-byte records, each the seal of `user (u32, LE) ‖ key (32 bytes)`
 //! under a key derived from the data key ([`crate::keys::derived_key`], purpose
 //! `user-keys`). New keys are appended and synced before the store commit whose events they
@@ -200,6 +205,74 @@ impl Keyring {
     /// Whether no user has a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The name a user is looked up by in a store with keyed names: 128 bits of HMAC-SHA256 of
+/// their id, under a key derived from the data key (purpose `user-ids`), in hex. An id
+/// never starts with NUL, so a name never equals a forgotten user's tombstone.
+#[derive(Clone)]
+pub struct UserNames(hmac::Hmac<sha2::Sha256>);
+
+impl std::fmt::Debug for UserNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserNames(<secret>)")
+    }
+}
+
+impl UserNames {
+    /// Names keyed by `key`.
+    pub fn new(key: &[u8; 32]) -> UserNames {
+        use hmac::Mac;
+        UserNames(hmac::Hmac::new_from_slice(key).expect("HMAC takes a key of any length"))
+    }
+
+    /// The name of the user with the id `external`.
+    pub fn name(&self, external: &str) -> String {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(external.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(33);
+        out.push('h');
+        for b in &tag[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+}
+
+/// What `external` is looked up by: itself, or its keyed name when `names` is given.
+pub(crate) fn user_key<'a>(
+    names: Option<&UserNames>,
+    external: &'a str,
+) -> std::borrow::Cow<'a, str> {
+    match names {
+        Some(names) => std::borrow::Cow::Owned(names.name(external)),
+        None => std::borrow::Cow::Borrowed(external),
+    }
+}
+
+impl Keyring {
+    /// A user record sealed under the user's key (made when they have none), with their
+    /// dense id as associated data.
+    pub fn seal_user(&self, user: u32, record: &[u8]) -> Vec<u8> {
+        aisle_seal::Sealer::new(&self.key_or_create(user)).seal(&user.to_le_bytes(), record)
+    }
+
+    /// The record of `user` sealed by [`Keyring::seal_user`]; `None` when their key was
+    /// destroyed (they were forgotten), an error when it does not authenticate.
+    pub fn open_user(&self, user: u32, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.key(user) else {
+            return Ok(None);
+        };
+        aisle_seal::Sealer::new(&key)
+            .open(&user.to_le_bytes(), sealed.to_vec())
+            .map(Some)
+            .ok_or_else(|| Error::Corrupt {
+                table: "users",
+                reason: format!("the record of user {user} does not authenticate"),
+            })
     }
 }
 

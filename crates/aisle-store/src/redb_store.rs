@@ -77,6 +77,10 @@ pub struct RedbStore {
     tuning: Tuning,
     /// An encrypted store's per-user keys ([`crate::keyring`]).
     keyring: Option<Arc<crate::keyring::Keyring>>,
+    /// Users are looked up by a keyed hash of their id, and their records are sealed under
+    /// their keys: every encrypted store created since that came in (the `user_names`
+    /// flag in `meta`).
+    user_names: Option<crate::keyring::UserNames>,
 }
 
 impl RedbStore {
@@ -97,6 +101,7 @@ impl RedbStore {
         let file_created = !path.exists();
         let encrypted = crate::keys::is_encrypted(dir);
         let mut keyring = None;
+        let mut user_names = None;
         let db = match master {
             None if encrypted => {
                 return Err(Error::Encryption(format!(
@@ -120,6 +125,9 @@ impl RedbStore {
                     dir,
                     &crate::keys::derived_key(&key, "user-keys"),
                 )?));
+                user_names = Some(crate::keyring::UserNames::new(
+                    &crate::keys::derived_key(&key, "user-ids"),
+                ));
                 let file = fs_err::OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -146,7 +154,7 @@ impl RedbStore {
         {
             sync_dir(parent)?;
         }
-        Self::from_database(db, path, Tuning::default(), keyring)
+        Self::from_database(db, path, Tuning::default(), keyring, user_names)
     }
 
     /// Opens (or creates) a store over any redb storage backend, with test knobs: this is how
@@ -166,7 +174,7 @@ impl RedbStore {
             None => Database::builder().create_with_backend(backend),
         }
         .map_err(|e| open_error(e, &path))?;
-        Self::from_database(db, path, knobs.tuning(), None)
+        Self::from_database(db, path, knobs.tuning(), None, None)
     }
 
     /// The one constructor: checks the format, creates the tables and loads the id maps.
@@ -175,15 +183,23 @@ impl RedbStore {
         path: PathBuf,
         tuning: Tuning,
         keyring: Option<Arc<crate::keyring::Keyring>>,
+        user_names: Option<crate::keyring::UserNames>,
     ) -> Result<Self> {
-        let store = Self {
+        let mut store = Self {
             db,
             path,
             catalog: Arc::new(RwLock::new(Catalog::default())),
             tuning,
             keyring,
+            user_names: None,
         };
-        store.init()?;
+        if store.init(user_names.is_some())? {
+            store.user_names = Some(user_names.ok_or_else(|| {
+                Error::Encryption(
+                    "this store looks users up by keyed names: open it with its key".into(),
+                )
+            })?);
+        }
         if let Some(ring) = &store.keyring {
             // A crash between a forget's commit and the destruction of the keys leaves
             // keys of forgotten users: destroy them now.
@@ -203,11 +219,20 @@ impl RedbStore {
         &self.path
     }
 
-    fn init(&self) -> Result<()> {
+    /// Checks the format, creates the tables and loads the id maps. Answers whether users
+    /// are looked up by keyed names: always in a store created now with `keyed_names`
+    /// possible, never in one created without, as its `meta` says.
+    fn init(&self, keyed_names: bool) -> Result<bool> {
         let tx = self.db.begin_write()?;
+        let keyed;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("format")?.map(|v| v.value());
+            let flagged = meta.get("user_names")?.is_some();
+            keyed = flagged || (found.is_none() && keyed_names);
+            if keyed && !flagged {
+                meta.insert("user_names", 1)?;
+            }
             match found {
                 None => {
                     meta.insert("format", FORMAT_VERSION)?;
@@ -251,7 +276,12 @@ impl RedbStore {
             .catalog
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
-        Ok(())
+        Ok(keyed)
+    }
+
+    /// What `external` is looked up by in this store.
+    fn user_key<'a>(&self, external: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::keyring::user_key(self.user_names.as_ref(), external)
     }
 }
 
@@ -284,7 +314,7 @@ impl ReadStore for RedbStore {
     fn user_id(&self, external: &str) -> Result<Option<UserId>> {
         Ok(read_catalog(&self.catalog)
             .users
-            .get(external)
+            .get(self.user_key(external).as_ref())
             .copied()
             .map(UserId))
     }
@@ -341,6 +371,21 @@ impl ReadStore for RedbStore {
 struct RedbSnapshot {
     rx: redb::ReadTransaction,
     keyring: Option<Arc<crate::keyring::Keyring>>,
+    user_names: Option<crate::keyring::UserNames>,
+}
+
+impl RedbSnapshot {
+    /// A user record as stored: sealed under the user's key in a store with keyed names
+    /// (`None` when that key was destroyed).
+    fn decode_user(&self, id: u32, bytes: &[u8]) -> Result<Option<User>> {
+        match (&self.user_names, &self.keyring) {
+            (Some(_), Some(ring)) => match ring.open_user(id, bytes)? {
+                Some(plain) => decode("users", &plain).map(Some),
+                None => Ok(None),
+            },
+            _ => decode("users", bytes).map(Some),
+        }
+    }
 }
 
 impl ReadStore for RedbSnapshot {
@@ -356,7 +401,7 @@ impl ReadStore for RedbSnapshot {
         Ok(self
             .rx
             .open_table(USER_IDS)?
-            .get(external)?
+            .get(crate::keyring::user_key(self.user_names.as_ref(), external).as_ref())?
             .map(|v| UserId(v.value())))
     }
 
@@ -371,7 +416,10 @@ impl ReadStore for RedbSnapshot {
     fn user(&self, id: UserId) -> Result<Option<User>> {
         let table = self.rx.open_table(USERS)?;
         let value = table.get(id.0)?;
-        value.map(|v| decode("users", v.value())).transpose()
+        Ok(value
+            .map(|v| self.decode_user(id.0, v.value()))
+            .transpose()?
+            .flatten())
     }
 
     fn item(&self, id: ItemId) -> Result<Option<Item>> {
@@ -391,7 +439,9 @@ impl ReadStore for RedbSnapshot {
     fn scan_users(&self, visit: &mut dyn FnMut(UserId, User)) -> Result<()> {
         for entry in self.rx.open_table(USERS)?.iter()? {
             let (k, v) = entry?;
-            visit(UserId(k.value()), decode("users", v.value())?);
+            if let Some(user) = self.decode_user(k.value(), v.value())? {
+                visit(UserId(k.value()), user);
+            }
         }
         Ok(())
     }
@@ -441,6 +491,7 @@ impl RedbStore {
         Ok(RedbSnapshot {
             rx: self.db.begin_read()?,
             keyring: self.keyring.clone(),
+            user_names: self.user_names.clone(),
         })
     }
 }
@@ -456,7 +507,9 @@ impl Store for RedbStore {
         let tx = self.db.begin_write()?;
         Ok(Box::new(RedbWriter {
             tx,
-            staging: Staging::new(Arc::clone(&self.catalog)).with_keyring(self.keyring.clone()),
+            staging: Staging::new(Arc::clone(&self.catalog))
+                .with_keyring(self.keyring.clone())
+                .with_user_names(self.user_names.clone()),
             tuning: self.tuning,
         }))
     }
@@ -499,8 +552,17 @@ impl RedbWriter {
 
     fn flush_records(&mut self) -> Result<()> {
         let mut users = self.tx.open_table(USERS)?;
+        let sealing = match (&self.staging.user_names, &self.staging.keyring) {
+            (Some(_), Some(ring)) => Some(ring.clone()),
+            _ => None,
+        };
         for (id, user) in self.staging.users.drain(..) {
-            users.insert(id, encode(&user).as_slice())?;
+            let record = encode(&user);
+            match &sealing {
+                // The record holds the user's id: sealed under their key, like their text.
+                Some(ring) => users.insert(id, ring.seal_user(id, &record).as_slice())?,
+                None => users.insert(id, record.as_slice())?,
+            };
         }
         let mut items = self.tx.open_table(ITEMS)?;
         for (id, item) in self.staging.items.drain(..) {

@@ -175,7 +175,8 @@ pub(crate) struct Staging {
     pub events: StagedEvents,
     /// Item records to remove at commit.
     pub deleted_items: Vec<u32>,
-    /// Users to forget at commit: external id and dense id.
+    /// Users to forget at commit: the name they are looked up by (their id, or its keyed
+    /// name) and dense id.
     pub forgotten_users: Vec<(String, u32)>,
     pub report: WriteReport,
     /// Whether the commit lists the events it newly stored (see `commit_listing_added`).
@@ -192,6 +193,9 @@ pub(crate) struct Staging {
     pub impressions: Vec<(u64, Vec<u8>)>,
     /// Per-user keys that seal the text of events (an encrypted store's).
     pub keyring: Option<Arc<crate::keyring::Keyring>>,
+    /// Users are looked up by a keyed hash of their id instead of the id (an encrypted
+    /// store's, since this change).
+    pub user_names: Option<crate::keyring::UserNames>,
 }
 
 impl Staging {
@@ -221,7 +225,19 @@ impl Staging {
             delete_events_before: None,
             impressions: Vec::new(),
             keyring: None,
+            user_names: None,
         }
+    }
+
+    /// Looks users up by the names `names` gives their ids.
+    pub fn with_user_names(mut self, names: Option<crate::keyring::UserNames>) -> Self {
+        self.user_names = names;
+        self
+    }
+
+    /// What `external` is looked up by: itself, or its keyed name.
+    fn user_key<'a>(&self, external: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::keyring::user_key(self.user_names.as_ref(), external)
     }
 
     /// Seals the text of events under their users' keys from `keyring`.
@@ -244,10 +260,11 @@ impl Staging {
 
     /// Stages forgetting a user.
     pub fn forget_user(&mut self, external: &str) -> bool {
-        let known = read_catalog(&self.base).users.get(external).copied();
-        match known.or_else(|| self.new_users.get(external).copied()) {
+        let name = self.user_key(external);
+        let known = read_catalog(&self.base).users.get(name.as_ref()).copied();
+        match known.or_else(|| self.new_users.get(name.as_ref()).copied()) {
             Some(id) => {
-                self.forgotten_users.push((external.to_string(), id));
+                self.forgotten_users.push((name.into_owned(), id));
                 true
             }
             None => false,
@@ -290,16 +307,17 @@ impl Staging {
 
     /// The id of an external user id, creating it (without a record yet) when new.
     fn intern_user(&mut self, external: &str) -> (u32, bool) {
-        let known = read_catalog(&self.base).users.get(external).copied();
+        let name = self.user_key(external);
+        let known = read_catalog(&self.base).users.get(name.as_ref()).copied();
         if let Some(id) = known {
             return (id, false);
         }
-        if let Some(&id) = self.new_users.get(external) {
+        if let Some(&id) = self.new_users.get(name.as_ref()) {
             return (id, false);
         }
         let id = self.next_user;
         self.next_user += 1;
-        self.new_users.insert(external.to_string(), id);
+        self.new_users.insert(name.into_owned(), id);
         self.report.users_created += 1;
         (id, true)
     }
