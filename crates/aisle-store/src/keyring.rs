@@ -35,6 +35,9 @@ pub const USER_KEYS_FILE: &str = "user-keys.bin";
 const MAGIC: &[u8; 8] = b"AISLEUK1";
 const RECORD: usize = 12 + 4 + 32 + 16;
 const LABEL: &[u8] = b"aisle user key v1";
+/// Keys made ahead for the next dense ids when a user without one needs one: new users come
+/// in id order, so one sync of the file covers this many of them instead of one each.
+const AHEAD: u32 = 256;
 
 /// A user's key.
 pub type UserKey = [u8; 32];
@@ -128,18 +131,24 @@ impl Keyring {
         self.state().keys.get(&user).copied()
     }
 
-    /// The key of `user`, made when they have none; a new key is on disk after the next
-    /// [`Keyring::persist`], which must come before anything sealed under it is committed.
+    /// The key of `user`, made when they have none (with keys for the next [`AHEAD`] ids
+    /// that have none either, which is harmless: ids are never reused); a new key is on
+    /// disk after the next [`Keyring::persist`], which must come before anything sealed
+    /// under it is committed.
     pub fn key_or_create(&self, user: u32) -> UserKey {
         let mut state = self.state();
         if let Some(key) = state.keys.get(&user) {
             return *key;
         }
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        state.keys.insert(user, key);
-        state.pending.push(user);
-        key
+        for id in user..user.saturating_add(AHEAD) {
+            if !state.keys.contains_key(&id) {
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                state.keys.insert(id, key);
+                state.pending.push(id);
+            }
+        }
+        state.keys[&user]
     }
 
     /// Appends the keys made since the last call and syncs them.
@@ -284,14 +293,17 @@ mod tests {
     fn keys_survive_a_reopen_a_torn_record_is_dropped_and_shredded_keys_are_gone() {
         let dir = tempfile::tempdir().expect("dir");
         let ring = Keyring::open(dir.path(), &[5; 32]).expect("open");
-        let (a, b) = (ring.key_or_create(1), ring.key_or_create(2));
-        assert_eq!(ring.key_or_create(1), a, "a user keeps their key");
+        // Three users, each in a window of ids of their own: three windows of keys.
+        let (x, y, z) = (0, AHEAD, 2 * AHEAD);
+        let (a, b) = (ring.key_or_create(x), ring.key_or_create(y));
+        assert_eq!(ring.key_or_create(x), a, "a user keeps their key");
+        assert!(ring.key(x + 1).is_some(), "the next ids got keys ahead");
         ring.persist().expect("persist");
-        let c = ring.key_or_create(3);
+        let c = ring.key_or_create(z);
         ring.persist().expect("persist");
         let path = dir.path().join(USER_KEYS_FILE);
         let bytes = fs_err::read(&path).expect("read");
-        assert_eq!(bytes.len(), MAGIC.len() + 3 * RECORD);
+        assert_eq!(bytes.len(), MAGIC.len() + 3 * AHEAD as usize * RECORD);
         assert!(
             !bytes.windows(32).any(|w| w == a || w == b || w == c),
             "a key is readable in the file"
@@ -303,7 +315,7 @@ mod tests {
         fs_err::write(&path, &torn).expect("write");
         let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
         assert_eq!(
-            (ring.key(1), ring.key(2), ring.key(3)),
+            (ring.key(x), ring.key(y), ring.key(z)),
             (Some(a), Some(b), Some(c))
         );
         assert_eq!(
@@ -325,13 +337,16 @@ mod tests {
         );
 
         let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
-        assert_eq!(ring.shred(&[2, 9]).expect("shred"), 1);
-        assert_eq!(ring.key(2), None);
+        assert_eq!(ring.shred(&[y, 10 * AHEAD]).expect("shred"), 1);
+        assert_eq!(ring.key(y), None);
         let ring = Keyring::open(dir.path(), &[5; 32]).expect("reopen");
         assert_eq!(
-            (ring.key(1), ring.key(2), ring.key(3)),
+            (ring.key(x), ring.key(y), ring.key(z)),
             (Some(a), None, Some(c))
         );
-        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.len(), 3 * AHEAD as usize - 1);
+        // Asked for again, a destroyed key comes back as a new one: what was sealed under
+        // the old one stays unreadable.
+        assert_ne!(ring.key_or_create(y), b);
     }
 }
