@@ -140,11 +140,12 @@ impl Keyring {
         if let Some(key) = state.keys.get(&user) {
             return *key;
         }
+        let state = &mut *state;
         for id in user..user.saturating_add(AHEAD) {
-            if !state.keys.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = state.keys.entry(id) {
                 let mut key = [0u8; 32];
                 rand::rng().fill_bytes(&mut key);
-                state.keys.insert(id, key);
+                slot.insert(key);
                 state.pending.push(id);
             }
         }
