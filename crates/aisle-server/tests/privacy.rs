@@ -49,17 +49,21 @@ fn retrain(base: &str) {
     wait_for_version_past(base, version, "the retrain did not finish");
 }
 
-/// The audit log of the server `s` once it holds an `action` record (waiting at most two
-/// minutes): its path, text and records.
-fn audit_log_once(s: &common::Server, action: &str) -> (std::path::PathBuf, String, Vec<Value>) {
-    let log = s
-        .app
+/// Where the server `s` keeps its audit log.
+fn audit_path(s: &common::Server) -> std::path::PathBuf {
+    s.app
         .engine
         .config()
         .data_dir
         .clone()
         .expect("a data directory")
-        .join("audit.jsonl");
+        .join("audit.jsonl")
+}
+
+/// The audit log of the server `s` once it holds an `action` record (waiting at most two
+/// minutes): its path, text and records.
+fn audit_log_once(s: &common::Server, action: &str) -> (std::path::PathBuf, String, Vec<Value>) {
+    let log = audit_path(s);
     let deadline = Instant::now() + Duration::from_secs(120);
     let needle = format!("\"{action}\"");
     while !fs_err::read_to_string(&log)
@@ -292,14 +296,7 @@ fn retention_deletes_the_events_older_than_the_cut_everywhere() {
     assert!(deleted > 0);
     let (live, stored) = engine.live_and_stored_counts().expect("counts");
     assert_eq!(live, stored, "the live state still holds deleted events");
-    let log = s
-        .app
-        .engine
-        .config()
-        .data_dir
-        .clone()
-        .expect("dir")
-        .join("audit.jsonl");
+    let log = audit_path(&s);
     let text = fs_err::read_to_string(&log).expect("audit log");
     assert_eq!(text.matches("\"retention\"").count(), 1, "{text}");
 }
