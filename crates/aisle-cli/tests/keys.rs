@@ -164,6 +164,22 @@ fn an_encrypted_data_directory_needs_its_key_and_rotates_to_a_new_one() {
         String::from_utf8_lossy(&stats.stderr)
     );
     assert!(String::from_utf8_lossy(&stats.stdout).contains("49688"));
+    let status = aisle(
+        &["keys", "status", "--data-dir", s],
+        &[("AISLE_MASTER_KEY", KEY)],
+    );
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("the master key in this environment opens it")
+            && said.contains("per-user keys"),
+        "{said}"
+    );
+    // Every shopper of the sample has a key (made in windows of 256 ids).
+    let held: usize = said
+        .lines()
+        .find_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .expect("a count of keys");
+    assert!(held >= 593, "{said}");
     let refused = aisle(&["stats", "--data-dir", s], &[]);
     assert!(!refused.status.success());
     assert!(

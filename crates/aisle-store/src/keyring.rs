@@ -218,6 +218,17 @@ impl Keyring {
     }
 }
 
+/// How many keys the key file in `dir` holds, from its length (without the master key, and
+/// without writing); `None` when there is no key file.
+pub fn records(dir: &Path) -> Result<Option<usize>> {
+    let path = dir.join(USER_KEYS_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let len = fs_err::metadata(&path)?.len() as usize;
+    Ok(Some(len.saturating_sub(MAGIC.len()) / RECORD))
+}
+
 /// The name a user is looked up by in a store with keyed names: 128 bits of HMAC-SHA256 of
 /// their id, under a key derived from the data key (purpose `user-ids`), in hex. An id
 /// never starts with NUL, so a name never equals a forgotten user's tombstone.

@@ -239,6 +239,16 @@ pub fn keys(args: KeysArgs) -> anyhow::Result<()> {
                     );
                 }
             }
+            match aisle_store::keyring::records(dir)? {
+                Some(n) => println!(
+                    "{}: {n} per-user keys (made ahead for new shoppers; a forget destroys one); back it up apart from the store",
+                    aisle_store::keyring::USER_KEYS_FILE
+                ),
+                None => println!(
+                    "{}: none yet (made at the store's next open)",
+                    aisle_store::keyring::USER_KEYS_FILE
+                ),
+            }
         }
         KeysCommand::Rotate { data } => {
             let dir = &data.data_dir;
