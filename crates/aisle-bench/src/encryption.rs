@@ -185,8 +185,6 @@ pub fn run(args: EncryptionArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SERVER_KEY: &str = "bench-admin-key";
-
 /// Starts a server over the store in `dir` (the sample imported there), serving popularity
 /// deterministically so that the start is quick and ingest is all that is measured.
 fn start_server(dir: &std::path::Path, master: Option<MasterKey>) -> anyhow::Result<String> {
@@ -195,7 +193,7 @@ fn start_server(dir: &std::path::Path, master: Option<MasterKey>) -> anyhow::Res
     let config = aisle_server::ServerConfig {
         model: "pop".into(),
         keys: vec![ApiKey {
-            key: SERVER_KEY.into(),
+            key: crate::serve::KEY.into(),
             role: Role::Admin,
         }],
         rate_limit_per_second: 1e9,
@@ -216,7 +214,7 @@ fn ingest_request(
     next: &std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> crate::serve::Request {
     let (base, next) = (base.to_string(), next.clone());
-    let auth = format!("Bearer {SERVER_KEY}");
+    let auth = format!("Bearer {}", crate::serve::KEY);
     std::sync::Arc::new(move |agent, _| {
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body = serde_json::json!({

@@ -53,7 +53,7 @@ pub struct ServeBenchArgs {
     exploration: String,
 }
 
-const KEY: &str = "bench-admin-key";
+pub(crate) const KEY: &str = "bench-admin-key";
 
 /// Sends request number `n` with `agent`; true when it succeeded.
 pub(crate) type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;

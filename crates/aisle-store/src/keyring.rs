@@ -53,6 +53,9 @@ pub struct Keyring {
     path: PathBuf,
     sealer: aisle_seal::Sealer,
     state: Mutex<State>,
+    /// Set when the store also looks users up by keyed names and seals their records
+    /// ([`Keyring::with_names`]).
+    names: Option<UserNames>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -119,7 +122,28 @@ impl Keyring {
                 keys,
                 pending: Vec::new(),
             }),
+            names: None,
         })
+    }
+
+    /// The keyring of a store that looks users up by the names `names` gives their ids and
+    /// seals their records under their keys.
+    pub fn with_names(mut self, names: UserNames) -> Keyring {
+        self.names = Some(names);
+        self
+    }
+
+    /// Whether user records are sealed (and users looked up by keyed names).
+    pub fn seals_users(&self) -> bool {
+        self.names.is_some()
+    }
+
+    /// `user`'s entry of the key file: their id and `key`, sealed under the file's key.
+    fn seal_record(&self, user: u32, key: &UserKey) -> Vec<u8> {
+        let mut plain = [0u8; 36];
+        plain[..4].copy_from_slice(&user.to_le_bytes());
+        plain[4..].copy_from_slice(key);
+        self.sealer.seal(LABEL, &plain)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -160,11 +184,7 @@ impl Keyring {
         }
         let mut out = Vec::with_capacity(state.pending.len() * RECORD);
         for user in &state.pending {
-            let key = state.keys[user];
-            let mut plain = [0u8; 36];
-            plain[..4].copy_from_slice(&user.to_le_bytes());
-            plain[4..].copy_from_slice(&key);
-            out.extend_from_slice(&self.sealer.seal(LABEL, &plain));
+            out.extend_from_slice(&self.seal_record(*user, &state.keys[user]));
         }
         let mut file = fs_err::OpenOptions::new().append(true).open(&self.path)?;
         file.write_all(&out)?;
@@ -198,10 +218,7 @@ impl Keyring {
             .collect();
         users.sort_unstable();
         for user in users {
-            let mut plain = [0u8; 36];
-            plain[..4].copy_from_slice(&user.to_le_bytes());
-            plain[4..].copy_from_slice(&state.keys[&user]);
-            out.extend_from_slice(&self.sealer.seal(LABEL, &plain));
+            out.extend_from_slice(&self.seal_record(user, &state.keys[&user]));
         }
         aisle_core::fs::write_atomic(&self.path, &out)?;
         Ok(destroyed)
@@ -215,6 +232,26 @@ impl Keyring {
     /// Whether no user has a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// A user record sealed under the user's key (made when they have none), with their
+    /// dense id as associated data.
+    pub fn seal_user(&self, user: u32, record: &[u8]) -> Vec<u8> {
+        aisle_seal::Sealer::new(&self.key_or_create(user)).seal(&user.to_le_bytes(), record)
+    }
+
+    /// The record of `user` sealed by [`Keyring::seal_user`]; `None` when their key was
+    /// destroyed (they were forgotten), an error when it does not authenticate.
+    pub fn open_user(&self, user: u32, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.key(user) else {
+            return Ok(None);
+        };
+        aisle_seal::Sealer::new(&key)
+            .open(&user.to_le_bytes(), sealed.to_vec())
+            .map(Some)
+            .ok_or_else(|| Error::Corrupt {
+                table: "users",
+                reason: format!("the record of user {user} does not authenticate"),
+            })
     }
 }
 
@@ -263,37 +300,15 @@ impl UserNames {
     }
 }
 
-/// What `external` is looked up by: itself, or its keyed name when `names` is given.
+/// What `external` is looked up by in a store with `keyring`: itself, or its keyed name
+/// when the keyring has names.
 pub(crate) fn user_key<'a>(
-    names: Option<&UserNames>,
+    keyring: Option<&Keyring>,
     external: &'a str,
 ) -> std::borrow::Cow<'a, str> {
-    match names {
+    match keyring.and_then(|k| k.names.as_ref()) {
         Some(names) => std::borrow::Cow::Owned(names.name(external)),
         None => std::borrow::Cow::Borrowed(external),
-    }
-}
-
-impl Keyring {
-    /// A user record sealed under the user's key (made when they have none), with their
-    /// dense id as associated data.
-    pub fn seal_user(&self, user: u32, record: &[u8]) -> Vec<u8> {
-        aisle_seal::Sealer::new(&self.key_or_create(user)).seal(&user.to_le_bytes(), record)
-    }
-
-    /// The record of `user` sealed by [`Keyring::seal_user`]; `None` when their key was
-    /// destroyed (they were forgotten), an error when it does not authenticate.
-    pub fn open_user(&self, user: u32, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(key) = self.key(user) else {
-            return Ok(None);
-        };
-        aisle_seal::Sealer::new(&key)
-            .open(&user.to_le_bytes(), sealed.to_vec())
-            .map(Some)
-            .ok_or_else(|| Error::Corrupt {
-                table: "users",
-                reason: format!("the record of user {user} does not authenticate"),
-            })
     }
 }
 

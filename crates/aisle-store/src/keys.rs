@@ -288,6 +288,12 @@ pub fn derived_key(data_key: &[u8; 32], purpose: &str) -> [u8; 32] {
 /// encrypted one, derived from its data key, opened with the master key in the environment
 /// (an error naming what to set when there is none).
 pub fn key_for(dir: &Path, purpose: &str) -> Result<Option<[u8; 32]>> {
+    Ok(keys_for(dir, [purpose])?.map(|[key]| key))
+}
+
+/// As [`key_for`], for several purposes from one opening of the data key (a passphrase
+/// costs an Argon2id run each time).
+pub fn keys_for<const N: usize>(dir: &Path, purposes: [&str; N]) -> Result<Option<[[u8; 32]; N]>> {
     if !is_encrypted(dir) {
         return Ok(None);
     }
@@ -297,5 +303,8 @@ pub fn key_for(dir: &Path, purpose: &str) -> Result<Option<[u8; 32]>> {
             dir.display()
         ))
     })?;
-    Ok(Some(derived_key(&data_key(dir, &master, false)?, purpose)))
+    let data_key = data_key(dir, &master, false)?;
+    Ok(Some(
+        purposes.map(|purpose| derived_key(&data_key, purpose)),
+    ))
 }

@@ -75,12 +75,10 @@ pub struct RedbStore {
     path: PathBuf,
     catalog: SharedCatalog,
     tuning: Tuning,
-    /// An encrypted store's per-user keys ([`crate::keyring`]).
+    /// An encrypted store's per-user keys ([`crate::keyring`]). With names when users are
+    /// looked up by a keyed hash of their id and their records sealed: every encrypted
+    /// store created since that came in (the `user_names` flag in `meta`).
     keyring: Option<Arc<crate::keyring::Keyring>>,
-    /// Users are looked up by a keyed hash of their id, and their records are sealed under
-    /// their keys: every encrypted store created since that came in (the `user_names`
-    /// flag in `meta`).
-    user_names: Option<crate::keyring::UserNames>,
 }
 
 impl RedbStore {
@@ -101,7 +99,6 @@ impl RedbStore {
         let file_created = !path.exists();
         let encrypted = crate::keys::is_encrypted(dir);
         let mut keyring = None;
-        let mut user_names = None;
         let db = match master {
             None if encrypted => {
                 return Err(Error::Encryption(format!(
@@ -121,12 +118,12 @@ impl RedbStore {
             }
             Some(master) => {
                 let key = crate::keys::data_key(dir, &master, true)?;
-                keyring = Some(Arc::new(crate::keyring::Keyring::open(
-                    dir,
-                    &crate::keys::derived_key(&key, "user-keys"),
-                )?));
-                user_names = Some(crate::keyring::UserNames::new(
-                    &crate::keys::derived_key(&key, "user-ids"),
+                keyring = Some((
+                    crate::keyring::Keyring::open(
+                        dir,
+                        &crate::keys::derived_key(&key, "user-keys"),
+                    )?,
+                    crate::keyring::UserNames::new(&crate::keys::derived_key(&key, "user-ids")),
                 ));
                 let file = fs_err::OpenOptions::new()
                     .read(true)
@@ -154,7 +151,7 @@ impl RedbStore {
         {
             sync_dir(parent)?;
         }
-        Self::from_database(db, path, Tuning::default(), keyring, user_names)
+        Self::from_database(db, path, Tuning::default(), keyring)
     }
 
     /// Opens (or creates) a store over any redb storage backend, with test knobs: this is how
@@ -174,32 +171,35 @@ impl RedbStore {
             None => Database::builder().create_with_backend(backend),
         }
         .map_err(|e| open_error(e, &path))?;
-        Self::from_database(db, path, knobs.tuning(), None, None)
+        Self::from_database(db, path, knobs.tuning(), None)
     }
 
     /// The one constructor: checks the format, creates the tables and loads the id maps.
+    /// An encrypted store comes with its keyring and the names it would look users up by.
     fn from_database(
         db: Database,
         path: PathBuf,
         tuning: Tuning,
-        keyring: Option<Arc<crate::keyring::Keyring>>,
-        user_names: Option<crate::keyring::UserNames>,
+        keyring: Option<(crate::keyring::Keyring, crate::keyring::UserNames)>,
     ) -> Result<Self> {
         let mut store = Self {
             db,
             path,
             catalog: Arc::new(RwLock::new(Catalog::default())),
             tuning,
-            keyring,
-            user_names: None,
+            keyring: None,
         };
-        if store.init(user_names.is_some())? {
-            store.user_names = Some(user_names.ok_or_else(|| {
-                Error::Encryption(
+        let keyed = store.init(keyring.is_some())?;
+        store.keyring = match keyring {
+            Some((ring, names)) if keyed => Some(Arc::new(ring.with_names(names))),
+            Some((ring, _)) => Some(Arc::new(ring)),
+            None if keyed => {
+                return Err(Error::Encryption(
                     "this store looks users up by keyed names: open it with its key".into(),
-                )
-            })?);
-        }
+                ));
+            }
+            None => None,
+        };
         if let Some(ring) = &store.keyring {
             // A crash between a forget's commit and the destruction of the keys leaves
             // keys of forgotten users: destroy them now.
@@ -281,7 +281,7 @@ impl RedbStore {
 
     /// What `external` is looked up by in this store.
     fn user_key<'a>(&self, external: &'a str) -> std::borrow::Cow<'a, str> {
-        crate::keyring::user_key(self.user_names.as_ref(), external)
+        crate::keyring::user_key(self.keyring.as_deref(), external)
     }
 }
 
@@ -371,19 +371,18 @@ impl ReadStore for RedbStore {
 struct RedbSnapshot {
     rx: redb::ReadTransaction,
     keyring: Option<Arc<crate::keyring::Keyring>>,
-    user_names: Option<crate::keyring::UserNames>,
 }
 
 impl RedbSnapshot {
     /// A user record as stored: sealed under the user's key in a store with keyed names
     /// (`None` when that key was destroyed).
     fn decode_user(&self, id: u32, bytes: &[u8]) -> Result<Option<User>> {
-        match (&self.user_names, &self.keyring) {
-            (Some(_), Some(ring)) => match ring.open_user(id, bytes)? {
+        match self.keyring.as_deref().filter(|k| k.seals_users()) {
+            Some(ring) => match ring.open_user(id, bytes)? {
                 Some(plain) => decode("users", &plain).map(Some),
                 None => Ok(None),
             },
-            _ => decode("users", bytes).map(Some),
+            None => decode("users", bytes).map(Some),
         }
     }
 }
@@ -401,7 +400,7 @@ impl ReadStore for RedbSnapshot {
         Ok(self
             .rx
             .open_table(USER_IDS)?
-            .get(crate::keyring::user_key(self.user_names.as_ref(), external).as_ref())?
+            .get(crate::keyring::user_key(self.keyring.as_deref(), external).as_ref())?
             .map(|v| UserId(v.value())))
     }
 
@@ -491,7 +490,6 @@ impl RedbStore {
         Ok(RedbSnapshot {
             rx: self.db.begin_read()?,
             keyring: self.keyring.clone(),
-            user_names: self.user_names.clone(),
         })
     }
 }
@@ -507,9 +505,7 @@ impl Store for RedbStore {
         let tx = self.db.begin_write()?;
         Ok(Box::new(RedbWriter {
             tx,
-            staging: Staging::new(Arc::clone(&self.catalog))
-                .with_keyring(self.keyring.clone())
-                .with_user_names(self.user_names.clone()),
+            staging: Staging::new(Arc::clone(&self.catalog)).with_keyring(self.keyring.clone()),
             tuning: self.tuning,
         }))
     }
@@ -552,10 +548,7 @@ impl RedbWriter {
 
     fn flush_records(&mut self) -> Result<()> {
         let mut users = self.tx.open_table(USERS)?;
-        let sealing = match (&self.staging.user_names, &self.staging.keyring) {
-            (Some(_), Some(ring)) => Some(ring.clone()),
-            _ => None,
-        };
+        let sealing = self.staging.keyring.clone().filter(|k| k.seals_users());
         for (id, user) in self.staging.users.drain(..) {
             let record = encode(&user);
             match &sealing {
@@ -703,8 +696,7 @@ impl StoreWriter for RedbWriter {
         if let Some(ring) = &staging.keyring {
             // The commit is durable and is reported so; should destroying the keys fail, the
             // next open destroys the keys of every forgotten user.
-            let forgotten: Vec<u32> = staging.forgotten_users.iter().map(|f| f.1).collect();
-            let _ = ring.shred(&forgotten);
+            let _ = ring.shred(&staging.forgotten_ids());
         }
         Ok(staging.into_committed())
     }

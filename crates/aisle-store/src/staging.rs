@@ -88,14 +88,13 @@ pub(crate) fn decode_event_keyed(
 
 impl StoredEvent {
     fn into_event(self) -> Event {
-        let stored = self;
         Event {
-            user: UserId(stored.user),
-            item: stored.item.map(ItemId),
-            kind: stored.kind,
-            timestamp_ms: stored.timestamp_ms,
-            session: stored.session.map(SessionId),
-            payload: stored.payload,
+            user: UserId(self.user),
+            item: self.item.map(ItemId),
+            kind: self.kind,
+            timestamp_ms: self.timestamp_ms,
+            session: self.session.map(SessionId),
+            payload: self.payload,
         }
     }
 }
@@ -191,11 +190,9 @@ pub(crate) struct Staging {
     pub delete_events_before: Option<i64>,
     /// Impressions to write at commit: id and encoded record.
     pub impressions: Vec<(u64, Vec<u8>)>,
-    /// Per-user keys that seal the text of events (an encrypted store's).
+    /// Per-user keys that seal the text of events (an encrypted store's), and the keyed
+    /// names users are looked up by when it has them.
     pub keyring: Option<Arc<crate::keyring::Keyring>>,
-    /// Users are looked up by a keyed hash of their id instead of the id (an encrypted
-    /// store's, since this change).
-    pub user_names: Option<crate::keyring::UserNames>,
 }
 
 impl Staging {
@@ -225,19 +222,12 @@ impl Staging {
             delete_events_before: None,
             impressions: Vec::new(),
             keyring: None,
-            user_names: None,
         }
-    }
-
-    /// Looks users up by the names `names` gives their ids.
-    pub fn with_user_names(mut self, names: Option<crate::keyring::UserNames>) -> Self {
-        self.user_names = names;
-        self
     }
 
     /// What `external` is looked up by: itself, or its keyed name.
     fn user_key<'a>(&self, external: &'a str) -> std::borrow::Cow<'a, str> {
-        crate::keyring::user_key(self.user_names.as_ref(), external)
+        crate::keyring::user_key(self.keyring.as_deref(), external)
     }
 
     /// Seals the text of events under their users' keys from `keyring`.

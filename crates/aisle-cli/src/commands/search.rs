@@ -124,7 +124,8 @@ pub(super) fn open_engine(
     log: &EventLog,
 ) -> anyhow::Result<SearchEngine> {
     let dir = search_dir(&args.data.data_dir);
-    let key = aisle_store::keys::key_for(&args.data.data_dir, "index")?;
+    let keys = aisle_store::keys::keys_for(&args.data.data_dir, ["index", "models"])?;
+    let (key, models) = (keys.map(|k| k[0]), keys.map(|k| k[1]));
     let mut text = TextIndex::open_or_create_sealed(&dir.join("text"), key.as_ref())
         .with_context(|| format!("while opening the search index in {}", dir.display()))?;
     let synonyms = args
@@ -161,7 +162,6 @@ pub(super) fn open_engine(
     engine.set_popularity(pop, recent);
     let ranker_path = dir.join("ranker.bin");
     if ranker_path.is_file() {
-        let models = super::train::models_key(&args.data.data_dir)?;
         engine.set_ranker(Some(LearnedRanker::load(&ranker_path, models.as_ref())?));
     }
     Ok(engine)

@@ -22,8 +22,8 @@ use tantivy::directory::{
 struct Sealer(Arc<aisle_seal::Sealer>);
 
 impl Sealer {
-    fn seal(&self, path: &Path, plain: &[u8]) -> io::Result<Vec<u8>> {
-        Ok(self.0.seal(path.to_string_lossy().as_bytes(), plain))
+    fn seal(&self, path: &Path, plain: &[u8]) -> Vec<u8> {
+        self.0.seal(path.to_string_lossy().as_bytes(), plain)
     }
 
     fn open(&self, path: &Path, sealed: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -95,7 +95,7 @@ impl Write for SealingWriter {
 
 impl TerminatingWrite for SealingWriter {
     fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
-        let sealed = self.dir.sealer.seal(&self.path, &self.buffer)?;
+        let sealed = self.dir.sealer.seal(&self.path, &self.buffer);
         self.dir.inner.atomic_write(&self.path, &sealed)
     }
 }
@@ -139,8 +139,7 @@ impl Directory for SealedDirectory {
     }
 
     fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.inner
-            .atomic_write(path, &self.sealer.seal(path, data)?)
+        self.inner.atomic_write(path, &self.sealer.seal(path, data))
     }
 
     fn sync_directory(&self) -> io::Result<()> {
